@@ -1,0 +1,69 @@
+"""The eventsourcing application behind the ledger, and how a stored event becomes a fact again."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification, Transcoder
+
+from ledger.index import WriteIndex
+from ledger.transcoder import OrjsonTranscoder
+
+#: Aggregates kept in memory between batches. A stale one (another writer appended) makes the
+#: save fail with IntegrityError; the writer then drops the cache and retries the batch.
+DEFAULT_CACHE_SIZE = 100_000
+
+
+class JourneyApplication(Application[UUID]):
+    name = "journey"
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+    @property
+    def index(self) -> WriteIndex:
+        return cast(WriteIndex, self.recorder)
+
+
+def sqlite_env(path: str, cache_size: int = DEFAULT_CACHE_SIZE) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": "ledger.sqlite_recorder:JourneySQLiteRecorder",
+        "AGGREGATE_CACHE_MAXSIZE": str(cache_size),
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+
+
+def open_application(env: Mapping[str, str]) -> JourneyApplication:
+    return JourneyApplication(env=dict(env))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFact:
+    """A recorded fact with where and when the ledger recorded it."""
+
+    position: int  # the store's notification id: a total order with gaps
+    stream_id: UUID
+    stream_version: int
+    recorded_at: datetime
+    fact: dict[str, Any]
+
+
+def decode_notification(app: JourneyApplication, notification: Notification) -> StoredFact:
+    """Turn one notification-log entry into a fact (through the mapper: it owns decryption)."""
+    event = app.mapper.to_domain_event(notification)
+    return StoredFact(
+        position=notification.id,
+        stream_id=cast(UUID, notification.originator_id),
+        stream_version=notification.originator_version,
+        recorded_at=event.timestamp,
+        fact=event.fact,  # type: ignore[attr-defined]
+    )

@@ -1,0 +1,56 @@
+"""The write-side index: which facts are recorded, who owns each identity, which ids are merged.
+
+It is written in the same transaction as the events it describes (the recorder receives it as
+``index=IndexChanges``), so it can never disagree with the store, and it is read in bulk once
+per batch. Everything in it can be rebuilt from the events; it exists so that the write path
+answers "seen this fact?" and "whose phone is this?" without reading streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+from uuid import UUID
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    kind: str  # "customer" | "prospect"
+    customer_number: str | None
+    merged_into: UUID | None
+
+
+@dataclass(slots=True)
+class IndexChanges:
+    """What one batch adds to the index, applied with the batch's events."""
+
+    #: (event_id, customer_id, stream_id, stream_version) of every recorded fact.
+    facts: list[tuple[str, str, str, int]] = field(default_factory=list)
+    #: identity key -> owning customer id (inserted or re-pointed).
+    identities: dict[str, UUID] = field(default_factory=dict)
+    customers: dict[UUID, CustomerRecord] = field(default_factory=dict)
+
+
+class WriteIndex(Protocol):
+    """Bulk reads of the index; implemented by each store's recorder."""
+
+    def known_events(self, event_ids: Iterable[str]) -> set[str]: ...
+
+    def identity_owners(self, keys: Iterable[str]) -> dict[str, UUID]: ...
+
+    def customer_records(self, ids: Iterable[UUID]) -> dict[UUID, CustomerRecord]: ...
+
+    def identities_of(self, customer_id: UUID) -> list[str]: ...
+
+
+def chunks(items: Iterable[str], size: int = 500) -> Iterable[list[str]]:
+    """Bound the number of SQL parameters per statement (SQLite caps them)."""
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,93 @@
+"""eventsourcing's SQLite recorder, extended with the write-side index in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
+
+from ledger.index import CustomerRecord, IndexChanges, chunks
+
+
+class JourneySQLiteRecorder(SQLiteProcessRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS journey_facts ("
+            "event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
+            "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS journey_identities ("
+            "identity TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS journey_customers ("
+            "customer_id TEXT PRIMARY KEY, kind TEXT NOT NULL, customer_number TEXT, "
+            "merged_into TEXT) WITHOUT ROWID",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        changes: IndexChanges | None = kwargs.get("index")
+        if changes is not None:
+            # A plain INSERT: a fact recorded concurrently by another writer fails the whole
+            # batch (IntegrityError), which the writer retries against the new state.
+            c.executemany("INSERT INTO journey_facts VALUES (?,?,?,?)", changes.facts)
+            c.executemany(
+                "INSERT INTO journey_identities VALUES (?,?) "
+                "ON CONFLICT(identity) DO UPDATE SET customer_id=excluded.customer_id",
+                [(k, v.hex) for k, v in changes.identities.items()],
+            )
+            c.executemany(
+                "INSERT INTO journey_customers VALUES (?,?,?,?) ON CONFLICT(customer_id) DO UPDATE "
+                "SET kind=excluded.kind, customer_number=excluded.customer_number, "
+                "merged_into=excluded.merged_into",
+                [
+                    (k.hex, r.kind, r.customer_number, r.merged_into.hex if r.merged_into else None)
+                    for k, r in changes.customers.items()
+                ],
+            )
+        return returning
+
+    def _select(self, sql: str, keys: Iterable[str]) -> list[Any]:
+        rows: list[Any] = []
+        with self.datastore.transaction(commit=False) as c:
+            for batch in chunks(keys):
+                c.execute(sql.format(",".join("?" * len(batch))), batch)
+                rows.extend(c.fetchall())
+        return rows
+
+    def known_events(self, event_ids: Iterable[str]) -> set[str]:
+        rows = self._select("SELECT event_id FROM journey_facts WHERE event_id IN ({})", event_ids)
+        return {row[0] for row in rows}
+
+    def identity_owners(self, keys: Iterable[str]) -> dict[str, UUID]:
+        rows = self._select(
+            "SELECT identity, customer_id FROM journey_identities WHERE identity IN ({})", keys
+        )
+        return {row[0]: UUID(row[1]) for row in rows}
+
+    def customer_records(self, ids: Iterable[UUID]) -> dict[UUID, CustomerRecord]:
+        rows = self._select(
+            "SELECT customer_id, kind, customer_number, merged_into FROM journey_customers "
+            "WHERE customer_id IN ({})",
+            (i.hex for i in ids),
+        )
+        return {
+            UUID(r[0]): CustomerRecord(r[1], r[2], UUID(r[3]) if r[3] else None) for r in rows
+        }
+
+    def identities_of(self, customer_id: UUID) -> list[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT identity FROM journey_identities WHERE customer_id=? ORDER BY identity",
+                (customer_id.hex,),
+            )
+            return [row[0] for row in c.fetchall()]
+
+    def fact_count(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT COUNT(*) FROM journey_facts")
+            return int(c.fetchone()[0])

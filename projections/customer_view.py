@@ -1,0 +1,377 @@
+"""The unified customer view, as a pure fold over a customer's facts.
+
+The state keeps, per section, the facts that matter to it, each sorted by when it happened
+(``at``, UTC) and then by store position. Everything a department reads (current address,
+consent state, case status) is derived from those sorted entries by :func:`render`. So the
+state depends only on the SET of facts, not on the order they arrived in: a late upload, a
+rebuild from zero, a different batch split, or two merged histories all give the same view.
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+View = dict[str, Any]
+Entry = dict[str, Any]
+
+#: Which section of the state keeps a fact of each type (a fact may feed several).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "customer.registered": ("profile", "contact"),
+    "identity.linked": ("contact",),
+    "identity.unlinked": ("contact",),
+    "address.changed": ("contact",),
+    "consent.given": ("consent",),
+    "consent.withdrawn": ("consent",),
+    "objection.recorded": ("consent",),
+    "purchase.recorded": ("product",),
+    "warranty.claim_filed": ("claim",),
+    "warranty.claim_decided": ("claim",),
+    "promise.made": ("promise",),
+    "promise.kept": ("promise",),
+    "promise.broken": ("promise",),
+    "contract.started": ("contract",),
+    "contract.ended": ("contract",),
+    "social.mention": ("social",),
+    "social.reply": ("social",),
+}
+SECTION_NAMES = ("profile", "contact", "consent", "product", "claim", "case", "promise", "contract",
+                 "social")
+
+
+def utc_key(occurred_at: str) -> str:
+    """A sortable UTC spelling of an ISO instant with offset."""
+    moment = datetime.fromisoformat(occurred_at).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_of(fact: dict[str, Any], position: int, recorded_at: str) -> Entry:
+    """What the view keeps of one fact: enough to render it, nothing store-specific."""
+    entry: Entry = {
+        "at": utc_key(fact["occurred_at"]),
+        "pos": position,
+        "type": fact["type"],
+        "event_id": fact["event_id"],
+        "occurred_at": fact["occurred_at"],
+        "recorded_at": recorded_at,
+        "source": fact["source"],
+        "id": fact["id"],
+        "data": fact.get("data", {}),
+    }
+    for name in ("department", "agent"):
+        if name in fact:
+            entry[name] = fact[name]
+    return entry
+
+
+def new_view(customer_id: str) -> View:
+    return {
+        "customer_id": customer_id,
+        "merged_from": [],
+        "identities": {},
+        "sections": {name: [] for name in SECTION_NAMES},
+        "counts": {"events": 0, "by_channel": {}, "by_department": {}, "by_type": {}},
+        "first_seen": None,
+        "last_seen": None,
+    }
+
+
+def _sort_key(entry: Entry) -> tuple[str, int]:
+    return entry["at"], entry["pos"]
+
+
+def apply(view: View, fact: dict[str, Any], entry: Entry, channel: str | None) -> None:
+    """Fold one fact into the state (order-insensitive, see the module docstring)."""
+    kind = fact["type"]
+    sections = view["sections"]
+    names = ("case",) if kind.startswith("case.") else SECTIONS.get(kind, ())
+    for name in names:
+        bisect.insort(sections[name], entry, key=_sort_key)
+    if fact["source"] != "ledger":  # the ledger's own facts name the customer by ledger id
+        for ident_kind, value in fact["customer"].items():
+            _see_identity(view, f"{ident_kind}:{value}", entry)
+    if kind == "customer.registered":
+        for ident_kind in ("phone", "email", "twitter"):
+            if ident_kind in fact["data"]:
+                _see_identity(view, f"{ident_kind}:{fact['data'][ident_kind]}", entry)
+    elif kind == "identity.linked":
+        _see_identity(view, f"{fact['data']['kind']}:{fact['data']['value']}", entry)
+    elif kind == "customer.merged":
+        view["merged_from"] = sorted({*view["merged_from"], fact["data"]["from"]})
+    counts = view["counts"]
+    counts["events"] += 1
+    _bump(counts["by_type"], kind)
+    if channel:
+        _bump(counts["by_channel"], channel)
+    if "department" in fact:
+        _bump(counts["by_department"], fact["department"])
+    at = entry["at"]
+    if view["first_seen"] is None or at < view["first_seen"]:
+        view["first_seen"] = at
+    if view["last_seen"] is None or at > view["last_seen"]:
+        view["last_seen"] = at
+
+
+def _bump(counter: dict[str, int], key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1
+
+
+def _see_identity(view: View, key: str, entry: Entry) -> None:
+    known = view["identities"].get(key)
+    mark = {"since": entry["at"], "pos": entry["pos"], "event_id": entry["event_id"],
+            "source": entry["source"]}
+    if known is None or (mark["since"], mark["pos"]) < (known["since"], known["pos"]):
+        view["identities"][key] = mark
+
+
+def merge(survivor: View, absorbed: View) -> View:
+    """Join a merged record's state into the survivor's (same result as folding both)."""
+    for name in SECTION_NAMES:
+        joined = survivor["sections"][name] + absorbed["sections"][name]
+        joined.sort(key=_sort_key)
+        survivor["sections"][name] = joined
+    for key, mark in absorbed["identities"].items():
+        known = survivor["identities"].get(key)
+        if known is None or (mark["since"], mark["pos"]) < (known["since"], known["pos"]):
+            survivor["identities"][key] = mark
+    counts, other = survivor["counts"], absorbed["counts"]
+    counts["events"] += other["events"]
+    for group in ("by_channel", "by_department", "by_type"):
+        for key, n in other[group].items():
+            counts[group][key] = counts[group].get(key, 0) + n
+    survivor["merged_from"] = sorted({*survivor["merged_from"], *absorbed["merged_from"],
+                                      absorbed["customer_id"]})
+    for bound, pick in (("first_seen", min), ("last_seen", max)):
+        values = [v for v in (survivor[bound], absorbed[bound]) if v is not None]
+        survivor[bound] = pick(values) if values else None
+    return survivor
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def render(view: View, now: datetime | None = None) -> dict[str, Any]:
+    """The view every department reads, derived from the state."""
+    sections = view["sections"]
+    profile = _profile(sections["profile"])
+    contact, contact_history, unlinked = _contact(sections["contact"])
+    identities = [
+        {"kind": key.split(":", 1)[0], "value": key.split(":", 1)[1], **mark}
+        for key, mark in sorted(view["identities"].items())
+        if key not in unlinked or unlinked[key] < (mark["since"], mark["pos"])
+    ]
+    number = next((i["value"] for i in identities if i["kind"] == "customer_id"), None)
+    return {
+        "customer_id": view["customer_id"],
+        "customer_number": number,
+        "kind": "customer" if profile else "prospect",
+        **(profile or {}),
+        "identities": identities,
+        "contact": contact,
+        "contact_history": contact_history,
+        **_consents(sections["consent"]),
+        "products": _products(sections["product"]),
+        "warranty_claims": _claims(sections["claim"], sections["product"]),
+        "cases": _cases(sections["case"]),
+        "promises": _promises(sections["promise"], now),
+        "contracts": _contracts(sections["contract"]),
+        "social": _social(sections["social"]),
+        "counts": view["counts"],
+        "first_seen": view["first_seen"],
+        "last_seen": view["last_seen"],
+        "merged_from": view["merged_from"],
+    }
+
+
+def _who(entry: Entry) -> dict[str, Any]:
+    return {k: entry[k] for k in ("occurred_at", "recorded_at", "department", "agent", "source",
+                                  "event_id") if k in entry}
+
+
+def _profile(entries: list[Entry]) -> dict[str, Any] | None:
+    registrations = [e for e in entries if e["type"] == "customer.registered"]
+    if not registrations:
+        return None
+    first, last = registrations[0], registrations[-1]
+    data = last["data"]
+    return {
+        "name": data.get("name"),
+        "birthday": data.get("birthday"),
+        "language": data.get("language"),
+        "timezone": data.get("timezone", "Europe/Madrid"),
+        "registered_at": first["occurred_at"],
+    }
+
+
+def _contact(entries: list[Entry]) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    current: dict[str, Any] = {"address": None, "phone": None, "email": None, "twitter": None}
+    history: list[dict[str, Any]] = []
+    unlinked: dict[str, tuple[str, int]] = {}
+    for e in entries:
+        data = e["data"]
+        changes: list[tuple[str, Any]] = []
+        if e["type"] == "customer.registered":
+            changes = [(k, data[k]) for k in ("address", "phone", "email", "twitter") if k in data]
+        elif e["type"] == "address.changed":
+            changes = [("address", data["address"])]
+        elif e["type"] == "identity.linked" and data["kind"] in current:
+            changes = [(data["kind"], data["value"])]
+        elif e["type"] == "identity.unlinked":
+            unlinked[f"{data['kind']}:{data['value']}"] = (e["at"], e["pos"])
+            if current.get(data["kind"]) == data["value"]:
+                changes = [(data["kind"], None)]
+        for name, value in changes:
+            history.append({"field": name, "value": value, "previous": current[name],
+                            "reason": data.get("reason"), "change": e["type"], **_who(e)})
+            current[name] = value
+    return current, history, unlinked
+
+
+def _covers(channels: Any, channel: str) -> bool:
+    return channels == "all" or channel == "any" or channel in channels or "any" in channels
+
+
+def _consents(entries: list[Entry]) -> dict[str, Any]:
+    state: dict[str, dict[str, Any]] = {}
+    history: list[dict[str, Any]] = []
+    objections: list[dict[str, Any]] = []
+    for e in entries:
+        data = e["data"]
+        if e["type"] == "objection.recorded":
+            objections.append({"channels": data.get("channels", "all"),
+                               "purpose": data.get("purpose", "commercial"), "active": True,
+                               **_who(e)})
+            continue
+        given = e["type"] == "consent.given"
+        item = {"channel": data["channel"], "purpose": data["purpose"],
+                "state": "given" if given else "withdrawn", "text": data.get("text"),
+                "evidence": data.get("evidence"), **_who(e)}
+        history.append(item)
+        state[f"{data['channel']}/{data['purpose']}"] = item
+        if given:  # a new consent lifts earlier objections for that purpose and channel
+            for objection in objections:
+                if objection["purpose"] == data["purpose"] and _covers(objection["channels"],
+                                                                       data["channel"]):
+                    objection["active"] = False
+    return {"consents": sorted(state.values(), key=lambda c: (c["channel"], c["purpose"])),
+            "consent_history": history, "objections": objections}
+
+
+def _warranty_end(entry: Entry) -> str:
+    bought = datetime.fromisoformat(entry["occurred_at"]).date()
+    months = int(entry["data"].get("warranty_months", 24))
+    year, month0 = divmod(bought.month - 1 + months, 12)
+    year += bought.year
+    day = min(bought.day, calendar.monthrange(year, month0 + 1)[1])
+    return date(year, month0 + 1, day).isoformat()
+
+
+def _products(entries: list[Entry]) -> list[dict[str, Any]]:
+    return [
+        {**{k: e["data"].get(k) for k in ("product", "serial", "store", "invoice", "price")},
+         "purchased_at": e["occurred_at"], "warranty_months": e["data"].get("warranty_months", 24),
+         "warranty_ends": _warranty_end(e), **_who(e)}
+        for e in entries
+    ]
+
+
+def _claims(entries: list[Entry], purchases: list[Entry]) -> list[dict[str, Any]]:
+    ends = {e["data"].get("serial"): _warranty_end(e) for e in purchases if e["data"].get("serial")}
+    claims: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        data = e["data"]
+        claim = claims.setdefault(data["claim_id"], {"claim_id": data["claim_id"], "status": "open"})
+        if e["type"] == "warranty.claim_filed":
+            serial = data["serial"]
+            end = ends.get(serial)
+            filed_on = e["occurred_at"][:10]
+            claim.update(serial=serial, issue=data.get("issue"), filed=_who(e),
+                         product_known=end is not None, warranty_ends=end,
+                         in_warranty=end is not None and filed_on <= end)
+        else:
+            claim.update(status="approved" if data["approved"] else "refused",
+                         reason=data.get("reason"), decided=_who(e))
+    return list(claims.values())
+
+
+def _cases(entries: list[Entry]) -> list[dict[str, Any]]:
+    cases: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        data = e["data"]
+        case = cases.setdefault(data["case_id"], {
+            "case_id": data["case_id"], "kind": None, "subject": None, "status": "open",
+            "opened_at": None, "resolved_at": None, "departments": [], "transfers": 0,
+            "history": [],
+        })
+        kind = e["type"]
+        if kind == "case.opened":
+            case.update(kind=data["kind"], subject=data.get("subject"), opened_at=e["occurred_at"])
+        elif kind == "case.transferred":
+            case["transfers"] += 1
+        elif kind == "case.resolved":
+            case.update(status="resolved", resolved_at=e["occurred_at"])
+        elif kind == "case.reopened":
+            case.update(status="open", resolved_at=None)
+        department = e.get("department")
+        if department and department not in case["departments"]:
+            case["departments"].append(department)
+        if kind == "case.transferred" and data["to"] not in case["departments"]:
+            case["departments"].append(data["to"])
+        case["history"].append({"type": kind, **{k: v for k, v in data.items() if k != "case_id"},
+                                **_who(e)})
+    return sorted(cases.values(), key=lambda c: (c["status"] != "open", c["opened_at"] or ""))
+
+
+def _promises(entries: list[Entry], now: datetime | None) -> list[dict[str, Any]]:
+    promises: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        data = e["data"]
+        promise = promises.setdefault(data["promise_id"], {"promise_id": data["promise_id"],
+                                                           "status": "open"})
+        if e["type"] == "promise.made":
+            promise.update(what=data["what"], case_id=data.get("case_id"), due_by=data["due_by"],
+                           made=_who(e))
+        else:
+            promise.update(status="kept" if e["type"] == "promise.kept" else "broken", closed=_who(e))
+    for promise in promises.values():
+        due = promise.get("due_by")
+        promise["overdue"] = bool(
+            now is not None and promise["status"] == "open" and due is not None
+            and _due_instant(due) < now
+        )
+    return list(promises.values())
+
+
+def _due_instant(due: str) -> datetime:
+    if len(due) == 10:  # a date: due by the end of that day
+        return datetime.fromisoformat(due).replace(tzinfo=UTC) + timedelta(days=1)
+    return datetime.fromisoformat(due)
+
+
+def _contracts(entries: list[Entry]) -> list[dict[str, Any]]:
+    contracts: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        data = e["data"]
+        contract = contracts.setdefault(data["contract_id"], {"contract_id": data["contract_id"],
+                                                              "service": data.get("service"),
+                                                              "started_at": None, "ended_at": None})
+        if e["type"] == "contract.started":
+            contract.update(service=data["service"], started_at=e["occurred_at"], ended_at=None)
+        else:
+            contract["ended_at"] = e["occurred_at"]
+    return list(contracts.values())
+
+
+def _social(entries: list[Entry]) -> dict[str, Any]:
+    replied = {e["data"]["in_reply_to"] for e in entries if e["type"] == "social.reply"}
+    mentions = [e for e in entries if e["type"] == "social.mention"]
+    unanswered = [
+        {"mention_id": e["id"], "network": e["data"]["network"], "text": e["data"]["text"],
+         **_who(e)}
+        for e in mentions
+        if e["id"] not in replied and e["event_id"] not in replied
+    ]
+    return {"mentions": len(mentions), "replies": len(entries) - len(mentions),
+            "unanswered": unanswered}

@@ -1,0 +1,314 @@
+"""The projections' DuckDB file: analyst tables and customer views, written batch by batch.
+
+Each batch is one DuckDB transaction holding the new rows AND the store position they come
+from, so a crash loses or doubles nothing: after a restart the runner resumes after the last
+committed position, and a batch at or below it is skipped. Rows go in through Arrow (hundreds
+of thousands of rows/s; ``executemany`` manages about a thousand).
+
+Only one process may hold a DuckDB file open for writing; analysts read Parquet snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from domain import catalogue
+from ledger.application import StoredFact
+from projections import customer_view
+from projections.customer_view import View
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS projection_position (
+        name VARCHAR PRIMARY KEY, position BIGINT NOT NULL, updated_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS events (
+        position BIGINT NOT NULL, event_id VARCHAR NOT NULL, customer_id VARCHAR NOT NULL,
+        stream_id VARCHAR NOT NULL, stream_version INTEGER NOT NULL, type VARCHAR NOT NULL,
+        type_version INTEGER NOT NULL, occurred_at TIMESTAMPTZ NOT NULL,
+        occurred_local VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL, department VARCHAR, agent VARCHAR, channel VARCHAR,
+        purpose VARCHAR, campaign VARCHAR, case_id VARCHAR, lag_s DOUBLE, ref JSON, data JSON)""",
+    """CREATE TABLE IF NOT EXISTS customers (
+        customer_id VARCHAR NOT NULL, customer_number VARCHAR, kind VARCHAR, name VARCHAR,
+        birthday DATE, language VARCHAR, timezone VARCHAR, street VARCHAR, number VARCHAR,
+        postal_code VARCHAR, city VARCHAR, phone VARCHAR, email VARCHAR, twitter VARCHAR,
+        identities VARCHAR[], events BIGINT, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
+        cases INTEGER, open_cases INTEGER, open_promises INTEGER, products INTEGER,
+        active_objections INTEGER, departments VARCHAR[], merged_from VARCHAR[])""",
+    """CREATE TABLE IF NOT EXISTS customer_views (
+        customer_id VARCHAR NOT NULL, position BIGINT NOT NULL, view JSON NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS identities (
+        identity VARCHAR NOT NULL, customer_id VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS customer_aliases (
+        alias VARCHAR NOT NULL, customer_id VARCHAR NOT NULL)""",
+]
+
+EVENT_COLUMNS = ("position", "event_id", "customer_id", "stream_id", "stream_version", "type",
+                 "type_version", "occurred_at", "occurred_local", "recorded_at", "source",
+                 "source_id", "department", "agent", "channel", "purpose", "campaign", "case_id",
+                 "lag_s", "ref", "data")
+CUSTOMER_COLUMNS = ("customer_id", "customer_number", "kind", "name", "birthday", "language",
+                    "timezone", "street", "number", "postal_code", "city", "phone", "email",
+                    "twitter", "identities", "events", "first_seen", "last_seen", "cases",
+                    "open_cases", "open_promises", "products", "active_objections", "departments",
+                    "merged_from")
+
+_DELETED: View = {}
+
+
+class ProjectionStore:
+    """Owns the DuckDB connection: applies batches, answers the readers' queries."""
+
+    def __init__(self, path: str | Path, name: str = "main", read_only: bool = False) -> None:
+        self.path = str(path)
+        self.name = name
+        self.con = duckdb.connect(self.path, read_only=read_only)
+        if not read_only:
+            for statement in SCHEMA:
+                self.con.execute(statement)
+            self.con.execute(
+                "INSERT INTO projection_position SELECT ?, 0, now() WHERE NOT EXISTS "
+                "(SELECT 1 FROM projection_position WHERE name = ?)", [name, name])
+        self.aliases: dict[str, str] = dict(
+            self.con.execute("SELECT alias, customer_id FROM customer_aliases").fetchall())
+
+    def close(self) -> None:
+        self.con.close()
+
+    def position(self) -> int:
+        row = self.con.execute("SELECT position FROM projection_position WHERE name = ?",
+                               [self.name]).fetchone()
+        return int(row[0]) if row else 0
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.con.begin()
+        try:
+            yield
+        except BaseException:
+            self.con.rollback()
+            self.aliases = dict(
+                self.con.execute("SELECT alias, customer_id FROM customer_aliases").fetchall())
+            raise
+        self.con.commit()
+
+    def apply(self, batch: Sequence[StoredFact], before_commit: Any = None) -> int:
+        """Project one batch; returns how many facts were new (a replayed batch gives 0)."""
+        with self._transaction():
+            done = self.position()
+            fresh = [sf for sf in batch if sf.position > done]
+            if not fresh:
+                return 0
+            _BatchProjection(self, fresh).write()
+            self.con.execute(
+                "UPDATE projection_position SET position = ?, updated_at = now() WHERE name = ?",
+                [fresh[-1].position, self.name])
+            if before_commit is not None:
+                before_commit()
+        return len(fresh)
+
+    # ------------------------------------------------------------------------ readers
+
+    def resolve(self, identity_key: str) -> str | None:
+        """The customer an identity key (``phone:+34...``) or a ledger id names."""
+        row = self.con.execute("SELECT customer_id FROM identities WHERE identity = ? LIMIT 1",
+                               [identity_key]).fetchone()
+        if row:
+            return str(row[0])
+        candidate = identity_key.split(":", 1)[-1]
+        candidate = self.aliases.get(candidate, candidate)
+        row = self.con.execute("SELECT customer_id FROM customer_views WHERE customer_id = ?",
+                               [candidate]).fetchone()
+        return str(row[0]) if row else None
+
+    def load_views(self, customer_ids: Sequence[str]) -> dict[str, View]:
+        if not customer_ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT customer_id, view FROM customer_views WHERE customer_id IN "
+            "(SELECT unnest(?::VARCHAR[]))", [list(customer_ids)]).fetchall()
+        return {cid: orjson.loads(doc) for cid, doc in rows}
+
+    def timeline(self, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT position, event_id, type, occurred_local, "
+               "strftime(recorded_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') AS recorded_at, "
+               "source, source_id, "
+               "department, agent, channel, purpose, campaign, case_id, lag_s, data "
+               "FROM events WHERE customer_id = ? ORDER BY occurred_at, position")
+        params: list[Any] = [customer_id]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cursor = self.con.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        rows = []
+        for values in cursor.fetchall():
+            row = dict(zip(names, values, strict=True))
+            row["occurred_at"] = row.pop("occurred_local")
+            row["data"] = orjson.loads(row["data"]) if row["data"] else {}
+            rows.append(row)
+        return rows
+
+    def table_counts(self) -> dict[str, int]:
+        return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
+                for t in ("events", "customers", "customer_views", "identities")}
+
+
+class _BatchProjection:
+    """Folds one batch into views and rows, then writes them with set-based statements."""
+
+    def __init__(self, store: ProjectionStore, batch: Sequence[StoredFact]) -> None:
+        self.store = store
+        self.batch = batch
+        self.views: dict[str, View] = {}
+        self.rows: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
+        self.moves: list[tuple[str, str]] = []
+
+    def _view(self, customer_id: str) -> View:
+        view = self.views.get(customer_id)
+        if view is None:
+            view = self.store.load_views([customer_id]).get(customer_id)
+            if view is None:
+                view = customer_view.new_view(customer_id)
+            self.views[customer_id] = view
+        return view
+
+    def write(self) -> None:
+        aliases = self.store.aliases
+        wanted = {aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"]) for sf in self.batch}
+        self.views.update(self.store.load_views(sorted(wanted)))
+        for sf in self.batch:
+            self._fold(sf)
+        con = self.store.con
+        con.register("new_events", pa.table(self.rows))
+        con.execute(f"INSERT INTO events SELECT {', '.join(_EVENT_CASTS)} FROM new_events")
+        con.unregister("new_events")
+        for alias, survivor in self.moves:
+            con.execute("UPDATE events SET customer_id = ? WHERE customer_id = ?", [survivor, alias])
+            con.execute("UPDATE customer_aliases SET customer_id = ? WHERE customer_id = ?",
+                        [survivor, alias])
+            con.execute("INSERT INTO customer_aliases VALUES (?, ?)", [alias, survivor])
+        self._write_views()
+
+    def _fold(self, sf: StoredFact) -> None:
+        fact = catalogue.upcast(sf.fact)
+        aliases = self.store.aliases
+        customer_id = aliases.get(fact["customer_uuid"], fact["customer_uuid"])
+        recorded_at = sf.recorded_at.isoformat()
+        if fact["type"] == "customer.merged":
+            absorbed = fact["data"]["from"]
+            absorbed_view = self._view(absorbed)
+            if absorbed_view is not _DELETED:
+                self.views[customer_id] = customer_view.merge(self._view(customer_id), absorbed_view)
+            self.views[absorbed] = _DELETED
+            for alias, target in list(aliases.items()):
+                if target == absorbed:
+                    aliases[alias] = customer_id
+            aliases[absorbed] = customer_id
+            self.moves.append((absorbed, customer_id))
+        channel = catalogue.channel_of(fact)
+        entry = customer_view.entry_of(fact, sf.position, recorded_at)
+        customer_view.apply(self._view(customer_id), fact, entry, channel)
+        data = fact.get("data", {})
+        occurred = entry["at"]
+        lag = sf.recorded_at.timestamp() - _epoch(occurred)
+        values = (sf.position, fact["event_id"], customer_id, str(sf.stream_id),
+                  sf.stream_version, fact["type"], fact.get("v", 1), occurred,
+                  fact["occurred_at"], recorded_at, fact["source"], fact["id"],
+                  fact.get("department"), fact.get("agent"), channel, data.get("purpose"),
+                  data.get("campaign"), data.get("case_id"), lag,
+                  orjson.dumps(fact["customer"]).decode(), orjson.dumps(data).decode())
+        for column, value in zip(EVENT_COLUMNS, values, strict=True):
+            self.rows[column].append(value)
+
+    def _write_views(self) -> None:
+        con = self.store.con
+        touched = sorted(self.views)
+        con.register("touched", pa.table({"customer_id": touched}))
+        for table in ("customer_views", "customers", "identities"):
+            con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
+        con.unregister("touched")
+        live = [(cid, v) for cid, v in self.views.items() if v is not _DELETED]
+        if not live:
+            return
+        position = self.batch[-1].position
+        docs = pa.table({
+            "customer_id": [cid for cid, _ in live],
+            "position": pa.array([position] * len(live), pa.int64()),
+            "view": [orjson.dumps(v).decode() for _, v in live],
+        })
+        con.register("new_views", docs)
+        con.execute("INSERT INTO customer_views SELECT customer_id, position, view::JSON FROM new_views")
+        con.unregister("new_views")
+        rendered = [customer_view.render(v) for _, v in live]
+        customers = pa.Table.from_pylist([_customer_row(r) for r in rendered],
+                                         schema=_CUSTOMER_SCHEMA)
+        con.register("new_customers", customers)
+        con.execute("INSERT INTO customers SELECT * FROM new_customers")
+        con.unregister("new_customers")
+        idents = {"identity": [], "customer_id": []}  # type: dict[str, list[str]]
+        for r in rendered:
+            for i in r["identities"]:
+                idents["identity"].append(f"{i['kind']}:{i['value']}")
+                idents["customer_id"].append(r["customer_id"])
+            idents["identity"].append(f"ledger:{r['customer_id']}")
+            idents["customer_id"].append(r["customer_id"])
+        con.register("new_identities", pa.table(idents))
+        con.execute("INSERT INTO identities SELECT * FROM new_identities")
+        con.unregister("new_identities")
+
+
+_EVENT_CASTS = [
+    f"{c}::TIMESTAMPTZ" if c in ("occurred_at", "recorded_at")
+    else f"{c}::JSON" if c in ("ref", "data") else c
+    for c in EVENT_COLUMNS
+]
+
+_CUSTOMER_SCHEMA = pa.schema([
+    ("customer_id", pa.string()), ("customer_number", pa.string()), ("kind", pa.string()),
+    ("name", pa.string()), ("birthday", pa.string()), ("language", pa.string()),
+    ("timezone", pa.string()), ("street", pa.string()), ("number", pa.string()),
+    ("postal_code", pa.string()), ("city", pa.string()), ("phone", pa.string()),
+    ("email", pa.string()), ("twitter", pa.string()), ("identities", pa.list_(pa.string())),
+    ("events", pa.int64()), ("first_seen", pa.string()), ("last_seen", pa.string()),
+    ("cases", pa.int32()), ("open_cases", pa.int32()), ("open_promises", pa.int32()),
+    ("products", pa.int32()), ("active_objections", pa.int32()),
+    ("departments", pa.list_(pa.string())), ("merged_from", pa.list_(pa.string())),
+])
+
+
+def _epoch(utc_key: str) -> float:
+    return datetime.fromisoformat(utc_key.replace("Z", "+00:00")).timestamp()
+
+
+def _customer_row(view: dict[str, Any]) -> dict[str, Any]:
+    address = view["contact"]["address"] or {}
+    return {
+        "customer_id": view["customer_id"],
+        "customer_number": view["customer_number"],
+        "kind": view["kind"],
+        "name": view.get("name"),
+        "birthday": view.get("birthday"),
+        "language": view.get("language"),
+        "timezone": view.get("timezone"),
+        **{k: address.get(k) for k in ("street", "number", "postal_code", "city")},
+        **{k: view["contact"][k] for k in ("phone", "email", "twitter")},
+        "identities": [f"{i['kind']}:{i['value']}" for i in view["identities"]],
+        "events": view["counts"]["events"],
+        "first_seen": view["first_seen"],
+        "last_seen": view["last_seen"],
+        "cases": len(view["cases"]),
+        "open_cases": sum(1 for c in view["cases"] if c["status"] == "open"),
+        "open_promises": sum(1 for p in view["promises"] if p["status"] == "open"),
+        "products": len(view["products"]),
+        "active_objections": sum(1 for o in view["objections"] if o["active"]),
+        "departments": sorted(view["counts"]["by_department"]),
+        "merged_from": view["merged_from"],
+    }
