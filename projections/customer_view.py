@@ -75,6 +75,7 @@ def new_view(customer_id: str) -> View:
         "counts": {"events": 0, "by_channel": {}, "by_department": {}, "by_type": {}},
         "first_seen": None,
         "last_seen": None,
+        "position": 0,
     }
 
 
@@ -107,6 +108,7 @@ def apply(view: View, fact: dict[str, Any], entry: Entry, channel: str | None) -
         _bump(counts["by_channel"], channel)
     if "department" in fact:
         _bump(counts["by_department"], fact["department"])
+    view["position"] = max(view["position"], entry["pos"])
     at = entry["at"]
     if view["first_seen"] is None or at < view["first_seen"]:
         view["first_seen"] = at
@@ -143,6 +145,7 @@ def merge(survivor: View, absorbed: View) -> View:
             counts[group][key] = counts[group].get(key, 0) + n
     survivor["merged_from"] = sorted({*survivor["merged_from"], *absorbed["merged_from"],
                                       absorbed["customer_id"]})
+    survivor["position"] = max(survivor["position"], absorbed["position"])
     for bound, pick in (("first_seen", min), ("last_seen", max)):
         values = [v for v in (survivor[bound], absorbed[bound]) if v is not None]
         survivor[bound] = pick(values) if values else None

@@ -154,6 +154,7 @@ class ProjectionStore:
             row["occurred_at"] = row.pop("occurred_local")
             row["data"] = orjson.loads(row["data"]) if row["data"] else {}
             rows.append(row)
+        mark_late(rows)
         return rows
 
     def table_counts(self) -> dict[str, int]:
@@ -187,7 +188,7 @@ class _BatchProjection:
         for sf in self.batch:
             self._fold(sf)
         con = self.store.con
-        con.register("new_events", pa.table(self.rows))
+        con.register("new_events", pa.Table.from_pydict(self.rows))
         con.execute(f"INSERT INTO events SELECT {', '.join(_EVENT_CASTS)} FROM new_events")
         con.unregister("new_events")
         for alias, survivor in self.moves:
@@ -231,17 +232,16 @@ class _BatchProjection:
     def _write_views(self) -> None:
         con = self.store.con
         touched = sorted(self.views)
-        con.register("touched", pa.table({"customer_id": touched}))
+        con.register("touched", pa.Table.from_pydict({"customer_id": touched}))
         for table in ("customer_views", "customers", "identities"):
             con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
         con.unregister("touched")
         live = [(cid, v) for cid, v in self.views.items() if v is not _DELETED]
         if not live:
             return
-        position = self.batch[-1].position
-        docs = pa.table({
+        docs = pa.Table.from_pydict({
             "customer_id": [cid for cid, _ in live],
-            "position": pa.array([position] * len(live), pa.int64()),
+            "position": pa.array([v["position"] for _, v in live], pa.int64()),
             "view": [orjson.dumps(v).decode() for _, v in live],
         })
         con.register("new_views", docs)
@@ -260,7 +260,7 @@ class _BatchProjection:
                 idents["customer_id"].append(r["customer_id"])
             idents["identity"].append(f"ledger:{r['customer_id']}")
             idents["customer_id"].append(r["customer_id"])
-        con.register("new_identities", pa.table(idents))
+        con.register("new_identities", pa.Table.from_pydict(idents))
         con.execute("INSERT INTO identities SELECT * FROM new_identities")
         con.unregister("new_identities")
 
@@ -282,6 +282,19 @@ _CUSTOMER_SCHEMA = pa.schema([
     ("products", pa.int32()), ("active_objections", pa.int32()),
     ("departments", pa.list_(pa.string())), ("merged_from", pa.list_(pa.string())),
 ])
+
+
+def mark_late(timeline: list[dict[str, Any]]) -> None:
+    """Flag facts recorded after something that happened later: a late upload, say.
+
+    ``timeline`` is ordered by occurred_at; a fact is late when any fact that occurred after
+    it had already been recorded (a smaller store position) when it came in.
+    """
+    lowest_after = None
+    for row in reversed(timeline):
+        row["late"] = lowest_after is not None and lowest_after < row["position"]
+        if lowest_after is None or row["position"] < lowest_after:
+            lowest_after = row["position"]
 
 
 def _epoch(utc_key: str) -> float:

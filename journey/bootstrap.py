@@ -1,0 +1,50 @@
+"""The composition root: the one place that wires stores, ledger and projections together.
+
+Nothing connects at import time; every command asks :func:`bootstrap` for a :class:`Journey`
+and closes it when done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from consumers.log_follower import Progress, catch_up
+from journey.config import Settings
+from ledger.application import JourneyApplication, open_application, sqlite_env
+from ledger.writer import Ledger
+from projections.duckdb_store import ProjectionStore
+
+
+@dataclass
+class Journey:
+    settings: Settings
+    app: JourneyApplication
+    ledger: Ledger
+    _projections: ProjectionStore | None = field(default=None, repr=False)
+
+    @property
+    def projections(self) -> ProjectionStore:
+        if self._projections is None:
+            self._projections = ProjectionStore(self.settings.duckdb_path)
+        return self._projections
+
+    def project(self, on_progress: Callable[[Progress], None] | None = None,
+                before_commit: Callable[[], None] | None = None) -> int:
+        """Bring the embedded projections up to the store's head."""
+        return catch_up(self.app, self.projections, on_progress=on_progress,
+                        before_commit=before_commit)
+
+    def close(self) -> None:
+        if self._projections is not None:
+            self._projections.close()
+            self._projections = None
+        self.app.close()
+
+
+def bootstrap(settings: Settings) -> Journey:
+    if settings.store != "sqlite":
+        raise SystemExit(f"store {settings.store!r} is not available yet (use sqlite)")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = open_application(sqlite_env(str(settings.sqlite_path)))
+    return Journey(settings, app, Ledger(app))

@@ -1,0 +1,277 @@
+"""The ``journey`` command: thin entry points that parse, hand over to the system, and print.
+
+Exit codes: 0 done; 1 done, but some input lines were rejected; 2 bad usage or input that
+cannot be read; 3 the customer asked for is not known.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from consumers.jsonl_ingest import IngestSummary, RejectedLine, ingest
+from consumers.log_follower import Progress
+from domain import identity
+from domain.errors import InvalidFact
+from journey.bootstrap import Journey, bootstrap
+from journey.config import Settings
+from journey.textview import render_text
+from projections.customer_view import render
+
+DEMO_MARKER = ".demo"
+
+
+class Ticker:
+    """Progress on stderr at most once a second, so long runs show they are alive."""
+
+    def __init__(self, label: str, every: float = 1.0) -> None:
+        self.label = label
+        self.every = every
+        self.last = time.monotonic()
+
+    def __call__(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            self.last = now
+            print(f"{self.label}: {text}", file=sys.stderr, flush=True)
+
+
+def _dump(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _open_lines(source: str) -> Iterator[bytes]:
+    if source == "-":
+        yield from sys.stdin.buffer
+        return
+    with open(source, "rb") as handle:
+        yield from handle
+
+
+def _write_rejects(path: Path, rejected: Sequence[RejectedLine], source: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        for r in rejected:
+            out.write(orjson.dumps({"input": source, "line": r.line, "reason": r.reason, "text": r.text}))
+            out.write(b"\n")
+
+
+def _ingest_progress(ticker: Ticker) -> Callable[[IngestSummary], None]:
+    def show(s: IngestSummary) -> None:
+        ticker(f"{s.lines:,} lines read, {s.recorded:,} recorded, {s.duplicates:,} duplicates, "
+               f"{len(s.rejected):,} rejected ({s.rate:,.0f} lines/s)")
+    return show
+
+
+def _project_progress(ticker: Ticker) -> Callable[[Progress], None]:
+    def show(p: Progress) -> None:
+        rate = p.projected / p.elapsed if p.elapsed else 0.0
+        ticker(f"position {p.position:,} of {p.head:,} ({rate:,.0f} events/s)")
+    return show
+
+
+def append_file(journey: Journey, source: str, rejects: Path | None, *, project: bool = True,
+                batch: int = 2000) -> tuple[IngestSummary, Path | None]:
+    summary = ingest(journey.ledger, _open_lines(source), batch_size=batch,
+                     on_progress=_ingest_progress(Ticker("append")))
+    path = None
+    if summary.rejected:
+        if rejects is None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            name = "stdin" if source == "-" else Path(source).name
+            rejects = journey.settings.rejects_dir / f"{name}.{stamp}.rejects.jsonl"
+        _write_rejects(rejects, summary.rejected, source)
+        path = rejects
+    if project:
+        journey.project(on_progress=_project_progress(Ticker("project")))
+    return summary, path
+
+
+def cmd_append(args: argparse.Namespace, journey: Journey) -> int:
+    if args.file != "-" and not Path(args.file).is_file():
+        print(f"journey append: no such file: {args.file}", file=sys.stderr)
+        return 2
+    summary, path = append_file(journey, args.file, Path(args.rejects) if args.rejects else None,
+                                project=not args.no_project, batch=args.batch)
+    line = (f"recorded {summary.recorded}, duplicates {summary.duplicates}, "
+            f"rejected {len(summary.rejected)}")
+    if path is not None:
+        line += f" -> {path}"
+    if args.json:
+        _dump({"recorded": summary.recorded, "duplicates": summary.duplicates,
+               "rejected": len(summary.rejected), "derived": summary.derived,
+               "rejects_file": str(path) if path else None, "lines": summary.lines,
+               "seconds": round(summary.seconds, 3), "lines_per_second": round(summary.rate)})
+    else:
+        print(line)
+        for r in summary.rejected[:10]:
+            print(f"  line {r.line}: {r.reason}", file=sys.stderr)
+        if len(summary.rejected) > 10:
+            print(f"  ... {len(summary.rejected) - 10} more in {path}", file=sys.stderr)
+    return 1 if summary.rejected else 0
+
+
+def reference_key(ref: str) -> str:
+    """What a person types (+34..., @handle, e-mail, C-123, a ledger id, kind:value) as a key."""
+    text = ref.strip()
+    kind, sep, value = text.partition(":")
+    if sep and kind in identity.IDENTITY_KINDS:
+        return identity.key(kind, identity.normalise(kind, value, "REF"))
+    if text.startswith("@"):
+        kind = "twitter"
+    elif "@" in text:
+        kind = "email"
+    elif text.lstrip("+").replace(" ", "").isdigit():
+        kind = "phone"
+    else:
+        try:
+            return "ledger:" + str(identity.uuid.UUID(text))
+        except ValueError:
+            kind = "customer_id"
+    return identity.key(kind, identity.normalise(kind, text, "REF"))
+
+
+def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
+    try:
+        key = reference_key(args.ref)
+    except InvalidFact as error:
+        print(f"journey customer: {error}", file=sys.stderr)
+        return 2
+    journey.project(on_progress=_project_progress(Ticker("project")))
+    store = journey.projections
+    customer_id = store.resolve(key)
+    if customer_id is None:
+        print(f"journey customer: nobody known as {args.ref!r} ({key})", file=sys.stderr)
+        return 3
+    view = render(store.load_views([customer_id])[customer_id], now=datetime.now(UTC))
+    timeline = store.timeline(customer_id, limit=args.limit)
+    if args.json:
+        _dump({**view, "as_of_position": store.position(), "timeline": timeline})
+    else:
+        print(render_text(view, timeline))
+    return 0
+
+
+def cmd_project(args: argparse.Namespace, journey: Journey) -> int:
+    started = time.monotonic()
+    count = journey.project(on_progress=_project_progress(Ticker("project")))
+    seconds = time.monotonic() - started
+    position = journey.projections.position()
+    if args.json:
+        _dump({"projected": count, "position": position, "seconds": round(seconds, 3)})
+    else:
+        print(f"projected {count} events, now at position {position} ({seconds:.1f} s)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, journey: Journey) -> int:
+    head = journey.app.recorder.max_notification_id() or 0
+    journey.project()
+    counts = journey.projections.table_counts()
+    status = {"data_dir": str(journey.settings.data_dir), "store": journey.settings.store,
+              "store_position": head, "projection_position": journey.projections.position(),
+              **{f"{k}_rows": v for k, v in counts.items()}}
+    if args.json:
+        _dump(status)
+    else:
+        for k, v in status.items():
+            print(f"{k:<22} {v}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from journey import demo_data
+
+    home = settings.data_dir
+    if home.exists() and any(home.iterdir()):
+        if not (home / DEMO_MARKER).exists() and not args.force:
+            print(f"journey demo: {home} holds a ledger that is not a demo; "
+                  "use --data-dir for another place, or --force to replace it", file=sys.stderr)
+            return 2
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    (home / DEMO_MARKER).write_text("created by journey demo\n")
+    source = home / "demo.jsonl"
+    print(f"demo: generating {args.customers:,} customers' touchpoints into {source}", file=sys.stderr)
+    facts = [*demo_data.stories(), *demo_data.generate(args.customers, seed=args.seed)]
+    count = demo_data.write_jsonl(source, facts)
+    journey = bootstrap(settings)
+    try:
+        summary, path = append_file(journey, str(source), None)
+        counts = journey.projections.table_counts()
+    finally:
+        journey.close()
+    print(f"recorded {summary.recorded:,} touchpoints of {count:,} lines in {summary.seconds:.1f} s "
+          f"({summary.rate:,.0f}/s); projections: {counts['customers']:,} customers, "
+          f"{counts['events']:,} events")
+    print(f"""
+The demo ledger is in {home}/ (event store ledger.sqlite, projections projections.duckdb).
+Look at the customer who got six sales calls after saying "don't call me again":
+    journey --data-dir {home} customer +34600900001
+The same view for machines:
+    journey --data-dir {home} customer +34600900001 --json
+Analysts: duckdb {settings.duckdb_path} "SELECT type, count(*) FROM events GROUP BY ALL ORDER BY 2 DESC"
+""")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="journey", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data-dir", help="where the embedded ledger lives (env JOURNEY_HOME, default ./.journey)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("append", help="record facts from a JSON Lines file (or - for stdin)")
+    p.add_argument("file")
+    p.add_argument("--rejects", help="where to write rejected lines (default: DATA_DIR/rejects/...)")
+    p.add_argument("--batch", type=int, default=2000, help="facts per store transaction")
+    p.add_argument("--no-project", action="store_true", help="only record; project later")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("customer", help="the unified view of one customer")
+    p.add_argument("ref", help="+34..., @handle, e-mail, customer number, ledger id, or kind:value")
+    p.add_argument("--limit", type=int, default=None, help="show at most N timeline events")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("project", help="bring the projections up to date with the store")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("status", help="positions and row counts")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("demo", help="a fresh embedded ledger with a realistic generated dataset")
+    p.add_argument("--customers", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--force", action="store_true", help="replace a non-demo ledger in DATA_DIR")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
+    "append": cmd_append,
+    "customer": cmd_customer,
+    "project": cmd_project,
+    "status": cmd_status,
+}
+
+
+def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.load(args.data_dir)
+    if args.command == "demo":
+        return cmd_demo(args, settings)
+    journey = bootstrap(settings)
+    try:
+        return COMMANDS[args.command](args, journey)
+    finally:
+        journey.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
