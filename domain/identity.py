@@ -11,6 +11,7 @@ is handed a mapping of the identity keys the ledger already knows.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -75,16 +76,19 @@ def key(kind: str, value: str) -> str:
     return f"{kind}:{value}"
 
 
+@functools.lru_cache(maxsize=65536)
 def customer_uuid(customer_number: str) -> uuid.UUID:
     """The ledger id of a customer the company numbers itself (a CRM customer id)."""
     return uuid.uuid5(NAMESPACE, "customer_id:" + customer_number)
 
 
+@functools.lru_cache(maxsize=65536)
 def prospect_uuid(identity_key: str) -> uuid.UUID:
     """The ledger id of a person known only by a channel identity (a prospect)."""
     return uuid.uuid5(NAMESPACE, "prospect:" + identity_key)
 
 
+@functools.lru_cache(maxsize=65536)
 def case_uuid(case_id: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "case:" + case_id)
 

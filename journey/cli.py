@@ -201,7 +201,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     (home / DEMO_MARKER).write_text("created by journey demo\n")
     source = home / "demo.jsonl"
     print(f"demo: generating {args.customers:,} customers' touchpoints into {source}", file=sys.stderr)
-    facts = [*demo_data.stories(), *demo_data.generate(args.customers, seed=args.seed)]
+    facts = demo_data.generate(args.customers, seed=args.seed)
     count = demo_data.write_jsonl(source, facts)
     journey = bootstrap(settings)
     try:

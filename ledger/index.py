@@ -43,6 +43,8 @@ class WriteIndex(Protocol):
 
     def identities_of(self, customer_id: UUID) -> list[str]: ...
 
+    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]: ...
+
 
 def chunks(items: Iterable[str], size: int = 500) -> Iterable[list[str]]:
     """Bound the number of SQL parameters per statement (SQLite caps them)."""

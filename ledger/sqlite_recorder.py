@@ -29,7 +29,22 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        returning = super()._insert_events(c, stored_events, **kwargs)
+        # One executemany instead of eventsourcing's row-by-row inserts (it wants each rowid).
+        # Inside this write transaction SQLite gives the rows consecutive rowids after the
+        # current maximum, so the notification ids are the last n up to the new maximum.
+        c.executemany(self.insert_events_statement, [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+             s.originator_version, s.topic, s.state)
+            for s in stored_events
+        ])
+        returning: list[int] | None = None
+        if stored_events:
+            c.execute(self.select_max_notification_id_statement)
+            last = int(c.fetchone()[0])
+            returning = list(range(last - len(stored_events) + 1, last + 1))
+        tracking = kwargs.get("tracking")
+        if tracking is not None:
+            self._insert_tracking(c, tracking)
         changes: IndexChanges | None = kwargs.get("index")
         if changes is not None:
             # A plain INSERT: a fact recorded concurrently by another writer fails the whole
@@ -78,6 +93,14 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
         return {
             UUID(r[0]): CustomerRecord(r[1], r[2], UUID(r[3]) if r[3] else None) for r in rows
         }
+
+    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
+        rows = self._select(
+            f"SELECT originator_id FROM {self.events_table_name} "
+            "WHERE originator_version = 1 AND originator_id IN ({})",
+            (i.hex for i in ids),
+        )
+        return {UUID(r[0]) for r in rows}
 
     def identities_of(self, customer_id: UUID) -> list[str]:
         with self.datastore.transaction(commit=False) as c:

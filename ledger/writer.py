@@ -90,6 +90,10 @@ class _BatchWriter:
         self.aggregates: dict[UUID, Customer | Case | None] = {}
         self.owners: dict[str, UUID] = {}
         self.records: dict[UUID, CustomerRecord] = {}
+        #: Streams (customers', cases') that already have events in the store.
+        self.existing: set[UUID] = set()
+        #: Customer ids known not to exist in the store (looked up in bulk by _prefetch).
+        self.absent: set[UUID] = set()
 
     def run(self, tracking: Tracking | None) -> BatchResult:
         fresh = self._drop_duplicates()
@@ -134,7 +138,20 @@ class _BatchWriter:
             keys.update(identity.reference_keys(fact["customer"]))
             keys.update(catalogue.claimed_identities(fact))
         self.owners = self.index.identity_owners(keys)
-        self.records = self.index.customer_records(set(self.owners.values()))
+        # Every customer a fact could land on, fetched in one query instead of one per fact.
+        candidates = set(self.owners.values())
+        for _, fact in facts:
+            ref = fact["customer"]
+            if "customer_id" in ref:
+                candidates.add(identity.customer_uuid(ref["customer_id"]))
+            else:
+                candidates.add(identity.prospect_uuid(identity.reference_keys(ref)[0]))
+        self.records = self.index.customer_records(candidates)
+        self.absent = candidates - set(self.records)
+        streams = set(self.records)
+        streams.update(identity.case_uuid(f["data"]["case_id"]) for _, f in facts
+                       if "case_id" in f["data"] and f["type"].startswith("case."))
+        self.existing = self.index.existing_streams(streams)
 
     def _record(self, fact: Fact) -> None:
         who = identity.resolve(fact["customer"], self.owners)
@@ -194,6 +211,8 @@ class _BatchWriter:
 
     def _load(self, aggregate_id: UUID) -> Customer | Case | None:
         if aggregate_id not in self.aggregates:
+            if aggregate_id not in self.existing:
+                return None
             try:
                 self.aggregates[aggregate_id] = self.app.repository.get(aggregate_id)  # type: ignore[assignment]
             except AggregateNotFoundError:
@@ -259,6 +278,8 @@ class _BatchWriter:
 
     def _record_of(self, customer_id: UUID) -> CustomerRecord | None:
         if customer_id not in self.records:
+            if customer_id in self.absent:
+                return None
             found = self.index.customer_records([customer_id]).get(customer_id)
             if found is None:
                 return None
