@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.harness.conftest_postgres"]
+pytest_plugins = ["tests.harness.conftest_postgres", "tests.harness.conftest_kafka"]

@@ -50,6 +50,7 @@ def fact_lists(draw: st.DrawFn, max_size: int = 30) -> list[dict[str, Any]]:
     size = draw(st.integers(1, max_size))
     facts = []
     registered: set[int] = set()
+    opened: set[str] = set()
     for n in range(size):
         person = draw(st.integers(1, 4))
         kind = draw(st.sampled_from(KINDS))
@@ -60,14 +61,19 @@ def fact_lists(draw: st.DrawFn, max_size: int = 30) -> list[dict[str, Any]]:
             else:
                 registered.add(person)
         ref_kind = draw(st.sampled_from(["customer_id", "phone", "twitter", "email"]))
-        if kind == "customer.registered" or kind.startswith("case."):
+        if kind.startswith("case."):
             ref_kind = "customer_id"  # a case always reaches its owner: no fact is refused
+        if kind == "customer.registered":
+            ref_kind = "customer_id"
             data: dict[str, Any] = {"name": f"Person {person}", "phone": who["phone"],
                                     "email": who["email"], "twitter": who["twitter"]}
         else:
             data = _data(kind, draw(st.integers(0, 5)))
             if "case_id" in data:
                 data["case_id"] = f"{person}-{data['case_id']}"
+                if kind == "case.opened" and data["case_id"] in opened:
+                    kind, data = "case.note", {"case_id": data["case_id"], "text": "again"}
+                opened.add(data["case_id"])
         day = draw(st.integers(1, 28))
         hour = draw(st.integers(0, 23))
         facts.append({
