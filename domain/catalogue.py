@@ -328,7 +328,8 @@ def _check(fld: Field, value: object, where: str) -> Any:
         return value
     if kind == "identity_kind":
         if value not in identity.LINKABLE_KINDS:
-            raise InvalidFact(f"{where}: {value!r} is not one of {', '.join(sorted(identity.LINKABLE_KINDS))}")
+            kinds = ", ".join(sorted(identity.LINKABLE_KINDS))
+            raise InvalidFact(f"{where}: {value!r} is not one of {kinds}")
         return value
     if kind == "channels":
         if value == "all":

@@ -155,7 +155,8 @@ def resolve(ref: Mapping[str, str], owners: Mapping[str, uuid.UUID]) -> Resoluti
         owner = owners.get(keys[0])
         if owner is not None:
             return Resolution(owner, False, "customer", number, [k for k in keys if k not in owners])
-        return Resolution(customer_uuid(number), True, "customer", number, [k for k in keys if k not in owners])
+        unknown = [k for k in keys if k not in owners]
+        return Resolution(customer_uuid(number), True, "customer", number, unknown)
     for k in keys:
         owner = owners.get(k)
         if owner is not None:

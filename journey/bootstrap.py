@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from consumers.log_follower import Progress, catch_up
+from consumers.log_follower import DEFAULT_BATCH, Progress, catch_up
 from journey.config import Settings
 from ledger.application import JourneyApplication, open_application, sqlite_env
 from ledger.writer import Ledger
@@ -30,9 +30,9 @@ class Journey:
         return self._projections
 
     def project(self, on_progress: Callable[[Progress], None] | None = None,
-                before_commit: Callable[[], None] | None = None) -> int:
+                before_commit: Callable[[], None] | None = None, batch: int = DEFAULT_BATCH) -> int:
         """Bring the embedded projections up to the store's head."""
-        return catch_up(self.app, self.projections, on_progress=on_progress,
+        return catch_up(self.app, self.projections, batch_size=batch, on_progress=on_progress,
                         before_commit=before_commit)
 
     def close(self) -> None:

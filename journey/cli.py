@@ -7,9 +7,11 @@ cannot be read; 3 the customer asked for is not known.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,7 +135,7 @@ def reference_key(ref: str) -> str:
         kind = "phone"
     else:
         try:
-            return "ledger:" + str(identity.uuid.UUID(text))
+            return "ledger:" + str(uuid.UUID(text))
         except ValueError:
             kind = "customer_id"
     return identity.key(kind, identity.normalise(kind, text, "REF"))
@@ -160,9 +162,26 @@ def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
     return 0
 
 
+def _fault_pause() -> Callable[[], None] | None:
+    """Test hook for crash tests: JOURNEY_FAULT_PAUSE_BEFORE_COMMIT=N stalls batch N mid-transaction."""
+    target = os.environ.get("JOURNEY_FAULT_PAUSE_BEFORE_COMMIT")
+    if not target:
+        return None
+    seen = 0
+
+    def pause() -> None:
+        nonlocal seen
+        seen += 1
+        if seen == int(target):
+            print(f"fault: paused before commit of batch {seen}", file=sys.stderr, flush=True)
+            time.sleep(3600)
+    return pause
+
+
 def cmd_project(args: argparse.Namespace, journey: Journey) -> int:
     started = time.monotonic()
-    count = journey.project(on_progress=_project_progress(Ticker("project")))
+    count = journey.project(on_progress=_project_progress(Ticker("project")), batch=args.batch,
+                            before_commit=_fault_pause())
     seconds = time.monotonic() - started
     position = journey.projections.position()
     if args.json:
@@ -205,27 +224,39 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     count = demo_data.write_jsonl(source, facts)
     journey = bootstrap(settings)
     try:
-        summary, path = append_file(journey, str(source), None)
+        summary, _ = append_file(journey, str(source), None)
         counts = journey.projections.table_counts()
     finally:
         journey.close()
     print(f"recorded {summary.recorded:,} touchpoints of {count:,} lines in {summary.seconds:.1f} s "
           f"({summary.rate:,.0f}/s); projections: {counts['customers']:,} customers, "
           f"{counts['events']:,} events")
+    prog = _program()
     print(f"""
 The demo ledger is in {home}/ (event store ledger.sqlite, projections projections.duckdb).
 Look at the customer who got six sales calls after saying "don't call me again":
-    journey --data-dir {home} customer +34600900001
-The same view for machines:
-    journey --data-dir {home} customer +34600900001 --json
-Analysts: duckdb {settings.duckdb_path} "SELECT type, count(*) FROM events GROUP BY ALL ORDER BY 2 DESC"
+    {prog} --data-dir {home} customer +34600900001
+An address changed by billing without asking; a warranty without the paper invoice;
+contradictory answers on one complaint; tweets nobody answered; a call centre that learned
+the customer moved:
+    {prog} --data-dir {home} customer C-900002   (and C-900003 ... C-900006)
+The same views for machines: add --json.  Positions and row counts: {prog} --data-dir {home} status
 """)
     return 0
 
 
+def _program() -> str:
+    """How the user invoked us, so printed commands can be pasted back (.venv/bin/journey)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "journey" and argv0.exists():
+        return os.path.relpath(argv0) if not str(argv0).startswith("/usr") else "journey"
+    return "journey"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="journey", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--data-dir", help="where the embedded ledger lives (env JOURNEY_HOME, default ./.journey)")
+    parser.add_argument("--data-dir",
+                        help="where the embedded ledger lives (env JOURNEY_HOME, default ./.journey)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("append", help="record facts from a JSON Lines file (or - for stdin)")
@@ -241,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("project", help="bring the projections up to date with the store")
+    p.add_argument("--batch", type=int, default=5000, help="events per projection transaction")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("status", help="positions and row counts")

@@ -44,12 +44,13 @@ def describe(kind: str, data: dict[str, Any]) -> str:
             return f"registered as {d.get('name')}"
         case "address.changed":
             a = d["address"]
-            return f"address → {a.get('street')} {a.get('number') or ''}, {a.get('postal_code')} {a.get('city')}" + (
-                f" ({d['reason']})" if d.get("reason") else "")
+            where = f"{a.get('street')} {a.get('number') or ''}, {a.get('postal_code')} {a.get('city')}"
+            return f"address → {where}" + (f" ({d['reason']})" if d.get("reason") else "")
         case "consent.given" | "consent.withdrawn":
             return f"{kind.split('.')[1]} consent {d['channel']}/{d['purpose']}"
         case "objection.recorded":
-            return f"OBJECTION to {d.get('purpose', 'commercial')} contact on {_channels(d.get('channels', 'all'))}"
+            channels = _channels(d.get("channels", "all"))
+            return f"OBJECTION to {d.get('purpose', 'commercial')} contact on {channels}"
         case "purchase.recorded":
             return f"bought {d.get('product')}" + (f" (serial {d['serial']})" if d.get("serial") else "")
         case "warranty.claim_filed":
@@ -114,7 +115,8 @@ def render_text(view: dict[str, Any], timeline: list[dict[str, Any]], today: dat
                    f"{_channels(o['channels'])}  [{flag}]  by {_by(o)}")
     for c in view["consents"]:
         mark = "✓" if c["state"] == "given" else "✗"
-        out.append(f"  {mark} {c['channel']}/{c['purpose']} {c['state']} {when(c['occurred_at'])} by {_by(c)}")
+        out.append(f"  {mark} {c['channel']}/{c['purpose']} {c['state']} {when(c['occurred_at'])}"
+                   f" by {_by(c)}")
     if not view["objections"] and not view["consents"]:
         out.append("  none recorded")
     if view["products"]:
@@ -149,7 +151,8 @@ def render_text(view: dict[str, Any], timeline: list[dict[str, Any]], today: dat
         icon = ICONS.get(row.get("channel") or "", "·")
         late = "  (recorded late)" if row.get("late") else ""
         dept = row.get("department") or row.get("source")
-        out.append(f"  {when(row['occurred_at'])}  {icon} {dept:<22} {describe(row['type'], row['data'])}{late}")
+        what = describe(row["type"], row["data"])
+        out.append(f"  {when(row['occurred_at'])}  {icon} {dept:<22} {what}{late}")
     if active:
         out.insert(3, f"!! Objection on record: no {active[-1]['purpose']} contact "
                       f"({_channels(active[-1]['channels'])}) since {when(active[-1]['occurred_at'])}")

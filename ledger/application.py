@@ -59,11 +59,11 @@ class StoredFact:
 
 def decode_notification(app: JourneyApplication, notification: Notification) -> StoredFact:
     """Turn one notification-log entry into a fact (through the mapper: it owns decryption)."""
-    event = app.mapper.to_domain_event(notification)
+    event: Any = app.mapper.to_domain_event(notification)
     return StoredFact(
         position=notification.id,
         stream_id=cast(UUID, notification.originator_id),
         stream_version=notification.originator_version,
         recorded_at=event.timestamp,
-        fact=event.fact,  # type: ignore[attr-defined]
+        fact=event.fact,
     )

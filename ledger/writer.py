@@ -77,7 +77,7 @@ class Ledger:
     def _drop_cache(self) -> None:
         cache = self.app.repository.cache
         if cache is not None:
-            cache.cache.clear()  # type: ignore[attr-defined]
+            cache.cache.clear()
 
 
 class _BatchWriter:
@@ -214,7 +214,7 @@ class _BatchWriter:
             if aggregate_id not in self.existing:
                 return None
             try:
-                self.aggregates[aggregate_id] = self.app.repository.get(aggregate_id)  # type: ignore[assignment]
+                self.aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 self.aggregates[aggregate_id] = None
         return self.aggregates[aggregate_id]

@@ -201,7 +201,8 @@ class _BatchProjection:
     def _fold(self, sf: StoredFact) -> None:
         fact = catalogue.upcast(sf.fact)
         aliases = self.store.aliases
-        customer_id = aliases.get(fact["customer_uuid"], fact["customer_uuid"])
+        stream_customer: str = fact["customer_uuid"]
+        customer_id = aliases.get(stream_customer, stream_customer)
         recorded_at = sf.recorded_at.isoformat()
         if fact["type"] == "customer.merged":
             absorbed = fact["data"]["from"]

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from consumers.jsonl_ingest import IngestSummary, ingest
 from domain import catalogue
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from ledger.writer import BatchResult
 from projections.customer_view import render
-
-import orjson
 
 
 def open_journey(path: Path) -> Journey:

@@ -124,7 +124,7 @@ def test_identities_in_registration_are_normalised() -> None:
 
 
 def test_bad_timezone_and_address_are_rejected() -> None:
-    with pytest.raises(InvalidFact, match="data.timezone: 'Mars/Base' is not an IANA time zone"):
+    with pytest.raises(InvalidFact, match=r"data\.timezone: 'Mars/Base' is not an IANA time zone"):
         catalogue.validate({**BASE, "type": "customer.registered",
                             "data": {"name": "A", "timezone": "Mars/Base"}})
     with pytest.raises(InvalidFact, match=r"data.address.city: missing"):

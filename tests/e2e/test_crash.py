@@ -1,0 +1,122 @@
+"""Crashes lose and double nothing: real processes, killed with SIGKILL mid-batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from journey import demo_data
+from ledger.application import decode_notification
+from projections.duckdb_store import ProjectionStore
+from tests.ledgers import open_journey, tables
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def journey_process(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "journey.cli", "--data-dir", str(home), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})})
+
+
+def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float = 120) -> str:
+    assert process.stderr is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if marker in line:
+            return line
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"{marker!r} never appeared (exit {process.poll()})")
+
+
+def write_input(path: Path, customers: int) -> int:
+    return demo_data.write_jsonl(path, demo_data.generate(customers, seed=5))
+
+
+def test_projection_runner_killed_mid_batch_resumes_without_loss_or_doubles(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    write_input(source, 200)
+    home = tmp_path / "ledger"
+    subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "append",
+                    str(source), "--no-project"], cwd=ROOT, check=True, capture_output=True)
+    journey = open_journey(home)
+    head = journey.app.recorder.max_notification_id()
+    journey.close()
+    assert head > 1500
+
+    runner = journey_process(home, "project", "--batch", "500",
+                             env={"JOURNEY_FAULT_PAUSE_BEFORE_COMMIT": "3"})
+    wait_for_line(runner, "fault: paused before commit of batch 3")
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+
+    store = ProjectionStore(home / "projections.duckdb")
+    try:  # two batches committed, the third (its rows and its position) is gone
+        assert store.position() == 1000
+        assert store.table_counts()["events"] == 1000
+    finally:
+        store.close()
+
+    done = subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project",
+                           "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert orjson.loads(done.stdout)["position"] == head
+
+    journey = open_journey(home)
+    try:
+        resumed = tables(journey)
+        event_ids = [row[1] for row in resumed["events"]]
+        assert len(event_ids) == len(set(event_ids)) == head
+        journey.projections.close()
+        journey._projections = ProjectionStore(tmp_path / "rebuilt.duckdb")
+        journey.project()
+        assert tables(journey) == resumed
+    finally:
+        journey.close()
+
+
+def test_append_killed_mid_file_then_rerun_records_each_fact_once(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    total = write_input(source, 1500)
+    home = tmp_path / "ledger"
+    writer = journey_process(home, "append", str(source), "--batch", "500", "--no-project")
+    wait_for_line(writer, "lines read")
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+
+    journey = open_journey(home)
+    partial = journey.app.recorder.fact_count()  # type: ignore[attr-defined]
+    journey.close()
+    assert 0 < partial < total
+
+    done = subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "append",
+                           str(source), "--json"], cwd=ROOT, capture_output=True, text=True, check=False)
+    summary = orjson.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert summary["duplicates"] > 0
+    assert summary["recorded"] + summary["duplicates"] == total
+
+    journey = open_journey(home)
+    try:
+        recorder = journey.app.recorder
+        head = recorder.max_notification_id()
+        stored = [decode_notification(journey.app, n).fact
+                  for n in recorder.select_notifications(1, head + 1)]
+        from_input = [f for f in stored if f["source"] != "ledger"]
+        assert len(from_input) == total  # every line once, none twice
+        assert len({f["event_id"] for f in stored}) == len(stored) == head
+        assert recorder.fact_count() == head  # type: ignore[attr-defined]
+        journey.project()
+        assert journey.projections.table_counts()["events"] == head
+    finally:
+        journey.close()
