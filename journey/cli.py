@@ -7,6 +7,7 @@ cannot be read; 3 the customer asked for is not known.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
@@ -282,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=3000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--force", action="store_true", help="replace a non-demo ledger in DATA_DIR")
+    for name in PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as missing:
+            if missing.name != name:
+                raise
+            continue
+        module.register(sub, COMMANDS)
     return parser
 
 
@@ -291,6 +300,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
     "project": cmd_project,
     "status": cmd_status,
 }
+
+#: Modules that add their own subcommands: each has register(subparsers, commands).
+#: One module per worker keeps the workers' owners out of each other's way.
+PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_kafka_project")
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:

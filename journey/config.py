@@ -15,14 +15,27 @@ class Settings:
     #: "sqlite" (embedded default, a file in data_dir) or "postgres" (JOURNEY_POSTGRES_URL).
     store: str = "sqlite"
     postgres_url: str | None = None
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: Every recorded event, key = customer id (the relay's output).
+    events_topic: str = "journey.events"
+    #: Raw facts from channels that speak Kafka (the ingest consumer's input).
+    touchpoints_topic: str = "journey.touchpoints"
+    dlq_topic: str = "journey.touchpoints.dlq"
+    partitions: int = 4
 
     @classmethod
     def load(cls, data_dir: str | None = None) -> Settings:
-        home = Path(data_dir or os.environ.get("JOURNEY_HOME") or DEFAULT_HOME)
+        env = os.environ
+        home = Path(data_dir or env.get("JOURNEY_HOME") or DEFAULT_HOME)
         return cls(
             data_dir=home,
-            store=os.environ.get("JOURNEY_STORE", "sqlite"),
-            postgres_url=os.environ.get("JOURNEY_POSTGRES_URL"),
+            store=env.get("JOURNEY_STORE", "sqlite"),
+            postgres_url=env.get("JOURNEY_POSTGRES_URL"),
+            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            events_topic=env.get("JOURNEY_EVENTS_TOPIC", cls.events_topic),
+            touchpoints_topic=env.get("JOURNEY_TOUCHPOINTS_TOPIC", cls.touchpoints_topic),
+            dlq_topic=env.get("JOURNEY_DLQ_TOPIC", cls.dlq_topic),
+            partitions=int(env.get("JOURNEY_PARTITIONS", cls.partitions)),
         )
 
     @property
