@@ -9,7 +9,7 @@ from pathlib import Path
 DEFAULT_HOME = ".journey"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     #: "sqlite" (embedded default, a file in data_dir) or "postgres" (JOURNEY_POSTGRES_URL).
