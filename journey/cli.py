@@ -180,6 +180,8 @@ def _fault_pause() -> Callable[[], None] | None:
 
 
 def cmd_project(args: argparse.Namespace, journey: Journey) -> int:
+    if args.source == "kafka":
+        return _project_from_kafka(args, journey)
     started = time.monotonic()
     count = journey.project(on_progress=_project_progress(Ticker("project")), batch=args.batch,
                             before_commit=_fault_pause())
@@ -189,6 +191,29 @@ def cmd_project(args: argparse.Namespace, journey: Journey) -> int:
         _dump({"projected": count, "position": position, "seconds": round(seconds, 3)})
     else:
         print(f"projected {count} events, now at position {position} ({seconds:.1f} s)")
+    return 0
+
+
+def _project_from_kafka(args: argparse.Namespace, journey: Journey) -> int:
+    from consumers.kafka_projector import ProjectorStats, run_projector
+    from journey.signals import stop_flag
+
+    settings = journey.settings
+    stop = stop_flag()
+    ticker = Ticker("project")
+
+    def show(stats: ProjectorStats) -> None:
+        ticker(f"{stats.records:,} records, {stats.applied:,} applied ({stats.rate:,.0f}/s)")
+
+    stats = run_projector(
+        journey.app, bootstrap=args.bootstrap or settings.kafka_bootstrap,
+        topic=args.topic or settings.events_topic, directory=settings.partitions_dir,
+        group=args.group, stop=stop.is_set, once=args.once, on_progress=show)
+    if args.json:
+        _dump({"records": stats.records, "applied": stats.applied, "stopped": stop.is_set()})
+    else:
+        print(f"consumed {stats.records} records, applied {stats.applied} events "
+              f"into {settings.partitions_dir}")
     return 0
 
 
@@ -274,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("project", help="bring the projections up to date with the store")
     p.add_argument("--batch", type=int, default=5000, help="events per projection transaction")
+    p.add_argument("--source", choices=("store", "kafka"), default="store",
+                   help="store: follow the event store (embedded); kafka: consume journey.events "
+                        "into one DuckDB file per partition (distributed)")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP)")
+    p.add_argument("--topic", help="events topic (env JOURNEY_EVENTS_TOPIC)")
+    p.add_argument("--group", default="journey-projections", help="consumer group")
+    p.add_argument("--once", action="store_true", help="kafka: stop when caught up")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("status", help="positions and row counts")
@@ -303,7 +335,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
 
 #: Modules that add their own subcommands: each has register(subparsers, commands).
 #: One module per worker keeps the workers' owners out of each other's way.
-PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_kafka_project")
+PLUGINS = ("journey.cli_relay", "journey.cli_ingest")
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:

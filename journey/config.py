@@ -47,5 +47,10 @@ class Settings:
         return self.data_dir / "projections.duckdb"
 
     @property
+    def partitions_dir(self) -> Path:
+        """Projections fed from Kafka: one DuckDB file per partition of the events topic."""
+        return self.data_dir / "partitions"
+
+    @property
     def rejects_dir(self) -> Path:
         return self.data_dir / "rejects"

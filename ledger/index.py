@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
+
 
 @dataclass(frozen=True, slots=True)
 class CustomerRecord:
@@ -44,6 +46,8 @@ class WriteIndex(Protocol):
     def identities_of(self, customer_id: UUID) -> list[str]: ...
 
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]: ...
+
+    def facts_of(self, customer_id: UUID) -> list[Notification]: ...
 
 
 def chunks(items: Iterable[str], size: int = 500) -> Iterable[list[str]]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 
 from ledger.index import CustomerRecord, IndexChanges, chunks
@@ -19,6 +19,9 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             "CREATE TABLE IF NOT EXISTS journey_facts ("
             "event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
             "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL) WITHOUT ROWID",
+            # Which facts resolved to a customer: read when a merged-away prospect's history
+            # must be folded into the survivor's view somewhere its own view is not.
+            "CREATE INDEX IF NOT EXISTS journey_facts_by_customer ON journey_facts (customer_id)",
             "CREATE TABLE IF NOT EXISTS journey_identities ("
             "identity TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS journey_customers ("
@@ -101,6 +104,22 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             (i.hex for i in ids),
         )
         return {UUID(r[0]) for r in rows}
+
+    def facts_of(self, customer_id: UUID) -> list[Notification]:
+        """Every stored event whose fact resolved to this customer, in log order."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT s.rowid, s.originator_id, s.originator_version, s.topic, s.state "
+                f"FROM journey_facts f JOIN {self.events_table_name} s "
+                "ON s.originator_id = f.stream_id AND s.originator_version = f.stream_version "
+                "WHERE f.customer_id = ? ORDER BY s.rowid",
+                (customer_id.hex,),
+            )
+            return [
+                Notification(id=r[0], originator_id=self.convert_originator_id(r[1]),
+                             originator_version=r[2], topic=r[3], state=r[4])
+                for r in c.fetchall()
+            ]
 
     def identities_of(self, customer_id: UUID) -> list[str]:
         with self.datastore.transaction(commit=False) as c:

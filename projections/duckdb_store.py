@@ -10,7 +10,7 @@ Only one process may hold a DuckDB file open for writing; analysts read Parquet 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -66,7 +66,9 @@ _DELETED: View = {}
 class ProjectionStore:
     """Owns the DuckDB connection: applies batches, answers the readers' queries."""
 
-    def __init__(self, path: str | Path, name: str = "main", read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, name: str = "main", read_only: bool = False,
+                 start: int = 0) -> None:
+        """``start``: the position before the first (0 for the store's log, -1 for offsets)."""
         self.path = str(path)
         self.name = name
         self.con = duckdb.connect(self.path, read_only=read_only)
@@ -74,18 +76,25 @@ class ProjectionStore:
             for statement in SCHEMA:
                 self.con.execute(statement)
             self.con.execute(
-                "INSERT INTO projection_position SELECT ?, 0, now() WHERE NOT EXISTS "
-                "(SELECT 1 FROM projection_position WHERE name = ?)", [name, name])
+                "INSERT INTO projection_position SELECT ?, ?, now() WHERE NOT EXISTS "
+                "(SELECT 1 FROM projection_position WHERE name = ?)", [name, start, name])
         self.aliases: dict[str, str] = dict(
             self.con.execute("SELECT alias, customer_id FROM customer_aliases").fetchall())
 
     def close(self) -> None:
         self.con.close()
 
-    def position(self) -> int:
+    def position(self, cursor: str | None = None) -> int:
+        """The last source position applied: a store notification id, or a Kafka offset.
+
+        ``cursor`` names the source (default: this store's name, the notification log); a
+        Kafka partition is ``kafka:TOPIC:PARTITION`` and starts at -1 (nothing applied).
+        """
         row = self.con.execute("SELECT position FROM projection_position WHERE name = ?",
-                               [self.name]).fetchone()
-        return int(row[0]) if row else 0
+                               [cursor or self.name]).fetchone()
+        if row:
+            return int(row[0])
+        return 0 if cursor is None else -1
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -100,19 +109,48 @@ class ProjectionStore:
         self.con.commit()
 
     def apply(self, batch: Sequence[StoredFact], before_commit: Any = None) -> int:
-        """Project one batch; returns how many facts were new (a replayed batch gives 0)."""
+        """Project one batch from the notification log; returns how many facts were new.
+
+        A replayed batch (positions at or below the recorded one) projects nothing.
+        """
         with self._transaction():
             done = self.position()
             fresh = [sf for sf in batch if sf.position > done]
             if not fresh:
                 return 0
             _BatchProjection(self, fresh).write()
-            self.con.execute(
-                "UPDATE projection_position SET position = ?, updated_at = now() WHERE name = ?",
-                [fresh[-1].position, self.name])
+            self._advance(self.name, fresh[-1].position)
             if before_commit is not None:
                 before_commit()
         return len(fresh)
+
+    def apply_tracked(self, cursor: str, records: Sequence[tuple[int, StoredFact]],
+                      history: Callable[[str], list[StoredFact]] | None = None,
+                      before_commit: Any = None) -> int:
+        """Project Kafka records ``(offset, fact)`` of one partition, with the offset.
+
+        Records at or below the partition's recorded offset are skipped (a rebalance or a
+        restart redelivers them); a fact at or below its customer's applied store position
+        is skipped too (the relay redelivers after a crash). ``history(customer_id)`` reads
+        a merged-away customer's facts from the store when their view lives elsewhere.
+        """
+        with self._transaction():
+            done = self.position(cursor)
+            fresh = [(o, sf) for o, sf in records if o > done]
+            if not fresh:
+                return 0
+            applied = _BatchProjection(self, [sf for _, sf in fresh], history).write()
+            self._advance(cursor, fresh[-1][0])
+            if before_commit is not None:
+                before_commit()
+        return applied
+
+    def _advance(self, cursor: str, position: int) -> None:
+        self.con.execute("DELETE FROM projection_position WHERE name = ?", [cursor])
+        self.con.execute("INSERT INTO projection_position VALUES (?, ?, now())", [cursor, position])
+
+    def cursors(self) -> dict[str, int]:
+        return dict(self.con.execute("SELECT name, position FROM projection_position").fetchall())
 
     # ------------------------------------------------------------------------ readers
 
@@ -165,12 +203,28 @@ class ProjectionStore:
 class _BatchProjection:
     """Folds one batch into views and rows, then writes them with set-based statements."""
 
-    def __init__(self, store: ProjectionStore, batch: Sequence[StoredFact]) -> None:
+    def __init__(self, store: ProjectionStore, batch: Sequence[StoredFact],
+                 history: Callable[[str], list[StoredFact]] | None = None) -> None:
         self.store = store
         self.batch = batch
+        self.history = history
         self.views: dict[str, View] = {}
         self.rows: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
         self.moves: list[tuple[str, str]] = []
+
+    def _absorbed_view(self, customer_id: str) -> View:
+        """The view of a customer being merged away: here, or rebuilt from the store.
+
+        With Kafka, a prospect's events may sit in another partition (another file); the
+        store is the source of truth, so their facts are read from it and folded afresh.
+        """
+        local = self.views.get(customer_id) or self.store.load_views([customer_id]).get(customer_id)
+        if local is not None or self.history is None:
+            return self._view(customer_id)
+        rebuilt = _BatchProjection(self.store, self.history(customer_id), self.history)
+        for sf in rebuilt.batch:
+            rebuilt._fold(sf, record_row=False)
+        return rebuilt.views.get(customer_id) or self._view(customer_id)
 
     def _view(self, customer_id: str) -> View:
         view = self.views.get(customer_id)
@@ -181,12 +235,19 @@ class _BatchProjection:
             self.views[customer_id] = view
         return view
 
-    def write(self) -> None:
+    def write(self) -> int:
         aliases = self.store.aliases
         wanted = {aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"]) for sf in self.batch}
         self.views.update(self.store.load_views(sorted(wanted)))
+        applied = 0
         for sf in self.batch:
+            customer_id = aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"])
+            if sf.position <= self._view(customer_id)["position"]:
+                continue  # a redelivery: this customer's view already holds it
             self._fold(sf)
+            applied += 1
+        if not applied:
+            return 0
         con = self.store.con
         con.register("new_events", pa.Table.from_pydict(self.rows))
         con.execute(f"INSERT INTO events SELECT {', '.join(_EVENT_CASTS)} FROM new_events")
@@ -197,8 +258,9 @@ class _BatchProjection:
                         [survivor, alias])
             con.execute("INSERT INTO customer_aliases VALUES (?, ?)", [alias, survivor])
         self._write_views()
+        return applied
 
-    def _fold(self, sf: StoredFact) -> None:
+    def _fold(self, sf: StoredFact, record_row: bool = True) -> None:
         fact = catalogue.upcast(sf.fact)
         aliases = self.store.aliases
         stream_customer: str = fact["customer_uuid"]
@@ -206,7 +268,7 @@ class _BatchProjection:
         recorded_at = sf.recorded_at.isoformat()
         if fact["type"] == "customer.merged":
             absorbed = fact["data"]["from"]
-            absorbed_view = self._view(absorbed)
+            absorbed_view = self._absorbed_view(absorbed)
             if absorbed_view is not _DELETED:
                 self.views[customer_id] = customer_view.merge(self._view(customer_id), absorbed_view)
             self.views[absorbed] = _DELETED
@@ -218,6 +280,8 @@ class _BatchProjection:
         channel = catalogue.channel_of(fact)
         entry = customer_view.entry_of(fact, sf.position, recorded_at)
         customer_view.apply(self._view(customer_id), fact, entry, channel)
+        if not record_row:
+            return
         data = fact.get("data", {})
         occurred = entry["at"]
         lag = sf.recorded_at.timestamp() - _epoch(occurred)

@@ -1,0 +1,183 @@
+"""Projections fed from Kafka (topic journey.events) by a consumer group.
+
+Each partition's projection lives in its own DuckDB file, holding that partition's customers
+AND the partition's last applied offset, written in the same transaction. Whoever owns the
+partition owns the file: on assignment the file is opened and the consumer seeks to the
+recorded offset + 1 (Kafka's committed offsets are only informational); on revocation it is
+closed. So a rebalance, a restart or a SIGKILL neither loses nor double-applies an event.
+
+Redeliveries by the relay (at-least-once) carry the same store position: a fact at or below
+its customer's applied position is skipped. A prospect merged into a customer whose events
+sit in another partition is read back from the event store, the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import duckdb
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+from consumers.wire import decode_event
+from ledger.application import JourneyApplication, StoredFact, decode_notification
+from projections.duckdb_store import ProjectionStore
+
+log = logging.getLogger(__name__)
+
+#: Records per poll: large enough to amortise a DuckDB transaction per partition.
+MAX_POLL_RECORDS = 5000
+#: How long to wait for the previous owner of a partition to close its file after a rebalance.
+LOCK_WAIT_S = 60.0
+
+
+@dataclass
+class ProjectorStats:
+    applied: int = 0
+    records: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.records / elapsed if elapsed > 0 else 0.0
+
+
+def partition_path(directory: Path, topic: str, partition: int) -> Path:
+    return directory / f"{topic}-{partition}.duckdb"
+
+
+class PartitionStores:
+    """One projection file per partition, open while this instance owns the partition."""
+
+    def __init__(self, directory: Path, topic: str) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.open: dict[int, ProjectionStore] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def cursor(self, partition: int) -> str:
+        return f"kafka:{self.topic}:{partition}"
+
+    def acquire(self, partition: int) -> ProjectionStore:
+        if partition in self.open:
+            return self.open[partition]
+        path = partition_path(self.directory, self.topic, partition)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                store = ProjectionStore(path, name=self.cursor(partition), start=-1)
+                break
+            except duckdb.IOException:
+                # The previous owner (another instance) has not closed the file yet.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.open[partition] = store
+        return store
+
+    def release(self, partition: int) -> None:
+        store = self.open.pop(partition, None)
+        if store is not None:
+            store.close()
+
+    def release_all(self) -> None:
+        for partition in list(self.open):
+            self.release(partition)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: KafkaConsumer, stores: PartitionStores) -> None:
+        self.consumer = consumer
+        self.stores = stores
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.stores.release(tp.partition)
+        log.info("revoked partitions %s", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in assigned:
+            store = self.stores.acquire(tp.partition)
+            self.consumer.seek(tp, store.position(self.stores.cursor(tp.partition)) + 1)
+        log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+
+
+def store_history(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
+    """Read a customer's facts from the event store (for cross-partition merges)."""
+    def history(customer_id: str) -> list[StoredFact]:
+        return [decode_notification(app, n) for n in app.index.facts_of(UUID(customer_id))]
+    return history
+
+
+def run_projector(
+    app: JourneyApplication,
+    *,
+    bootstrap: str,
+    topic: str,
+    directory: Path,
+    group: str = "journey-projections",
+    stop: Callable[[], bool] = lambda: False,
+    once: bool = False,
+    on_progress: Callable[[ProjectorStats], None] | None = None,
+    idle_timeout_s: float = 60.0,
+) -> ProjectorStats:
+    """Consume journey.events into per-partition projections until ``stop()`` (or caught up).
+
+    ``once``: return when every assigned partition has reached its end offset, or when no
+    partition was assigned for ``idle_timeout_s`` (more instances than partitions). A group
+    that still waits for a killed member's session to expire has no assignment yet: the
+    timeout is long enough to outlast Kafka's default session timeout.
+    """
+    stats = ProjectorStats()
+    stores = PartitionStores(directory, topic)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=MAX_POLL_RECORDS,
+        client_id=f"journey-projector-{group}",
+    )
+    history = store_history(app)
+    consumer.subscribe([topic], listener=_Rebalance(consumer, stores))
+    idle_since = time.monotonic()
+    try:
+        while not stop():
+            polled = consumer.poll(timeout_ms=500, max_records=MAX_POLL_RECORDS)
+            for tp, messages in polled.items():
+                store = stores.open.get(tp.partition)
+                if store is None:  # revoked between poll and here
+                    continue
+                records = [(m.offset, decode_event(m.value)) for m in messages]
+                stats.applied += store.apply_tracked(stores.cursor(tp.partition), records, history)
+                stats.records += len(records)
+            if polled:
+                idle_since = time.monotonic()
+                consumer.commit_async()  # for lag monitoring only; the truth is in the files
+                if on_progress is not None:
+                    on_progress(stats)
+            if once and _caught_up(consumer, stores, idle_since, idle_timeout_s):
+                break
+    finally:
+        stores.release_all()
+        consumer.close(autocommit=False)
+    return stats
+
+
+def _caught_up(consumer: KafkaConsumer, stores: PartitionStores, idle_since: float,
+               idle_timeout_s: float) -> bool:
+    assigned = consumer.assignment()
+    if not assigned:
+        return time.monotonic() - idle_since > idle_timeout_s
+    ends = consumer.end_offsets(list(assigned))
+    for tp in assigned:
+        store = stores.open.get(tp.partition)
+        if store is None or store.position(stores.cursor(tp.partition)) + 1 < ends[tp]:
+            return False
+    return True

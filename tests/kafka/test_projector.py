@@ -1,0 +1,210 @@
+"""Projections fed from journey.events by a consumer group, against a real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from consumers.kafka_projector import partition_path, run_projector
+from consumers.wire import encode_event
+from journey import demo_data
+from journey.bootstrap import Journey
+from ledger.application import decode_notification
+from projections.duckdb_store import ProjectionStore
+from tests.ledgers import append, open_journey
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTITIONS = 3
+pytestmark = pytest.mark.kafka
+
+
+def make_topic(bootstrap: str, topic: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        admin.close()
+
+
+def publish(journey: Journey, bootstrap: str, topic: str, start: int = 0, stop: int | None = None) -> int:
+    """What the relay does, minimally: every stored event, keyed by customer, in log order."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    recorder = journey.app.recorder
+    head = recorder.max_notification_id() or 0
+    sent = 0
+    for n in recorder.select_notifications(start, head + 1, stop=stop, inclusive_of_start=False):
+        key, value, headers = encode_event(decode_notification(journey.app, n))
+        producer.send(topic, key=key, value=value, headers=headers)
+        sent += 1
+    producer.flush()
+    producer.close()
+    return sent
+
+
+def ledger_with(tmp_path: Path, customers: int, seed: int = 21) -> Journey:
+    journey = open_journey(tmp_path / "ledger")
+    summary = append(journey, list(demo_data.generate(customers, seed=seed)), batch_size=2000)
+    assert not summary.rejected
+    journey.project()
+    return journey
+
+
+def union(directory: Path, topic: str) -> dict[str, Any]:
+    """Every partition file's events, views and cursors."""
+    events: list[tuple[Any, ...]] = []
+    views: dict[str, Any] = {}
+    cursors: dict[str, int] = {}
+    for p in range(PARTITIONS):
+        path = partition_path(directory, topic, p)
+        if not path.exists():
+            continue
+        store = ProjectionStore(path, name=f"kafka:{topic}:{p}", start=-1)
+        try:
+            events += store.con.execute("SELECT event_id, position FROM events").fetchall()
+            for cid, doc in store.con.execute("SELECT customer_id, view FROM customer_views").fetchall():
+                assert cid not in views, "a customer projected in two partitions"
+                views[cid] = orjson.loads(doc)
+            cursors.update(store.cursors())
+        finally:
+            store.close()
+    return {"events": events, "views": views, "cursors": cursors}
+
+
+def check_exact(journey: Journey, got: dict[str, Any]) -> None:
+    """Every stored event once, and every customer's view equal to the embedded projection's."""
+    head = journey.app.recorder.max_notification_id()
+    ids = [e[0] for e in got["events"]]
+    assert len(ids) == len(set(ids)) == head
+    embedded = journey.projections
+    rows = embedded.con.execute("SELECT customer_id, view FROM customer_views").fetchall()
+    merged_away = set(embedded.aliases)
+    for cid, doc in rows:
+        assert got["views"][cid] == orjson.loads(doc), cid
+    # Prospects merged into a customer of another partition keep an orphan view there.
+    assert set(got["views"]) - {cid for cid, _ in rows} <= merged_away
+
+
+def test_projects_every_event_once_into_per_partition_files(
+        kafka_broker: Any, kafka_topic_prefix: str, tmp_path: Path) -> None:
+    topic = kafka_topic_prefix + "events"
+    make_topic(kafka_broker.bootstrap, topic)
+    journey = ledger_with(tmp_path, 150)
+    try:
+        publish(journey, kafka_broker.bootstrap, topic)
+        out = tmp_path / "partitions"
+        stats = run_projector(journey.app, bootstrap=kafka_broker.bootstrap, topic=topic,
+                              directory=out, group=topic + "-g", once=True)
+        assert stats.applied == journey.app.recorder.max_notification_id()
+        check_exact(journey, union(out, topic))
+        # The same events delivered again (a relay that crashed before recording its
+        # position) change nothing: same positions, skipped per customer.
+        publish(journey, kafka_broker.bootstrap, topic)
+        again = run_projector(journey.app, bootstrap=kafka_broker.bootstrap, topic=topic,
+                              directory=out, group=topic + "-g", once=True)
+        assert again.applied == 0 and again.records > 0
+        check_exact(journey, union(out, topic))
+    finally:
+        journey.close()
+
+
+def projector_process(home: Path, bootstrap: str, topic: str, env: dict[str, str] | None = None,
+                      once: bool = True) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project", "--source", "kafka",
+            "--bootstrap", bootstrap, "--topic", topic, "--group", topic + "-g"]
+    return subprocess.Popen(args + (["--once"] if once else []), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(
+        kafka_broker: Any, kafka_topic_prefix: str, tmp_path: Path) -> None:
+    topic = kafka_topic_prefix + "events"
+    make_topic(kafka_broker.bootstrap, topic)
+    journey = ledger_with(tmp_path, 600)
+    home = tmp_path / "ledger"
+    try:
+        publish(journey, kafka_broker.bootstrap, topic)
+        runner = projector_process(home, kafka_broker.bootstrap, topic)
+        out = home / "partitions"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until some batches are committed
+            if any(partition_path(out, topic, p).with_suffix(".duckdb.wal").exists() or
+                   partition_path(out, topic, p).exists() for p in range(PARTITIONS)):
+                time.sleep(0.8)
+                break
+            time.sleep(0.05)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+        partial = union(out, topic)
+        assert len(partial["events"]) < journey.app.recorder.max_notification_id()
+        done = projector_process(home, kafka_broker.bootstrap, topic)
+        _, err = done.communicate(timeout=180)
+        assert done.returncode == 0, err
+        check_exact(journey, union(out, topic))
+    finally:
+        journey.close()
+
+
+@pytest.mark.slow
+def test_two_consumers_rebalancing_mid_stream_apply_each_event_once(
+        kafka_broker: Any, kafka_topic_prefix: str, tmp_path: Path) -> None:
+    topic = kafka_topic_prefix + "events"
+    make_topic(kafka_broker.bootstrap, topic)
+    journey = ledger_with(tmp_path, 400)
+    home = tmp_path / "ledger"
+    try:
+        head = journey.app.recorder.max_notification_id()
+        publish(journey, kafka_broker.bootstrap, topic, 0, head // 2)
+        first = projector_process(home, kafka_broker.bootstrap, topic, once=False)
+        time.sleep(3)
+        second = projector_process(home, kafka_broker.bootstrap, topic, once=False)
+        publish(journey, kafka_broker.bootstrap, topic, head // 2)  # the rest, during the rebalance
+        out = home / "partitions"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            first.send_signal(signal.SIGSTOP)
+            second.send_signal(signal.SIGSTOP)
+            try:
+                total = _cursor_total(out, topic)
+            finally:
+                first.send_signal(signal.SIGCONT)
+                second.send_signal(signal.SIGCONT)
+            if total >= head:
+                break
+        for process in (first, second):
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=60)
+            assert process.returncode == 0
+        check_exact(journey, union(out, topic))
+    finally:
+        journey.close()
+
+
+def _cursor_total(directory: Path, topic: str) -> int:
+    """How many records the partition files have applied (offsets are 0-based)."""
+    total = 0
+    for p in range(PARTITIONS):
+        path = partition_path(directory, topic, p)
+        if not path.exists():
+            continue
+        try:
+            store = ProjectionStore(path, name=f"kafka:{topic}:{p}", read_only=True)
+        except Exception:  # held by a projector: not readable right now
+            return -1
+        try:
+            total += store.position(f"kafka:{topic}:{p}") + 1
+        finally:
+            store.close()
+    return total
+
