@@ -43,8 +43,22 @@ class Journey:
 
 
 def bootstrap(settings: Settings) -> Journey:
-    if settings.store != "sqlite":
-        raise SystemExit(f"store {settings.store!r} is not available yet (use sqlite)")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = open_application(sqlite_env(str(settings.sqlite_path)))
+    if settings.store == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        env = sqlite_env(str(settings.sqlite_path))
+    elif settings.store == "postgres":
+        from ledger.postgres_recorder import postgres_env
+
+        if not settings.postgres_url:
+            raise SystemExit("JOURNEY_STORE=postgres needs JOURNEY_POSTGRES_URL "
+                             "(postgresql://user[:password]@host[:port]/dbname)")
+        try:
+            env = postgres_env(settings.postgres_url)
+        except ValueError as error:
+            raise SystemExit(f"JOURNEY_POSTGRES_URL: {error}") from None
+        # The event store is the server; the projections (DuckDB) and rejects stay local.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        raise SystemExit(f"JOURNEY_STORE={settings.store!r} is not a store: use 'sqlite' or 'postgres'")
+    app = open_application(env)
     return Journey(settings, app, Ledger(app))

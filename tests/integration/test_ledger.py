@@ -1,12 +1,18 @@
-"""The write path against a real SQLite event store."""
+"""The write path, one contract run against both real event stores (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
 
-from domain import identity
+from domain import catalogue, identity
+from journey.bootstrap import Journey, bootstrap
+from journey.config import Settings
+from ledger.writer import BatchResult
 from tests.ledgers import open_journey, record, views
 
 REG = {"type": "customer.registered", "id": "r1", "source": "crm", "customer": {"customer_id": "C-1"},
@@ -18,11 +24,37 @@ CALL = {"type": "call.outbound", "id": "c1", "source": "cc", "customer": {"phone
         "occurred_at": "2026-01-02T10:00:00+01:00", "data": {"purpose": "commercial"}}
 
 
+#: Opens another ledger on the test's store (a new connection pool or SQLite connection).
+Opener = Callable[[], Journey]
+
+
+@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """One empty store per test; yields a function that opens a ledger on it (any number)."""
+    opened: list[Journey] = []
+    if request.param == "sqlite":
+        def open_one() -> Journey:
+            return open_journey(tmp_path)
+    else:
+        url = request.getfixturevalue("postgres_db").url
+
+        def open_one() -> Journey:
+            # Each ledger its own projections directory: only the event store is shared.
+            data_dir = tmp_path / f"ledger{len(opened)}"
+            return bootstrap(Settings(data_dir=data_dir, store="postgres", postgres_url=url))
+
+    def opener() -> Journey:
+        opened.append(open_one())
+        return opened[-1]
+
+    yield opener
+    for j in opened:
+        j.close()
+
+
 @pytest.fixture
-def journey(tmp_path: Path):  # type: ignore[no-untyped-def]
-    j = open_journey(tmp_path)
-    yield j
-    j.close()
+def journey(store: Opener) -> Journey:
+    return store()
 
 
 def test_a_fact_is_recorded_once(journey) -> None:  # type: ignore[no-untyped-def]
@@ -86,16 +118,74 @@ def test_unknown_ledger_id_is_rejected(journey) -> None:  # type: ignore[no-unty
     assert result.recorded == 0 and "no customer with ledger id" in result.rejected[0].reason
 
 
-def test_aggregate_cache_survives_a_concurrent_writer(tmp_path: Path) -> None:
-    first, second = open_journey(tmp_path), open_journey(tmp_path)
-    try:
-        record(first, REG)
-        record(second, {**CALL, "id": "c-a"})  # second appends to the customer behind first's back
-        result = record(first, {**CALL, "id": "c-b"})  # first's cached aggregate is stale: retried
-        assert result.recorded == 1
-        first.project()
-        [view] = views(first).values()
-        assert view["counts"]["by_type"]["call.outbound"] == 2
-    finally:
-        first.close()
-        second.close()
+def test_aggregate_cache_survives_a_concurrent_writer(store: Opener) -> None:
+    first, second = store(), store()
+    record(first, REG)
+    record(second, {**CALL, "id": "c-a"})  # second appends to the customer behind first's back
+    result = record(first, {**CALL, "id": "c-b"})  # first's cached aggregate is stale: retried
+    assert result.recorded == 1
+    first.project()
+    [view] = views(first).values()
+    assert view["counts"]["by_type"]["call.outbound"] == 2
+
+
+def _tracked(journey: Journey, *facts: dict[str, Any], position: int) -> BatchResult:
+    batch = [(i, catalogue.validate(dict(f))) for i, f in enumerate(facts, 1)]
+    return journey.ledger.append(batch, tracking=Tracking("kafka:t:0", position))
+
+
+def test_a_tracked_batch_is_recorded_with_its_position(journey: Journey) -> None:
+    recorder = journey.app.recorder
+    result = _tracked(journey, REG, TWEET, position=5)
+    assert (result.recorded, result.duplicates) == (2, 0)
+    assert recorder.max_tracking_id("kafka:t:0") == 5  # type: ignore[attr-defined]
+    assert recorder.fact_count() == 2  # type: ignore[attr-defined]
+    head = recorder.max_notification_id()
+
+    # Redelivered (same position, or one already passed): nothing is recorded, all duplicates,
+    # even when the redelivered batch holds facts the ledger has not seen.
+    again = _tracked(journey, REG, TWEET, position=5)
+    assert (again.recorded, again.duplicates, again.rejected) == (0, 2, [])
+    stale = _tracked(journey, {**CALL, "id": "c-new"}, position=4)
+    assert (stale.recorded, stale.duplicates) == (0, 1)
+    assert recorder.max_notification_id() == head
+    assert recorder.fact_count() == 2  # type: ignore[attr-defined]
+    assert recorder.max_tracking_id("kafka:t:0") == 5  # type: ignore[attr-defined]
+
+    # The next position records, and the position moves with it.
+    after = _tracked(journey, {**CALL, "id": "c-new"}, position=6)
+    assert after.recorded == 1
+    assert recorder.max_tracking_id("kafka:t:0") == 6  # type: ignore[attr-defined]
+    journey.project()
+    [view] = views(journey).values()
+    assert view["counts"]["by_type"] == {"customer.registered": 1, "social.mention": 1,
+                                         "call.outbound": 1}
+
+
+def test_a_failed_tracked_batch_records_neither_events_nor_position(
+        journey: Journey, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = journey.app.recorder
+    _tracked(journey, REG, position=1)
+    # The index "forgets" which facts it holds: the ledger rebuilds events for REG's call again,
+    # and the store refuses the batch on the idempotency key after inserting events and tracking
+    # in the same transaction. All of it must roll back.
+    record(journey, CALL)
+    head = recorder.max_notification_id()
+    monkeypatch.setattr(recorder, "known_events", lambda ids: set())
+    with pytest.raises(IntegrityError):
+        _tracked(journey, CALL, position=2)
+    monkeypatch.undo()
+    assert recorder.max_tracking_id("kafka:t:0") == 1  # type: ignore[attr-defined]
+    assert recorder.max_notification_id() == head
+    assert recorder.fact_count() == 2  # type: ignore[attr-defined]
+    assert record(journey, CALL).duplicates == 1
+
+
+def test_a_merged_prospects_facts_are_found_by_its_id(journey: Journey) -> None:
+    record(journey, TWEET, CALL)
+    record(journey, REG)
+    prospect = identity.prospect_uuid("twitter:@ana")
+    found = journey.app.index.facts_of(prospect)
+    assert [n.originator_version for n in found] == [1]
+    assert [journey.app.mapper.to_domain_event(n).fact["id"] for n in found] == ["t1"]  # type: ignore[attr-defined]
+    assert journey.app.index.facts_of(identity.customer_uuid("C-404")) == []

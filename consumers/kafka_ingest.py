@@ -1,0 +1,297 @@
+"""Kafka -> ledger: raw facts from ``journey.touchpoints``, recorded exactly once, poison to a DLQ.
+
+One message is one fact (the JSON Lines contract, docs/events.md). The consumer:
+
+- **Positions live in the store, not in Kafka.** On every partition assignment each partition is
+  sought to the offset after the one tracked in the event store under
+  ``kafka:{topic}:{partition}`` (eventsourcing ``Tracking`` rows, one per name, so every
+  partition of every topic coexists with the other trackers in the same table). Kafka's
+  committed offsets are written too, after the store commit, but only for monitoring (lag);
+  they are never read.
+- **One store transaction per partition per poll.** The valid facts of that partition's records
+  and a ``Tracking(kafka:{topic}:{p}, last offset)`` are saved together by ``Ledger.append``;
+  the tracking is saved even when no record of the batch was valid, so the position always
+  advances. A redelivered message (a rebalance, a restart after a crash between the store
+  commit and the Kafka commit) is at or below the tracked offset: it is skipped here, and if it
+  ever reached the store the tracking row would refuse the whole batch. Either way it records
+  nothing.
+- **Dead letters.** A message that is not a valid fact (``InvalidFact`` from parsing) goes to the
+  DLQ topic with its original key, value (the original bytes) and headers, plus
+  ``dlq.reason``, ``dlq.source_topic``, ``dlq.source_partition`` and ``dlq.source_offset``.
+  Those are produced and ``flush()``-ed (every send acknowledged, or the loop fails) **before**
+  the store commit of the batch, so a crash can only *duplicate* a DLQ entry (the batch is
+  redone and its rejects sent again), never lose one. The dedupe key of a DLQ entry is
+  ``(dlq.source_topic, dlq.source_partition, dlq.source_offset)``; ``consumers.dlq`` hides the
+  copies.
+
+  Facts the *ledger's state* refuses (``BatchResult.rejected``: a case of another customer, an
+  unknown ledger id) are only known when ``Ledger.append`` returns, i.e. after its commit:
+  they are produced and flushed right after it. A crash in that window (milliseconds) loses
+  those DLQ entries (their offsets are tracked already). Closing it needs a hook in the core:
+  ``Ledger.append(..., before_commit=callback(result))`` called just before the save.
+- **Errors are never swallowed.** Anything unexpected (the store, the producer, a fact that
+  breaks the writer) stops the loop with the exception; nothing after the failed batch is
+  tracked, so a restart resumes there. Only a failed *monitoring* commit to Kafka is logged.
+- **Clean stop.** A stop flag (``journey.signals.stop_flag``) is checked between polls: the
+  current poll's batches are finished, the producer flushed, the consumer closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from consumers.jsonl_ingest import parse_line
+from domain import catalogue
+from domain.errors import InvalidFact
+from ledger.writer import Ledger
+
+log = logging.getLogger("journey.ingest")
+
+DEFAULT_GROUP = "journey-ingest"
+#: Records per poll (over all partitions); each partition's share is one store transaction.
+DEFAULT_MAX_RECORDS = 2000
+
+H_REASON = "dlq.reason"
+H_SOURCE_TOPIC = "dlq.source_topic"
+H_SOURCE_PARTITION = "dlq.source_partition"
+H_SOURCE_OFFSET = "dlq.source_offset"
+#: Headers the DLQ adds; everything else on a DLQ entry is the original message's.
+DLQ_HEADERS = (H_REASON, H_SOURCE_TOPIC, H_SOURCE_PARTITION, H_SOURCE_OFFSET)
+
+Headers = list[tuple[str, bytes]]
+
+
+def tracking_name(topic: str, partition: int) -> str:
+    """The store's tracking row for one partition of one topic."""
+    return f"kafka:{topic}:{partition}"
+
+
+def dead_letter_headers(record: Any, reason: str) -> Headers:
+    """The original headers (minus any earlier DLQ headers) followed by this rejection's."""
+    kept = [(k, v) for k, v in (record.headers or []) if k not in DLQ_HEADERS]
+    return [
+        *kept,
+        (H_REASON, reason.encode()),
+        (H_SOURCE_TOPIC, record.topic.encode()),
+        (H_SOURCE_PARTITION, str(record.partition).encode()),
+        (H_SOURCE_OFFSET, str(record.offset).encode()),
+    ]
+
+
+class DeadLetters:
+    """A producer for the DLQ topic whose ``flush()`` fails loudly if any send failed."""
+
+    def __init__(self, producer: Any, topic: str, timeout: float = 30.0) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.timeout = timeout
+        self._pending: list[Any] = []
+        self.sent = 0
+
+    def send(self, record: Any, reason: str) -> None:
+        future = self.producer.send(self.topic, value=record.value, key=record.key,
+                                    headers=dead_letter_headers(record, reason))
+        self._pending.append(future)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        self.producer.flush(timeout=self.timeout)
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.get(timeout=self.timeout)  # raises the send's error
+        self.sent += len(pending)
+
+
+@dataclass(slots=True)
+class IngestStats:
+    #: Records handled (recorded, duplicate or dead-lettered); redeliveries are not counted.
+    messages: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    derived: int = 0
+    dead_lettered: int = 0
+    #: Records at or below the store's tracked offset (redeliveries), skipped.
+    redelivered: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+class _StorePositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Seeks every assigned partition to the store's tracked offset + 1."""
+
+    def __init__(self, ingest: KafkaIngest) -> None:
+        self.ingest = ingest
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        for tp in revoked:
+            self.ingest.positions.pop(tp, None)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        consumer = self.ingest.consumer
+        for tp in sorted(assigned):
+            done = self.ingest.stored_position(tp)
+            self.ingest.positions[tp] = -1 if done is None else done
+            if done is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, done + 1)
+            log.info("assigned %s:%d, resuming at offset %s (store)", tp.topic, tp.partition,
+                     "the beginning" if done is None else done + 1)
+
+
+class KafkaIngest:
+    """The ingest loop; ``run()`` until a stop flag is set (or, with ``once``, caught up)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        bootstrap: str,
+        topic: str,
+        dlq_topic: str,
+        group: str = DEFAULT_GROUP,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        poll_timeout_ms: int = 500,
+        on_progress: Callable[[IngestStats], None] | None = None,
+        before_commit: Callable[[], None] | None = None,
+        consumer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.topic = topic
+        self.max_records = max_records
+        self.poll_timeout_ms = poll_timeout_ms
+        self.on_progress = on_progress
+        #: Test hook: called after a batch's dead letters are flushed, before its store commit.
+        self.before_commit = before_commit
+        #: The last offset recorded in the store, per owned partition.
+        self.positions: dict[TopicPartition, int] = {}
+        self.stats = IngestStats()
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=f"{group}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            **dict(consumer_config or {}),
+        )
+        self.dlq = DeadLetters(
+            KafkaProducer(bootstrap_servers=bootstrap, client_id=f"{group}-dlq", acks="all",
+                          linger_ms=5),
+            dlq_topic,
+        )
+
+    # -- positions ---------------------------------------------------------------------------
+
+    def stored_position(self, tp: TopicPartition) -> int | None:
+        recorder: Any = self.ledger.app.recorder
+        done: int | None = recorder.max_tracking_id(tracking_name(tp.topic, tp.partition))
+        return done
+
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        return dict(self.consumer.end_offsets(tps)) if tps else {}
+
+    def caught_up(self, ends: Mapping[TopicPartition, int]) -> bool:
+        """Every partition handled up to the end offsets (by us or another group member)."""
+        for tp, end in ends.items():
+            done = self.positions.get(tp)
+            if done is None:
+                done = self.stored_position(tp)
+            if done is not None and done + 1 >= end:
+                continue
+            # Transaction markers take offsets no record has: ask where the fetcher is.
+            if tp in self.positions and self.consumer.position(tp) >= end:
+                continue
+            return False
+        return True
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None, *, once: bool = False) -> IngestStats:
+        stop = stop or threading.Event()
+        started = time.monotonic()
+        self.consumer.subscribe([self.topic], listener=_StorePositions(self))
+        ends = self.end_offsets() if once else {}
+        if once:
+            log.info("--once: stopping at end offsets %s",
+                     {tp.partition: o for tp, o in sorted(ends.items())})
+        while not stop.is_set():
+            if once and self.caught_up(ends):
+                break
+            polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+            commits: dict[TopicPartition, OffsetAndMetadata] = {}
+            for tp, records in sorted(polled.items()):
+                last = self._handle(tp, records)
+                if last is not None:
+                    commits[tp] = OffsetAndMetadata(last + 1, "", -1)
+            if commits:
+                self.consumer.commit_async(offsets=commits, callback=_log_commit_failure)
+            self.stats.seconds = time.monotonic() - started
+            if polled and self.on_progress is not None:
+                self.on_progress(self.stats)
+        self.dlq.flush()
+        self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    def _handle(self, tp: TopicPartition, records: Sequence[Any]) -> int | None:
+        """Record one partition's share of a poll; the last offset now tracked, if any."""
+        done = self.positions.get(tp)
+        if done is None:  # revoked while these were in flight: the new owner reads them
+            return None
+        fresh = [r for r in records if r.offset > done]
+        self.stats.redelivered += len(records) - len(fresh)
+        if not fresh:
+            return None
+        by_offset = {r.offset: r for r in fresh}
+        valid: list[tuple[int, catalogue.Fact]] = []
+        for r in fresh:
+            try:
+                if r.value is None:
+                    raise InvalidFact("empty message (no value)")
+                valid.append((r.offset, parse_line(r.value)))
+            except InvalidFact as error:
+                self.dlq.send(r, str(error))
+                self.stats.dead_lettered += 1
+        self.dlq.flush()  # before the store commit: a crash can duplicate, never lose
+        if self.before_commit is not None:
+            self.before_commit()
+        last: int = fresh[-1].offset
+        result = self.ledger.append(valid, tracking=Tracking(tracking_name(tp.topic, tp.partition), last))
+        for rejection in result.rejected:
+            self.dlq.send(by_offset[rejection.line], rejection.reason)
+            self.stats.dead_lettered += 1
+        self.dlq.flush()
+        self.positions[tp] = last
+        self.stats.messages += len(fresh)
+        self.stats.recorded += result.recorded
+        self.stats.duplicates += result.duplicates
+        self.stats.derived += result.derived
+        self.stats.batches += 1
+        return last
+
+    def close(self) -> None:
+        try:
+            self.dlq.producer.close(timeout=10)
+        finally:
+            self.consumer.close(autocommit=False)
+
+
+def _log_commit_failure(offsets: Any, response: Any) -> None:
+    if isinstance(response, Exception):
+        log.warning("monitoring commit to Kafka failed (positions are in the store): %s", response)

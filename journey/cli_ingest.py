@@ -1,0 +1,167 @@
+"""``journey ingest`` (Kafka touchpoints -> ledger) and ``journey dlq list|replay``.
+
+A CLI plugin (see ``journey.cli.PLUGINS``). Exit codes follow ``journey append``: 0 done; 1 done,
+but some messages went to the dead-letter topic (or some corrected lines are still invalid);
+2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from consumers import dlq
+from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest
+from journey.bootstrap import Journey
+from journey.signals import stop_flag
+
+Command = Callable[[argparse.Namespace, Journey], int]
+
+
+def register(subparsers: Any, commands: dict[str, Command]) -> None:
+    p = subparsers.add_parser("ingest", help="record raw facts from the Kafka touchpoints topic")
+    _kafka_args(p)
+    p.add_argument("--topic", help="touchpoints topic (env JOURNEY_TOUCHPOINTS_TOPIC)")
+    p.add_argument("--group", default=DEFAULT_GROUP, help=f"consumer group (default {DEFAULT_GROUP})")
+    p.add_argument("--batch", type=int, default=DEFAULT_MAX_RECORDS, help="records per poll")
+    p.add_argument("--once", action="store_true",
+                   help="stop when caught up with the end offsets seen at start")
+    p.add_argument("--json", action="store_true")
+    commands["ingest"] = cmd_ingest
+
+    p = subparsers.add_parser("dlq", help="the ingest dead-letter topic: list, replay")
+    sub = p.add_subparsers(dest="dlq_command", required=True)
+    q = sub.add_parser("list", help="every dead letter, from the beginning")
+    _kafka_args(q)
+    q.add_argument("--all", action="store_true", help="also the copies a crash may leave")
+    q.add_argument("--json", action="store_true")
+    q = sub.add_parser("replay", help="send dead letters (or corrected facts) to the touchpoints topic")
+    _kafka_args(q)
+    q.add_argument("--topic", help="touchpoints topic to produce to (default: the entry's source)")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--offsets",
+                       help="DLQ entries as they are: OFFSET or PARTITION:OFFSET, comma-separated")
+    which.add_argument("--file", help="corrected facts, JSON Lines")
+    q.add_argument("--json", action="store_true")
+    commands["dlq"] = cmd_dlq
+
+
+def _kafka_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP)")
+    p.add_argument("--dlq-topic", help="dead-letter topic (env JOURNEY_DLQ_TOPIC)")
+
+
+def _dump(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _fault_pause() -> Callable[[], None] | None:
+    """Crash-test hook: JOURNEY_FAULT_PAUSE_INGEST_BATCH=N stalls batch N after its dead
+    letters are flushed and before its store commit (the window a crash can duplicate)."""
+    target = os.environ.get("JOURNEY_FAULT_PAUSE_INGEST_BATCH")
+    if not target:
+        return None
+    seen = 0
+
+    def pause() -> None:
+        nonlocal seen
+        seen += 1
+        if seen == int(target):
+            print(f"fault: paused before commit of ingest batch {seen}", file=sys.stderr, flush=True)
+            time.sleep(3600)
+    return pause
+
+
+def _progress(every: float = 1.0) -> Callable[[IngestStats], None]:
+    last = time.monotonic()
+
+    def show(s: IngestStats) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            print(f"ingest: {s.messages:,} messages, {s.recorded:,} recorded, {s.duplicates:,} duplicates, "
+                  f"{s.dead_lettered:,} dead-lettered ({s.rate:,.0f} messages/s)",
+                  file=sys.stderr, flush=True)
+    return show
+
+
+def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
+    settings = journey.settings
+    bootstrap = args.bootstrap or settings.kafka_bootstrap
+    topic = args.topic or settings.touchpoints_topic
+    dlq_topic = args.dlq_topic or settings.dlq_topic
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("journey.ingest").setLevel(logging.INFO)
+    stop = stop_flag()
+    dlq.ensure_topic(bootstrap, dlq_topic, partitions=1)
+    ingest = KafkaIngest(journey.ledger, bootstrap=bootstrap, topic=topic, dlq_topic=dlq_topic,
+                         group=args.group, max_records=args.batch, on_progress=_progress(),
+                         before_commit=_fault_pause())
+    try:
+        stats = ingest.run(stop, once=args.once)
+    finally:
+        ingest.close()
+    if args.json:
+        _dump({"messages": stats.messages, "recorded": stats.recorded, "duplicates": stats.duplicates,
+               "derived": stats.derived, "dead_lettered": stats.dead_lettered,
+               "redelivered": stats.redelivered, "batches": stats.batches,
+               "seconds": round(stats.seconds, 3), "messages_per_second": round(stats.rate),
+               "topic": topic, "dlq_topic": dlq_topic})
+    else:
+        print(f"ingested {stats.messages} messages from {topic}: recorded {stats.recorded}, "
+              f"duplicates {stats.duplicates}, dead-lettered {stats.dead_lettered} -> {dlq_topic} "
+              f"({stats.seconds:.1f} s, {stats.rate:,.0f}/s)")
+    return 1 if stats.dead_lettered else 0
+
+
+def cmd_dlq(args: argparse.Namespace, journey: Journey) -> int:
+    settings = journey.settings
+    bootstrap = args.bootstrap or settings.kafka_bootstrap
+    dlq_topic = args.dlq_topic or settings.dlq_topic
+    if args.dlq_command == "list":
+        entries = dlq.read_dead_letters(bootstrap, dlq_topic, unique=not args.all)
+        if args.json:
+            _dump([e.as_json() for e in entries])
+        else:
+            for e in entries:
+                print(f"{e.partition}:{e.offset}  {e.source_topic}[{e.source_partition}]@{e.source_offset}  "
+                      f"{e.reason}\n    {e.text[:200]}")
+            print(f"{len(entries)} dead letters in {dlq_topic}")
+        return 0
+    if args.offsets:
+        try:
+            chosen = dlq.select(dlq.read_dead_letters(bootstrap, dlq_topic, unique=False),
+                                args.offsets.split(","))
+        except ValueError as error:
+            print(f"journey dlq replay: {error}", file=sys.stderr)
+            return 2
+        sent = dlq.replay_entries(bootstrap, dlq_topic, chosen, topic=args.topic)
+        if args.json:
+            _dump({"sent": sent, "entries": [f"{e.partition}:{e.offset}" for e in chosen]})
+        else:
+            print(f"re-submitted {sent} dead letters")
+        return 0
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"journey dlq replay: no such file: {args.file}", file=sys.stderr)
+        return 2
+    topic = args.topic or settings.touchpoints_topic
+    with path.open("rb") as handle:
+        result = dlq.replay_lines(bootstrap, topic, handle, origin=path.name)
+    if args.json:
+        _dump({"sent": result.sent, "invalid": [{"line": n, "reason": r} for n, r in result.invalid]})
+    else:
+        print(f"re-submitted {result.sent} facts to {topic}, {len(result.invalid)} still invalid")
+        for n, r in result.invalid:
+            print(f"  line {n}: {r}", file=sys.stderr)
+    return 1 if result.invalid else 0
