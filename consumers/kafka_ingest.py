@@ -25,10 +25,8 @@ One message is one fact (the JSON Lines contract, docs/events.md). The consumer:
   copies.
 
   Facts the *ledger's state* refuses (``BatchResult.rejected``: a case of another customer, an
-  unknown ledger id) are only known when ``Ledger.append`` returns, i.e. after its commit:
-  they are produced and flushed right after it. A crash in that window (milliseconds) loses
-  those DLQ entries (their offsets are tracked already). Closing it needs a hook in the core:
-  ``Ledger.append(..., before_commit=callback(result))`` called just before the save.
+  unknown ledger id) are sent from ``Ledger.append``'s ``before_commit`` hook, which sees the
+  batch's outcome before the save: the same rule holds for them.
 - **Errors are never swallowed.** Anything unexpected (the store, the producer, a fact that
   breaks the writer) stops the loop with the exception; nothing after the failed batch is
   tracked, so a restart resumes there. Only a failed *monitoring* commit to Kafka is logged.
@@ -52,7 +50,7 @@ from kafka.structs import OffsetAndMetadata
 from consumers.jsonl_ingest import parse_line
 from domain import catalogue
 from domain.errors import InvalidFact
-from ledger.writer import Ledger
+from ledger.writer import BatchResult, Ledger
 
 log = logging.getLogger("journey.ingest")
 
@@ -268,15 +266,19 @@ class KafkaIngest:
             except InvalidFact as error:
                 self.dlq.send(r, str(error))
                 self.stats.dead_lettered += 1
-        self.dlq.flush()  # before the store commit: a crash can duplicate, never lose
-        if self.before_commit is not None:
-            self.before_commit()
         last: int = fresh[-1].offset
-        result = self.ledger.append(valid, tracking=Tracking(tracking_name(tp.topic, tp.partition), last))
-        for rejection in result.rejected:
-            self.dlq.send(by_offset[rejection.line], rejection.reason)
-            self.stats.dead_lettered += 1
-        self.dlq.flush()
+
+        def dead_letter_refusals(outcome: BatchResult) -> None:
+            # Facts the ledger's state refuses, sent before the store commit like the rest.
+            for rejection in outcome.rejected:
+                self.dlq.send(by_offset[rejection.line], rejection.reason)
+            self.dlq.flush()  # before the store commit: a crash can duplicate, never lose
+            if self.before_commit is not None:
+                self.before_commit()
+
+        result = self.ledger.append(valid, tracking=Tracking(tracking_name(tp.topic, tp.partition), last),
+                                    before_commit=dead_letter_refusals)
+        self.stats.dead_lettered += len(result.rejected)
         self.positions[tp] = last
         self.stats.messages += len(fresh)
         self.stats.recorded += result.recorded

@@ -31,7 +31,7 @@ class JourneyApplication(Application[UUID]):
 
 
 def sqlite_env(path: str, cache_size: int = DEFAULT_CACHE_SIZE) -> dict[str, str]:
-    return {
+    env = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "30",
@@ -40,6 +40,16 @@ def sqlite_env(path: str, cache_size: int = DEFAULT_CACHE_SIZE) -> dict[str, str
         "AGGREGATE_CACHE_FASTFORWARD": "n",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
     }
+    return pinned(env)
+
+
+def pinned(env: dict[str, str]) -> dict[str, str]:
+    """Each key also under the application's prefix (JOURNEY_...).
+
+    eventsourcing looks up ``JOURNEY_<KEY>`` in os.environ before ``<KEY>``; this project names
+    its own variables JOURNEY_*, so a stray JOURNEY_SQLITE_DBNAME would otherwise win.
+    """
+    return {**env, **{f"{JourneyApplication.name.upper()}_{k}": v for k, v in env.items()}}
 
 
 def open_application(env: Mapping[str, str]) -> JourneyApplication:

@@ -24,6 +24,8 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             "CREATE INDEX IF NOT EXISTS journey_facts_by_customer ON journey_facts (customer_id)",
             "CREATE TABLE IF NOT EXISTS journey_identities ("
             "identity TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS journey_identities_by_customer "
+            "ON journey_identities (customer_id)",
             "CREATE TABLE IF NOT EXISTS journey_customers ("
             "customer_id TEXT PRIMARY KEY, kind TEXT NOT NULL, customer_number TEXT, "
             "merged_into TEXT) WITHOUT ROWID",
@@ -45,6 +47,8 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             c.execute(self.select_max_notification_id_statement)
             last = int(c.fetchone()[0])
             returning = list(range(last - len(stored_events) + 1, last + 1))
+        # Tracking is inserted here, not by the parent class (whose _insert_events is not
+        # called): calling both would insert it twice and fail every tracked batch.
         tracking = kwargs.get("tracking")
         if tracking is not None:
             self._insert_tracking(c, tracking)

@@ -7,7 +7,7 @@ batch's events, its dedupe keys and its identity changes commit together or not 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -49,15 +49,19 @@ class Ledger:
     def __init__(self, app: JourneyApplication) -> None:
         self.app = app
 
-    def append(self, batch: Sequence[tuple[int, Fact]], tracking: Tracking | None = None) -> BatchResult:
+    def append(self, batch: Sequence[tuple[int, Fact]], tracking: Tracking | None = None,
+               before_commit: Callable[[BatchResult], None] | None = None) -> BatchResult:
         """Record a batch of validated facts (with the line or offset each came from).
 
         ``tracking`` (a Kafka partition and offset, say) is stored in the same transaction,
-        so a redelivered batch is refused as a whole by the store.
+        so a redelivered batch is refused as a whole by the store. ``before_commit`` sees the
+        batch's outcome (its rejections) before anything is stored, so a caller can hand the
+        rejections on (to a dead-letter topic) first: a crash can then repeat, never lose
+        them. It may be called more than once when the batch is retried after a conflict.
         """
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return _BatchWriter(self.app, batch).run(tracking)
+                return _BatchWriter(self.app, batch).run(tracking, before_commit)
             except IntegrityError:
                 self._drop_cache()
                 if tracking is not None and self._tracked(tracking):
@@ -95,7 +99,8 @@ class _BatchWriter:
         #: Customer ids known not to exist in the store (looked up in bulk by _prefetch).
         self.absent: set[UUID] = set()
 
-    def run(self, tracking: Tracking | None) -> BatchResult:
+    def run(self, tracking: Tracking | None,
+            before_commit: Callable[[BatchResult], None] | None = None) -> BatchResult:
         fresh = self._drop_duplicates()
         self._prefetch(fresh)
         for line, fact in fresh:
@@ -103,6 +108,8 @@ class _BatchWriter:
                 self._record(fact)
             except (FactRejected, InvalidFact) as error:
                 self.result.rejected.append(Rejection(line, str(error)))
+        if before_commit is not None:
+            before_commit(self.result)
         touched = [a for a in self.aggregates.values() if a is not None]
         # Store the events in the order the facts arrived, not grouped by aggregate, so the
         # notification log (and Kafka after it) follows the input.
