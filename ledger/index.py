@@ -31,6 +31,10 @@ class IndexChanges:
     facts: list[tuple[str, str, str, int]] = field(default_factory=list)
     #: identity key -> owning customer id (inserted or re-pointed).
     identities: dict[str, UUID] = field(default_factory=dict)
+    #: identity key -> the owner the batch read (None: nobody). The recorder checks it under
+    #: the write lock: if another writer changed an owner meanwhile, the batch fails with
+    #: IntegrityError and is redone against the new state (never last-writer-wins).
+    expected_owners: dict[str, UUID | None] = field(default_factory=dict)
     customers: dict[UUID, CustomerRecord] = field(default_factory=dict)
 
 

@@ -20,7 +20,13 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor
@@ -80,6 +86,11 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             "INSERT INTO {schema}.journey_identities (identity, customer_id) "
             "SELECT * FROM json_to_recordset(%s::json) AS x(k text, c uuid) "
             "ON CONFLICT (identity) DO UPDATE SET customer_id = EXCLUDED.customer_id"
+        )
+        self.check_owners_statement = sql(
+            "SELECT x.k FROM json_to_recordset(%s::json) AS x(k text, c uuid, o uuid) "
+            "LEFT JOIN {schema}.journey_identities i ON i.identity = x.k "
+            "WHERE i.customer_id IS DISTINCT FROM x.o LIMIT 1"
         )
         self.upsert_customers_statement = sql(
             "INSERT INTO {schema}.journey_customers (customer_id, kind, customer_number, merged_into) "
@@ -145,6 +156,12 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
         if facts is not None:
             curs.execute(self.insert_facts_statement, (facts,))
         if identities is not None:
+            # Under the table lock: an owner changed by another writer since the batch read
+            # it fails the batch (IntegrityError, the writer redoes it), never last-writer-wins.
+            curs.execute(self.check_owners_statement, (identities,))
+            changed = curs.fetchone()
+            if changed is not None:
+                raise IntegrityError(f"identity {changed['k']} changed owner while the batch ran")
             curs.execute(self.upsert_identities_statement, (identities,))
         if customers is not None:
             curs.execute(self.upsert_customers_statement, (customers,))
@@ -219,7 +236,8 @@ def _index_params(changes: IndexChanges) -> tuple[str | None, str | None, str | 
     identities = None
     if changes.identities:
         identities = orjson.dumps(
-            [{"k": k, "c": c.hex} for k, c in changes.identities.items()]
+            [{"k": k, "c": c.hex, "o": o.hex if (o := changes.expected_owners.get(k)) else None}
+             for k, c in changes.identities.items()]
         ).decode()
     customers = None
     if changes.customers:

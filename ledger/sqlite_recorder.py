@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 
 from ledger.index import CustomerRecord, IndexChanges, chunks
@@ -57,6 +57,7 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             # A plain INSERT: a fact recorded concurrently by another writer fails the whole
             # batch (IntegrityError), which the writer retries against the new state.
             c.executemany("INSERT INTO journey_facts VALUES (?,?,?,?)", changes.facts)
+            self._check_owners(c, changes)
             c.executemany(
                 "INSERT INTO journey_identities VALUES (?,?) "
                 "ON CONFLICT(identity) DO UPDATE SET customer_id=excluded.customer_id",
@@ -72,6 +73,17 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                 ],
             )
         return returning
+
+    def _check_owners(self, c: SQLiteCursor, changes: IndexChanges) -> None:
+        """Fail the batch if an identity it re-points changed owner since it was read."""
+        expected = changes.expected_owners
+        for batch in chunks(expected):
+            c.execute("SELECT identity, customer_id FROM journey_identities WHERE identity IN "
+                      f"({','.join('?' * len(batch))})", batch)
+            now = {row[0]: UUID(row[1]) for row in c.fetchall()}
+            for key in batch:
+                if now.get(key) != expected[key]:
+                    raise IntegrityError(f"identity {key} changed owner while the batch ran")
 
     def _select(self, sql: str, keys: Iterable[str]) -> list[Any]:
         rows: list[Any] = []

@@ -94,6 +94,8 @@ class _BatchWriter:
         self.aggregates: dict[UUID, Customer | Case | None] = {}
         self.owners: dict[str, UUID] = {}
         self.records: dict[UUID, CustomerRecord] = {}
+        #: Identity owners as read from the store (the recorder re-checks them when writing).
+        self.read_owners: dict[str, UUID] = {}
         #: Streams (customers', cases') that already have events in the store.
         self.existing: set[UUID] = set()
         #: Customer ids known not to exist in the store (looked up in bulk by _prefetch).
@@ -145,6 +147,7 @@ class _BatchWriter:
             keys.update(identity.reference_keys(fact["customer"]))
             keys.update(catalogue.claimed_identities(fact))
         self.owners = self.index.identity_owners(keys)
+        self.read_owners = dict(self.owners)
         # Every customer a fact could land on, fetched in one query instead of one per fact.
         candidates = set(self.owners.values())
         for _, fact in facts:
@@ -247,9 +250,10 @@ class _BatchWriter:
 
     def _merge(self, prospect: UUID, survivor: UUID, trigger: Fact, reason: str) -> None:
         """A prospect turned out to be a known person: its history joins theirs."""
-        for k in set(self.index.identities_of(prospect)) | {
-            k for k, v in self.owners.items() if v == prospect
-        }:
+        stored = self.index.identities_of(prospect)
+        for k in stored:
+            self.read_owners.setdefault(k, prospect)
+        for k in set(stored) | {k for k, v in self.owners.items() if v == prospect}:
             self._set_owner(k, survivor)
         record = self._record_of(prospect)
         assert record is not None
@@ -294,6 +298,7 @@ class _BatchWriter:
         return self.records[customer_id]
 
     def _set_owner(self, key: str, customer_id: UUID) -> None:
+        self.changes.expected_owners.setdefault(key, self.read_owners.get(key))
         self.owners[key] = customer_id
         self.changes.identities[key] = customer_id
 

@@ -189,3 +189,29 @@ def test_a_merged_prospects_facts_are_found_by_its_id(journey: Journey) -> None:
     assert [n.originator_version for n in found] == [1]
     assert [journey.app.mapper.to_domain_event(n).fact["id"] for n in found] == ["t1"]  # type: ignore[attr-defined]
     assert journey.app.index.facts_of(identity.customer_uuid("C-404")) == []
+
+
+def test_an_identity_claimed_concurrently_is_never_last_writer_wins(store: Opener) -> None:
+    """Writer A reads who owns a phone; writer B claims it before A commits: A must redo."""
+    first, second = store(), store()
+    record(first, {**CALL, "id": "c0"})  # a prospect owns the phone
+    bea = {**REG, "id": "r-bea", "customer": {"customer_id": "C-2"},
+           "data": {"name": "Bea", "phone": "+34600000001"}}
+    raced = []
+
+    def claim_meanwhile(_: BatchResult) -> None:
+        if not raced:  # only on the first attempt: the retry must see Bea's claim
+            raced.append(record(second, bea))
+
+    batch = [(1, catalogue.validate(dict(REG)))]  # Ana registers with the same phone
+    result = first.ledger.append(batch, before_commit=claim_meanwhile)
+    assert raced and raced[0].recorded == 1
+    assert result.recorded == 1
+    first.project()
+    by_name = {v["name"]: v for v in views(first).values() if v.get("name")}
+    # Bea claimed it first (and absorbed the prospect); Ana's later claim moved it to Ana.
+    assert by_name["Ana"]["contact"]["phone"] == "+34600000001"
+    assert by_name["Bea"]["contact"]["phone"] is None
+    assert by_name["Bea"]["counts"]["by_type"]["customer.merged"] == 1
+    owners = first.app.index.identity_owners(["phone:+34600000001"])
+    assert str(owners["phone:+34600000001"]) == by_name["Ana"]["customer_id"]
