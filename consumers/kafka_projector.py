@@ -129,10 +129,10 @@ def run_projector(
 ) -> ProjectorStats:
     """Consume journey.events into per-partition projections until ``stop()`` (or caught up).
 
-    ``once``: return when every assigned partition has reached its end offset, or when no
-    partition was assigned for ``idle_timeout_s`` (more instances than partitions). A group
-    that still waits for a killed member's session to expire has no assignment yet: the
-    timeout is long enough to outlast Kafka's default session timeout.
+    ``once`` (a catch-up run of a single instance): return when this instance owns every
+    partition of the topic and each has reached its end offset, or when nothing was assigned
+    for ``idle_timeout_s``. Right after a crash the group may still hold a killed member's
+    partitions until its session expires; owning all of them means that has passed.
     """
     stats = ProjectorStats()
     stores = PartitionStores(directory, topic)
@@ -162,7 +162,7 @@ def run_projector(
                 consumer.commit_async()  # for lag monitoring only; the truth is in the files
                 if on_progress is not None:
                     on_progress(stats)
-            if once and _caught_up(consumer, stores, idle_since, idle_timeout_s):
+            if once and _caught_up(consumer, stores, topic, idle_since, idle_timeout_s):
                 break
     finally:
         stores.release_all()
@@ -170,11 +170,13 @@ def run_projector(
     return stats
 
 
-def _caught_up(consumer: KafkaConsumer, stores: PartitionStores, idle_since: float,
+def _caught_up(consumer: KafkaConsumer, stores: PartitionStores, topic: str, idle_since: float,
                idle_timeout_s: float) -> bool:
     assigned = consumer.assignment()
     if not assigned:
         return time.monotonic() - idle_since > idle_timeout_s
+    if {tp.partition for tp in assigned} != (consumer.partitions_for_topic(topic) or set()):
+        return False
     ends = consumer.end_offsets(list(assigned))
     for tp in assigned:
         store = stores.open.get(tp.partition)

@@ -1,0 +1,393 @@
+"""The relay: every event recorded in the store, published to Kafka (topic ``journey.events``).
+
+What it does, in a loop:
+
+1. reads the position it last published from the store's tracking table
+   (``tracking`` row ``relay:<topic>``, written by this relay only);
+2. reads the next batch of notifications after that position (ids have gaps after rejected
+   writes: a gap is never loss, the position simply moves past it);
+3. sends every event of the batch with an idempotent producer (``acks=all``), key = customer id,
+   value and headers as :mod:`consumers.wire` encodes them;
+4. flushes the producer and checks every send succeeded, and only then
+5. records the batch's last position in the tracking table.
+
+Guarantee: **at least once, in per-customer order, with a bounded redelivery window.** Nothing
+recorded in the store is ever skipped: the tracked position only moves after the broker has
+acknowledged (``acks=all``) every event up to it. After a crash (SIGKILL, power loss) between
+step 3 and step 5 the events of that one batch (at most ``batch_size`` events) are published
+again on restart. A broker outage does not move the position either: the producer keeps
+retrying (the delivery timeout is long, so the idempotent producer's retries keep per-partition
+order), the relay logs while it waits, and if a send does fail, the whole batch is sent again
+from the tracked position with a fresh producer, after a backoff. Redeliveries therefore happen;
+they are *not* hidden.
+
+How consumers drop redeliveries: every message carries ``position`` (the store's notification
+id; value field and header). Within one customer (one key, hence one partition) positions only
+increase in the store's order, so a consumer keeps, per customer, the last position it applied
+and ignores any message of that customer with ``position <= last``. Across customers positions
+interleave; compare them per customer only.
+
+Residual risk, stated plainly: while sends are merely retried, the idempotent producer keeps
+per-partition order. If a send *fails* (the 15-minute delivery timeout expired during an outage,
+or a non-retriable error) kafka-python starts a new producer id, and a later message of the same
+customer queued in the same batch could still be written before the failed one is re-sent; a
+consumer dropping ``position <= last`` would then drop the earlier event. The relay checks for
+exactly this after every failed attempt and logs it as an ERROR naming the customers and
+positions (they need a replay from the store); it cannot undo it. A transactional producer with
+``read_committed`` consumers would close this gap, at a throughput cost. A non-retriable error
+(say, a message larger than the broker accepts) stops progress at that batch: it is logged on
+every retry and never skipped.
+
+Stopping: when the stop flag is set the relay finishes the batch in hand (send, flush, record)
+and returns. If the broker is unreachable at that moment it gives up waiting after
+``stop_grace`` seconds without recording, so that batch is sent again on the next start.
+
+The SQLite store assigns notification ids inside its single write transaction, so an id never
+becomes visible after a larger one; a store with concurrent writers (PostgreSQL) must guarantee
+the same before this relay may run on it (eventsourcing does so with a table lock on insert).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+
+from consumers.wire import encode_event
+from ledger.application import JourneyApplication, StoredFact, decode_notification
+
+log = logging.getLogger(__name__)
+
+#: Events per flush-and-record cycle: the redelivery window after a crash.
+DEFAULT_BATCH = 5000
+#: Seconds between store polls when the relay has caught up (follow mode).
+POLL_INTERVAL = 0.2
+#: Seconds between progress lines.
+PROGRESS_EVERY = 5.0
+
+#: Producer settings. Idempotence needs acks=all and at most 5 requests in flight; the long
+#: delivery timeout lets the producer ride out a broker outage with its own ordered retries
+#: instead of failing batches (whose re-send would then duplicate more).
+PRODUCER_CONFIG: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "max_in_flight_requests_per_connection": 5,
+    "linger_ms": 20,
+    "batch_size": 512 * 1024,
+    "allow_auto_create_topics": False,  # ensure_topic() creates it with the right partitions
+    "max_request_size": 4 * 1024 * 1024,
+    "delivery_timeout_ms": 15 * 60 * 1000,
+    "request_timeout_ms": 30_000,
+    "max_block_ms": 10_000,
+    "retry_backoff_ms": 200,
+    "reconnect_backoff_ms": 200,
+    "reconnect_backoff_max_ms": 5_000,
+}
+
+
+def tracking_name(topic: str) -> str:
+    """The tracking-table row that holds the relay's position for ``topic``."""
+    return f"relay:{topic}"
+
+
+def tracking_recorder(app: JourneyApplication) -> TrackingRecorder:
+    """The store's recorder as a tracking recorder (the SQLite process recorder is one)."""
+    recorder = app.recorder
+    if not isinstance(recorder, TrackingRecorder):
+        raise TypeError(f"{type(recorder).__name__} cannot record the relay's position (no tracking table)")
+    return recorder
+
+
+def published_position(app: JourneyApplication, topic: str) -> int:
+    """The last store position the relay confirmed published to ``topic`` (0: none yet)."""
+    return tracking_recorder(app).max_tracking_id(tracking_name(topic)) or 0
+
+
+@dataclass(slots=True)
+class RelayProgress:
+    published: int  # events confirmed by the broker in this run (redeliveries included)
+    batches: int
+    position: int  # the tracked position
+    head: int  # the store's head when last looked at
+    elapsed: float
+    send_failures: int = 0  # batches sent again after a producer error
+    waiting: bool = False  # True while the broker is not acknowledging
+
+    @property
+    def rate(self) -> float:
+        return self.published / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(slots=True)
+class RelaySummary:
+    topic: str
+    published: int
+    batches: int
+    start_position: int
+    position: int
+    head: int
+    seconds: float
+    send_failures: int
+    #: Events sent in the last batch but not confirmed when the relay stopped (re-sent next start).
+    unconfirmed: int = 0
+    stopped: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.published / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Abandoned(Exception):
+    """The stop flag was set while the broker could not confirm the batch."""
+
+
+@dataclass
+class Relay:
+    app: JourneyApplication
+    bootstrap: str
+    topic: str = "journey.events"
+    partitions: int = 4
+    #: -1: the broker's default.replication.factor (Kafka 2.4+).
+    replication_factor: int = -1
+    batch_size: int = DEFAULT_BATCH
+    poll_interval: float = POLL_INTERVAL
+    progress_every: float = PROGRESS_EVERY
+    #: Seconds a stop request waits for the broker to confirm the batch in hand.
+    stop_grace: float = 10.0
+    producer_config: dict[str, Any] = field(default_factory=dict)
+    on_progress: Callable[[RelayProgress], None] | None = None
+    #: Test hook: called with the batch number after the flush, before the position is recorded.
+    after_flush: Callable[[int], None] | None = None
+    _producer: Any = field(default=None, init=False, repr=False)
+
+    # -- setup -------------------------------------------------------------------------------
+
+    @property
+    def tracking_name(self) -> str:
+        return tracking_name(self.topic)
+
+    def position(self) -> int:
+        return published_position(self.app, self.topic)
+
+    def ensure_topic(self, stop: threading.Event | None = None) -> bool:
+        """Create the topic with ``partitions`` partitions unless it exists; retries until the
+        broker answers. Returns False only if ``stop`` was set first."""
+        from kafka import KafkaAdminClient
+        from kafka.errors import TopicAlreadyExistsError
+
+        stop = stop or threading.Event()
+        delay = 0.5
+        while not stop.is_set():
+            admin: Any = None
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="journey-relay-admin",
+                                         request_timeout_ms=15_000)
+                try:
+                    admin.create_topics({self.topic: {"num_partitions": self.partitions,
+                                                      "replication_factor": self.replication_factor}},
+                                        wait_for_metadata=True)
+                    log.info("created topic %s with %d partitions", self.topic, self.partitions)
+                except TopicAlreadyExistsError:
+                    self._check_partitions(admin)
+                return True
+            except Exception as error:
+                log.warning("cannot create/check topic %s on %s (%r); retrying in %.1f s",
+                            self.topic, self.bootstrap, error, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+            finally:
+                if admin is not None:
+                    admin.close()
+        return False
+
+    def _check_partitions(self, admin: Any) -> None:
+        try:
+            described = admin.describe_topics([self.topic])
+            count = len(described[0]["partitions"])
+        except Exception as error:  # only a diagnostic: the topic exists, go on
+            log.warning("topic %s exists; could not read its partition count (%r)", self.topic, error)
+            return
+        if count != self.partitions:
+            log.warning("topic %s exists with %d partitions, not %d: left as it is (changing the "
+                        "count would move customers to other partitions and break their order)",
+                        self.topic, count, self.partitions)
+
+    def _new_producer(self) -> Any:
+        from kafka import KafkaProducer
+
+        return KafkaProducer(bootstrap_servers=self.bootstrap, client_id="journey-relay",
+                             **{**PRODUCER_CONFIG, **self.producer_config})
+
+    def _drop_producer(self, timeout: float) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=timeout)
+            except Exception as error:
+                log.warning("closing the producer failed: %r", error)
+
+    def close(self) -> None:
+        self._drop_producer(timeout=10.0)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, *, follow: bool = True, stop: threading.Event | None = None) -> RelaySummary:
+        """Publish from the tracked position on. ``follow=False``: stop at the store's head as it
+        was when the run started. ``follow=True``: keep polling until ``stop`` is set."""
+        stop = stop or threading.Event()
+        started = time.monotonic()
+        start_position = position = self.position()
+        recorder = self.app.recorder
+        tracking = tracking_recorder(self.app)
+        head = recorder.max_notification_id() or 0
+        stop_at = None if follow else head
+        published = batches = failures = unconfirmed = 0
+        last_report = started
+        log.info("relaying to %s on %s from position %d (store head %d)%s", self.topic, self.bootstrap,
+                 position, head, "" if follow else ", once")
+
+        def progress(force: bool = False, waiting: bool = False) -> None:
+            nonlocal last_report
+            now = time.monotonic()
+            if not force and now - last_report < self.progress_every:
+                return
+            last_report = now
+            p = RelayProgress(published, batches, position, head, now - started, failures, waiting)
+            log.info("published %d, position %d of %d, %.0f events/s%s", p.published, p.position,
+                     p.head, p.rate, " (waiting for the broker)" if waiting else "")
+            if self.on_progress is not None:
+                self.on_progress(p)
+
+        if not self.ensure_topic(stop):
+            return RelaySummary(self.topic, 0, 0, start_position, position, head,
+                                time.monotonic() - started, 0, stopped=True)
+        try:
+            while not stop.is_set():
+                if stop_at is not None and position >= stop_at:
+                    break
+                notifications = recorder.select_notifications(
+                    position, self.batch_size, stop=stop_at, inclusive_of_start=False)
+                if not notifications:
+                    if stop_at is not None:
+                        break
+                    head = recorder.max_notification_id() or head
+                    progress()
+                    stop.wait(self.poll_interval)
+                    continue
+                batch = [decode_notification(self.app, n) for n in notifications]
+                try:
+                    failures += self._publish(batch, stop, lambda: progress(waiting=True))
+                except _Abandoned:
+                    unconfirmed = len(batch)
+                    log.warning("stopped before the broker confirmed %d events after position %d; "
+                                "they are sent again on the next start", len(batch), position)
+                    break
+                batches += 1
+                if self.after_flush is not None:
+                    self.after_flush(batches)
+                position = batch[-1].position
+                tracking.insert_tracking(Tracking(self.tracking_name, position))
+                published += len(batch)
+                head = max(head, position)
+                progress()
+        finally:
+            self._drop_producer(timeout=self.stop_grace if unconfirmed else 10.0)
+        seconds = time.monotonic() - started
+        progress(force=True)
+        return RelaySummary(self.topic, published, batches, start_position, position, head, seconds,
+                            failures, unconfirmed, stopped=stop.is_set())
+
+    def _publish(self, batch: Sequence[StoredFact], stop: threading.Event,
+                 waiting: Callable[[], None]) -> int:
+        """Send the batch and wait until the broker acknowledged all of it. Returns the number
+        of failed attempts (each followed by a re-send of the whole batch with a new producer).
+        Raises _Abandoned if ``stop`` is set while the broker cannot confirm."""
+        from kafka.errors import KafkaError, KafkaTimeoutError
+
+        messages = [encode_event(sf) for sf in batch]
+        failures = 0
+        delay = 0.5
+        while True:
+            errors: list[BaseException] = []
+            futures: list[Any] = []
+            try:
+                if self._producer is None:
+                    self._producer = self._new_producer()
+                producer = self._producer
+                for key, value, headers in messages:
+                    futures.append(self._send(producer, key, value, headers, errors, stop, waiting))
+                self._flush(producer, stop, waiting)
+            except (KafkaError, OSError) as error:
+                if isinstance(error, KafkaTimeoutError) and stop.is_set():
+                    raise _Abandoned from error
+                errors.append(error)
+            if not errors:
+                return failures
+            failures += 1
+            self._check_order(batch, futures)
+            log.error("publishing %d events after position %d failed (%d errors, first: %r); "
+                      "sending the batch again in %.1f s with a new producer", len(batch),
+                      batch[0].position - 1, len(errors), errors[0], delay)
+            # Wait for what the old producer still has in flight before re-sending, so no stale
+            # copy lands after the new one.
+            self._drop_producer(timeout=30.0)
+            if stop.wait(delay):
+                raise _Abandoned
+            delay = min(delay * 2, 30.0)
+
+    def _check_order(self, batch: Sequence[StoredFact], futures: Sequence[Any]) -> None:
+        """After a failed attempt: a customer whose earlier event failed while a later one was
+        written now has them out of order on the topic (see the module docstring)."""
+        failed: dict[str, int] = {}
+        broken: dict[str, tuple[int, int]] = {}
+        for sf, future in zip(batch, futures, strict=False):
+            customer = sf.fact["customer_uuid"]
+            if future.failed():
+                failed.setdefault(customer, sf.position)
+            elif future.succeeded() and customer in failed and customer not in broken:
+                broken[customer] = (failed[customer], sf.position)
+        if broken:
+            sample = ", ".join(f"{c} (position {a} failed, {b} written)" for c, (a, b) in
+                               list(broken.items())[:5])
+            log.error("ORDER BROKEN on %s for %d customers: %s; consumers that drop position <= last "
+                      "will miss the failed events: replay these customers from the store",
+                      self.topic, len(broken), sample)
+
+    def _send(self, producer: Any, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
+              errors: list[BaseException], stop: threading.Event, waiting: Callable[[], None]) -> Any:
+        from kafka.errors import KafkaTimeoutError
+
+        since = time.monotonic()
+        while True:
+            try:
+                future = producer.send(self.topic, key=key, value=value, headers=headers)
+                future.add_errback(errors.append)
+                return future
+            except KafkaTimeoutError:
+                # No metadata (broker unreachable) or the buffer is full: nothing was queued,
+                # so trying the same message again keeps the order.
+                if stop.is_set() and time.monotonic() - since >= self.stop_grace:
+                    raise
+                log.warning("broker %s not accepting sends for %.0f s; still trying", self.bootstrap,
+                            time.monotonic() - since)
+                waiting()
+
+    def _flush(self, producer: Any, stop: threading.Event, waiting: Callable[[], None]) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        since = time.monotonic()
+        while True:
+            try:
+                producer.flush(timeout=self.stop_grace if stop.is_set() else 5.0)
+                return
+            except KafkaTimeoutError:
+                if stop.is_set():
+                    raise
+                log.warning("broker %s has not acknowledged the batch for %.0f s; the producer keeps "
+                            "retrying", self.bootstrap, time.monotonic() - since)
+                waiting()

@@ -1,0 +1,92 @@
+"""``journey relay``: publish every recorded event to Kafka (see consumers/relay.py).
+
+Follows the store until SIGTERM/SIGINT (the batch in hand is finished, flushed and recorded);
+``--once`` stops at the store's head. Progress goes to stderr, the summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from consumers.relay import DEFAULT_BATCH, Relay
+from journey.bootstrap import Journey
+from journey.signals import stop_flag
+
+
+def _fault_pause() -> Callable[[int], None] | None:
+    """Test hook for crash tests: JOURNEY_FAULT_RELAY_PAUSE_AFTER_FLUSH=N stalls after batch N was
+    flushed to the broker and before its position is recorded (the worst moment to die)."""
+    target = os.environ.get("JOURNEY_FAULT_RELAY_PAUSE_AFTER_FLUSH")
+    if not target:
+        return None
+
+    def pause(batch: int) -> None:
+        if batch == int(target):
+            print(f"fault: relay paused after flush of batch {batch}", file=sys.stderr, flush=True)
+            time.sleep(3600)
+    return pause
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("relay: %(message)s"))
+    relay_log = logging.getLogger("consumers.relay")
+    relay_log.addHandler(handler)
+    relay_log.setLevel(logging.INFO)
+    relay_log.propagate = False
+    # kafka-python reports every failed reconnect; the relay says what matters once per wait.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def cmd_relay(args: argparse.Namespace, journey: Journey) -> int:
+    settings = journey.settings
+    if args.batch < 1:
+        print("journey relay: --batch must be at least 1", file=sys.stderr)
+        return 2
+    _log_to_stderr()
+    stop = stop_flag()
+    relay = Relay(journey.app, bootstrap=args.bootstrap or settings.kafka_bootstrap,
+                  topic=args.topic or settings.events_topic, partitions=settings.partitions,
+                  batch_size=args.batch, after_flush=_fault_pause())
+    try:
+        summary = relay.run(follow=not args.once, stop=stop)
+    finally:
+        relay.close()
+    if args.json:
+        doc: dict[str, Any] = {
+            "topic": summary.topic, "published": summary.published, "batches": summary.batches,
+            "start_position": summary.start_position, "position": summary.position,
+            "head": summary.head, "seconds": round(summary.seconds, 3),
+            "events_per_second": round(summary.rate), "send_failures": summary.send_failures,
+            "unconfirmed": summary.unconfirmed, "stopped": summary.stopped}
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        line = (f"published {summary.published} events to {summary.topic} in {summary.seconds:.1f} s "
+                f"({summary.rate:,.0f}/s), now at position {summary.position}")
+        if summary.send_failures:
+            line += f"; {summary.send_failures} batch re-sends after producer errors"
+        if summary.unconfirmed:
+            line += f"; {summary.unconfirmed} events unconfirmed at stop (sent again next start)"
+        print(line)
+    return 0
+
+
+def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
+    p = subparsers.add_parser(
+        "relay", help="publish every recorded event to Kafka (at least once, per-customer order)")
+    p.add_argument("--bootstrap",
+                   help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP, default 127.0.0.1:9092)")
+    p.add_argument("--topic", help="topic (env JOURNEY_EVENTS_TOPIC, default journey.events)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                   help="events per flush and recorded position (the redelivery window after a crash)")
+    p.add_argument("--once", action="store_true", help="stop at the store's head instead of following it")
+    p.add_argument("--json", action="store_true")
+    commands["relay"] = cmd_relay
