@@ -15,7 +15,7 @@ from ledger.application import JourneyApplication, decode_notification
 from projections.duckdb_store import ProjectionStore
 
 #: Facts per DuckDB transaction: large enough to amortise the commit and the view reads.
-DEFAULT_BATCH = 5000
+DEFAULT_BATCH = 20_000
 
 
 @dataclass(slots=True)

@@ -188,6 +188,52 @@ def render(view: View, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
+def summary(view: View) -> dict[str, Any]:
+    """The few derived fields the analysts' ``customers`` table holds, without rendering
+    every history (the projection computes this for each touched customer of each batch)."""
+    sections = view["sections"]
+    profile = _profile(sections["profile"])
+    contact, _, unlinked = _contact(sections["contact"])
+    identities = [
+        key for key, mark in sorted(view["identities"].items())
+        if key not in unlinked or unlinked[key] < (mark["since"], mark["pos"])
+    ]
+    case_status: dict[str, str] = {}  # the same rules as _cases, without the histories
+    for e in sections["case"]:
+        case_id = e["data"]["case_id"]
+        case_status.setdefault(case_id, "open")
+        if e["type"] == "case.resolved":
+            case_status[case_id] = "resolved"
+        elif e["type"] == "case.reopened":
+            case_status[case_id] = "open"
+    promise_status: dict[str, str] = {}  # the same rules as _promises
+    for e in sections["promise"]:
+        pid = e["data"]["promise_id"]
+        promise_status.setdefault(pid, "open")
+        if e["type"] != "promise.made":
+            promise_status[pid] = e["type"]
+    objections = _consents(sections["consent"])["objections"]
+    return {
+        "customer_id": view["customer_id"],
+        "customer_number": next((k.split(":", 1)[1] for k in identities
+                                 if k.startswith("customer_id:")), None),
+        "kind": "customer" if profile else "prospect",
+        **(profile or {}),
+        "identities": identities,
+        "contact": contact,
+        "events": view["counts"]["events"],
+        "first_seen": view["first_seen"],
+        "last_seen": view["last_seen"],
+        "cases": len(case_status),
+        "open_cases": sum(1 for s in case_status.values() if s == "open"),
+        "open_promises": sum(1 for s in promise_status.values() if s == "open"),
+        "products": len(sections["product"]),
+        "active_objections": sum(1 for o in objections if o["active"]),
+        "departments": sorted(view["counts"]["by_department"]),
+        "merged_from": view["merged_from"],
+    }
+
+
 def _who(entry: Entry) -> dict[str, Any]:
     return {k: entry[k] for k in ("occurred_at", "recorded_at", "department", "agent", "source",
                                   "event_id") if k in entry}

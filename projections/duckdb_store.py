@@ -43,7 +43,7 @@ SCHEMA = [
         cases INTEGER, open_cases INTEGER, open_promises INTEGER, products INTEGER,
         active_objections INTEGER, departments VARCHAR[], merged_from VARCHAR[])""",
     """CREATE TABLE IF NOT EXISTS customer_views (
-        customer_id VARCHAR NOT NULL, position BIGINT NOT NULL, view JSON NOT NULL)""",
+        customer_id VARCHAR NOT NULL, position BIGINT NOT NULL, view VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS identities (
         identity VARCHAR NOT NULL, customer_id VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS customer_aliases (
@@ -61,6 +61,8 @@ CUSTOMER_COLUMNS = ("customer_id", "customer_number", "kind", "name", "birthday"
                     "merged_from")
 
 _DELETED: View = {}
+#: Views kept in memory between batches (a view is a few KB: about 1 GB at most).
+VIEW_CACHE_SIZE = 200_000
 
 
 class ProjectionStore:
@@ -80,6 +82,9 @@ class ProjectionStore:
                 "(SELECT 1 FROM projection_position WHERE name = ?)", [name, start, name])
         self.aliases: dict[str, str] = dict(
             self.con.execute("SELECT alias, customer_id FROM customer_aliases").fetchall())
+        #: Views as last committed, kept between batches: this process is the file's only
+        #: writer (DuckDB's lock), so the cache cannot go stale; a rollback clears it.
+        self.cache: dict[str, View] = {}
 
     def close(self) -> None:
         self.con.close()
@@ -91,9 +96,9 @@ class ProjectionStore:
         Kafka partition is ``kafka:TOPIC:PARTITION`` and starts at -1 (nothing applied).
         """
         row = self.con.execute("SELECT position FROM projection_position WHERE name = ?",
-                               [cursor or self.name]).fetchone()
+                               [cursor or self.name]).fetchall()
         if row:
-            return int(row[0])
+            return int(row[0][0])
         return 0 if cursor is None else -1
 
     @contextmanager
@@ -103,6 +108,7 @@ class ProjectionStore:
             yield
         except BaseException:
             self.con.rollback()
+            self.cache.clear()
             self.aliases = dict(
                 self.con.execute("SELECT alias, customer_id FROM customer_aliases").fetchall())
             raise
@@ -156,23 +162,30 @@ class ProjectionStore:
 
     def resolve(self, identity_key: str) -> str | None:
         """The customer an identity key (``phone:+34...``) or a ledger id names."""
-        row = self.con.execute("SELECT customer_id FROM identities WHERE identity = ? LIMIT 1",
-                               [identity_key]).fetchone()
-        if row:
-            return str(row[0])
+        rows = self.con.execute("SELECT customer_id FROM identities WHERE identity = ? LIMIT 1",
+                                [identity_key]).fetchall()
+        if rows:
+            return str(rows[0][0])
         candidate = identity_key.split(":", 1)[-1]
         candidate = self.aliases.get(candidate, candidate)
-        row = self.con.execute("SELECT customer_id FROM customer_views WHERE customer_id = ?",
-                               [candidate]).fetchone()
-        return str(row[0]) if row else None
+        rows = self.con.execute("SELECT customer_id FROM customer_views WHERE customer_id = ?",
+                                [candidate]).fetchall()
+        return str(rows[0][0]) if rows else None
 
     def load_views(self, customer_ids: Sequence[str]) -> dict[str, View]:
-        if not customer_ids:
-            return {}
-        rows = self.con.execute(
-            "SELECT customer_id, view FROM customer_views WHERE customer_id IN "
-            "(SELECT unnest(?::VARCHAR[]))", [list(customer_ids)]).fetchall()
-        return {cid: orjson.loads(doc) for cid, doc in rows}
+        """Stored views (the folded state) of these customers; absent ones are not returned.
+
+        They are the cache's own objects: a batch folds into them in place, and a rolled-back
+        batch clears the cache, so only committed state survives a failure.
+        """
+        found = {cid: self.cache[cid] for cid in customer_ids if cid in self.cache}
+        missing = [cid for cid in customer_ids if cid not in found]
+        if missing:
+            rows = self.con.execute(
+                "SELECT customer_id, view FROM customer_views WHERE customer_id IN "
+                "(SELECT unnest(?::VARCHAR[]))", [missing]).fetchall()
+            found.update((cid, orjson.loads(doc)) for cid, doc in rows)
+        return found
 
     def timeline(self, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT position, event_id, type, occurred_local, "
@@ -196,7 +209,9 @@ class ProjectionStore:
         return rows
 
     def table_counts(self) -> dict[str, int]:
-        return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
+        # fetchall, never fetchone: DuckDB 2 refuses further work on a connection whose last
+        # result was not read to the end.
+        return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
                 for t in ("events", "customers", "customer_views", "identities")}
 
 
@@ -208,9 +223,12 @@ class _BatchProjection:
         self.store = store
         self.batch = batch
         self.history = history
+        self.aliases = store.aliases
         self.views: dict[str, View] = {}
         self.rows: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
         self.moves: list[tuple[str, str]] = []
+        #: Customers whose stored views were read in bulk for this batch.
+        self.loaded: set[str] = set()
 
     def _absorbed_view(self, customer_id: str) -> View:
         """The view of a customer being merged away: here, or rebuilt from the store.
@@ -222,6 +240,7 @@ class _BatchProjection:
         if local is not None or self.history is None:
             return self._view(customer_id)
         rebuilt = _BatchProjection(self.store, self.history(customer_id), self.history)
+        rebuilt.aliases = {}  # a private fold: it must not move anybody in this file
         for sf in rebuilt.batch:
             rebuilt._fold(sf, record_row=False)
         return rebuilt.views.get(customer_id) or self._view(customer_id)
@@ -229,16 +248,19 @@ class _BatchProjection:
     def _view(self, customer_id: str) -> View:
         view = self.views.get(customer_id)
         if view is None:
-            view = self.store.load_views([customer_id]).get(customer_id)
+            # Customers of the batch were loaded in bulk: absent there means new.
+            if customer_id not in self.loaded:
+                view = self.store.load_views([customer_id]).get(customer_id)
             if view is None:
                 view = customer_view.new_view(customer_id)
             self.views[customer_id] = view
         return view
 
     def write(self) -> int:
-        aliases = self.store.aliases
+        aliases = self.aliases
         wanted = {aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"]) for sf in self.batch}
         self.views.update(self.store.load_views(sorted(wanted)))
+        self.loaded = wanted
         applied = 0
         for sf in self.batch:
             customer_id = aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"])
@@ -262,7 +284,7 @@ class _BatchProjection:
 
     def _fold(self, sf: StoredFact, record_row: bool = True) -> None:
         fact = catalogue.upcast(sf.fact)
-        aliases = self.store.aliases
+        aliases = self.aliases
         stream_customer: str = fact["customer_uuid"]
         customer_id = aliases.get(stream_customer, stream_customer)
         recorded_at = sf.recorded_at.isoformat()
@@ -304,15 +326,23 @@ class _BatchProjection:
         live = [(cid, v) for cid, v in self.views.items() if v is not _DELETED]
         if not live:
             return
+        cache = self.store.cache
+        if len(cache) > VIEW_CACHE_SIZE:
+            cache.clear()
+        for cid, view in self.views.items():
+            if view is _DELETED:
+                cache.pop(cid, None)
+            else:
+                cache[cid] = view
         docs = pa.Table.from_pydict({
             "customer_id": [cid for cid, _ in live],
             "position": pa.array([v["position"] for _, v in live], pa.int64()),
             "view": [orjson.dumps(v).decode() for _, v in live],
         })
         con.register("new_views", docs)
-        con.execute("INSERT INTO customer_views SELECT customer_id, position, view::JSON FROM new_views")
+        con.execute("INSERT INTO customer_views SELECT customer_id, position, view FROM new_views")
         con.unregister("new_views")
-        rendered = [customer_view.render(v) for _, v in live]
+        rendered = [customer_view.summary(v) for _, v in live]
         customers = pa.Table.from_pylist([_customer_row(r) for r in rendered],
                                          schema=_CUSTOMER_SCHEMA)
         con.register("new_customers", customers)
@@ -320,8 +350,8 @@ class _BatchProjection:
         con.unregister("new_customers")
         idents = {"identity": [], "customer_id": []}  # type: dict[str, list[str]]
         for r in rendered:
-            for i in r["identities"]:
-                idents["identity"].append(f"{i['kind']}:{i['value']}")
+            for key in r["identities"]:
+                idents["identity"].append(key)
                 idents["customer_id"].append(r["customer_id"])
             idents["identity"].append(f"ledger:{r['customer_id']}")
             idents["customer_id"].append(r["customer_id"])
@@ -367,6 +397,7 @@ def _epoch(utc_key: str) -> float:
 
 
 def _customer_row(view: dict[str, Any]) -> dict[str, Any]:
+    """A row of ``customers`` from :func:`customer_view.summary`."""
     address = view["contact"]["address"] or {}
     return {
         "customer_id": view["customer_id"],
@@ -378,15 +409,7 @@ def _customer_row(view: dict[str, Any]) -> dict[str, Any]:
         "timezone": view.get("timezone"),
         **{k: address.get(k) for k in ("street", "number", "postal_code", "city")},
         **{k: view["contact"][k] for k in ("phone", "email", "twitter")},
-        "identities": [f"{i['kind']}:{i['value']}" for i in view["identities"]],
-        "events": view["counts"]["events"],
-        "first_seen": view["first_seen"],
-        "last_seen": view["last_seen"],
-        "cases": len(view["cases"]),
-        "open_cases": sum(1 for c in view["cases"] if c["status"] == "open"),
-        "open_promises": sum(1 for p in view["promises"] if p["status"] == "open"),
-        "products": len(view["products"]),
-        "active_objections": sum(1 for o in view["objections"] if o["active"]),
-        "departments": sorted(view["counts"]["by_department"]),
-        "merged_from": view["merged_from"],
+        **{k: view[k] for k in ("identities", "events", "first_seen", "last_seen", "cases",
+                                "open_cases", "open_promises", "products", "active_objections",
+                                "departments", "merged_from")},
     }
