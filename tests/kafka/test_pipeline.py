@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from benchmarks.pipeline import run_pipeline
+from benchmarks.pipeline import create_topics, produce, run_pipeline, touchpoint_key
 from consumers.kafka_projector import partition_path
+from consumers.relay import published_position
 from consumers.wire import decode_event
 from domain import identity
 from journey import demo_data
 from journey.bootstrap import bootstrap
+from journey.config import Settings
 from ledger.application import decode_notification
 from projections.duckdb_store import ProjectionStore
 
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
@@ -66,3 +74,85 @@ def test_ten_thousand_touchpoints_exactly_once_in_store_topic_and_projections(
         finally:
             part.close()
     assert sorted(projected) == sorted(all_ids)  # the projections: once each
+
+
+def _worker(home: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "journey.cli", "--data-dir", str(home), *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_broker_restarted_while_ingest_relay_and_projector_run(kafka_broker: Any, kafka_topic_prefix: str,
+                                                               tmp_path: Path) -> None:
+    """Three long-running workers; the broker goes down and comes back mid-stream."""
+    if not hasattr(kafka_broker, "restart"):
+        pytest.skip("external broker: cannot restart it")
+    servers = kafka_broker.bootstrap
+    touchpoints, events = kafka_topic_prefix + "tp", kafka_topic_prefix + "ev"
+    create_topics(servers, touchpoints, events)
+    facts = list(demo_data.generate(500, seed=23))
+    payloads = [(touchpoint_key(f), orjson.dumps(f)) for f in facts]
+    half = len(payloads) // 2
+    produce(servers, touchpoints, payloads[:half])
+    home = tmp_path / "ledger"
+    bootstrap(Settings(data_dir=home)).close()  # create the store before three processes open it
+    common = ["--bootstrap", servers]
+    workers = [
+        _worker(home, "ingest", *common, "--topic", touchpoints, "--dlq-topic", kafka_topic_prefix + "dlq",
+                "--group", kafka_topic_prefix + "ingest"),
+        _worker(home, "relay", *common, "--topic", events),
+        _worker(home, "project", "--source", "kafka", *common, "--topic", events,
+                "--group", kafka_topic_prefix + "proj"),
+    ]
+    journey = bootstrap(Settings(data_dir=home))
+    try:
+        _wait(lambda: (journey.app.recorder.max_notification_id() or 0) > half // 2, 120, "ingest to start")
+        kafka_broker.restart()
+        produce(servers, touchpoints, payloads[half:])
+        expected = {str(identity.event_uuid(f["source"], f["id"])) for f in facts}
+
+        def recorded() -> set[str]:
+            head = journey.app.recorder.max_notification_id() or 0
+            return {decode_notification(journey.app, x).fact["event_id"]
+                    for x in journey.app.recorder.select_notifications(1, head + 1)}
+
+        _wait(lambda: expected <= recorded(), 240, "every touchpoint in the store")
+        head = journey.app.recorder.max_notification_id()
+        _wait(lambda: published_position(journey.app, events) >= head, 240, "the relay to reach the head")
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            _, err = worker.communicate(timeout=120)
+            assert worker.returncode in (0, 1), err[-2000:]  # 1: ingest dead-lettered nothing here
+        stored = [decode_notification(journey.app, x)
+                  for x in journey.app.recorder.select_notifications(1, head + 1)]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        journey.close()
+    from_input = sorted(sf.fact["event_id"] for sf in stored if sf.fact["source"] != "ledger")
+    assert from_input == sorted(expected)
+    on_topic = [decode_event(m.value) for m in read_topic(servers, events)]
+    assert {sf.fact["event_id"] for sf in on_topic} == {sf.fact["event_id"] for sf in stored}
+    # Finish whatever the projector had not applied when stopped, then check it exactly.
+    done = subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project", "--source",
+                           "kafka", *common, "--topic", events, "--group", kafka_topic_prefix + "proj", "--once"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    projected: list[str] = []
+    for p in range(4):
+        part = ProjectionStore(partition_path(home / "partitions", events, p), name=f"kafka:{events}:{p}", start=-1)
+        try:
+            projected += [r[0] for r in part.con.execute("SELECT event_id FROM events").fetchall()]
+        finally:
+            part.close()
+    assert sorted(projected) == sorted(sf.fact["event_id"] for sf in stored)
