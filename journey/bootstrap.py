@@ -6,13 +6,19 @@ and closes it when done.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
+import orjson
+
+from consumers.jsonl_ingest import IngestSummary, ingest
 from consumers.log_follower import DEFAULT_BATCH, Progress, catch_up
 from journey.config import Settings
 from ledger.application import JourneyApplication, open_application, sqlite_env
 from ledger.writer import Ledger
+from projections.customer_view import render
 from projections.duckdb_store import ProjectionStore
 
 
@@ -34,6 +40,31 @@ class Journey:
         """Bring the embedded projections up to the store's head."""
         return catch_up(self.app, self.projections, batch_size=batch, on_progress=on_progress,
                         before_commit=before_commit)
+
+    def record(self, facts: Iterable[Mapping[str, Any]], batch: int = 2000) -> IngestSummary:
+        """Record facts given as dicts (the JSON contract): the Python face of ``journey append``.
+
+        Same validation, same batching, same result: bad facts are in ``rejected`` with their
+        1-based index as ``line``; the projections are brought up to date afterwards.
+        """
+        summary = ingest(self.ledger, (orjson.dumps(f) for f in facts), batch_size=batch)
+        self.project()
+        return summary
+
+    def customer(self, ref: str, now: datetime | None = None,
+                 timeline_limit: int | None = None) -> dict[str, Any] | None:
+        """The unified view of whoever ``ref`` names (+34..., @handle, e-mail, C-1, ledger id,
+        kind:value), with its timeline; None when nobody is known by it."""
+        from journey.references import reference_key
+
+        self.project()
+        store = self.projections
+        customer_id = store.resolve(reference_key(ref))
+        if customer_id is None:
+            return None
+        view = render(store.load_views([customer_id])[customer_id], now=now or datetime.now(UTC))
+        return {**view, "as_of_position": store.position(),
+                "timeline": store.timeline(customer_id, limit=timeline_limit)}
 
     def close(self) -> None:
         if self._projections is not None:
@@ -62,3 +93,13 @@ def bootstrap(settings: Settings) -> Journey:
         raise SystemExit(f"JOURNEY_STORE={settings.store!r} is not a store: use 'sqlite' or 'postgres'")
     app = open_application(env)
     return Journey(settings, app, Ledger(app))
+
+
+def open_ledger(data_dir: str | None = None) -> Journey:
+    """The embedded ledger in ``data_dir`` (default: JOURNEY_HOME or ./.journey), for Python use.
+
+        with closing(open_ledger("./.journey")) as ledger:
+            ledger.record([{"type": "call.inbound", ...}])
+            view = ledger.customer("+34600000001")
+    """
+    return bootstrap(Settings.load(data_dir))

@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +21,11 @@ import orjson
 
 from consumers.jsonl_ingest import IngestSummary, RejectedLine, ingest
 from consumers.log_follower import DEFAULT_BATCH, Progress
-from domain import identity
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
+from journey.references import reference_key
 from journey.textview import render_text
-from projections.customer_view import render
 
 DEMO_MARKER = ".demo"
 
@@ -122,26 +120,6 @@ def cmd_append(args: argparse.Namespace, journey: Journey) -> int:
     return 1 if summary.rejected else 0
 
 
-def reference_key(ref: str) -> str:
-    """What a person types (+34..., @handle, e-mail, C-123, a ledger id, kind:value) as a key."""
-    text = ref.strip()
-    kind, sep, value = text.partition(":")
-    if sep and kind in identity.IDENTITY_KINDS:
-        return identity.key(kind, identity.normalise(kind, value, "REF"))
-    if text.startswith("@"):
-        kind = "twitter"
-    elif "@" in text:
-        kind = "email"
-    elif text.lstrip("+").replace(" ", "").isdigit():
-        kind = "phone"
-    else:
-        try:
-            return "ledger:" + str(uuid.UUID(text))
-        except ValueError:
-            kind = "customer_id"
-    return identity.key(kind, identity.normalise(kind, text, "REF"))
-
-
 def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
     try:
         key = reference_key(args.ref)
@@ -149,17 +127,14 @@ def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey customer: {error}", file=sys.stderr)
         return 2
     journey.project(on_progress=_project_progress(Ticker("project")))
-    store = journey.projections
-    customer_id = store.resolve(key)
-    if customer_id is None:
+    view = journey.customer(args.ref, timeline_limit=args.limit)
+    if view is None:
         print(f"journey customer: nobody known as {args.ref!r} ({key})", file=sys.stderr)
         return 3
-    view = render(store.load_views([customer_id])[customer_id], now=datetime.now(UTC))
-    timeline = store.timeline(customer_id, limit=args.limit)
     if args.json:
-        _dump({**view, "as_of_position": store.position(), "timeline": timeline})
+        _dump(view)
     else:
-        print(render_text(view, timeline))
+        print(render_text(view, view["timeline"]))
     return 0
 
 
