@@ -147,6 +147,13 @@ TYPES: dict[str, EventType] = {
         EventType("identity.unlinked", 1, (
             _f("kind", "identity_kind", True), _f("value", required=True), _f("to"), _f("reason"),
         ), system=True, summary="(ledger) an identity now belongs to another customer"),
+        EventType("contact.decided", 1, (
+            _f("channel", "str", True, CHANNELS), _f("purpose", "str", True, PURPOSES),
+            _f("at", "datetime", True), _f("campaign"), _f("allowed", "bool", True),
+            _f("reasons", "list", True), _f("policy_version", required=True),
+            _f("as_of_position", "int"),
+        ), system=True, summary="(contact policy) may we contact them: the verdict, its reasons "
+                                "and the policy version, recorded by journey can-contact --record"),
     )
 }
 

@@ -164,6 +164,11 @@ def resolve(ref: Mapping[str, str], owners: Mapping[str, uuid.UUID]) -> Resoluti
     return Resolution(prospect_uuid(keys[0]), True, "prospect", None, list(keys))
 
 
+def ledger_uuid(text: str) -> uuid.UUID | None:
+    """The ledger id a ``customer_id`` names directly, when it is one (not a customer number)."""
+    return _as_uuid(text)
+
+
 def _as_uuid(text: str) -> uuid.UUID | None:
     if len(text) not in (32, 36):
         return None

@@ -1034,6 +1034,9 @@ def stories() -> list[dict[str, Any]]:
                            "+34600900001", "ramon.ortega@example.es",
                            {"street": "Calle de Alcalá", "number": "120",
                             "postal_code": "28009", "city": "Madrid"}))
+    # A fibre contract: the legitimate interest that makes the first commercial call lawful.
+    out.append(_f("s1-01c", "contract.started", _at(2026, 3, 2, 10, 20), {"customer_id": "C-900001"},
+                  "sales", "A-17", {"contract_id": "CT-900001", "service": "fibra 300"}))
     out.append(_f("s1-02", "call.outbound", _at(2026, 3, 4, 11), ph1, "sales", "A-17",
                   {"purpose": "commercial", "campaign": "fibra", "outcome": "not_interested",
                    "duration_s": 95}))

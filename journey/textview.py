@@ -67,6 +67,11 @@ def describe(kind: str, data: dict[str, Any]) -> str:
             return f"{d['kind']} {d['value']} moved to another customer"
         case "customer.merged":
             return f"merged record {d['from'][:8]}… ({d.get('reason', '')})"
+        case "contact.decided":
+            verdict = "allowed" if d.get("allowed") else "DENIED"
+            codes = ", ".join(r.get("code", "?") for r in d.get("reasons") or [])
+            return f"asked may we contact ({d.get('channel')}/{d.get('purpose')}): {verdict}" + (
+                f" [{codes}]" if codes else "")
         case "contract.started" | "contract.ended":
             return f"contract {d['contract_id']} {kind.split('.')[1]} ({d.get('service') or '-'})"
     if kind.startswith("case."):

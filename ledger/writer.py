@@ -153,7 +153,8 @@ class _BatchWriter:
         for _, fact in facts:
             ref = fact["customer"]
             if "customer_id" in ref:
-                candidates.add(identity.customer_uuid(ref["customer_id"]))
+                number = ref["customer_id"]
+                candidates.add(identity.ledger_uuid(number) or identity.customer_uuid(number))
             else:
                 candidates.add(identity.prospect_uuid(identity.reference_keys(ref)[0]))
         self.records = self.index.customer_records(candidates)

@@ -14,6 +14,8 @@ import calendar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from domain.identity import ledger_uuid
+
 View = dict[str, Any]
 Entry = dict[str, Any]
 
@@ -90,9 +92,10 @@ def apply(view: View, fact: dict[str, Any], entry: Entry, channel: str | None) -
     names = ("case",) if kind.startswith("case.") else SECTIONS.get(kind, ())
     for name in names:
         bisect.insort(sections[name], entry, key=_sort_key)
-    if fact["source"] != "ledger":  # the ledger's own facts name the customer by ledger id
-        for ident_kind, value in fact["customer"].items():
-            _see_identity(view, f"{ident_kind}:{value}", entry)
+    for ident_kind, value in fact["customer"].items():
+        if ident_kind == "customer_id" and ledger_uuid(value) is not None:
+            continue  # a ledger id names the customer; it is not one of their identities
+        _see_identity(view, f"{ident_kind}:{value}", entry)
     if kind == "customer.registered":
         for ident_kind in ("phone", "email", "twitter"):
             if ident_kind in fact["data"]:

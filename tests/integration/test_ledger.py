@@ -215,3 +215,15 @@ def test_an_identity_claimed_concurrently_is_never_last_writer_wins(store: Opene
     assert by_name["Bea"]["counts"]["by_type"]["customer.merged"] == 1
     owners = first.app.index.identity_owners(["phone:+34600000001"])
     assert str(owners["phone:+34600000001"]) == by_name["Ana"]["customer_id"]
+
+
+def test_a_fact_may_name_the_customer_by_ledger_id(journey: Journey) -> None:
+    record(journey, REG)
+    ledger_id = str(identity.customer_uuid("C-1"))
+    result = record(journey, {**CALL, "id": "c-uuid", "customer": {"customer_id": ledger_id}})
+    assert result.recorded == 1 and not result.rejected
+    journey.project()
+    [view] = views(journey).values()
+    assert view["customer_number"] == "C-1"
+    assert ledger_id not in {i["value"] for i in view["identities"]}
+    assert view["counts"]["by_type"]["call.outbound"] == 1

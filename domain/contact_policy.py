@@ -1,0 +1,538 @@
+"""May we contact this person now? A pure decision over the customer's whole history.
+
+:func:`decide` looks at every fact that happened up to the instant asked about (consents,
+withdrawals, objections, contracts, earlier contacts and their outcomes, the customer's
+timezone) plus the exclusion-list entries for their phones and e-mails, and lists EVERY rule
+that forbids the contact, each reason naming the events behind it. No I/O: the caller hands in
+the facts (dicts with ``type``, ``event_id``, ``occurred_at``, ``department``, ``data``; store
+``position`` when known) in any order, and the policy (``journey/policy.py`` loads it).
+
+For speed, the facts can be indexed once per customer (:class:`ContactHistory`); ``decide``
+then answers with a few binary searches instead of scanning the history on every call.
+
+The rules and their reason codes are documented in docs/contact-policy.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+import hashlib
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from domain import identity
+from domain.errors import InvalidFact
+
+#: Facts that are the company contacting the person, and the channel each one uses.
+CONTACT_TYPES: dict[str, str] = {
+    "call.outbound": "phone",
+    "sms.sent": "sms",
+    "email.sent": "email",
+    "letter.sent": "letter",
+}
+CHANNELS = ("phone", "sms", "email", "letter", "social")
+PURPOSES = ("commercial", "service")
+REASON_CODES = ("stale", "objection", "consent_withdrawn", "no_legal_basis", "excluded_list",
+                "quiet_hours", "frequency_cap", "cooldown")
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_RELEVANT = frozenset({*CONTACT_TYPES, "consent.given", "consent.withdrawn", "objection.recorded",
+                       "contract.started", "contract.ended", "customer.registered",
+                       "identity.linked", "identity.unlinked"})
+_LAST = sys.maxsize
+
+
+# ----------------------------------------------------------------------------- the policy
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    """At most ``limit`` contacts on ``channel`` for ``purpose`` in any rolling ``days``."""
+
+    channel: str
+    purpose: str
+    limit: int
+    days: float
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    version: str
+    #: A contract ended less than this many months ago is still a legitimate interest.
+    legitimate_interest_months: int = 12
+    #: Channels the calling hours apply to, and the local windows [start, end) allowed.
+    quiet_hours_channels: tuple[str, ...] = ("phone",)
+    call_windows: tuple[tuple[time, time], ...] = ((time(9), time(21)),)
+    working_days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday = 0
+    holidays: frozenset[date] = frozenset()
+    #: Whether the calling hours bind service contact too (marketing rules never do).
+    quiet_hours_for_service: bool = False
+    default_timezone: str = "Europe/Madrid"
+    frequency_caps: tuple[FrequencyCap, ...] = (FrequencyCap("phone", "commercial", 2, 7),)
+    cooldown_days: float = 90
+    cooldown_outcomes: frozenset[str] = frozenset({"not_interested", "knows_offers"})
+    #: How many events the projection may lag behind the store before decisions fail closed.
+    max_lag: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """One exclusion-list entry: SHA-256 (hex) of a normalised phone or e-mail."""
+
+    hash: str
+    list_date: date
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    message: str
+    event_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reasons: list[Reason]
+    policy_version: str
+    as_of_position: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"allowed": self.allowed,
+                "reasons": [{"code": r.code, "message": r.message, "event_ids": list(r.event_ids)}
+                            for r in self.reasons],
+                "policy_version": self.policy_version, "as_of_position": self.as_of_position}
+
+
+def identity_hash(kind: str, value: str) -> str:
+    """The exclusion-list hash of a phone or e-mail: SHA-256 hex of its normalised spelling."""
+    return hashlib.sha256(identity.normalise(kind, value, kind).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the history
+
+
+@dataclass(frozen=True, slots=True)
+class _Fact:
+    key: tuple[datetime, int]
+    type: str
+    event_id: str
+    occurred_at: str
+    department: str | None
+    data: Mapping[str, Any]
+
+    @property
+    def at(self) -> datetime:
+        return self.key[0]
+
+
+class _Series:
+    """Facts of one kind, sorted by (instant, order), cut by binary search."""
+
+    __slots__ = ("facts", "keys")
+
+    def __init__(self) -> None:
+        self.facts: list[_Fact] = []
+        self.keys: list[tuple[datetime, int]] = []
+
+    def add(self, fact: _Fact) -> None:
+        self.facts.append(fact)
+
+    def seal(self) -> None:
+        self.facts.sort(key=lambda f: f.key)
+        self.keys = [f.key for f in self.facts]
+
+    def upto(self, cut: tuple[datetime, int]) -> int:
+        """How many facts come before the cut."""
+        return bisect.bisect_left(self.keys, cut)
+
+    def since(self, start: tuple[datetime, int], cut: tuple[datetime, int]) -> list[_Fact]:
+        return self.facts[bisect.bisect_left(self.keys, start):self.upto(cut)]
+
+    def last(self, cut: tuple[datetime, int]) -> _Fact | None:
+        n = self.upto(cut)
+        return self.facts[n - 1] if n else None
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise InvalidFact(f"occurred_at: {text!r} has no UTC offset")
+    return moment.astimezone(UTC)
+
+
+class ContactHistory:
+    """The facts of one customer that the policy reads, indexed once for many decisions."""
+
+    def __init__(self, facts: Iterable[Mapping[str, Any]]) -> None:
+        self.contacts: dict[tuple[str, str], _Series] = {}
+        self.outcomes: dict[str, _Series] = {}  # campaign -> contacts that had an outcome
+        self.consents: dict[tuple[str, str], _Series] = {}  # (channel, purpose), given+withdrawn
+        self.given: dict[tuple[str, str], _Series] = {}
+        self.objections = _Series()
+        self.contracts = _Series()
+        self.registrations = _Series()
+        self.identities = _Series()
+        self.order: dict[str, tuple[datetime, int]] = {}
+        every: list[_Series] = [self.objections, self.contracts, self.registrations, self.identities]
+        for n, raw in enumerate(facts):
+            kind = raw["type"]
+            if kind not in _RELEVANT:
+                continue
+            data = raw.get("data") or {}
+            position = raw.get("position")
+            fact = _Fact((_instant(raw["occurred_at"]), position if isinstance(position, int) else n),
+                         kind, str(raw["event_id"]), raw["occurred_at"], raw.get("department"), data)
+            self.order[fact.event_id] = fact.key
+            if kind in CONTACT_TYPES:
+                series = _get(self.contacts, (CONTACT_TYPES[kind], data.get("purpose", "")), every)
+                series.add(fact)
+                campaign = data.get("campaign")
+                if campaign and data.get("outcome"):
+                    _get(self.outcomes, campaign, every).add(fact)
+            elif kind in ("consent.given", "consent.withdrawn"):
+                slot = (data.get("channel", ""), data.get("purpose", ""))
+                _get(self.consents, slot, every).add(fact)
+                if kind == "consent.given":
+                    _get(self.given, slot, every).add(fact)
+            elif kind == "objection.recorded":
+                self.objections.add(fact)
+            elif kind.startswith("contract."):
+                self.contracts.add(fact)
+            elif kind == "customer.registered":
+                self.registrations.add(fact)
+                if data.get("phone") or data.get("email"):
+                    self.identities.add(fact)
+            elif data.get("kind") in ("phone", "email"):
+                self.identities.add(fact)
+        for series in every:
+            series.seal()
+
+    def cut(self, at: datetime, before_event: str | None = None) -> tuple[datetime, int]:
+        """Facts strictly before this key count: everything at or before ``at``, or (for
+        ``before_event``) everything before that event in the history's order."""
+        limit = (at.astimezone(UTC), _LAST)
+        if before_event is not None and before_event in self.order:
+            limit = min(limit, self.order[before_event])
+        return limit
+
+
+def _get(table: dict[Any, _Series], key: Any, every: list[_Series]) -> _Series:
+    series = table.get(key)
+    if series is None:
+        series = table[key] = _Series()
+        every.append(series)
+    return series
+
+
+# ----------------------------------------------------------------------------- decide
+
+
+def decide(history: ContactHistory | Iterable[Mapping[str, Any]], *, channel: str, purpose: str,
+           at: datetime, campaign: str | None = None, policy: Policy,
+           exclusions: Iterable[Exclusion] = (), position: int | None = None,
+           head: int | None = None, identities: Iterable[str] = (),
+           before_event: str | None = None) -> Decision:
+    """May the company contact this customer on ``channel`` for ``purpose`` at ``at``?
+
+    ``history``: the customer's facts in any order (or a :class:`ContactHistory` built from
+    them); only facts with occurred_at <= ``at`` count (or, with ``before_event``, only those
+    before that event). ``exclusions``: exclusion-list entries (only those matching one of the
+    customer's phones or e-mails apply; ``identities`` adds keys like ``phone:+34...`` known
+    from elsewhere). ``position``/``head``: the projection's and the store's positions.
+    """
+    if at.tzinfo is None:
+        raise ValueError("at: a time without UTC offset is ambiguous")
+    if channel not in CHANNELS:
+        raise ValueError(f"channel: {channel!r} is not one of {', '.join(CHANNELS)}")
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose: {purpose!r} is not one of {', '.join(PURPOSES)}")
+    h = history if isinstance(history, ContactHistory) else ContactHistory(history)
+    cut = h.cut(at, before_event)
+    commercial = purpose == "commercial"
+    reasons: list[Reason] = []
+    if position is not None and head is not None and head - position > policy.max_lag:
+        reasons.append(Reason("stale", (
+            f"the customer history is {head - position} event(s) behind the ledger "
+            f"(read at position {position}, ledger at {head}; the policy allows {policy.max_lag}): "
+            "deciding on an incomplete history is refused")))
+    given = _latest(h.given, channel, purpose, cut)
+    state = _latest(h.consents, channel, purpose, cut)
+    consented = state is not None and state.type == "consent.given"
+    reasons += _objection(h, channel, purpose, cut, given)
+    if state is not None and state.type == "consent.withdrawn":
+        reasons.append(Reason("consent_withdrawn", (
+            f"consent to {purpose} contact by {state.data.get('channel')} was withdrawn on "
+            f"{_when(state)} ({_dept(state)})"), [state.event_id]))
+    if commercial:
+        if not consented:
+            basis = _legal_basis(h, cut, at, policy)
+            if basis is not None:
+                reasons.append(basis)
+            reasons += _excluded(h, cut, at, policy, exclusions, identities)
+        reasons += _cooldown(h, campaign, cut, at, policy)
+    if channel in policy.quiet_hours_channels and (commercial or policy.quiet_hours_for_service):
+        quiet = _quiet_hours(h, channel, cut, at, policy)
+        if quiet is not None:
+            reasons.append(quiet)
+    reasons += _frequency(h, channel, purpose, cut, at, policy)
+    return Decision(not reasons, reasons, policy.version, position)
+
+
+def _latest(table: Mapping[tuple[str, str], _Series], channel: str, purpose: str,
+            cut: tuple[datetime, int]) -> _Fact | None:
+    """The most recent fact (before the cut) about this channel, or any channel, and purpose."""
+    best = None
+    for slot in ((channel, purpose), ("any", purpose)):
+        series = table.get(slot)
+        fact = series.last(cut) if series is not None else None
+        if fact is not None and (best is None or fact.key > best.key):
+            best = fact
+    return best
+
+
+def _covers(channels: Any, channel: str) -> bool:
+    if channels == "all" or channels == "any":
+        return True
+    if isinstance(channels, str):
+        return channels == channel
+    return channel in channels or "any" in channels
+
+
+def _objection(h: ContactHistory, channel: str, purpose: str, cut: tuple[datetime, int],
+               given: _Fact | None) -> list[Reason]:
+    """Objections covering the channel and purpose not lifted by a LATER consent."""
+    series = h.objections
+    n = series.upto(cut)
+    lifted_before = given.key if given is not None else None
+    found = []
+    for fact in reversed(series.facts[:n]):
+        if lifted_before is not None and fact.key < lifted_before:
+            break
+        data = fact.data
+        if data.get("purpose", "commercial") != purpose or not _covers(data.get("channels", "all"),
+                                                                       channel):
+            continue
+        found.append(fact)
+    if not found:
+        return []
+    found.reverse()
+    first = found[0]
+    what = _channels(first.data.get("channels", "all"))
+    message = (f"the customer objected to {purpose} contact on {what} on {_when(first)} "
+               f"({_dept(first)}), and has given no {purpose} consent for {channel} since")
+    if len(found) > 1:
+        message += "; repeated on " + ", ".join(f"{_when(f)} ({_dept(f)})" for f in found[1:])
+    return [Reason("objection", message, [f.event_id for f in found])]
+
+
+def _legal_basis(h: ContactHistory, cut: tuple[datetime, int], at: datetime,
+                 policy: Policy) -> Reason | None:
+    """Commercial contact without consent needs a legitimate interest: a (recent) contract."""
+    started: dict[str, _Fact] = {}
+    ended: dict[str, _Fact] = {}
+    for fact in h.contracts.facts[:h.contracts.upto(cut)]:
+        contract = str(fact.data.get("contract_id"))
+        if fact.type == "contract.started":
+            started[contract] = fact
+            ended.pop(contract, None)
+        else:
+            ended[contract] = fact
+    if any(c not in ended for c in started):
+        return None
+    months = policy.legitimate_interest_months
+    recent = [f for f in ended.values() if _add_months(f.at, months) > at]
+    if recent:
+        return None
+    if ended:
+        last = max(ended.values(), key=lambda f: f.key)
+        return Reason("no_legal_basis", (
+            f"no consent for commercial contact, and the last contract "
+            f"({last.data.get('contract_id')}) ended on {_when(last)} ({_dept(last)}), more than "
+            f"{months} months ago: no legitimate interest left"), [last.event_id])
+    return Reason("no_legal_basis", (
+        "no consent for commercial contact on this channel and no contract "
+        "(active or ended in the last "
+        f"{months} months): no legal basis to contact"))
+
+
+def _customer_hashes(h: ContactHistory, cut: tuple[datetime, int],
+                     extra: Iterable[str]) -> dict[str, tuple[str, _Fact | None]]:
+    keys: dict[str, _Fact | None] = {}
+    for fact in h.identities.facts[:h.identities.upto(cut)]:
+        data = fact.data
+        if fact.type == "customer.registered":
+            for kind in ("phone", "email"):
+                if data.get(kind):
+                    keys.setdefault(f"{kind}:{data[kind]}", fact)
+        elif fact.type == "identity.linked":
+            keys.setdefault(f"{data['kind']}:{data.get('value')}", fact)
+        else:
+            keys.pop(f"{data['kind']}:{data.get('value')}", None)
+    for key in extra:
+        if key.startswith(("phone:", "email:")):
+            keys.setdefault(key, None)
+    hashes: dict[str, tuple[str, _Fact | None]] = {}
+    for key, known in keys.items():
+        kind, _, value = key.partition(":")
+        try:
+            hashes[identity_hash(kind, value)] = (key, known)
+        except InvalidFact:
+            continue
+    return hashes
+
+
+def _excluded(h: ContactHistory, cut: tuple[datetime, int], at: datetime, policy: Policy,
+              exclusions: Iterable[Exclusion], identities: Iterable[str]) -> list[Reason]:
+    entries = list(exclusions)
+    if not entries:
+        return []
+    hashes = _customer_hashes(h, cut, identities)
+    today = at.astimezone(_zone(_timezone(h, cut, policy)[0])).date()
+    reasons = []
+    for entry in sorted(entries, key=lambda e: (e.list_date, e.hash)):
+        if entry.hash not in hashes or entry.list_date > today:
+            continue
+        key, fact = hashes[entry.hash]
+        kind, _, value = key.partition(":")
+        known = f", known from {_when(fact)} ({_dept(fact)})" if fact is not None else ""
+        reasons.append(Reason("excluded_list", (
+            f"the customer's {'e-mail' if kind == 'email' else kind} {value}{known} is on the "
+            f"exclusion list {entry.source or '(unnamed)'} since {entry.list_date.isoformat()}, "
+            "and there is no consent for this channel"), [fact.event_id] if fact else []))
+    return reasons
+
+
+def _cooldown(h: ContactHistory, campaign: str | None, cut: tuple[datetime, int], at: datetime,
+              policy: Policy) -> list[Reason]:
+    if not campaign or campaign not in h.outcomes:
+        return []
+    start = (at.astimezone(UTC) - timedelta(days=policy.cooldown_days), 0)
+    hits = [f for f in h.outcomes[campaign].since(start, cut)
+            if f.data.get("outcome") in policy.cooldown_outcomes]
+    if not hits:
+        return []
+    last = hits[-1]
+    until = last.at + timedelta(days=policy.cooldown_days)
+    return [Reason("cooldown", (
+        f"the customer answered {last.data.get('outcome')!s} to campaign {campaign} on "
+        f"{_when(last)} ({_dept(last)}); the campaign waits {policy.cooldown_days:g} days, until "
+        f"{until.astimezone(datetime.fromisoformat(last.occurred_at).tzinfo).date().isoformat()}"),
+        [f.event_id for f in hits])]
+
+
+def _timezone(h: ContactHistory, cut: tuple[datetime, int], policy: Policy) -> tuple[str, _Fact | None]:
+    registration = h.registrations.last(cut)
+    if registration is not None and isinstance(registration.data.get("timezone"), str):
+        return registration.data["timezone"], registration
+    return policy.default_timezone, None
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        return ZoneInfo("Europe/Madrid")
+
+
+def _quiet_hours(h: ContactHistory, channel: str, cut: tuple[datetime, int], at: datetime,
+                 policy: Policy) -> Reason | None:
+    tz_name, registration = _timezone(h, cut, policy)
+    local = at.astimezone(_zone(tz_name))
+    day, clock = local.date(), local.time().replace(tzinfo=None)
+    windows = ", ".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in policy.call_windows)
+    days = _day_ranges(policy.working_days)
+    whose = (f"the customer's timezone {tz_name}, from the registration of {_when(registration)} "
+             f"({_dept(registration)})" if registration is not None
+             else f"timezone {tz_name}, the default")
+    stamp = f"{local:%A %Y-%m-%d %H:%M}"
+    if day in policy.holidays:
+        why = f"{day.isoformat()} is a holiday"
+    elif day.weekday() not in policy.working_days:
+        why = f"{local:%A} is not a working day ({days})"
+    elif not any(a <= clock < b for a, b in policy.call_windows):
+        why = f"outside the allowed hours {windows}"
+    else:
+        return None
+    return Reason("quiet_hours", (
+        f"{channel} contact at {stamp} local time is not allowed: {why} ({whose})"),
+        [registration.event_id] if registration is not None else [])
+
+
+def _frequency(h: ContactHistory, channel: str, purpose: str, cut: tuple[datetime, int],
+               at: datetime, policy: Policy) -> list[Reason]:
+    reasons = []
+    for cap in policy.frequency_caps:
+        if cap.channel not in (channel, "any") or cap.purpose != purpose:
+            continue
+        start = (at.astimezone(UTC) - timedelta(days=cap.days), 0)
+        if cap.channel == "any":
+            recent = sorted((f for (c, p), s in h.contacts.items() if p == purpose
+                             for f in s.since(start, cut)), key=lambda f: f.key)
+        else:
+            series = h.contacts.get((channel, purpose))
+            recent = series.since(start, cut) if series is not None else []
+        if len(recent) < cap.limit:
+            continue
+        listed = "; ".join(f"{_when(f)} ({_dept(f)}{_campaign(f)})" for f in recent)
+        reasons.append(Reason("frequency_cap", (
+            f"already {len(recent)} {purpose} contact(s) on {cap.channel} in the last "
+            f"{cap.days:g} days (at most {cap.limit}, across all departments and campaigns): "
+            f"{listed}"), [f.event_id for f in recent]))
+    return reasons
+
+
+# ----------------------------------------------------------------------------- wording
+
+
+def _when(fact: _Fact | None) -> str:
+    if fact is None:
+        return "-"
+    text = fact.occurred_at
+    return f"{text[:10]} {text[11:16]} {text[-6:]}" if text[-6] in "+-" else f"{text[:10]} {text[11:16]}"
+
+
+def _dept(fact: _Fact | None) -> str:
+    department = fact.department if fact is not None else None
+    return f"by {department}" if department else "department not recorded"
+
+
+def _campaign(fact: _Fact) -> str:
+    campaign = fact.data.get("campaign")
+    return f", campaign {campaign}" if campaign else ""
+
+
+def _channels(channels: Any) -> str:
+    if channels in ("all", "any"):
+        return "all channels"
+    if isinstance(channels, str):
+        return channels
+    return ", ".join(str(c) for c in channels)
+
+
+def _day_ranges(days: frozenset[int]) -> str:
+    return ", ".join(DAY_NAMES[d].capitalize() for d in sorted(days)) or "none"
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    year, month0 = divmod(moment.month - 1 + months, 12)
+    year += moment.year
+    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+    return moment.replace(year=year, month=month0 + 1, day=day)
+
+
+def contact_channel(fact_type: str) -> str | None:
+    """The channel of a contact fact (call.outbound -> phone), None when it is not a contact."""
+    return CONTACT_TYPES.get(fact_type)
+
+
+__all__: Sequence[str] = ("CONTACT_TYPES", "ContactHistory", "Decision", "Exclusion",
+                          "FrequencyCap", "Policy", "Reason", "decide", "identity_hash")
