@@ -24,6 +24,7 @@ from consumers.log_follower import DEFAULT_BATCH, Progress
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
+from journey.faults import pause_at_batch
 from journey.references import reference_key
 from journey.textview import render_text
 
@@ -139,19 +140,8 @@ def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
 
 
 def _fault_pause() -> Callable[[], None] | None:
-    """Test hook for crash tests: JOURNEY_FAULT_PAUSE_BEFORE_COMMIT=N stalls batch N mid-transaction."""
-    target = os.environ.get("JOURNEY_FAULT_PAUSE_BEFORE_COMMIT")
-    if not target:
-        return None
-    seen = 0
-
-    def pause() -> None:
-        nonlocal seen
-        seen += 1
-        if seen == int(target):
-            print(f"fault: paused before commit of batch {seen}", file=sys.stderr, flush=True)
-            time.sleep(3600)
-    return pause
+    """Crash tests: JOURNEY_FAULT_PAUSE_BEFORE_COMMIT=N stalls batch N mid-transaction."""
+    return pause_at_batch("JOURNEY_FAULT_PAUSE_BEFORE_COMMIT", "paused before commit of batch")
 
 
 def cmd_project(args: argparse.Namespace, journey: Journey) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import orjson
 from consumers import dlq
 from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest
 from journey.bootstrap import Journey
+from journey.faults import pause_at_batch
 from journey.signals import stop_flag
 
 Command = Callable[[argparse.Namespace, Journey], int]
@@ -64,20 +64,9 @@ def _dump(obj: Any) -> None:
 
 
 def _fault_pause() -> Callable[[], None] | None:
-    """Crash-test hook: JOURNEY_FAULT_PAUSE_INGEST_BATCH=N stalls batch N after its dead
-    letters are flushed and before its store commit (the window a crash can duplicate)."""
-    target = os.environ.get("JOURNEY_FAULT_PAUSE_INGEST_BATCH")
-    if not target:
-        return None
-    seen = 0
-
-    def pause() -> None:
-        nonlocal seen
-        seen += 1
-        if seen == int(target):
-            print(f"fault: paused before commit of ingest batch {seen}", file=sys.stderr, flush=True)
-            time.sleep(3600)
-    return pause
+    """Crash tests: JOURNEY_FAULT_PAUSE_INGEST_BATCH=N stalls batch N after its dead letters
+    are flushed and before its store commit (the window a crash can duplicate)."""
+    return pause_at_batch("JOURNEY_FAULT_PAUSE_INGEST_BATCH", "paused before commit of ingest batch")
 
 
 def _progress(every: float = 1.0) -> Callable[[IngestStats], None]:

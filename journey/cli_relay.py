@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,21 +16,15 @@ import orjson
 
 from consumers.relay import DEFAULT_BATCH, Relay
 from journey.bootstrap import Journey
+from journey.faults import pause_at_batch
 from journey.signals import stop_flag
 
 
 def _fault_pause() -> Callable[[int], None] | None:
-    """Test hook for crash tests: JOURNEY_FAULT_RELAY_PAUSE_AFTER_FLUSH=N stalls after batch N was
-    flushed to the broker and before its position is recorded (the worst moment to die)."""
-    target = os.environ.get("JOURNEY_FAULT_RELAY_PAUSE_AFTER_FLUSH")
-    if not target:
-        return None
-
-    def pause(batch: int) -> None:
-        if batch == int(target):
-            print(f"fault: relay paused after flush of batch {batch}", file=sys.stderr, flush=True)
-            time.sleep(3600)
-    return pause
+    """Crash tests: JOURNEY_FAULT_RELAY_PAUSE_AFTER_FLUSH=N stalls after batch N was flushed to
+    the broker and before its position is recorded (the worst moment to die)."""
+    pause = pause_at_batch("JOURNEY_FAULT_RELAY_PAUSE_AFTER_FLUSH", "relay paused after flush of batch")
+    return None if pause is None else (lambda batch: pause())
 
 
 def _log_to_stderr() -> None:
