@@ -126,6 +126,7 @@ def run_projector(
     once: bool = False,
     on_progress: Callable[[ProjectorStats], None] | None = None,
     idle_timeout_s: float = 60.0,
+    before_commit: Callable[[], None] | None = None,
 ) -> ProjectorStats:
     """Consume journey.events into per-partition projections until ``stop()`` (or caught up).
 
@@ -155,7 +156,8 @@ def run_projector(
                 if store is None:  # revoked between poll and here
                     continue
                 records = [(m.offset, decode_event(m.value)) for m in messages]
-                stats.applied += store.apply_tracked(stores.cursor(tp.partition), records, history)
+                stats.applied += store.apply_tracked(stores.cursor(tp.partition), records, history,
+                                                     before_commit=before_commit)
                 stats.records += len(records)
             if polled:
                 idle_since = time.monotonic()

@@ -117,6 +117,18 @@ def test_projects_every_event_once_into_per_partition_files(
         journey.close()
 
 
+def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float = 120) -> None:
+    assert process.stderr is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if marker in line:
+            return
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"{marker!r} never appeared (exit {process.poll()})")
+
+
 def projector_process(home: Path, bootstrap: str, topic: str, env: dict[str, str] | None = None,
                       once: bool = True) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project", "--source", "kafka",
@@ -134,15 +146,10 @@ def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(
     home = tmp_path / "ledger"
     try:
         publish(journey, kafka_broker.bootstrap, topic)
-        runner = projector_process(home, kafka_broker.bootstrap, topic)
+        runner = projector_process(home, kafka_broker.bootstrap, topic,
+                                   env={"JOURNEY_FAULT_PAUSE_BEFORE_COMMIT": "2"})
         out = home / "partitions"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait until some batches are committed
-            if any(partition_path(out, topic, p).with_suffix(".duckdb.wal").exists() or
-                   partition_path(out, topic, p).exists() for p in range(PARTITIONS)):
-                time.sleep(0.8)
-                break
-            time.sleep(0.05)
+        wait_for_line(runner, "fault: paused before commit of batch 2")  # one committed, one mid-way
         runner.send_signal(signal.SIGKILL)
         runner.wait()
         partial = union(out, topic)
