@@ -30,8 +30,12 @@ from projections.duckdb_store import ProjectionStore
 
 log = logging.getLogger(__name__)
 
-#: Records per poll: large enough to amortise a DuckDB transaction per partition.
-MAX_POLL_RECORDS = 5000
+#: Records per poll: large enough to amortise a DuckDB transaction per partition (each
+#: partition's share of a poll is one transaction, with its view writes and its offset).
+MAX_POLL_RECORDS = 20_000
+#: Bytes fetched per partition per request: the 1 MiB default holds ~1,500 events, which made
+#: every transaction small; 16 MiB lets one poll carry thousands per partition.
+MAX_PARTITION_FETCH_BYTES = 16 * 1024 * 1024
 #: How long to wait for the previous owner of a partition to close its file after a rebalance.
 LOCK_WAIT_S = 60.0
 
@@ -143,6 +147,8 @@ def run_projector(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=MAX_POLL_RECORDS,
+        max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+        fetch_max_bytes=4 * MAX_PARTITION_FETCH_BYTES,
         client_id=f"journey-projector-{group}",
     )
     history = store_history(app)
