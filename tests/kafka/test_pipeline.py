@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -76,9 +77,10 @@ def test_ten_thousand_touchpoints_exactly_once_in_store_topic_and_projections(
     assert sorted(projected) == sorted(all_ids)  # the projections: once each
 
 
-def _worker(home: Path, *args: str) -> subprocess.Popen[str]:
+def _worker(home: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "journey.cli", "--data-dir", str(home), *args],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env})
 
 
 def _wait(condition: Any, timeout: float, what: str) -> None:
@@ -90,9 +92,14 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_broker_restarted_while_ingest_relay_and_projector_run(kafka_broker: Any, kafka_topic_prefix: str,
-                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", [pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_broker_restarted_while_ingest_relay_and_projector_run(
+        store: str, kafka_broker: Any, kafka_topic_prefix: str, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
     """Three long-running workers; the broker goes down and comes back mid-stream."""
+    url = request.getfixturevalue("postgres_db").url if store == "postgres" else None
+    env = {"JOURNEY_STORE": store, **({"JOURNEY_POSTGRES_URL": url} if url else {})}
+    settings = Settings(data_dir=tmp_path / "ledger", store=store, postgres_url=url)
     if not hasattr(kafka_broker, "restart"):
         pytest.skip("external broker: cannot restart it")
     servers = kafka_broker.bootstrap
@@ -103,16 +110,16 @@ def test_broker_restarted_while_ingest_relay_and_projector_run(kafka_broker: Any
     half = len(payloads) // 2
     produce(servers, touchpoints, payloads[:half])
     home = tmp_path / "ledger"
-    bootstrap(Settings(data_dir=home)).close()  # create the store before three processes open it
+    bootstrap(settings).close()  # create the store before three processes open it
     common = ["--bootstrap", servers]
     workers = [
-        _worker(home, "ingest", *common, "--topic", touchpoints, "--dlq-topic", kafka_topic_prefix + "dlq",
+        _worker(home, env, "ingest", *common, "--topic", touchpoints, "--dlq-topic", kafka_topic_prefix + "dlq",
                 "--group", kafka_topic_prefix + "ingest"),
-        _worker(home, "relay", *common, "--topic", events),
-        _worker(home, "project", "--source", "kafka", *common, "--topic", events,
+        _worker(home, env, "relay", *common, "--topic", events),
+        _worker(home, env, "project", "--source", "kafka", *common, "--topic", events,
                 "--group", kafka_topic_prefix + "proj"),
     ]
-    journey = bootstrap(Settings(data_dir=home))
+    journey = bootstrap(settings)
     try:
         _wait(lambda: (journey.app.recorder.max_notification_id() or 0) > half // 2, 120, "ingest to start")
         kafka_broker.restart()
@@ -146,7 +153,8 @@ def test_broker_restarted_while_ingest_relay_and_projector_run(kafka_broker: Any
     # Finish whatever the projector had not applied when stopped, then check it exactly.
     done = subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project", "--source",
                            "kafka", *common, "--topic", events, "--group", kafka_topic_prefix + "proj", "--once"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, **env})
     assert done.returncode == 0, done.stderr[-2000:]
     projected: list[str] = []
     for p in range(4):
