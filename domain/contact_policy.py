@@ -64,6 +64,8 @@ class FrequencyCap:
 @dataclass(frozen=True, slots=True)
 class Policy:
     version: str
+    #: From when this version is in force (None: since the beginning); see PolicyBook.
+    effective_from: datetime | None = None
     #: A contract ended less than this many months ago is still a legitimate interest.
     legitimate_interest_months: int = 12
     #: Channels the calling hours apply to, and the local windows [start, end) allowed.
@@ -536,3 +538,34 @@ def contact_channel(fact_type: str) -> str | None:
 
 __all__: Sequence[str] = ("CONTACT_TYPES", "ContactHistory", "Decision", "Exclusion",
                           "FrequencyCap", "Policy", "Reason", "decide", "identity_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyBook:
+    """Every version of the policy, each in force from its ``effective_from``.
+
+    Past contacts are judged by the version in force when they happened, so changing the
+    policy today never turns yesterday's lawful call into a violation (or the reverse).
+    """
+
+    policies: tuple[Policy, ...]
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise ValueError("a policy book needs at least one policy")
+        starts = [p.effective_from for p in self.policies]
+        if len(set(starts)) != len(starts):
+            raise ValueError("two policy versions take effect at the same instant")
+
+    def in_force(self, at: datetime) -> Policy:
+        """The version in force at ``at`` (the earliest one for instants before them all)."""
+        ordered = sorted(self.policies, key=lambda p: p.effective_from or datetime.min.replace(tzinfo=UTC))
+        chosen = ordered[0]
+        for policy in ordered:
+            if policy.effective_from is None or policy.effective_from <= at:
+                chosen = policy
+        return chosen
+
+    @property
+    def latest(self) -> Policy:
+        return self.in_force(datetime.max.replace(tzinfo=UTC))

@@ -29,12 +29,13 @@ from domain.contact_policy import (
     Decision,
     Exclusion,
     Policy,
+    PolicyBook,
     decide,
 )
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.exclusions import FILENAME, ExclusionStore, hashes_of
-from journey.policy import PolicyError, load_policy
+from journey.policy import PolicyError, load_policies
 from journey.references import reference_key
 from projections.duckdb_store import ProjectionStore
 
@@ -132,7 +133,7 @@ def cmd_can_contact(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey can-contact: {error}", file=sys.stderr)
         return 2
     try:
-        policy = load_policy(args.policy)
+        policy = load_policies(args.policy).in_force(at)
     except PolicyError as error:
         print(f"journey can-contact: {error}", file=sys.stderr)
         return 2
@@ -180,15 +181,18 @@ def _since(text: str | None, policy: Policy) -> datetime | None:
     return catalogue.parse_instant(text, "--since")
 
 
-def find_violations(store: ProjectionStore, policy: Policy, since: datetime | None = None,
+def find_violations(store: ProjectionStore, policy: Policy | PolicyBook, since: datetime | None = None,
                     exclusions: Callable[[Iterable[str]], list[Exclusion]] | None = None
                     ) -> tuple[int, list[dict[str, Any]]]:
-    """Every past contact that broke ``policy`` as it stood then: ``(checked, violations)``.
+    """Every past contact that broke the policy as it stood then: ``(checked, violations)``.
+
+    Each contact is judged by the policy version in force at its ``occurred_at``.
 
     One query fetches, for every customer with a contact (since ``since``), the facts the
     policy reads; each customer's history is indexed once and every contact of theirs is
     re-decided at its instant over the history before it, with its own campaign.
     """
+    book = policy if isinstance(policy, PolicyBook) else PolicyBook((policy,))
     contact_types = list(CONTACT_TYPES)
     where_since = " AND occurred_at >= ?" if since is not None else ""
     params: list[Any] = [contact_types]
@@ -237,9 +241,9 @@ def find_violations(store: ProjectionStore, policy: Policy, since: datetime | No
                 continue
             checked += 1
             channel = CONTACT_TYPES[fact["type"]]
-            decision = decide(history, channel=channel, purpose=purpose,
-                              at=datetime.fromisoformat(fact["occurred_at"]),
-                              campaign=data.get("campaign"), policy=policy, exclusions=own,
+            at = datetime.fromisoformat(fact["occurred_at"])
+            decision = decide(history, channel=channel, purpose=purpose, at=at,
+                              campaign=data.get("campaign"), policy=book.in_force(at), exclusions=own,
                               identities=keys.get(customer_id, []), before_event=fact["event_id"])
             if decision.allowed:
                 continue
@@ -250,6 +254,7 @@ def find_violations(store: ProjectionStore, policy: Policy, since: datetime | No
                 "occurred_at": fact["occurred_at"], "department": fact["department"],
                 "agent": fact["agent"], "position": fact["position"],
                 "reasons": decision.to_json()["reasons"],
+                "policy_version": decision.policy_version,
             })
     found.sort(key=lambda v: (v["department"] or "", v["campaign"] or "", v["occurred_at"]))
     return checked, found
@@ -263,7 +268,8 @@ def _customer_entries(keys: Sequence[str], entries: dict[str, list[Exclusion]]) 
 
 def cmd_violations(args: argparse.Namespace, journey: Journey) -> int:
     try:
-        policy = load_policy(args.policy)
+        book = load_policies(args.policy)
+        policy = book.latest
         since = _since(args.since, policy)
     except PolicyError as error:
         print(f"journey violations: {error}", file=sys.stderr)
@@ -273,13 +279,16 @@ def cmd_violations(args: argparse.Namespace, journey: Journey) -> int:
         return 2
     journey.project()
     store = journey.projections
-    checked, found = find_violations(store, policy, since,
+    checked, found = find_violations(store, book, since,
                                      lambda keys: _exclusions(journey, keys))
     if args.json:
-        _dump({"policy_version": policy.version, "as_of_position": store.position(),
+        _dump({"policy_versions": sorted(p.version for p in book.policies),
+               "policy_version": policy.version, "as_of_position": store.position(),
                "checked": checked, "violations": found})
         return 0
-    print(f"{len(found)} of {checked} contacts broke contact policy {policy.version}"
+    versions = ", ".join(sorted(p.version for p in book.policies))
+    print(f"{len(found)} of {checked} contacts broke the contact policy (versions {versions}, "
+          "each contact judged by the version in force then)"
           + (f" since {args.since}" if args.since else ""))
     for (department, campaign), group in itertools.groupby(
             found, key=lambda v: (v["department"], v["campaign"])):

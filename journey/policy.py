@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from domain.contact_policy import CHANNELS, DAY_NAMES, PURPOSES, FrequencyCap, Policy
+from domain.contact_policy import CHANNELS, DAY_NAMES, PURPOSES, FrequencyCap, Policy, PolicyBook
 
 DEFAULT_PATH = Path(__file__).with_name("contact-policy.toml")
 
@@ -25,7 +25,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
                               "holidays"}),
     "cooldown": frozenset({"days", "outcomes"}),
 }
-_TOP = frozenset({"version", "max_lag", "frequency_cap", *_SECTIONS})
+_TOP = frozenset({"version", "effective_from", "max_lag", "frequency_cap", *_SECTIONS})
 _CAP_KEYS = frozenset({"channel", "purpose", "limit", "days"})
 
 
@@ -77,6 +77,7 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
                           "(like Europe/Madrid)") from None
     return Policy(
         version=version,
+        effective_from=_effective_from(doc.get("effective_from"), tz),
         legitimate_interest_months=_int(legal, "legitimate_interest_months", "legal_basis.",
                                         defaults.legitimate_interest_months),
         quiet_hours_channels=tuple(_choices(quiet, "channels", "quiet_hours.", CHANNELS,
@@ -95,6 +96,32 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
                                           sorted(defaults.cooldown_outcomes))),
         max_lag=_int(doc, "max_lag", "", defaults.max_lag),
     )
+
+
+def _effective_from(value: Any, tz: str) -> datetime | None:
+    """``effective_from``: a date (midnight in the default timezone) or an instant with offset."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise PolicyError("effective_from: an instant needs its UTC offset")
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time(), ZoneInfo(tz))
+    raise PolicyError(f"effective_from: expected a date like 2026-03-01, got {value!r}")
+
+
+def load_policies(path: str | Path | None = None) -> PolicyBook:
+    """Every policy version: one file, or every ``*.toml`` in a directory (one version each)."""
+    where = policy_path(str(path) if path is not None else None)
+    files = sorted(where.glob("*.toml")) if where.is_dir() else [where]
+    if not files:
+        raise PolicyError(f"contact policy {where}: no *.toml files in that directory")
+    policies = tuple(load_policy(f) for f in files)
+    try:
+        return PolicyBook(policies)
+    except ValueError as error:
+        raise PolicyError(f"contact policy {where}: {error}") from None
 
 
 def _no_unknown(table: Mapping[str, Any], known: frozenset[str], prefix: str) -> None:

@@ -133,3 +133,40 @@ def test_exclusion_list_import_blocks_a_listed_customer(
                     "commercial", "--at", "2026-06-03T10:00:00+02:00", "--json")
     assert code == 4
     assert "excluded_list" in {r["code"] for r in orjson.loads(out)["reasons"]}
+
+
+def test_each_contact_is_judged_by_the_policy_version_in_force_then(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A narrower calling window from 2026-03-08 makes a 09:30 call a violation only after it."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    default = (Path(__file__).resolve().parents[2] / "journey" / "contact-policy.toml").read_text()
+    (policies / "v1.toml").write_text(default.replace('version = "2026-11-1"', 'version = "v1"'))
+    narrower = default.replace('version = "2026-11-1"', 'version = "v2"\neffective_from = 2026-03-08')
+    narrower = narrower.replace('windows = ["09:00-21:00"]', 'windows = ["10:00-15:00", "16:00-21:00"]')
+    assert 'windows = ["10:00-15:00", "16:00-21:00"]' in narrower
+    (policies / "v2.toml").write_text(narrower)
+    who = {"customer_id": "C-7"}
+    facts = [
+        {"type": "customer.registered", "id": "r", "source": "crm", "customer": who,
+         "occurred_at": "2026-03-01T10:00:00+01:00", "data": {"name": "Eva", "phone": "+34600000077"}},
+        {"type": "contract.started", "id": "k", "source": "crm", "customer": who,
+         "occurred_at": "2026-03-01T10:05:00+01:00", "data": {"contract_id": "K7", "service": "fibra"}},
+        {"type": "call.outbound", "id": "c1", "source": "cc", "customer": who, "department": "sales",
+         "occurred_at": "2026-03-04T09:30:00+01:00", "data": {"purpose": "commercial", "campaign": "tv"}},
+        {"type": "call.outbound", "id": "c2", "source": "cc", "customer": who, "department": "sales",
+         "occurred_at": "2026-03-10T09:30:00+01:00", "data": {"purpose": "commercial", "campaign": "tv"}},
+    ]
+    source = tmp_path / "facts.jsonl"
+    source.write_text("".join(orjson.dumps(f).decode() + "\n" for f in facts))
+    home = tmp_path / "ledger"
+    assert run(capsys, home, "append", str(source))[0] == 0
+    code, out = run(capsys, home, "violations", "--policy", str(policies), "--json")
+    assert code == 0
+    report = orjson.loads(out)
+    assert report["policy_versions"] == ["v1", "v2"]
+    assert [(v["occurred_at"], v["policy_version"], [r["code"] for r in v["reasons"]])
+            for v in report["violations"]] == [("2026-03-10T09:30:00+01:00", "v2", ["quiet_hours"])]
+    code, out = run(capsys, home, "can-contact", "C-7", "--channel", "phone", "--purpose", "commercial",
+                    "--at", "2026-03-04T09:30:00+01:00", "--policy", str(policies), "--json")
+    assert code == 0 and orjson.loads(out)["policy_version"] == "v1"
