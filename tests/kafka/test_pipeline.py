@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from journey.bootstrap import bootstrap
 from journey.config import Settings
 from ledger.application import decode_notification
 from projections.duckdb_store import ProjectionStore
+from tests.harness.kafka import KafkaBroker
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -92,16 +94,30 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.fixture
+def private_broker(kafka_broker: Any) -> Iterator[KafkaBroker]:
+    """A broker of this test's own: the session broker has accumulated every other test's
+    topics and groups by now, which makes its restart (log recovery, coordinator loading)
+    slow and variable under CI load; a fresh one restarts in seconds."""
+    if not hasattr(kafka_broker, "restart"):
+        pytest.skip("external broker: cannot restart it")
+    broker = KafkaBroker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
 @pytest.mark.parametrize("store", [pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_broker_restarted_while_ingest_relay_and_projector_run(
-        store: str, kafka_broker: Any, kafka_topic_prefix: str, tmp_path: Path,
+        store: str, private_broker: KafkaBroker, kafka_topic_prefix: str, tmp_path: Path,
         request: pytest.FixtureRequest) -> None:
     """Three long-running workers; the broker goes down and comes back mid-stream."""
     url = request.getfixturevalue("postgres_db").url if store == "postgres" else None
     env = {"JOURNEY_STORE": store, **({"JOURNEY_POSTGRES_URL": url} if url else {})}
     settings = Settings(data_dir=tmp_path / "ledger", store=store, postgres_url=url)
-    if not hasattr(kafka_broker, "restart"):
-        pytest.skip("external broker: cannot restart it")
+    kafka_broker = private_broker
     servers = kafka_broker.bootstrap
     touchpoints, events = kafka_topic_prefix + "tp", kafka_topic_prefix + "ev"
     create_topics(servers, touchpoints, events)
@@ -141,6 +157,13 @@ def test_broker_restarted_while_ingest_relay_and_projector_run(
             assert worker.returncode in (0, 1), err[-2000:]  # 1: ingest dead-lettered nothing here
         stored = [decode_notification(journey.app, x)
                   for x in journey.app.recorder.select_notifications(1, head + 1)]
+    except AssertionError:
+        for worker in workers:  # say what each worker went through, then fail
+            if worker.poll() is None:
+                worker.kill()
+            _, err = worker.communicate(timeout=30)
+            print(f"--- {worker.args[5:7]} exit {worker.returncode}:\n{err[-3000:]}")
+        raise
     finally:
         for worker in workers:
             if worker.poll() is None:
