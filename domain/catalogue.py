@@ -24,7 +24,6 @@ CHANNELS = ("phone", "sms", "email", "letter", "social", "any")
 PURPOSES = ("commercial", "service")
 OUTCOMES = ("answered", "no_answer", "not_interested", "knows_offers", "hung_up", "voicemail", "sale")
 CASE_KINDS = ("complaint", "incident", "request", "warranty")
-NETWORKS_HINT = "twitter, instagram, facebook, ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,9 +279,6 @@ def _validate_data(spec: EventType, raw: object) -> dict[str, Any]:
             continue
         data[fld.name] = _check(fld, value, where)
     return data
-
-
-_TYPE_NAMES = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false"}
 
 
 def _describe(value: object) -> str:

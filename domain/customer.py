@@ -36,7 +36,7 @@ class Customer(Aggregate):
 
     @classmethod
     def start(cls, customer_id: UUID, fact: Fact, kind: str, customer_number: str | None) -> Customer:
-        cls.check_can_record_first(fact)
+        # Any fact may open a stream: channels meet people before the CRM does.
         return cls._create(cls.Started, id=customer_id, fact=fact, kind=kind,
                            customer_number=customer_number)
 
@@ -54,10 +54,6 @@ class Customer(Aggregate):
         if fact["type"] == "customer.registered":
             self.kind = "customer"
             self.registered_by = fact["event_id"]
-
-    @staticmethod
-    def check_can_record_first(fact: Fact) -> None:
-        """A new stream can begin with any fact: channels meet people before the CRM does."""
 
     def check_not_registered_twice(self, fact: Fact) -> None:
         if fact["type"] == "customer.registered" and self.registered_by is not None:
