@@ -51,13 +51,13 @@ class Journey:
         self.project()
         return summary
 
-    def customer(self, ref: str, now: datetime | None = None,
-                 timeline_limit: int | None = None) -> dict[str, Any] | None:
+    def customer(self, ref: str, now: datetime | None = None, timeline_limit: int | None = None,
+                 on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any] | None:
         """The unified view of whoever ``ref`` names (+34..., @handle, e-mail, C-1, ledger id,
         kind:value), with its timeline; None when nobody is known by it."""
         from journey.references import reference_key
 
-        self.project()
+        self.project(on_progress=on_progress)
         store = self.projections
         customer_id = store.resolve(reference_key(ref))
         if customer_id is None:

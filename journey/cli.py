@@ -127,8 +127,8 @@ def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
     except InvalidFact as error:
         print(f"journey customer: {error}", file=sys.stderr)
         return 2
-    journey.project(on_progress=_project_progress(Ticker("project")))
-    view = journey.customer(args.ref, timeline_limit=args.limit)
+    view = journey.customer(args.ref, timeline_limit=args.limit,
+                            on_progress=_project_progress(Ticker("project")))
     if view is None:
         print(f"journey customer: nobody known as {args.ref!r} ({key})", file=sys.stderr)
         return 3
