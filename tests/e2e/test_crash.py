@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -16,6 +15,7 @@ from journey import demo_data
 from ledger.application import decode_notification
 from projections.duckdb_store import ProjectionStore
 from tests.ledgers import open_journey, tables
+from tests.processes import wait_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -26,18 +26,6 @@ def journey_process(home: Path, *args: str, env: dict[str, str] | None = None) -
         [sys.executable, "-m", "journey.cli", "--data-dir", str(home), *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})})
-
-
-def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float = 120) -> str:
-    assert process.stderr is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if marker in line:
-            return line
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"{marker!r} never appeared (exit {process.poll()})")
 
 
 def write_input(path: Path, customers: int) -> int:

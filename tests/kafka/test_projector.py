@@ -22,6 +22,7 @@ from journey.bootstrap import Journey
 from ledger.application import decode_notification
 from projections.duckdb_store import ProjectionStore
 from tests.ledgers import append, open_journey
+from tests.processes import wait_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
@@ -115,18 +116,6 @@ def test_projects_every_event_once_into_per_partition_files(
         check_exact(journey, union(out, topic))
     finally:
         journey.close()
-
-
-def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float = 120) -> None:
-    assert process.stderr is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if marker in line:
-            return
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"{marker!r} never appeared (exit {process.poll()})")
 
 
 def projector_process(home: Path, bootstrap: str, topic: str, env: dict[str, str] | None = None,

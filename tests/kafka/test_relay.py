@@ -25,6 +25,7 @@ from journey.bootstrap import Journey
 from ledger.application import StoredFact, decode_notification
 from tests.harness.conftest_kafka import KafkaEndpoint
 from tests.ledgers import append, open_journey
+from tests.processes import wait_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.kafka
@@ -220,20 +221,6 @@ def relay_process(home: Path, bootstrap: str, topic: str, *args: str,
          "--topic", topic, *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})})
-
-
-def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float = 120) -> str:
-    assert process.stderr is not None
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        seen.append(line)
-        if marker in line:
-            return line
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"{marker!r} never appeared (exit {process.poll()}):\n{''.join(seen[-20:])}")
 
 
 @pytest.mark.slow
