@@ -39,7 +39,17 @@ from ledger.index import CustomerRecord, IndexChanges
 _RETRY = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
 
 
+#: Advisory lock key serialising schema creation across processes ("journey" in ASCII).
+SCHEMA_LOCK_KEY = 0x6A6F75726E6579
+
 class JourneyPostgresRecorder(PostgresProcessRecorder):
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Workers start together (ingest, relay, projectors): concurrent CREATE ... IF NOT
+        # EXISTS on the same catalog rows fails with "tuple concurrently updated". One
+        # transaction-scoped advisory lock makes the schema set-up take turns.
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        super()._create_table(curs)
+
     def __init__(
         self,
         datastore: PostgresDatastore,
