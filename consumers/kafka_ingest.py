@@ -27,9 +27,13 @@ One message is one fact (the JSON Lines contract, docs/events.md). The consumer:
   Facts the *ledger's state* refuses (``BatchResult.rejected``: a case of another customer, an
   unknown ledger id) are sent from ``Ledger.append``'s ``before_commit`` hook, which sees the
   batch's outcome before the save: the same rule holds for them.
-- **Errors are never swallowed.** Anything unexpected (the store, the producer, a fact that
-  breaks the writer) stops the loop with the exception; nothing after the failed batch is
-  tracked, so a restart resumes there. Only a failed *monitoring* commit to Kafka is logged.
+- **A broker outage is waited out, other errors are never swallowed.** A retriable Kafka error
+  (the coordinator unreachable while the broker restarts, a DLQ flush nobody acknowledges)
+  abandons the current batch before its store commit, rewinds every owned partition to the
+  store's position and retries with backoff (``consumers.broker_outage``). Anything else (the
+  store, a fact that breaks the writer) stops the loop with the exception; nothing after the
+  failed batch is tracked, so a restart resumes there. A failed *monitoring* commit to Kafka is
+  only logged.
 - **Clean stop.** A stop flag (``journey.signals.stop_flag``) is checked between polls: the
   current poll's batches are finished, the producer flushed, the consumer closed.
 """
@@ -47,6 +51,7 @@ from eventsourcing.persistence import Tracking
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from consumers.broker_outage import Outage, is_transient
 from consumers.jsonl_ingest import parse_line
 from domain import catalogue
 from domain.errors import InvalidFact
@@ -99,6 +104,10 @@ class DeadLetters:
         future = self.producer.send(self.topic, value=record.value, key=record.key,
                                     headers=dead_letter_headers(record, reason))
         self._pending.append(future)
+
+    def forget(self) -> None:
+        """Drop the futures of an abandoned batch: the batch is fetched and sent again."""
+        self._pending = []
 
     def flush(self) -> None:
         if not self._pending:
@@ -178,6 +187,7 @@ class KafkaIngest:
         #: The last offset recorded in the store, per owned partition.
         self.positions: dict[TopicPartition, int] = {}
         self.stats = IngestStats()
+        self.outage = Outage(log, "ingest")
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -230,22 +240,47 @@ class KafkaIngest:
             log.info("--once: stopping at end offsets %s",
                      {tp.partition: o for tp, o in sorted(ends.items())})
         while not stop.is_set():
-            if once and self.caught_up(ends):
-                break
-            polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
-            commits: dict[TopicPartition, OffsetAndMetadata] = {}
-            for tp, records in sorted(polled.items()):
-                last = self._handle(tp, records)
-                if last is not None:
-                    commits[tp] = OffsetAndMetadata(last + 1, "", -1)
-            if commits:
-                self.consumer.commit_async(offsets=commits, callback=_log_commit_failure)
+            try:
+                if once and self.caught_up(ends):
+                    break
+                polled = self._poll_once()
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self.outage.failed(error, stop)
+                self._rewind()
+                continue
+            self.outage.succeeded()
             self.stats.seconds = time.monotonic() - started
             if polled and self.on_progress is not None:
                 self.on_progress(self.stats)
         self.dlq.flush()
         self.stats.seconds = time.monotonic() - started
         return self.stats
+
+    def _poll_once(self) -> int:
+        """One poll, each partition's share recorded; the number of records polled."""
+        polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+        commits: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, records in sorted(polled.items()):
+            last = self._handle(tp, records)
+            if last is not None:
+                commits[tp] = OffsetAndMetadata(last + 1, "", -1)
+        if commits:
+            self.consumer.commit_async(offsets=commits, callback=_log_commit_failure)
+        return sum(len(records) for records in polled.values())
+
+    def _rewind(self) -> None:
+        """After a failed batch: fetch again from what the store holds, not where the fetcher was."""
+        self.dlq.forget()
+        for tp, done in list(self.positions.items()):
+            try:
+                if done < 0:
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, done + 1)
+            except Exception as error:  # no longer assigned: the rebalance listener seeks it
+                log.debug("rewind of %s skipped: %r", tp, error)
 
     def _handle(self, tp: TopicPartition, records: Sequence[Any]) -> int | None:
         """Record one partition's share of a poll; the last offset now tracked, if any."""
@@ -258,6 +293,7 @@ class KafkaIngest:
             return None
         by_offset = {r.offset: r for r in fresh}
         valid: list[tuple[int, catalogue.Fact]] = []
+        invalid = 0
         for r in fresh:
             try:
                 if r.value is None:
@@ -265,7 +301,7 @@ class KafkaIngest:
                 valid.append((r.offset, parse_line(r.value)))
             except InvalidFact as error:
                 self.dlq.send(r, str(error))
-                self.stats.dead_lettered += 1
+                invalid += 1
         last: int = fresh[-1].offset
 
         def dead_letter_refusals(outcome: BatchResult) -> None:
@@ -278,7 +314,7 @@ class KafkaIngest:
 
         result = self.ledger.append(valid, tracking=Tracking(tracking_name(tp.topic, tp.partition), last),
                                     before_commit=dead_letter_refusals)
-        self.stats.dead_lettered += len(result.rejected)
+        self.stats.dead_lettered += invalid + len(result.rejected)
         self.positions[tp] = last
         self.stats.messages += len(fresh)
         self.stats.recorded += result.recorded

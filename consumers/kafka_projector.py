@@ -24,6 +24,7 @@ from uuid import UUID
 import duckdb
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 
+from consumers.broker_outage import Outage, is_transient
 from consumers.wire import decode_event
 from ledger.application import JourneyApplication, StoredFact, decode_notification
 from projections.duckdb_store import ProjectionStore
@@ -152,11 +153,20 @@ def run_projector(
         client_id=f"journey-projector-{group}",
     )
     history = store_history(app)
+    outage = Outage(log, "projector")
     consumer.subscribe([topic], listener=_Rebalance(consumer, stores))
     idle_since = time.monotonic()
     try:
         while not stop():
-            polled = consumer.poll(timeout_ms=500, max_records=MAX_POLL_RECORDS)
+            try:
+                polled = consumer.poll(timeout_ms=500, max_records=MAX_POLL_RECORDS)
+            except Exception as error:
+                # Nothing was handed over, so the fetch positions still match the files.
+                if not is_transient(error):
+                    raise
+                outage.failed(error)
+                continue
+            outage.succeeded()
             for tp, messages in polled.items():
                 store = stores.open.get(tp.partition)
                 if store is None:  # revoked between poll and here
@@ -170,8 +180,13 @@ def run_projector(
                 consumer.commit_async()  # for lag monitoring only; the truth is in the files
                 if on_progress is not None:
                     on_progress(stats)
-            if once and _caught_up(consumer, stores, topic, idle_since, idle_timeout_s):
-                break
+            try:
+                if once and _caught_up(consumer, stores, topic, idle_since, idle_timeout_s):
+                    break
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                outage.failed(error)
     finally:
         stores.release_all()
         consumer.close(autocommit=False)

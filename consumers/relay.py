@@ -251,15 +251,22 @@ class Relay:
         log.info("relaying to %s on %s from position %d (store head %d)%s", self.topic, self.bootstrap,
                  position, head, "" if follow else ", once")
 
+        reported = (-1, -1)  # (published, head) at the last report: an idle relay stays quiet
+
         def progress(force: bool = False, waiting: bool = False) -> None:
-            nonlocal last_report
+            nonlocal last_report, reported
             now = time.monotonic()
             if not force and now - last_report < self.progress_every:
                 return
-            last_report = now
+            if not force and not waiting and reported == (published, head):
+                return
+            span = now - last_report
+            interval_rate = (published - max(reported[0], 0)) / span if span > 0 else 0.0
+            last_report, reported = now, (published, head)
             p = RelayProgress(published, batches, position, head, now - started, failures, waiting)
-            log.info("published %d, position %d of %d, %.0f events/s%s", p.published, p.position,
-                     p.head, p.rate, " (waiting for the broker)" if waiting else "")
+            log.info("published %d, position %d of %d, %.0f events/s over the last %.0f s%s", p.published,
+                     p.position, p.head, interval_rate, span,
+                     " (waiting for the broker)" if waiting else "")
             if self.on_progress is not None:
                 self.on_progress(p)
 

@@ -213,6 +213,61 @@ def test_good_recorded_once_and_poison_dead_lettered(
     check_dlq(bootstrap, dlq_topic, topic, expected)
 
 
+def test_broker_errors_mid_run_are_waited_out_and_lose_nothing(
+        kafka_broker: KafkaEndpoint, kafka_topic_prefix: str, tmp_path: Path) -> None:
+    """What a broker restart does to a running ingest, injected at the worst points: a poll that
+    fails before handing anything over, one that fails after the fetcher moved past a batch, and a
+    DLQ flush that fails after its dead letters were sent. The loop waits and rewinds to the store."""
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    bootstrap, topic, dlq_topic = kafka_broker.bootstrap, kafka_topic_prefix + "tp", kafka_topic_prefix + "dlq"
+    facts = list(demo_data.generate(150, seed=13))
+    messages, expected = mixed(facts)
+    create_topic(bootstrap, topic)
+    produce(bootstrap, topic, messages)
+    dlq.ensure_topic(bootstrap, dlq_topic)
+
+    journey = open_journey(tmp_path / "ledger")
+    ingest = KafkaIngest(journey.ledger, bootstrap=bootstrap, topic=topic, dlq_topic=dlq_topic,
+                         group=f"{topic}-ingest", max_records=60)
+    polls = flushes = 0
+    real_poll, real_flush = ingest.consumer.poll, ingest.dlq.flush
+
+    def poll(**kw: Any) -> Any:
+        nonlocal polls
+        polls += 1
+        if polls == 2:
+            raise KafkaConnectionError("111 ECONNREFUSED (injected)")
+        polled = real_poll(**kw)
+        if polls == 4 and polled:
+            raise KafkaConnectionError("111 ECONNREFUSED (injected, after the fetch)")
+        return polled
+
+    def flush() -> None:
+        nonlocal flushes
+        had = bool(ingest.dlq._pending)
+        real_flush()
+        if had:
+            flushes += 1
+            if flushes == 1:
+                raise KafkaTimeoutError("injected: the acks arrived, the caller did not see them")
+
+    ingest.consumer.poll = poll  # type: ignore[method-assign]
+    ingest.dlq.flush = flush  # type: ignore[method-assign]
+    try:
+        stats = ingest.run(once=True)
+        assert ingest.outage.failed_attempts == 3
+        assert stats.recorded == len(facts)
+        assert stats.dead_lettered == len(expected)
+        assert store_state(journey) == oracle(tmp_path, facts)
+        assert tracked(journey, topic) == ends(messages)
+    finally:
+        ingest.close()
+        journey.close()
+    check_dlq(bootstrap, dlq_topic, topic, expected)  # the re-sent copies are hidden as duplicates
+    assert len(dlq.read_dead_letters(bootstrap, dlq_topic, unique=False)) > len(expected)
+
+
 def test_same_message_twice_is_recorded_once_and_redelivery_records_nothing(
         kafka_broker: KafkaEndpoint, kafka_topic_prefix: str, tmp_path: Path) -> None:
     bootstrap, topic, dlq_topic = kafka_broker.bootstrap, kafka_topic_prefix + "tp", kafka_topic_prefix + "dlq"

@@ -138,7 +138,12 @@ def test_broker_restarted_while_ingest_relay_and_projector_run(
     journey = bootstrap(settings)
     try:
         _wait(lambda: (journey.app.recorder.max_notification_id() or 0) > half // 2, 120, "ingest to start")
-        kafka_broker.restart()
+        kafka_broker.stop()
+        # Down long enough that every worker's next poll meets a refused connection (the outage
+        # that once killed the ingest worker); they must wait for the broker, not exit.
+        time.sleep(8)
+        assert [w.args[5] for w in workers if w.poll() is not None] == [], "a worker exited while the broker was down"
+        kafka_broker.start()
         produce(servers, touchpoints, payloads[half:])
         expected = {str(identity.event_uuid(f["source"], f["id"])) for f in facts}
 
@@ -150,6 +155,7 @@ def test_broker_restarted_while_ingest_relay_and_projector_run(
         _wait(lambda: expected <= recorded(), 240, "every touchpoint in the store")
         head = journey.app.recorder.max_notification_id()
         _wait(lambda: published_position(journey.app, events) >= head, 240, "the relay to reach the head")
+        assert [w.args[5] for w in workers if w.poll() is not None] == [], "a worker exited"
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         for worker in workers:
