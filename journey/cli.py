@@ -301,7 +301,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
 
 #: Modules that add their own subcommands: each has register(subparsers, commands).
 #: One module per worker keeps the workers' owners out of each other's way.
-PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "journey.cli_bench")
+PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "journey.cli_bench",
+           "journey.cli_cases", "journey.cli_service", "journey.cli_greetings", "journey.cli_identity")
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:

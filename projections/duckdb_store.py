@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from domain import catalogue
 from ledger.application import StoredFact
-from projections import customer_view
+from projections import customer_view, derived
 from projections.customer_view import View
 
 SCHEMA = [
@@ -77,6 +77,8 @@ class ProjectionStore:
         if not read_only:
             for statement in SCHEMA:
                 self.con.execute(statement)
+            for table in derived.tables():
+                self.con.execute(table.ddl)
             self.con.execute(
                 "INSERT INTO projection_position SELECT ?, ?, now() WHERE NOT EXISTS "
                 "(SELECT 1 FROM projection_position WHERE name = ?)", [name, start, name])
@@ -320,7 +322,8 @@ class _BatchProjection:
         con = self.store.con
         touched = sorted(self.views)
         con.register("touched", pa.Table.from_pydict({"customer_id": touched}))
-        for table in ("customer_views", "customers", "identities"):
+        extra = derived.tables()
+        for table in ("customer_views", "customers", "identities", *(t.name for t in extra)):
             con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
         con.unregister("touched")
         live = [(cid, v) for cid, v in self.views.items() if v is not _DELETED]
@@ -358,6 +361,13 @@ class _BatchProjection:
         con.register("new_identities", pa.Table.from_pydict(idents))
         con.execute("INSERT INTO identities SELECT * FROM new_identities")
         con.unregister("new_identities")
+        for spec in extra:
+            rows = [row for _, view in live for row in spec.rows(view)]
+            if not rows:
+                continue
+            con.register("new_rows", pa.Table.from_pylist(rows, schema=spec.schema))
+            con.execute(f"INSERT INTO {spec.name} SELECT * FROM new_rows")
+            con.unregister("new_rows")
 
 
 _EVENT_CASTS = [

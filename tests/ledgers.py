@@ -13,6 +13,7 @@ from domain import catalogue
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from ledger.writer import BatchResult
+from projections import derived
 from projections.customer_view import render
 
 
@@ -49,7 +50,9 @@ def tables(journey: Journey) -> dict[str, list[tuple[Any, ...]]]:
     """Every projection table's rows, sorted, for exact comparisons."""
     con = journey.projections.con
     out = {}
-    for table in ("events", "customers", "customer_views", "identities", "customer_aliases"):
+    names = ("events", "customers", "customer_views", "identities", "customer_aliases",
+             *(t.name for t in derived.tables()))
+    for table in names:
         rows = con.execute(f"SELECT * FROM {table}").fetchall()
         out[table] = sorted(rows, key=repr)
     return out
