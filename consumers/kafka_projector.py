@@ -19,14 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import duckdb
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 
 from consumers.broker_outage import Outage, is_transient
 from consumers.wire import decode_event
-from ledger.application import JourneyApplication, StoredFact, decode_notification
+from ledger.application import JourneyApplication, StoredFact, history_of
 from projections.duckdb_store import ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -115,9 +114,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def store_history(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
     """Read a customer's facts from the event store (for cross-partition merges)."""
-    def history(customer_id: str) -> list[StoredFact]:
-        return [decode_notification(app, n) for n in app.index.facts_of(UUID(customer_id))]
-    return history
+    return history_of(app)
 
 
 def run_projector(

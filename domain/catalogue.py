@@ -71,7 +71,9 @@ TYPES: dict[str, EventType] = {
         ), summary="another identity (phone, e-mail, handle, card, national id) is the same person"),
         EventType("address.changed", 1, (
             _f("address", "address", True), _f("reason"),
-        ), channel="letter", summary="postal address corrected or moved; who, why and from where"),
+            _f("requested_by", "str", False, ("customer", "company", "third_party"), default="company"),
+        ), channel="letter", summary="postal address corrected or moved; who, why and from where "
+                                     "(a change the customer did not ask for is notified to them)"),
         EventType("consent.given", 1, (
             _f("channel", "str", True, CHANNELS), _f("purpose", "str", True, PURPOSES),
             _f("text", required=True), _f("evidence"),
@@ -123,15 +125,18 @@ TYPES: dict[str, EventType] = {
                   stream="case", summary="a case moves to another department"),
         EventType("case.note", 1, (_CASE_ID, _f("text", required=True)), stream="case",
                   summary="an internal note on a case"),
-        EventType("case.responded", 1, (_CASE_ID, _f("text", required=True)), stream="case",
-                  summary="an answer given to the customer on a case"),
+        EventType("case.responded", 1, (
+            _CASE_ID, _f("text", required=True),
+            _f("answer", "str", False, ("yes", "no", "partial", "info")), _f("topic"),
+        ), stream="case", summary="an answer given to the customer on a case; `answer` and `topic` "
+                                  "let contradictions between departments be found (docs/cases.md)"),
         EventType("case.resolved", 1, (_CASE_ID, _f("resolution")), stream="case",
                   summary="a case is closed"),
         EventType("case.reopened", 1, (_CASE_ID,), stream="case", summary="a closed case reopens"),
         EventType("promise.made", 1, (
             _f("promise_id", required=True), _f("case_id"), _f("what", required=True),
-            _f("due_by", "datetime", True),
-        ), summary="a department promised something: the company's promise"),
+            _f("due_by", "datetime", True), _f("topic"),
+        ), summary="a department promised something: the company's promise (a \"yes\" on its topic)"),
         EventType("promise.kept", 1, (_f("promise_id", required=True),), summary="a promise kept"),
         EventType("promise.broken", 1, (_f("promise_id", required=True),),
                   summary="a promise not kept"),
@@ -141,8 +146,12 @@ TYPES: dict[str, EventType] = {
         EventType("contract.ended", 1, (_f("contract_id", required=True), _f("service")),
                   summary="a service contract ends"),
         EventType("customer.merged", 1, (
-            _f("from", required=True), _f("reason"),
-        ), system=True, summary="(ledger) two records are one person: 'from' joins this customer"),
+            _f("from", "ref", True), _f("reason"), _f("identities", "list"),
+        ), summary="two records are one person: the record named by 'from' joins this customer "
+                   "(also written by the ledger when a registration claims a prospect)"),
+        EventType("customer.unmerged", 1, (
+            _f("from", "ref", True), _f("reason"), _f("identities", "list"),
+        ), summary="a wrong merge undone: the record named by 'from' is a person of its own again"),
         EventType("identity.unlinked", 1, (
             _f("kind", "identity_kind", True), _f("value", required=True), _f("to"), _f("reason"),
         ), system=True, summary="(ledger) an identity now belongs to another customer"),
@@ -295,6 +304,15 @@ def _check(fld: Field, value: object, where: str) -> Any:
         if fld.choices and value not in fld.choices:
             raise InvalidFact(f"{where}: {value!r} is not one of {', '.join(fld.choices)}")
         return value
+    if kind == "ref":
+        # Another record: a reference object like ``customer`` ({"customer_id": "C-2"}) or the
+        # ledger id of a customer as a string (what the ledger writes).
+        if isinstance(value, str):
+            if identity.ledger_uuid(value) is None:
+                raise InvalidFact(f"{where}: {value!r} is not a ledger customer id; name the record "
+                                  "like the customer field, e.g. {\"customer_id\": \"C-2\"}")
+            return value
+        return identity.parse_reference(value, where)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidFact(f"{where}: expected an integer, got {_describe(value)}")
@@ -345,6 +363,10 @@ def _check(fld: Field, value: object, where: str) -> Any:
         return sorted(set(value))
     if kind == "address":
         return _check_address(value, where)
+    if kind == "list":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise InvalidFact(f"{where}: expected a list of strings, got {_describe(value)}")
+        return value
     raise AssertionError(f"catalogue field kind {kind!r} has no checker")  # a catalogue bug
 
 

@@ -16,7 +16,7 @@ import orjson
 from consumers.jsonl_ingest import IngestSummary, ingest
 from consumers.log_follower import DEFAULT_BATCH, Progress, catch_up
 from journey.config import Settings
-from ledger.application import JourneyApplication, open_application, sqlite_env
+from ledger.application import JourneyApplication, history_of, open_application, sqlite_env
 from ledger.writer import Ledger
 from projections.customer_view import render
 from projections.duckdb_store import ProjectionStore
@@ -33,6 +33,7 @@ class Journey:
     def projections(self) -> ProjectionStore:
         if self._projections is None:
             self._projections = ProjectionStore(self.settings.duckdb_path)
+            self._projections.history = history_of(self.app)
         return self._projections
 
     def project(self, on_progress: Callable[[Progress], None] | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -77,3 +77,11 @@ def decode_notification(app: JourneyApplication, notification: Notification) -> 
         recorded_at=event.timestamp,
         fact=event.fact,
     )
+
+
+def history_of(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
+    """Reads one customer's facts from the event store, in log order: what a projection needs
+    when it must rebuild a record (an unmerge, a merge whose other half lives elsewhere)."""
+    def history(customer_id: str) -> list[StoredFact]:
+        return [decode_notification(app, n) for n in app.index.facts_of(UUID(customer_id))]
+    return history

@@ -19,7 +19,7 @@ from domain import catalogue, identity
 from domain.case import Case
 from domain.customer import Customer
 from domain.errors import FactRejected, InvalidFact
-from ledger.application import JourneyApplication
+from ledger.application import JourneyApplication, decode_notification
 from ledger.index import CustomerRecord, IndexChanges
 
 Fact = dict[str, Any]
@@ -98,8 +98,12 @@ class _BatchWriter:
         self.read_owners: dict[str, UUID] = {}
         #: Streams (customers', cases') that already have events in the store.
         self.existing: set[UUID] = set()
+        #: Streams whose existence was looked up (the rest are looked up when first needed).
+        self.checked: set[UUID] = set()
         #: Customer ids known not to exist in the store (looked up in bulk by _prefetch).
         self.absent: set[UUID] = set()
+        #: Records merged in this batch -> the identity keys the merge moved.
+        self.joined: dict[UUID, list[str]] = {}
 
     def run(self, tracking: Tracking | None,
             before_commit: Callable[[BatchResult], None] | None = None) -> BatchResult:
@@ -163,6 +167,7 @@ class _BatchWriter:
         streams.update(identity.case_uuid(f["data"]["case_id"]) for _, f in facts
                        if "case_id" in f["data"] and f["type"].startswith("case."))
         self.existing = self.index.existing_streams(streams)
+        self.checked = streams
 
     def _record(self, fact: Fact) -> None:
         who = identity.resolve(fact["customer"], self.owners)
@@ -173,6 +178,10 @@ class _BatchWriter:
                 raise FactRejected(f"customer.customer_id: no customer with ledger id {customer_id}")
             record = CustomerRecord(who.kind, who.customer_number, None)
         fact["customer_uuid"] = str(customer_id)
+        if fact["type"] in ("customer.merged", "customer.unmerged"):
+            if record is None or who.is_new:
+                raise FactRejected(f"{fact['type']}: the customer it is recorded for is not known")
+            self._join_or_split(fact, customer_id)
         if catalogue.stream_of(fact) == "case":
             self._append_to_case(fact, customer_id)
         else:
@@ -189,6 +198,24 @@ class _BatchWriter:
             self._set_record(customer_id, CustomerRecord("customer", number, None))
         for k in catalogue.claimed_identities(fact):
             self._claim(k, customer_id, fact)
+        if fact["type"] == "address.changed" and fact["data"].get("requested_by") != "customer":
+            self._notify_address_change(customer_id, fact)
+
+    def _notify_address_change(self, customer_id: UUID, change: Fact) -> None:
+        """Tell the customer about a change they did not ask for, through the channels they
+        still have: a letter (to the old and the new address) and an e-mail when one is known.
+        The notices are facts of their own, so every department sees them in the timeline."""
+        keys = set(self.index.identities_of(customer_id)) if customer_id in self.existing else set()
+        keys.update(k for k, v in self.owners.items() if v == customer_id)
+        keys = {k for k in keys if self.owners.get(k, customer_id) == customer_id}
+        data = {"purpose": "service", "subject": "Your postal address was changed",
+                "notice_for": change["event_id"], "reason": change["data"].get("reason"),
+                "changed_by": change.get("department") or change["data"].get("requested_by")}
+        extra = {k: change[k] for k in ("department",) if k in change}
+        self._derive(customer_id, change, "letter.sent", "notice:letter",
+                     {**data, "to": "previous and new address"}, extra)
+        if any(k.startswith("email:") for k in keys):
+            self._derive(customer_id, change, "email.sent", "notice:email", data, extra)
 
     def _append_to_customer(self, customer_id: UUID, fact: Fact, record: CustomerRecord) -> None:
         customer = self._load(customer_id)
@@ -222,6 +249,9 @@ class _BatchWriter:
 
     def _load(self, aggregate_id: UUID) -> Customer | Case | None:
         if aggregate_id not in self.aggregates:
+            if aggregate_id not in self.checked:  # a record the batch reached by a merge or unmerge
+                self.checked.add(aggregate_id)
+                self.existing |= self.index.existing_streams([aggregate_id])
             if aggregate_id not in self.existing:
                 return None
             try:
@@ -251,20 +281,94 @@ class _BatchWriter:
 
     def _merge(self, prospect: UUID, survivor: UUID, trigger: Fact, reason: str) -> None:
         """A prospect turned out to be a known person: its history joins theirs."""
-        stored = self.index.identities_of(prospect)
-        for k in stored:
-            self.read_owners.setdefault(k, prospect)
-        for k in set(stored) | {k for k, v in self.owners.items() if v == prospect}:
-            self._set_owner(k, survivor)
-        record = self._record_of(prospect)
-        assert record is not None
-        self._set_record(prospect, CustomerRecord(record.kind, record.customer_number, survivor))
+        moved = self._join(prospect, survivor)
         self._derive(survivor, trigger, "customer.merged", f"merge:{prospect}",
-                     {"from": str(prospect), "reason": reason})
+                     {"from": str(prospect), "reason": reason, "identities": moved})
+
+    def _join(self, absorbed: UUID, survivor: UUID) -> list[str]:
+        """Every identity of ``absorbed`` now names ``survivor``; returns the keys moved."""
+        stored = self.index.identities_of(absorbed)
+        for k in stored:
+            self.read_owners.setdefault(k, absorbed)
+        moved = sorted(set(stored) | {k for k, v in self.owners.items() if v == absorbed})
+        self.joined[absorbed] = moved
+        for k in moved:
+            self._set_owner(k, survivor)
+        record = self._record_of(absorbed)
+        assert record is not None
+        self._set_record(absorbed, CustomerRecord(record.kind, record.customer_number, survivor))
+        return moved
+
+    def _join_or_split(self, fact: Fact, survivor: UUID) -> None:
+        """An explicit merge or unmerge: check it, move the identities, and normalise ``from``
+        to the other record's ledger id (the original reference is kept in ``from_ref``)."""
+        data = fact["data"]
+        other = self._named_record(data["from"], fact["type"])
+        if fact["type"] == "customer.merged":
+            if self._survivor(other) == survivor:
+                raise FactRejected(f"customer.merged: {data['from']} is already this customer")
+            other = self._survivor(other)
+            data["identities"] = self._join(other, survivor)
+        else:
+            record = self._record_of(other)
+            assert record is not None
+            if record.merged_into != survivor:
+                raise FactRejected(f"customer.unmerged: {data['from']} is not merged into this customer")
+            data["identities"] = self._split(other, survivor)
+        if not isinstance(data["from"], str):
+            data["from_ref"] = data["from"]
+        data["from"] = str(other)
+
+    def _named_record(self, ref: str | dict[str, str], kind: str) -> UUID:
+        """The ledger id of the record a merge or unmerge names (it must exist)."""
+        if isinstance(ref, str):
+            named = identity.ledger_uuid(ref)
+        elif "customer_id" in ref and identity.ledger_uuid(ref["customer_id"]) is not None:
+            named = identity.ledger_uuid(ref["customer_id"])
+        elif "customer_id" in ref:
+            named = identity.customer_uuid(ref["customer_id"])
+        else:
+            keys = identity.reference_keys(ref)
+            missing = [k for k in keys if k not in self.owners]
+            found = self.index.identity_owners(missing)
+            self.read_owners.update({k: v for k, v in found.items() if k not in self.read_owners})
+            self.owners.update({k: v for k, v in found.items() if k not in self.owners})
+            named = next((self.owners[k] for k in keys if k in self.owners), None)
+        if named is None or self._record_of(named) is None:
+            raise FactRejected(f"{kind}: data.from names no known record ({ref})")
+        return named
+
+    def _split(self, absorbed: UUID, survivor: UUID) -> list[str]:
+        """Undo a merge: the identities the merge moved go back (those the survivor still has)."""
+        moved: list[str] | None = self.joined.get(absorbed)  # merged earlier in this batch
+        for n in self.index.facts_of(survivor) if moved is None else ():
+            stored = decode_notification(self.app, n).fact
+            if stored["type"] == "customer.merged" and stored["data"]["from"] == str(absorbed):
+                moved = stored["data"].get("identities", moved)
+        if moved is None:  # a merge recorded before merges listed what they moved
+            keys: set[str] = set()
+            for n in self.index.facts_of(absorbed):
+                stored = decode_notification(self.app, n).fact
+                keys.update(identity.reference_keys(stored["customer"]))
+                keys.update(catalogue.claimed_identities(stored))
+            moved = sorted(k for k in keys if not k.startswith("customer_id:") or
+                           identity.ledger_uuid(k.split(":", 1)[1]) is None)
+        current = self.index.identity_owners(k for k in moved if k not in self.owners)
+        current.update({k: v for k, v in self.owners.items() if k in moved})
+        for k, v in current.items():
+            self.read_owners.setdefault(k, v)
+        back = sorted(k for k, owner in current.items() if self._survivor(owner) == survivor)
+        for k in back:
+            self._set_owner(k, absorbed)
+        record = self._record_of(absorbed)
+        assert record is not None
+        self._set_record(absorbed, CustomerRecord(record.kind, record.customer_number, None))
+        return back
 
     def _derive(self, customer_id: UUID, trigger: Fact, type_name: str, suffix: str,
-                data: dict[str, Any]) -> None:
+                data: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         fact: Fact = {
+            **(extra or {}),
             "type": type_name,
             "v": catalogue.TYPES[type_name].version,
             "id": f"{trigger['event_id']}:{suffix}",

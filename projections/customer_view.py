@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import bisect
 import calendar
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
+from domain import postal_codes
 from domain.identity import ledger_uuid
+from projections import cases as case_rules
 
 View = dict[str, Any]
 Entry = dict[str, Any]
@@ -104,6 +106,8 @@ def apply(view: View, fact: dict[str, Any], entry: Entry, channel: str | None) -
         _see_identity(view, f"{fact['data']['kind']}:{fact['data']['value']}", entry)
     elif kind == "customer.merged":
         view["merged_from"] = sorted({*view["merged_from"], fact["data"]["from"]})
+    elif kind == "customer.unmerged":
+        view["merged_from"] = [m for m in view["merged_from"] if m != fact["data"]["from"]]
     counts = view["counts"]
     counts["events"] += 1
     _bump(counts["by_type"], kind)
@@ -112,6 +116,8 @@ def apply(view: View, fact: dict[str, Any], entry: Entry, channel: str | None) -
     if "department" in fact:
         _bump(counts["by_department"], fact["department"])
     view["position"] = max(view["position"], entry["pos"])
+    if kind in ("customer.merged", "customer.unmerged"):
+        return  # bookkeeping about records, not a moment the person was in touch
     at = entry["at"]
     if view["first_seen"] is None or at < view["first_seen"]:
         view["first_seen"] = at
@@ -180,7 +186,7 @@ def render(view: View, now: datetime | None = None) -> dict[str, Any]:
         **_consents(sections["consent"]),
         "products": _products(sections["product"]),
         "warranty_claims": _claims(sections["claim"], sections["product"]),
-        "cases": _cases(sections["case"]),
+        "cases": _cases(sections["case"], sections["promise"], now),
         "promises": _promises(sections["promise"], now),
         "contracts": _contracts(sections["contract"]),
         "social": _social(sections["social"]),
@@ -275,9 +281,13 @@ def _contact(entries: list[Entry]) -> tuple[dict[str, Any], list[dict[str, Any]]
             if current.get(data["kind"]) == data["value"]:
                 changes = [(data["kind"], None)]
         for name, value in changes:
-            history.append({"field": name, "value": value, "previous": current[name],
-                            "reason": data.get("reason"), "change": e["type"], **_who(e)})
+            change = {"field": name, "value": value, "previous": current[name],
+                      "reason": data.get("reason"), "change": e["type"], **_who(e)}
+            if name == "address":  # recorded as given, flagged for verification
+                change["verify"] = postal_codes.check(value)
+            history.append(change)
             current[name] = value
+    current["address_verify"] = postal_codes.check(current["address"])
     return current, history, unlinked
 
 
@@ -330,76 +340,40 @@ def _products(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 def _claims(entries: list[Entry], purchases: list[Entry]) -> list[dict[str, Any]]:
-    ends = {e["data"].get("serial"): _warranty_end(e) for e in purchases if e["data"].get("serial")}
-    claims: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        data = e["data"]
-        claim = claims.setdefault(data["claim_id"], {"claim_id": data["claim_id"], "status": "open"})
-        if e["type"] == "warranty.claim_filed":
-            serial = data["serial"]
-            end = ends.get(serial)
-            filed_on = e["occurred_at"][:10]
-            claim.update(serial=serial, issue=data.get("issue"), filed=_who(e),
-                         product_known=end is not None, warranty_ends=end,
-                         in_warranty=end is not None and filed_on <= end)
-        else:
-            claim.update(status="approved" if data["approved"] else "refused",
-                         reason=data.get("reason"), decided=_who(e))
-    return list(claims.values())
+    from projections.warranty import judge_claims  # its rules; imported here (no import cycle)
+
+    claims = []
+    for c in judge_claims(entries, purchases):
+        filing, decision, purchase = c["filing"], c["decision"], c["purchase"]
+        claim: dict[str, Any] = {"claim_id": c["claim_id"], "status": c["status"]}
+        if filing is not None:
+            claim.update(serial=c["serial"], issue=filing["data"].get("issue"), filed=_who(filing),
+                         product_known=purchase is not None, warranty_ends=c["warranty_ends"],
+                         in_warranty=bool(c["in_warranty"]),
+                         product=purchase["data"].get("product") if purchase else None)
+        if decision is not None:
+            claim.update(reason=decision["data"].get("reason"), decided=_who(decision))
+        claim["flags"] = c["flags"]
+        claims.append(claim)
+    return claims
 
 
-def _cases(entries: list[Entry]) -> list[dict[str, Any]]:
-    cases: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        data = e["data"]
-        case = cases.setdefault(data["case_id"], {
-            "case_id": data["case_id"], "kind": None, "subject": None, "status": "open",
-            "opened_at": None, "resolved_at": None, "departments": [], "transfers": 0,
-            "history": [],
-        })
-        kind = e["type"]
-        if kind == "case.opened":
-            case.update(kind=data["kind"], subject=data.get("subject"), opened_at=e["occurred_at"])
-        elif kind == "case.transferred":
-            case["transfers"] += 1
-        elif kind == "case.resolved":
-            case.update(status="resolved", resolved_at=e["occurred_at"])
-        elif kind == "case.reopened":
-            case.update(status="open", resolved_at=None)
-        department = e.get("department")
-        if department and department not in case["departments"]:
-            case["departments"].append(department)
-        if kind == "case.transferred" and data["to"] not in case["departments"]:
-            case["departments"].append(data["to"])
-        case["history"].append({"type": kind, **{k: v for k, v in data.items() if k != "case_id"},
-                                **_who(e)})
-    return sorted(cases.values(), key=lambda c: (c["status"] != "open", c["opened_at"] or ""))
+def _cases(entries: list[Entry], promises: list[Entry] | None = None,
+           now: datetime | None = None) -> list[dict[str, Any]]:
+    """Case records, clocks and contradictions: the rules live in projections/cases.py."""
+    records = case_rules.case_records(entries, promises or [], case_rules.complaint_days())
+    for case in records:
+        case["overdue"] = case_rules.is_overdue(case, now)
+    return records
 
 
 def _promises(entries: list[Entry], now: datetime | None) -> list[dict[str, Any]]:
-    promises: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        data = e["data"]
-        promise = promises.setdefault(data["promise_id"], {"promise_id": data["promise_id"],
-                                                           "status": "open"})
-        if e["type"] == "promise.made":
-            promise.update(what=data["what"], case_id=data.get("case_id"), due_by=data["due_by"],
-                           made=_who(e))
-        else:
-            promise.update(status="kept" if e["type"] == "promise.kept" else "broken", closed=_who(e))
-    for promise in promises.values():
-        due = promise.get("due_by")
-        promise["overdue"] = bool(
-            now is not None and promise["status"] == "open" and due is not None
-            and _due_instant(due) < now
-        )
-    return list(promises.values())
-
-
-def _due_instant(due: str) -> datetime:
-    if len(due) == 10:  # a date: due by the end of that day
-        return datetime.fromisoformat(due).replace(tzinfo=UTC) + timedelta(days=1)
-    return datetime.fromisoformat(due)
+    promises = case_rules.promise_records(entries)
+    for promise in promises:
+        due = promise["due_at"]
+        promise["overdue"] = bool(now is not None and promise["status"] == "open" and due is not None
+                                  and datetime.fromisoformat(due) < now)
+    return promises
 
 
 def _contracts(entries: list[Entry]) -> list[dict[str, Any]]:
@@ -417,13 +391,24 @@ def _contracts(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 def _social(entries: list[Entry]) -> dict[str, Any]:
-    replied = {e["data"]["in_reply_to"] for e in entries if e["type"] == "social.reply"}
-    mentions = [e for e in entries if e["type"] == "social.mention"]
+    from projections.inbox import first_replies, response_seconds  # the inbox's rules
+
+    answers = first_replies(entries)
+    mentions = sorted((e for e in entries if e["type"] == "social.mention"),
+                      key=lambda e: (e["at"], e["event_id"]))  # ties: never by position
     unanswered = [
-        {"mention_id": e["id"], "network": e["data"]["network"], "text": e["data"]["text"],
-         **_who(e)}
-        for e in mentions
-        if e["id"] not in replied and e["event_id"] not in replied
+        {"mention_id": e["id"], "network": e["data"]["network"], "handle": e["data"].get("handle"),
+         "to": e["data"].get("to"), "text": e["data"]["text"], **_who(e)}
+        for e in mentions if e["event_id"] not in answers
     ]
+    answered = []
+    for e in mentions:
+        if e["event_id"] in answers:
+            reply = answers[e["event_id"]][0]
+            answered.append({
+                "mention_id": e["id"], "network": e["data"]["network"],
+                "mentioned_at": e["occurred_at"], "replied_at": reply["occurred_at"],
+                "reply_department": reply.get("department"), "reply_agent": reply.get("agent"),
+                "response_s": response_seconds(e, reply)})
     return {"mentions": len(mentions), "replies": len(entries) - len(mentions),
-            "unanswered": unanswered}
+            "unanswered": unanswered, "answered": answered}

@@ -84,6 +84,9 @@ class ProjectionStore:
                 "(SELECT 1 FROM projection_position WHERE name = ?)", [name, start, name])
         self.aliases: dict[str, str] = dict(
             self.con.execute("SELECT alias, customer_id FROM customer_aliases").fetchall())
+        #: Reads one customer's facts from the event store (``ledger.application.history_of``):
+        #: an unmerge rebuilds both records from the source of truth. Set by the composition root.
+        self.history: Callable[[str], list[StoredFact]] | None = None
         #: Views as last committed, kept between batches: this process is the file's only
         #: writer (DuckDB's lock), so the cache cannot go stale; a rollback clears it.
         self.cache: dict[str, View] = {}
@@ -126,7 +129,7 @@ class ProjectionStore:
             fresh = [sf for sf in batch if sf.position > done]
             if not fresh:
                 return 0
-            _BatchProjection(self, fresh).write()
+            _BatchProjection(self, fresh, self.history).write()
             self._advance(self.name, fresh[-1].position)
             if before_commit is not None:
                 before_commit()
@@ -147,7 +150,7 @@ class ProjectionStore:
             fresh = [(o, sf) for o, sf in records if o > done]
             if not fresh:
                 return 0
-            applied = _BatchProjection(self, [sf for _, sf in fresh], history).write()
+            applied = _BatchProjection(self, [sf for _, sf in fresh], history or self.history).write()
             self._advance(cursor, fresh[-1][0])
             if before_commit is not None:
                 before_commit()
@@ -228,9 +231,13 @@ class _BatchProjection:
         self.aliases = store.aliases
         self.views: dict[str, View] = {}
         self.rows: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
-        self.moves: list[tuple[str, str]] = []
+        #: Alias changes, in order: ("merge", absorbed, survivor, position) or ("split", absorbed, members,
+        #: event ids of the absorbed records' facts).
+        self.moves: list[tuple[Any, ...]] = []
         #: Customers whose stored views were read in bulk for this batch.
         self.loaded: set[str] = set()
+        #: A private fold (rebuilding a record from the store): never reads or writes the file.
+        self.private = False
 
     def _absorbed_view(self, customer_id: str) -> View:
         """The view of a customer being merged away: here, or rebuilt from the store.
@@ -238,20 +245,75 @@ class _BatchProjection:
         With Kafka, a prospect's events may sit in another partition (another file); the
         store is the source of truth, so their facts are read from it and folded afresh.
         """
+        if self.private:
+            return self._view(customer_id)
         local = self.views.get(customer_id) or self.store.load_views([customer_id]).get(customer_id)
         if local is not None or self.history is None:
             return self._view(customer_id)
         rebuilt = _BatchProjection(self.store, self.history(customer_id), self.history)
         rebuilt.aliases = {}  # a private fold: it must not move anybody in this file
+        rebuilt.private = True
         for sf in rebuilt.batch:
             rebuilt._fold(sf, record_row=False)
         return rebuilt.views.get(customer_id) or self._view(customer_id)
+
+    def _rebuild(self, root: str, before: int, without: str | None = None) -> tuple[View, set[str], set[str]]:
+        """``root``'s view from the store as of position ``before`` (exclusive): its own facts
+        and those of every record merged into it, except ``without``'s. Returns the view, the
+        records it is made of and the event ids of their facts."""
+        if self.history is None:
+            raise RuntimeError("customer.unmerged needs the event store (ProjectionStore.history)")
+        facts: dict[int, StoredFact] = {}
+        members: set[str] = set()
+        #: Records merged in and later split off again (by ``before``): markers only.
+        split_off: set[str] = set() if without is None else {without}
+        todo = [root]
+        while todo:
+            member = todo.pop()
+            if member in members or member in split_off:
+                continue
+            members.add(member)
+            joined: dict[str, str] = {}
+            for sf in self.history(member):
+                if sf.position >= before:
+                    continue
+                facts[sf.position] = sf
+                if sf.fact["type"] in ("customer.merged", "customer.unmerged"):
+                    joined[sf.fact["data"]["from"]] = sf.fact["type"]  # history is in log order
+            for other, last in joined.items():
+                if last == "customer.merged":
+                    todo.append(other)
+                else:
+                    split_off.add(other)
+        private = _BatchProjection(self.store, [facts[p] for p in sorted(facts)], self.history)
+        private.aliases = {}
+        private.private = True
+        for sf in private.batch:
+            kind = sf.fact["type"]
+            if kind in ("customer.merged", "customer.unmerged") and sf.fact["data"]["from"] in split_off:
+                marked = private._view(private._owner(sf))
+                customer_view.apply(marked, sf.fact,
+                                    customer_view.entry_of(sf.fact, sf.position, sf.recorded_at.isoformat()),
+                                    None)
+                marked["merged_from"] = [m for m in marked["merged_from"] if m not in split_off]
+                continue  # the markers stay in the survivor's history; the record they name does not
+            private._fold(sf, record_row=False)
+        view = private.views.get(root)
+        if view is None or view is _DELETED:
+            view = customer_view.new_view(root)
+        if without is not None:
+            view["merged_from"] = [m for m in view["merged_from"] if m != without]
+        return view, members, {sf.fact["event_id"] for sf in private.batch}
+
+    def _owner(self, sf: StoredFact) -> str:
+        stream_customer: str = sf.fact["customer_uuid"]
+        return self.aliases.get(stream_customer, stream_customer)
 
     def _view(self, customer_id: str) -> View:
         view = self.views.get(customer_id)
         if view is None:
             # Customers of the batch were loaded in bulk: absent there means new.
-            if customer_id not in self.loaded:
+            if customer_id not in self.loaded and not self.private:
                 view = self.store.load_views([customer_id]).get(customer_id)
             if view is None:
                 view = customer_view.new_view(customer_id)
@@ -276,11 +338,25 @@ class _BatchProjection:
         con.register("new_events", pa.Table.from_pydict(self.rows))
         con.execute(f"INSERT INTO events SELECT {', '.join(_EVENT_CASTS)} FROM new_events")
         con.unregister("new_events")
-        for alias, survivor in self.moves:
-            con.execute("UPDATE events SET customer_id = ? WHERE customer_id = ?", [survivor, alias])
-            con.execute("UPDATE customer_aliases SET customer_id = ? WHERE customer_id = ?",
-                        [survivor, alias])
-            con.execute("INSERT INTO customer_aliases VALUES (?, ?)", [alias, survivor])
+        for move in self.moves:
+            if move[0] == "merge":
+                _, alias, survivor, at = move
+                # Only rows from before the merge: a later unmerge in this batch gave the record
+                # its own rows back, and those must stay its own.
+                con.execute("UPDATE events SET customer_id = ? WHERE customer_id = ? AND position < ?",
+                            [survivor, alias, at])
+                con.execute("UPDATE customer_aliases SET customer_id = ? WHERE customer_id = ?",
+                            [survivor, alias])
+                con.execute("INSERT INTO customer_aliases VALUES (?, ?)", [alias, survivor])
+                continue
+            _, absorbed, members, event_ids = move
+            con.register("split_events", pa.Table.from_pydict({"event_id": sorted(event_ids)}))
+            con.execute("UPDATE events SET customer_id = ? WHERE event_id IN "
+                        "(SELECT event_id FROM split_events)", [absorbed])
+            con.unregister("split_events")
+            con.execute("DELETE FROM customer_aliases WHERE alias = ?", [absorbed])
+            for member in sorted(members - {absorbed}):
+                con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
         self._write_views()
         return applied
 
@@ -300,7 +376,19 @@ class _BatchProjection:
                 if target == absorbed:
                     aliases[alias] = customer_id
             aliases[absorbed] = customer_id
-            self.moves.append((absorbed, customer_id))
+            self.moves.append(("merge", absorbed, customer_id, sf.position))
+        elif fact["type"] == "customer.unmerged" and not self.private:
+            absorbed = fact["data"]["from"]
+            self.views[customer_id], _, _ = self._rebuild(customer_id, sf.position, without=absorbed)
+            restored, members, event_ids = self._rebuild(absorbed, sf.position)
+            self.views[absorbed] = restored
+            for member in members:
+                if member == absorbed:
+                    aliases.pop(member, None)
+                else:
+                    aliases[member] = absorbed
+            # Applied after this batch's rows are inserted, in order with the merges.
+            self.moves.append(("split", absorbed, members, event_ids))
         channel = catalogue.channel_of(fact)
         entry = customer_view.entry_of(fact, sf.position, recorded_at)
         customer_view.apply(self._view(customer_id), fact, entry, channel)

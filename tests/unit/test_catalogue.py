@@ -72,7 +72,7 @@ def _with(**changes: Any) -> bytes:
         pytest.param(b"[1, 2]", "expected a JSON object, got list", id="not-an-object"),
         pytest.param(_with(type="call.outgoing"), "unknown type 'call.outgoing' (did you mean 'call.outbound'?)",
                      id="unknown-type"),
-        pytest.param(_with(type="customer.merged"), "is written by the ledger itself", id="system-type"),
+        pytest.param(_with(type="identity.unlinked"), "is written by the ledger itself", id="system-type"),
         pytest.param(_with(type=None), "type: missing", id="missing-type"),
         pytest.param(_with(id=None), "id: missing", id="missing-id"),
         pytest.param(_with(source=""), "source: expected a non-empty string", id="empty-source"),
