@@ -49,9 +49,5 @@ def register(table: DerivedTable) -> DerivedTable:
 
 def tables() -> list[DerivedTable]:
     for module in PROVIDERS:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as missing:  # TODO(lead): strict once every provider exists
-            if missing.name != module:
-                raise
+        importlib.import_module(module)
     return [REGISTRY[name] for name in sorted(REGISTRY)]

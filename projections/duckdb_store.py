@@ -150,7 +150,9 @@ class ProjectionStore:
             fresh = [(o, sf) for o, sf in records if o > done]
             if not fresh:
                 return 0
-            applied = _BatchProjection(self, [sf for _, sf in fresh], history or self.history).write()
+            projection = _BatchProjection(self, [sf for _, sf in fresh], history or self.history)
+            projection.partitioned = True
+            applied = projection.write()
             self._advance(cursor, fresh[-1][0])
             if before_commit is not None:
                 before_commit()
@@ -238,6 +240,9 @@ class _BatchProjection:
         self.loaded: set[str] = set()
         #: A private fold (rebuilding a record from the store): never reads or writes the file.
         self.private = False
+        #: One partition's file (Kafka): records keyed elsewhere keep their views in their own
+        #: partition's file, so a record split off by an unmerge is dropped here, not restored.
+        self.partitioned = False
 
     def _absorbed_view(self, customer_id: str) -> View:
         """The view of a customer being merged away: here, or rebuilt from the store.
@@ -381,7 +386,7 @@ class _BatchProjection:
             absorbed = fact["data"]["from"]
             self.views[customer_id], _, _ = self._rebuild(customer_id, sf.position, without=absorbed)
             restored, members, event_ids = self._rebuild(absorbed, sf.position)
-            self.views[absorbed] = restored
+            self.views[absorbed] = _DELETED if self.partitioned else restored
             for member in members:
                 if member == absorbed:
                     aliases.pop(member, None)
