@@ -232,6 +232,13 @@ An address changed by billing without asking; a warranty without the paper invoi
 contradictory answers on one complaint; tweets nobody answered; a call centre that learned
 the customer moved:
     {prog} --data-dir {home} customer C-900002   (and C-900003 ... C-900006)
+What each department works from: complaints past their deadline, one case with its clocks and
+contradictions, promises not kept, unanswered tweets, a warranty without the invoice:
+    {prog} --data-dir {home} cases --overdue
+    {prog} --data-dir {home} case K-S4
+    {prog} --data-dir {home} promises --overdue
+    {prog} --data-dir {home} inbox
+    {prog} --data-dir {home} warranty SNR58T20A4K
 The same views for machines: add --json.  Positions and row counts: {prog} --data-dir {home} status
 """)
     return 0

@@ -1107,7 +1107,7 @@ def stories() -> list[dict[str, Any]]:
     out.append(_f("s4-04", "case.transferred", _at(2026, 5, 6, 16), c4, "customer_care", "CC-8",
                   {"case_id": "K-S4", "to": "sales", "reason": "discount needs sales approval"}))
     out.append(_f("s4-05", "case.responded", _at(2026, 5, 12, 12, 30), c4, "sales", "A-5",
-                  {"case_id": "K-S4",
+                  {"case_id": "K-S4", "answer": "no",
                    "text": "A discount is not possible on your current tariff."}))
     out.append(_f("s4-06", "promise.broken", _at(2026, 6, 1, 9), c4, None, None,
                   {"promise_id": "P-S4"}))
