@@ -285,6 +285,9 @@ def _contact(entries: list[Entry]) -> tuple[dict[str, Any], list[dict[str, Any]]
                       "reason": data.get("reason"), "change": e["type"], **_who(e)}
             if name == "address":  # recorded as given, flagged for verification
                 change["verify"] = postal_codes.check(value)
+            if e["type"] == "address.changed":  # anything but the customer's own request is notified
+                change["requested_by"] = data.get("requested_by", "company")
+                change["customer_notified"] = change["requested_by"] != "customer"
             history.append(change)
             current[name] = value
     current["address_verify"] = postal_codes.check(current["address"])

@@ -47,6 +47,8 @@ def test_a_change_by_the_company_sends_a_letter_and_an_email_and_one_by_the_cust
         history = [h for h in view["contact_history"] if h["field"] == "address"]
         assert [(h.get("department"), h["reason"]) for h in history] == [
             (None, None), ("billing", "returned mail"), ("billing", "moved")]
+        assert [(h.get("requested_by"), h.get("customer_notified")) for h in history] == [
+            (None, None), ("company", True), ("customer", False)]
     finally:
         journey.close()
 
