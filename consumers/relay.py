@@ -59,6 +59,7 @@ from typing import Any
 from eventsourcing.persistence import Tracking, TrackingRecorder
 
 from consumers.wire import encode_event
+from ledger import chain as hash_chain
 from ledger.application import JourneyApplication, StoredFact, decode_notification
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,10 @@ class Relay:
     stop_grace: float = 10.0
     producer_config: dict[str, Any] = field(default_factory=dict)
     on_progress: Callable[[RelayProgress], None] | None = None
+    #: Add the hash chain to every message (headers chain_customer, chain_prev, chain_hash,
+    #: chain_state: see ledger/chain.py), so that a consumer can verify the topic. Off by default:
+    #: it roughly doubles the message size.
+    chain: bool = False
     #: Test hook: called with the batch number after the flush, before the position is recorded.
     after_flush: Callable[[int], None] | None = None
     _producer: Any = field(default=None, init=False, repr=False)
@@ -287,8 +292,10 @@ class Relay:
                     stop.wait(self.poll_interval)
                     continue
                 batch = [decode_notification(self.app, n) for n in notifications]
+                extra = (hash_chain.kafka_headers(recorder, batch[0].position, batch[-1].position)
+                         if self.chain else None)
                 try:
-                    failures += self._publish(batch, stop, lambda: progress(waiting=True))
+                    failures += self._publish(batch, stop, lambda: progress(waiting=True), extra)
                 except _Abandoned:
                     unconfirmed = len(batch)
                     log.warning("stopped before the broker confirmed %d events after position %d; "
@@ -310,13 +317,16 @@ class Relay:
                             failures, unconfirmed, stopped=stop.is_set())
 
     def _publish(self, batch: Sequence[StoredFact], stop: threading.Event,
-                 waiting: Callable[[], None]) -> int:
+                 waiting: Callable[[], None], extra: dict[int, list[tuple[str, bytes]]] | None = None) -> int:
         """Send the batch and wait until the broker acknowledged all of it. Returns the number
         of failed attempts (each followed by a re-send of the whole batch with a new producer).
         Raises _Abandoned if ``stop`` is set while the broker cannot confirm."""
         from kafka.errors import KafkaError, KafkaTimeoutError
 
         messages = [encode_event(sf) for sf in batch]
+        if extra:
+            messages = [(k, v, h + extra.get(sf.position, []))
+                        for (k, v, h), sf in zip(messages, batch, strict=True)]
         failures = 0
         delay = 0.5
         while True:

@@ -127,6 +127,10 @@ def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
     except InvalidFact as error:
         print(f"journey customer: {error}", file=sys.stderr)
         return 2
+    if args.as_of or args.occurred_by:
+        from journey.cli_replay import cmd_customer_at
+
+        return cmd_customer_at(args, journey, key)
     view = journey.customer(args.ref, timeline_limit=args.limit,
                             on_progress=_project_progress(Ticker("project")))
     if view is None:
@@ -268,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("customer", help="the unified view of one customer")
     p.add_argument("ref", help="+34..., @handle, e-mail, customer number, ledger id, or kind:value")
     p.add_argument("--limit", type=int, default=None, help="show at most N timeline events")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--as-of", metavar="T",
+                      help="the view as the company knew it at T (facts recorded by T), from the store")
+    when.add_argument("--occurred-by", metavar="T",
+                      help="what had happened by T (occurred by T, even if recorded later), from the store")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("project", help="bring the projections up to date with the store")
@@ -309,7 +318,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
 #: Modules that add their own subcommands: each has register(subparsers, commands).
 #: One module per worker keeps the workers' owners out of each other's way.
 PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "journey.cli_bench",
-           "journey.cli_cases", "journey.cli_service", "journey.cli_greetings", "journey.cli_identity")
+           "journey.cli_cases", "journey.cli_service", "journey.cli_greetings", "journey.cli_identity",
+           "journey.cli_audit", "journey.cli_replay")
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from ledger import chain
 from ledger.application import DEFAULT_CACHE_SIZE, JourneyApplication
 from ledger.index import CustomerRecord, IndexChanges
 
@@ -81,6 +82,8 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             sql("CREATE TABLE IF NOT EXISTS {schema}.journey_customers ("
                 "customer_id uuid PRIMARY KEY, kind text NOT NULL, customer_number text, "
                 "merged_into uuid)"),
+            # Tamper evidence (ledger/chain.py): one hash link per event, per customer.
+            *chain.postgres_create(self.datastore.schema),
         ])
         # One statement per table, each with a single JSON document as its parameter: psycopg's
         # pure-Python adapters dump arrays element by element (seconds per 100k rows), orjson
@@ -154,6 +157,9 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
                 self._lock_table(curs)
             if index_params is not None:
                 self._insert_index(curs, *index_params)
+            # The hash chain, under the same lock (events without an index entry: ledger/chain.py).
+            chain.postgres_write(curs, self.datastore.schema, notification_ids or [], stored_events,
+                                 changes.facts if changes else None)
         return notification_ids
 
     def _insert_index(

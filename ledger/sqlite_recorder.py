@@ -9,6 +9,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 
+from ledger import chain
 from ledger.index import CustomerRecord, IndexChanges, chunks
 
 
@@ -29,6 +30,8 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             "CREATE TABLE IF NOT EXISTS journey_customers ("
             "customer_id TEXT PRIMARY KEY, kind TEXT NOT NULL, customer_number TEXT, "
             "merged_into TEXT) WITHOUT ROWID",
+            # Tamper evidence (ledger/chain.py): one hash link per event, per customer.
+            *chain.SQLITE_CREATE,
         ]
 
     def _insert_events(
@@ -72,6 +75,8 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                     for k, r in changes.customers.items()
                 ],
             )
+        # The hash chain, in this transaction (events without an index entry: see ledger/chain.py).
+        chain.sqlite_write(c, returning or [], stored_events, changes.facts if changes else None)
         return returning
 
     def _check_owners(self, c: SQLiteCursor, changes: IndexChanges) -> None:

@@ -330,7 +330,7 @@ def contradictions(case_id: str, entries: Sequence[Entry], promises: Sequence[En
                 found.append({"case_id": case_id, "topic": topic,
                               "contradicted_at": later["occurred_at"],
                               "_key": (later["at"], yes["event_id"], no["event_id"]),
-                              "yes": yes, "no": no})
+                              "yes": dict(yes), "no": dict(no)})  # a statement may be in many pairs
     found.sort(key=lambda c: c["_key"])
     for c in found:
         del c["_key"]

@@ -414,3 +414,19 @@ def test_late_marks_follow_the_timeline_rule(facts: list[dict[str, Any]], seed: 
         mark_late(timeline)
         expected = {row["event_id"]: row["late"] for row in timeline}
         assert {h["event_id"]: h["late"] for h in case["history"]} == expected
+
+
+def test_one_promise_contradicted_by_two_departments_gives_two_contradictions() -> None:
+    """A statement may take part in several pairs (found by the clocks property)."""
+    from projections.cases import contradictions
+
+    def entry(n: int, kind: str, department: str, **data: str) -> dict[str, object]:
+        return {"type": kind, "department": department, "event_id": f"e{n}", "at": f"2026-05-0{n}T00:00:00Z",
+                "occurred_at": f"2026-05-0{n}T00:00:00+00:00", "data": {"case_id": "K-1", **data}}
+
+    promise = entry(1, "promise.made", "customer_care", promise_id="P-1", what="a discount", due_by="2026-06-01")
+    noes = [entry(2, "case.responded", "sales", answer="no", text="impossible"),
+            entry(3, "case.responded", "billing", answer="no", text="not on this tariff")]
+    found = contradictions("K-1", noes, [promise])
+    assert [(c["yes"]["department"], c["no"]["department"]) for c in found] == [
+        ("customer_care", "sales"), ("customer_care", "billing")]

@@ -1,0 +1,141 @@
+"""``journey verify`` (tamper evidence, checkpoints) and ``journey subject-access`` (GDPR art. 15).
+
+verify: exit 0 intact, 1 broken (the first broken link is named), 2 bad usage (an unreadable
+checkpoint file, a checkpoint file that already exists). subject-access: exit 0 written,
+3 nobody known by the reference, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from journey.bootstrap import Journey
+from ledger import chain
+
+
+def _dump(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+Command = Callable[[argparse.Namespace, Journey], int]
+
+
+def register(subparsers: Any, commands: dict[str, Command]) -> None:
+    p = subparsers.add_parser("verify", help="recompute every event's hash chain; name the first broken link")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
+                   help="compare with a checkpoint taken earlier (repeatable)")
+    p.add_argument("--write-checkpoint", metavar="FILE",
+                   help="after a verification that passed, write every chain head to FILE (new file)")
+    p.add_argument("--json", action="store_true")
+    commands["verify"] = cmd_verify
+
+    p = subparsers.add_parser("subject-access",
+                              help="export everything held about one person (GDPR art. 15)")
+    p.add_argument("ref", help="+34..., @handle, e-mail, customer number, ledger id, or kind:value")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the JSON export")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    commands["subject-access"] = cmd_subject_access
+
+
+def cmd_verify(args: argparse.Namespace, journey: Journey) -> int:
+    from journey.cli import Ticker
+
+    checkpoints = []
+    for name in args.checkpoint:
+        try:
+            checkpoints.append(chain.read_checkpoint(Path(name)))
+        except chain.CheckpointError as error:
+            print(f"journey verify: {error}", file=sys.stderr)
+            return 2
+    out = Path(args.write_checkpoint) if args.write_checkpoint else None
+    if out is not None and out.exists():
+        print(f"journey verify: {out} exists; a checkpoint is never overwritten", file=sys.stderr)
+        return 2
+    ticker = Ticker("verify")
+    head = journey.app.recorder.max_notification_id() or 0
+
+    def show(r: chain.Report) -> None:
+        ticker(f"position {r.head:,} of {head:,}, {r.events:,} events ({r.rate:,.0f} events/s)")
+
+    report = chain.verify_store(journey.app.recorder, checkpoints, on_progress=show)
+    written = None
+    if out is not None and report.intact and report.covered_from is not None:
+        chain.checkpoint_of(report).write(out)
+        written = str(out)
+    if args.json:
+        _dump({**report.as_dict(), "checkpoint_written": written})
+    else:
+        _print_report(report, written)
+    if out is not None and written is None and report.intact:
+        print("journey verify: no checkpoint written: nothing is chained yet", file=sys.stderr)
+    return 0 if report.intact else 1
+
+
+def _print_report(report: chain.Report, written: str | None) -> None:
+    if report.covered_from is None:
+        coverage = "no event is chained yet"
+    elif report.covered_from <= 1:
+        coverage = "the whole history is covered"
+    else:
+        coverage = (f"history is covered from position {report.covered_from:,} (events before it were "
+                    "recorded before the chain existed)")
+    print(f"{report.events:,} events read, {report.chained:,} chained links checked, "
+          f"{report.customers:,} chains; {coverage}")
+    for cp in report.checkpoints:
+        state = "matches" if cp["matches"] else f"{cp['differences']} differences"
+        print(f"checkpoint at position {cp['position']:,} ({cp['taken_at']}): {state}")
+    print(f"{report.seconds:.2f} s, {report.rate:,.0f} events/s")
+    first = report.first
+    if first is None:
+        print("INTACT")
+    else:
+        print(f"BROKEN: {report.problem_count} problem(s); first at position {first.position}")
+        where = [f"customer {first.customer_id}" if first.customer_id else "",
+                 f"stream {first.stream_id}" if first.stream_id else "",
+                 f"version {first.stream_version}" if first.stream_version is not None else ""]
+        print("  " + ", ".join(w for w in where if w))
+        print(f"  {first.what}")
+        for p in sorted(report.problems, key=lambda p: p.position)[1:10]:
+            print(f"  then position {p.position} (customer {p.customer_id}): {p.what}")
+    if written:
+        print(f"checkpoint written to {written} (position {report.head:,})")
+
+
+def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
+    from domain.errors import InvalidFact
+    from journey.cli import Ticker, _project_progress
+    from journey.references import reference_key
+    from replay.subject_access import subject_access
+
+    try:
+        reference_key(args.ref)
+    except InvalidFact as error:
+        print(f"journey subject-access: {error}", file=sys.stderr)
+        return 2
+    export = subject_access(journey, args.ref, on_progress=_project_progress(Ticker("project")))
+    if export is None:
+        print(f"journey subject-access: nobody known as {args.ref!r}", file=sys.stderr)
+        return 3
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(export, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+                                 default=str) + b"\n")
+    summary = export["summary"]
+    if args.json:
+        _dump({**summary, "file": str(out)})
+    else:
+        print(f"subject access export for {summary['who']} written to {out}")
+        print(f"  {summary['events']} events, first contact {summary['first_contact']}, "
+              f"last {summary['last_contact']}")
+        for kind in ("by_channel", "by_department"):
+            counts = ", ".join(f"{k} {v}" for k, v in summary[kind].items())
+            print(f"  {kind.replace('_', ' ')}: {counts or '-'}")
+        for table, n in summary["rows_by_table"].items():
+            print(f"  {table}: {n} rows")
+    return 0

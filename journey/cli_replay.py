@@ -1,0 +1,268 @@
+"""``journey replay rebuild | diff | decision``: rebuild, compare and re-run from the event store.
+
+Exit codes: rebuild 0 done, 2 bad usage (a non-empty target, an unreadable topic); diff 0 the
+same, 1 differences, 2 a file missing or locked by another process; decision 0 the recorded
+and recomputed verdicts agree, 1 they disagree, 2 not replayable, 3 unknown event.
+See docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from consumers.log_follower import DEFAULT_BATCH, Progress
+from domain.contact_policy import Exclusion
+from journey.bootstrap import Journey
+from journey.exclusions import FILENAME as EXCLUSIONS_FILE
+from journey.exclusions import ExclusionStore, hashes_of
+from journey.policy import PolicyError, load_policies
+from replay import decision as decisions
+from replay import diff as differ
+from replay import rebuild as rebuilder
+
+
+def _dump(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _ticker(label: str) -> Callable[[str], None]:
+    from journey.cli import Ticker
+
+    return Ticker(label)
+
+
+def _progress(label: str) -> Callable[[Progress], None]:
+    tick = _ticker(label)
+
+    def show(p: Progress) -> None:
+        rate = p.projected / p.elapsed if p.elapsed else 0.0
+        tick(f"position {p.position:,} of {p.head:,}, {p.projected:,} events ({rate:,.0f} events/s)")
+    return show
+
+
+def _rebuilds(journey: Journey) -> list[Path]:
+    return sorted(journey.settings.data_dir.glob(f"rebuild-*/{rebuilder.FILENAME}"))
+
+
+def cmd_rebuild(args: argparse.Namespace, journey: Journey) -> int:
+    settings = journey.settings
+    if args.into:
+        target = Path(args.into)
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = settings.data_dir / f"rebuild-{stamp}"
+    try:
+        if args.source == "kafka":
+            tick = _ticker("rebuild")
+            result = rebuilder.from_kafka(
+                journey.app, target, bootstrap=args.bootstrap or settings.kafka_bootstrap,
+                topic=args.topic or settings.events_topic, batch=args.batch,
+                on_progress=_progress("rebuild"),
+                on_read=lambda n: tick(f"{n:,} records read from the topic"))
+        else:
+            result = rebuilder.from_store(journey.app, target, batch=args.batch,
+                                          on_progress=_progress("rebuild"))
+    except rebuilder.RebuildError as error:
+        print(f"journey replay rebuild: {error}", file=sys.stderr)
+        return 2
+    print(f"rebuild: {result.events:,} events in {result.seconds:.1f} s "
+          f"({result.rate:,.0f} events/s)", file=sys.stderr)
+    if args.json:
+        _dump(result.to_json())
+    else:
+        extra = (f" ({result.records:,} records from {result.partitions} partitions)"
+                 if result.source == "kafka" else "")
+        origin = "Kafka" if result.source == "kafka" else "the store"
+        print(f"rebuilt {result.events:,} events from {origin}{extra} up to position "
+              f"{result.position:,} into {result.path} in {result.seconds:.1f} s "
+              f"({result.rate:,.0f} events/s)")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, journey: Journey) -> int:
+    live = Path(args.live) if args.live else journey.settings.duckdb_path
+    if args.against:
+        other = Path(args.against)
+        if other.is_dir():
+            other = other / rebuilder.FILENAME
+    else:
+        found = _rebuilds(journey)
+        if not found:
+            print("journey replay diff: no rebuild in the data directory; run `journey replay "
+                  "rebuild` first or pass --against DIR", file=sys.stderr)
+            return 2
+        other = found[-1]
+    try:
+        result = differ.diff(live, other)
+    except differ.LockedError as error:
+        print(f"journey replay diff: {error}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
+        print(f"journey replay diff: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        _dump(result.to_json())
+        return 0 if result.same else 1
+    print(f"live     {live} (position {result.live_position})")
+    print(f"rebuilt  {other} (position {result.other_position})")
+    print(f"(not compared: table {', '.join(differ.SKIPPED_TABLES)}; "
+          f"{', '.join(sorted(f'{t}.{c}' for t, c in differ.CANONICAL_JSON))} compared as canonical JSON)")
+    for t in result.tables:
+        if t.same:
+            print(f"  same       {t.table:<18} {t.live_rows:>9,} rows  digest {t.live_digest}")
+            continue
+        print(f"  DIFFERENT  {t.table:<18} live {t.live_rows:,} rows, rebuilt {t.other_rows:,} rows; "
+              f"{t.only_live:,} rows only in live, {t.only_other:,} only in the rebuild")
+        for example in t.examples:
+            print(f"      only in {example['only_in']}: {example['row']}")
+    if result.same:
+        print("the live projections equal the rebuild")
+        return 0
+    differing = [t.table for t in result.tables if not t.same]
+    print(f"{len(differing)} table(s) differ: {', '.join(differing)}")
+    if result.live_position != result.other_position:
+        print(f"note: the two files are at different store positions ({result.live_position} and "
+              f"{result.other_position}); `journey project` or a fresh rebuild first")
+    return 1
+
+
+def _exclusions(journey: Journey) -> Callable[[list[str]], list[Exclusion]]:
+    def entries(keys: list[str]) -> list[Exclusion]:
+        path = journey.settings.data_dir / EXCLUSIONS_FILE
+        if not path.exists():
+            return []
+        store = ExclusionStore(path)
+        try:
+            return store.entries_for(hashes_of(keys))
+        finally:
+            store.close()
+    return entries
+
+
+def _verdict(allowed: bool) -> str:
+    return "ALLOWED" if allowed else "DENIED"
+
+
+def cmd_decision(args: argparse.Namespace, journey: Journey) -> int:
+    try:
+        book = load_policies(args.policy)
+    except PolicyError as error:
+        print(f"journey replay decision: {error}", file=sys.stderr)
+        return 2
+    event = decisions.find_event(journey.app, args.event_id)
+    if event is None:
+        print(f"journey replay decision: no recorded event {args.event_id!r}", file=sys.stderr)
+        return 3
+    try:
+        replayed = decisions.replay(journey.app, event, book, _exclusions(journey))
+    except decisions.ReplayError as error:
+        print(f"journey replay decision: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        _dump(replayed.to_json())
+        return 0 if replayed.agree else 1
+    campaign = f", campaign {replayed.campaign}" if replayed.campaign else ""
+    print(f"{event.fact['type']} {event.fact['event_id']} (position {event.position}) "
+          f"for customer {replayed.customer_id}")
+    print(f"  asked: {replayed.purpose} contact by {replayed.channel} at {replayed.at.isoformat()}"
+          f"{campaign}, policy {replayed.policy_version}")
+    print(f"  history: {replayed.facts} facts up to store position {replayed.through}")
+    rec = replayed.recorded
+    print(f"  recorded:   {_verdict(rec['allowed'])}"
+          + (f"  [{', '.join(rec['codes'])}]" if rec["codes"] else "")
+          + (f"  ({rec['note']})" if rec.get("note") else ""))
+    new = replayed.recomputed
+    print(f"  recomputed: {_verdict(new.allowed)}"
+          + (f"  [{', '.join(r.code for r in new.reasons)}]" if new.reasons else ""))
+    for reason in new.reasons:
+        print(f"    ✗ [{reason.code}] {reason.message}")
+    if replayed.agree:
+        print("  AGREE")
+    elif rec.get("note"):
+        print(f"  DISAGREE: the contact was made, but policy {replayed.policy_version} denies it over "
+              "what was recorded before it")
+    else:
+        print("  DISAGREE: re-running the same policy version over the same history gives another verdict")
+    return 0 if replayed.agree else 1
+
+
+def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int:
+    """``journey customer REF --as-of T | --occurred-by T``: folded from the event store."""
+    from domain import catalogue
+    from domain.errors import InvalidFact
+    from journey.textview import render_text
+    from replay import asof
+
+    flag, text = ("--as-of", args.as_of) if args.as_of else ("--occurred-by", args.occurred_by)
+    try:
+        at = catalogue.parse_instant(text, flag)
+    except InvalidFact as error:
+        print(f"journey customer: {error}", file=sys.stderr)
+        return 2
+    customer_id = asof.resolve(journey.app, key)
+    result = None
+    if customer_id is not None:
+        result = asof.as_of(journey.app, customer_id, at, "recorded" if args.as_of else "occurred")
+    if result is None or not result.facts:
+        when = "known" if args.as_of else "seen"
+        print(f"journey customer: nobody {when} as {args.ref!r} ({key}) by {at.isoformat()}",
+              file=sys.stderr)
+        return 3
+    doc = result.to_json()
+    timeline = doc["timeline"][:args.limit] if args.limit is not None else doc["timeline"]
+    if args.json:
+        _dump({**doc, "timeline": timeline})
+        return 0
+    if args.as_of:
+        print(f"As the ledger knew it at {at.isoformat()} (facts recorded by then: "
+              f"{len(result.facts)}, through store position {doc['as_of']['through_position']})")
+    else:
+        print(f"What had happened by {at.isoformat()} ({len(result.facts)} facts, "
+              f"{len(result.late)} of them recorded after that instant)")
+    print()
+    print(render_text(doc, timeline, today=at.date()))
+    if result.late:
+        print()
+        print(f"Recorded late (occurred by {at.isoformat()}, recorded after it): {len(result.late)}")
+        for sf in result.late:
+            print(f"  {sf.fact['occurred_at']}  {sf.fact['type']:<22} recorded "
+                  f"{sf.recorded_at.isoformat()}  position {sf.position}  {sf.fact['event_id']}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, journey: Journey) -> int:
+    handler: Callable[[argparse.Namespace, Journey], int] = {
+        "rebuild": cmd_rebuild, "diff": cmd_diff, "decision": cmd_decision}[args.replay_command]
+    return handler(args, journey)
+
+
+def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
+    p = subparsers.add_parser("replay", help="rebuild projections, compare them, re-run a decision")
+    sub = p.add_subparsers(dest="replay_command", required=True)
+
+    r = sub.add_parser("rebuild", help="build every projection from position zero into a fresh file")
+    r.add_argument("--source", choices=("store", "kafka"), default="store",
+                   help="store: the event store's log; kafka: the topic journey.events from its start")
+    r.add_argument("--into", help="a new or empty directory (default DATA_DIR/rebuild-<timestamp>)")
+    r.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="events per transaction")
+    r.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP)")
+    r.add_argument("--topic", help="events topic (env JOURNEY_EVENTS_TOPIC)")
+    r.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("diff", help="compare the live projections with a rebuild (exit 1: differences)")
+    d.add_argument("--against", help="a rebuild directory or file (default: the newest DATA_DIR/rebuild-*)")
+    d.add_argument("--live", help="the live projections file (default DATA_DIR/projections.duckdb)")
+    d.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("decision", help="re-run a recorded contact decision over what the agent saw")
+    e.add_argument("event_id", help="a contact.decided event (or call.outbound, email.sent, ...)")
+    e.add_argument("--policy", help="policy file or directory (env JOURNEY_POLICY)")
+    e.add_argument("--json", action="store_true")
+    commands["replay"] = cmd_replay

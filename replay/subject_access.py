@@ -1,0 +1,106 @@
+"""A data subject's access request (GDPR art. 15): everything the ledger holds about one person.
+
+The export has four parts: a short readable ``summary`` (who, how many events by channel and
+department, which departments hold what, first and last contact), the rendered ``customer_view``
+every department reads, every ``raw_events`` entry of theirs from the event store (including the
+records merged into them, with position, stream, version and recorded_at), and their rows of
+every DuckDB table that has a ``customer_id`` column (found from the catalogue, so tables added
+later are included without touching this module), keyed by table name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from consumers.log_follower import Progress
+from domain.catalogue import channel_of
+from journey.bootstrap import Journey
+from ledger.application import history_of
+
+
+def customer_tables(journey: Journey) -> list[str]:
+    con = journey.projections.con
+    rows = con.execute("SELECT DISTINCT table_name FROM information_schema.columns "
+                       "WHERE column_name = 'customer_id' ORDER BY table_name").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def subject_access(journey: Journey, ref: str, now: datetime | None = None,
+                   on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any] | None:
+    """The export for whoever ``ref`` names, or None when nobody is known by it."""
+    now = now or datetime.now(UTC)
+    view = journey.customer(ref, now=now, on_progress=on_progress)
+    if view is None:
+        return None
+    customer_id = view["customer_id"]
+    con = journey.projections.con
+    merged = sorted({str(r[0]) for r in con.execute(
+        "SELECT alias FROM customer_aliases WHERE customer_id = ?", [customer_id]).fetchall()}
+        | set(view.get("merged_from") or []))
+    ids = [customer_id, *[m for m in merged if m != customer_id]]
+
+    history = history_of(journey.app)
+    seen: set[int] = set()
+    raw = []
+    for cid in ids:
+        for sf in history(cid):
+            if sf.position in seen:
+                continue
+            seen.add(sf.position)
+            raw.append({"position": sf.position, "stream_id": str(sf.stream_id),
+                        "stream_version": sf.stream_version, "recorded_at": sf.recorded_at.isoformat(),
+                        "recorded_for": cid, "fact": sf.fact})
+    raw.sort(key=lambda e: e["position"])
+
+    tables: dict[str, list[dict[str, Any]]] = {}
+    marks = ",".join("?" * len(ids))
+    for table in customer_tables(journey):
+        cursor = con.execute(f'SELECT * FROM "{table}" WHERE customer_id IN ({marks})', ids)
+        columns = [d[0] for d in cursor.description]
+        tables[table] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    by_channel: Counter[str] = Counter()
+    by_department: Counter[str] = Counter()
+    holds: dict[str, Counter[str]] = {}
+    occurred = []
+    for e in raw:
+        fact = e["fact"]
+        by_channel[channel_of(fact) or "none"] += 1
+        department = fact.get("department")
+        if department:
+            by_department[department] += 1
+            holds.setdefault(department, Counter())[fact.get("type", "?")] += 1
+        if fact.get("occurred_at"):
+            occurred.append(fact["occurred_at"])
+    name = view.get("name")
+    number = view.get("customer_number")
+    who = " ".join(str(x) for x in (name, f"({number})" if number else None, customer_id) if x)
+    summary = {
+        "who": who,
+        "customer_id": customer_id,
+        "customer_number": number,
+        "name": name,
+        "kind": view.get("kind"),
+        "merged_records": [m for m in ids if m != customer_id],
+        "events": len(raw),
+        "by_channel": dict(by_channel.most_common()),
+        "by_department": dict(by_department.most_common()),
+        "departments_hold": {d: dict(c.most_common()) for d, c in sorted(holds.items())},
+        "first_contact": min(occurred, key=_instant) if occurred else None,
+        "last_contact": max(occurred, key=_instant) if occurred else None,
+        "rows_by_table": {t: len(rows) for t, rows in tables.items()},
+        "exported_at": now.isoformat(timespec="seconds"),
+        "store_position": view.get("as_of_position"),
+    }
+    return {"summary": summary, "customer_view": view, "raw_events": raw, "tables": tables}
+
+
+def _instant(stamp: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
