@@ -202,7 +202,7 @@ def summary(view: View) -> dict[str, Any]:
     every history (the projection computes this for each touched customer of each batch)."""
     sections = view["sections"]
     profile = _profile(sections["profile"])
-    contact, _, unlinked = _contact(sections["contact"])
+    contact, _, unlinked = _contact(sections["contact"], verify=False)
     identities = [
         key for key, mark in sorted(view["identities"].items())
         if key not in unlinked or unlinked[key] < (mark["since"], mark["pos"])
@@ -263,7 +263,10 @@ def _profile(entries: list[Entry]) -> dict[str, Any] | None:
     }
 
 
-def _contact(entries: list[Entry]) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+def _contact(entries: list[Entry], verify: bool = True
+             ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Current contact data, its history and the identities unlinked; ``verify=False`` skips
+    the postal-code checks (the analysts' summary, computed for every touched customer)."""
     current: dict[str, Any] = {"address": None, "phone": None, "email": None, "twitter": None}
     history: list[dict[str, Any]] = []
     unlinked: dict[str, tuple[str, int]] = {}
@@ -283,14 +286,15 @@ def _contact(entries: list[Entry]) -> tuple[dict[str, Any], list[dict[str, Any]]
         for name, value in changes:
             change = {"field": name, "value": value, "previous": current[name],
                       "reason": data.get("reason"), "change": e["type"], **_who(e)}
-            if name == "address":  # recorded as given, flagged for verification
+            if name == "address" and verify:  # recorded as given, flagged for verification
                 change["verify"] = postal_codes.check(value)
             if e["type"] == "address.changed":  # anything but the customer's own request is notified
                 change["requested_by"] = data.get("requested_by", "company")
                 change["customer_notified"] = change["requested_by"] != "customer"
             history.append(change)
             current[name] = value
-    current["address_verify"] = postal_codes.check(current["address"])
+    if verify:
+        current["address_verify"] = postal_codes.check(current["address"])
     return current, history, unlinked
 
 

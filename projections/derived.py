@@ -34,6 +34,9 @@ class DerivedTable:
     schema: pa.Schema
     #: The rows of one customer's view (the fold state from ``projections.customer_view``).
     rows: Callable[[View], list[Row]]
+    #: The view sections the rows are made from: a customer's rows are rewritten only when a
+    #: batch fed one of them (or merged or split the customer). Empty: after every change.
+    reads: frozenset[str] = frozenset()
 
 
 REGISTRY: dict[str, DerivedTable] = {}

@@ -238,6 +238,8 @@ class _BatchProjection:
         self.moves: list[tuple[Any, ...]] = []
         #: Customers whose stored views were read in bulk for this batch.
         self.loaded: set[str] = set()
+        #: Customer -> the view sections this batch fed ("*": merged or split: everything).
+        self.fed: dict[str, set[str]] = {}
         #: A private fold (rebuilding a record from the store): never reads or writes the file.
         self.private = False
         #: One partition's file (Kafka): records keyed elsewhere keep their views in their own
@@ -363,6 +365,7 @@ class _BatchProjection:
             for member in sorted(members - {absorbed}):
                 con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
         self._write_views()
+        self._write_derived()
         return applied
 
     def _fold(self, sf: StoredFact, record_row: bool = True) -> None:
@@ -371,6 +374,13 @@ class _BatchProjection:
         stream_customer: str = fact["customer_uuid"]
         customer_id = aliases.get(stream_customer, stream_customer)
         recorded_at = sf.recorded_at.isoformat()
+        kind = fact["type"]
+        fed = self.fed.setdefault(customer_id, set())
+        if kind in ("customer.merged", "customer.unmerged"):
+            fed.add("*")
+            self.fed.setdefault(fact["data"]["from"], set()).add("*")
+        else:
+            fed.update(("case",) if kind.startswith("case.") else customer_view.SECTIONS.get(kind, ()))
         if fact["type"] == "customer.merged":
             absorbed = fact["data"]["from"]
             absorbed_view = self._absorbed_view(absorbed)
@@ -415,8 +425,7 @@ class _BatchProjection:
         con = self.store.con
         touched = sorted(self.views)
         con.register("touched", pa.Table.from_pydict({"customer_id": touched}))
-        extra = derived.tables()
-        for table in ("customer_views", "customers", "identities", *(t.name for t in extra)):
+        for table in ("customer_views", "customers", "identities"):
             con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
         con.unregister("touched")
         live = [(cid, v) for cid, v in self.views.items() if v is not _DELETED]
@@ -454,8 +463,20 @@ class _BatchProjection:
         con.register("new_identities", pa.Table.from_pydict(idents))
         con.execute("INSERT INTO identities SELECT * FROM new_identities")
         con.unregister("new_identities")
-        for spec in extra:
-            rows = [row for _, view in live for row in spec.rows(view)]
+
+    def _write_derived(self) -> None:
+        """Each derived table's rows of the customers whose sections it reads were fed."""
+        con = self.store.con
+        for spec in derived.tables():
+            ids = sorted(cid for cid, fed in self.fed.items()
+                         if cid in self.views and ("*" in fed or not spec.reads or fed & spec.reads))
+            if not ids:
+                continue
+            con.register("touched", pa.Table.from_pydict({"customer_id": ids}))
+            con.execute(f"DELETE FROM {spec.name} WHERE customer_id IN (SELECT customer_id FROM touched)")
+            con.unregister("touched")
+            views = (self.views[cid] for cid in ids)
+            rows = [row for view in views if view is not _DELETED for row in spec.rows(view)]
             if not rows:
                 continue
             con.register("new_rows", pa.Table.from_pylist(rows, schema=spec.schema))

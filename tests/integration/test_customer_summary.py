@@ -19,7 +19,8 @@ def test_summary_agrees_with_the_rendered_view(tmp_path: Path) -> None:
         for state in store.load_views(ids).values():
             full, short = render(state), summary(state)
             assert short["identities"] == [f"{i['kind']}:{i['value']}" for i in full["identities"]]
-            assert short["contact"] == full["contact"]
+            # The postal-code flags are a read-time check the analysts' summary leaves out.
+            assert short["contact"] == {k: v for k, v in full["contact"].items() if k != "address_verify"}
             assert short["customer_number"] == full["customer_number"]
             assert short["cases"] == len(full["cases"])
             assert short["open_cases"] == sum(1 for c in full["cases"] if c["status"] == "open")
