@@ -12,50 +12,77 @@ Each path and its limit run in the same run on the same payloads (the facts of
 - can-contact: ``decide()`` on the busiest customer's timeline (what the command does) vs on
   its history indexed once (the limit), median and p99;
 - one analyst query over ``events``;
+- ``cases --overdue`` (the query ``journey cases --overdue`` runs) and a customer lookup
+  (``Journey.customer(ref)`` for one ordinary customer, median of 20);
+- ``journey verify`` (re-hash every stored event, ``chain.verify_store``) vs hashlib sha256 over
+  the same stored bytes, already in memory;
 - the Kafka paths (relay, projection from Kafka, ingest, end to end) vs raw kafka-python
   produce and consume, when a broker is given or can be started;
-- as-of views: not built yet.
+- as-of views: two synthetic customers with ~1k and ~10k facts (calls, e-mails, SMS over 2025)
+  are recorded after the rows above; ``as_of(app, customer, T, "occurred")`` with T in the
+  middle of their history, rendered as ``journey customer REF --occurred-by T --json`` does,
+  vs reading that customer's facts alone (``history_of``, no fold), median of a few runs.
 
 ``ratio`` is the path's rate over the limit's rate (1.0 = as fast as the raw part allows).
+
+``journey bench --growth 10000,100000`` (:func:`growth`) runs ``python -m benchmarks.bench`` once
+per size in a fresh process and a fresh directory, so the peak RSS each reports
+(``getrusage(RUSAGE_SELF).ru_maxrss``) belongs to that size alone.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import os
 import random
+import resource
 import sqlite3
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 from consumers.jsonl_ingest import ingest
-from consumers.log_follower import catch_up
 from domain.contact_policy import CHANNELS, ContactHistory, decide
 from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from journey.policy import load_policy
+from ledger import chain
+from ledger.application import history_of
 from projections.duckdb_store import EVENT_COLUMNS, SCHEMA, ProjectionStore
+from replay import asof, rebuild
 
 SEED = 3
 SQLITE_BATCH = 2000
 ARROW_BATCH = 20_000
 BASELINE_MAX = 5000
 DECISIONS = 1000
+LOOKUPS = 20
+#: The synthetic customers whose as-of views are timed: facts each, and their customer number.
+HEAVY = ((1000, "C-981000"), (10_000, "C-990000"))
+ASOF_RUNS = 5
 
 KAFKA_PATHS = ("relay (store -> Kafka)", "ingest (Kafka -> store)", "projection from Kafka",
                "end to end via Kafka")
 #: Every path row a run prints, in order (Kafka rows are "skipped" without a broker).
 PATHS = ("append (JSONL -> SQLite)", "append, one save per event (baseline)",
          "projection (store -> DuckDB)", "rebuild from store", "can-contact", "analyst query",
-         *KAFKA_PATHS, "as-of views")
+         "cases --overdue", "customer lookup", "journey verify", *KAFKA_PATHS,
+         *(f"as-of view, {n // 1000}k events" for n, _ in HEAVY))
+#: Rows without a limit of their own (a query: events = rows scanned or calls made).
+NO_LIMIT = ("analyst query", "cases --overdue", "customer lookup")
 
 
 @dataclass
@@ -68,6 +95,8 @@ class Row:
     limit_events: int = 0
     note: str = ""
     status: str = "ok"
+    #: Latencies and the like, for --json and the growth table (e.g. median_ms, p99_ms).
+    detail: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float | None:
@@ -233,10 +262,143 @@ def contact_row(projections: ProjectionStore, calls: int = DECISIONS) -> Row:
     path, limit = sample(history), sample(index)
     return Row("can-contact", events=calls, seconds=sum(path), limit_seconds=sum(limit),
                limit_events=calls,
+               detail={"median_ms": statistics.median(path) * 1000,
+                       "p99_ms": _percentile(path, 0.99) * 1000},
                note=(f"{count} events: median {statistics.median(path) * 1000:.3f} ms, "
                      f"p99 {_percentile(path, 0.99) * 1000:.3f} ms; indexed once: median "
                      f"{statistics.median(limit) * 1000:.3f} ms, "
                      f"p99 {_percentile(limit, 0.99) * 1000:.3f} ms"))
+
+
+# ------------------------------------------------------------------------- queries, verify
+
+
+def cases_row(journey: Journey) -> Row:
+    """What ``journey cases --overdue`` runs (clocks judged now, the default complaint deadline)."""
+    from journey.cli_cases import answer_days, query_cases
+
+    total = int(journey.projections.con.execute("SELECT count(*) FROM cases").fetchall()[0][0])
+    days = answer_days(None)
+    found, seconds = _timed(lambda: query_cases(journey, now=None, days=days, overdue_only=True))
+    return Row("cases --overdue", events=total, seconds=seconds,
+               note=f"{len(found):,} overdue of {total:,} cases (events = cases scanned)")
+
+
+def lookup_row(journey: Journey, ref: str | None, calls: int = LOOKUPS) -> Row:
+    """``Journey.customer(ref)`` for one ordinary customer: resolve, fold, timeline."""
+    if ref is None:
+        return Row("customer lookup", status="no customer to look up")
+    times = []
+    for _ in range(calls):
+        found, seconds = _timed(lambda: journey.customer(ref))
+        if found is None:
+            return Row("customer lookup", status=f"nobody known as {ref}")
+        times.append(seconds)
+    median = statistics.median(times)
+    return Row("customer lookup", events=calls, seconds=sum(times),
+               detail={"median_ms": median * 1000, "p99_ms": max(times) * 1000},
+               note=f"Journey.customer({ref!r}), {len(found['timeline'])} timeline rows: "
+                    f"median {median * 1000:.2f} ms of {calls} (events = lookups)")
+
+
+def _first_phone(facts: list[dict[str, Any]]) -> str | None:
+    for fact in facts:
+        if fact.get("type") == "customer.registered" and fact.get("data", {}).get("phone"):
+            return str(fact["data"]["phone"])
+    return None
+
+
+def verify_row(journey: Journey) -> Row:
+    """``journey verify`` (chain.verify_store) vs sha256 over the same stored bytes."""
+    report, seconds = _timed(lambda: chain.verify_store(journey.app.recorder))
+    states = [r.state for rows in chain.StoreReader(journey.app.recorder).scan() for r in rows]
+    sha256 = hashlib.sha256
+
+    def hash_all() -> None:
+        for state in states:
+            sha256(state).digest()
+
+    _, limit_s = _timed(hash_all)
+    size = sum(len(s) for s in states)
+    return Row("journey verify", events=report.events, seconds=seconds, limit_events=len(states),
+               limit_seconds=limit_s, status="ok" if report.intact else "BROKEN",
+               note=(f"{report.chained:,} links checked, {'intact' if report.intact else 'BROKEN'}; "
+                     f"limit: hashlib sha256 over the {size / 1e6:,.1f} MB of stored states"))
+
+
+# ------------------------------------------------------------------------- as-of views
+
+
+def heavy_customer(n: int, number: str, seed: int = SEED) -> list[dict[str, Any]]:
+    """A customer with ``n`` facts: a registration, then calls, e-mails and SMS over 2025
+    (sorted by occurred_at, local Madrid times between 09:00 and 21:00)."""
+    rng = random.Random(f"{seed}-{number}")
+    digits = number.split("-")[1]
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    moments = sorted(start + timedelta(days=rng.randrange(365), seconds=rng.randrange(8 * 3600, 20 * 3600))
+                     for _ in range(n))
+    facts: list[dict[str, Any]] = [{
+        "type": "customer.registered", "id": f"bench-{number}-0", "source": "bench",
+        "customer": {"customer_id": number}, "occurred_at": moments[0].isoformat(),
+        "data": {"name": f"Bench Heavy {number}", "phone": f"+3469{digits:0>7}",
+                 "email": f"heavy{digits}@example.es", "timezone": "Europe/Madrid"}}]
+    kinds = ("call.outbound", "call.outbound", "email.sent", "sms.sent")
+    for i, when in enumerate(moments[1:], start=1):
+        kind = rng.choice(kinds)
+        purpose = rng.choice(("commercial", "commercial", "service"))
+        data: dict[str, Any] = (
+            {"purpose": purpose, "campaign": rng.choice(("fibra", "movil", "tv")),
+             "outcome": rng.choice(("no_answer", "not_interested", "answered"))}
+            if kind == "call.outbound" else {"purpose": purpose, "subject": f"message {i}"})
+        facts.append({"type": kind, "id": f"bench-{number}-{i}", "source": "bench",
+                      "customer": {"customer_id": number}, "occurred_at": when.isoformat(),
+                      "department": rng.choice(("sales", "customer_care", "billing")),
+                      "agent": f"B-{rng.randrange(40)}", "data": data})
+    return facts
+
+
+def _time_asof(journey: Journey, customer_id: str, at: datetime,
+               runs: int) -> tuple[list[float], list[float], dict[str, Any], int]:
+    read = history_of(journey.app)
+    path_times, limit_times = [], []
+    folded: dict[str, Any] = {}
+    stored = 0
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        folded = asof.as_of(journey.app, customer_id, at, "occurred").to_json()
+        t1 = time.perf_counter()
+        stored = len(read(customer_id))
+        t2 = time.perf_counter()
+        path_times.append(t1 - t0)
+        limit_times.append(t2 - t1)
+    return path_times, limit_times, folded, stored
+
+
+def asof_rows(journey: Journey, runs: int = ASOF_RUNS) -> list[Row]:
+    """Record the HEAVY customers, then time each one's as-of view at the middle of its history
+    vs reading its facts alone (history_of, no fold); medians of ``runs``."""
+    from journey.references import reference_key
+
+    rows = []
+    for n, number in HEAVY:
+        path = f"as-of view, {n // 1000}k events"
+        facts = heavy_customer(n, number)
+        summary = ingest(journey.ledger, (orjson.dumps(f) for f in facts), batch_size=SQLITE_BATCH)
+        customer_id = asof.resolve(journey.app, reference_key(number))
+        if customer_id is None or summary.rejected:
+            reason = summary.rejected[0] if summary.rejected else "not resolved"
+            rows.append(Row(path, status=f"setup failed: {reason}"))
+            continue
+        at = datetime.fromisoformat(facts[n // 2]["occurred_at"])
+        path_times, limit_times, folded, stored = _time_asof(journey, customer_id, at, runs)
+        path_s, limit_s = statistics.median(path_times), statistics.median(limit_times)
+        kept = int(folded["as_of"]["facts"]) if folded else 0
+        rows.append(Row(path, events=stored, seconds=path_s, limit_events=stored, limit_seconds=limit_s,
+                        detail={"median_ms": path_s * 1000, "limit_median_ms": limit_s * 1000},
+                        note=(f"{number}: {kept:,} of {stored:,} facts occurred by {at.date()}; "
+                              f"median of {runs}: {path_s * 1000:.1f} ms; "
+                              f"limit: history_of alone {limit_s * 1000:.1f} ms")))
+    return rows
 
 
 # ------------------------------------------------------------------------- Kafka
@@ -326,17 +488,21 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
         rows.append(projection)
         _say(f"projection: {projection.rate or 0:,.0f}/s")
 
-        fresh = ProjectionStore(workdir / "rebuild.duckdb")
-        try:
-            rebuilt, seconds = _timed(lambda: catch_up(journey.app, fresh))
-        finally:
-            fresh.close()
-        rows.append(Row("rebuild from store", events=rebuilt, seconds=seconds, limit_events=limit_n,
-                        limit_seconds=limit_s, note="every projection into a fresh DuckDB file"))
+        result = rebuild.from_store(journey.app, workdir / "rebuild")
+        rows.append(Row("rebuild from store", events=result.events, seconds=result.seconds,
+                        limit_events=limit_n, limit_seconds=limit_s,
+                        note="rebuild.from_store: every projection into a fresh DuckDB file"))
         _say("rebuild done")
 
         rows.append(contact_row(journey.projections))
         rows.append(_analyst_row(journey.projections))
+        rows.append(cases_row(journey))
+        rows.append(lookup_row(journey, _first_phone(facts)))
+        _say("queries done")
+        rows.append(verify_row(journey))
+        _say("verify done")
+        later = asof_rows(journey)
+        _say("as-of views done")
     finally:
         journey.close()
 
@@ -344,7 +510,7 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
         rows.extend(kafka_rows(events, workdir, kafka_bootstrap))
     else:
         rows.extend(Row(p, status="skipped: --no-kafka") for p in KAFKA_PATHS)
-    rows.append(Row("as-of views", status="not built yet (issue 6)"))
+    rows.extend(later)
     return rows
 
 
@@ -392,3 +558,165 @@ def table(rows: list[Row]) -> str:
                      f"{_num(r.rate, '11,.0f')} {_num(r.limit_rate, '11,.0f')} "
                      f"{_num(r.ratio, '6.2f')}  {r.note}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- one size per process
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def document(events: int, rows: list[Row]) -> dict[str, Any]:
+    return {"events": events, "rows": [r.to_json() for r in rows], "peak_rss_mib": round(peak_rss_mib(), 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.bench --events N --json [--workdir DIR]``: one run, one process
+    (what ``journey bench --growth`` starts per size)."""
+    import logging
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=main.__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--bootstrap", help="an existing Kafka broker")
+    parser.add_argument("--no-kafka", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    with ExitStack() as stack:
+        workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        rows = run(args.events, kafka_bootstrap=args.bootstrap, with_kafka=not args.no_kafka,
+                   workdir=workdir)
+    if args.json:
+        doc = document(args.events, rows)
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(table(rows))
+        print(f"peak RSS {peak_rss_mib():,.0f} MiB")
+    return 0
+
+
+# ------------------------------------------------------------------------- growth
+
+
+def growth(sizes: list[int], workdir: Path, *, kafka_bootstrap: str | None = None,
+           with_kafka: bool = True) -> list[dict[str, Any]]:
+    """One ``python -m benchmarks.bench`` process per size, each in a fresh directory: the
+    documents they print (rows and that process's peak RSS)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    docs = []
+    for n in sizes:
+        argv = [sys.executable, "-m", "benchmarks.bench", "--events", str(n), "--json",
+                "--workdir", str(workdir / f"n{n}")]
+        if not with_kafka:
+            argv.append("--no-kafka")
+        elif kafka_bootstrap:
+            argv += ["--bootstrap", kafka_bootstrap]
+        _say(f"growth: {n:,} events in a fresh process")
+        done = subprocess.run(argv, stdout=subprocess.PIPE, env=env, cwd=root, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"python -m benchmarks.bench --events {n} exited {done.returncode}")
+        docs.append(orjson.loads(done.stdout))
+    return docs
+
+
+def _by_path(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["path"]: r for r in doc["rows"]}
+
+
+def growth_table(docs: list[dict[str, Any]]) -> str:
+    """events/s per path at each size, then the latencies and the peak RSS of each process."""
+    sizes = [int(d["events"]) for d in docs]
+    rows = [_by_path(d) for d in docs]
+    head = f"{'events/s':<40}" + "".join(f"{n:>14,}" for n in sizes)
+    lines = [head]
+
+    def cell(row: dict[str, Any] | None, key: str, fmt: str) -> str:
+        value = None if row is None or row.get("status") != "ok" else (
+            row.get(key) if key in row else row.get("detail", {}).get(key))
+        return f"{'-':>14}" if value is None else f"{format(value, fmt):>14}"
+
+    for path in PATHS:
+        if all(path not in r or r[path]["status"] != "ok" for r in rows):
+            continue
+        lines.append(f"{path:<40}" + "".join(cell(r.get(path), "events_per_second", ",.0f") for r in rows))
+    lines.append("")
+    lines.append(f"{'latency, ms (median)':<40}" + "".join(f"{n:>14,}" for n in sizes))
+    for path in ("customer lookup", "can-contact", *(p for p in PATHS if p.startswith("as-of"))):
+        lines.append(f"{path:<40}" + "".join(cell(r.get(path), "median_ms", ",.2f") for r in rows))
+    for n, _ in HEAVY:
+        path = f"as-of view, {n // 1000}k events"
+        lines.append(f"{'  limit: history_of alone':<40}"
+                     + "".join(cell(r.get(path), "limit_median_ms", ",.2f") for r in rows))
+    lines.append("")
+    lines.append(f"{'peak RSS of the bench process, MiB':<40}"
+                 + "".join(f"{float(d['peak_rss_mib']):>14,.0f}" for d in docs))
+    return "\n".join(lines)
+
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39")
+
+
+def svg_plot(docs: list[dict[str, Any]], width: int = 760, height: int = 420) -> str:
+    """A log-log line plot of events/s per path against the workload size (hand-written SVG)."""
+    import math
+    from html import escape
+
+    sizes = [int(d["events"]) for d in docs]
+    series = []
+    for path in PATHS:
+        points = [(n, float(r[path]["events_per_second"]))
+                  for n, r in zip(sizes, map(_by_path, docs), strict=True)
+                  if path in r and r[path]["status"] == "ok" and r[path].get("events_per_second")]
+        if points:
+            series.append((path, points))
+    rates = [v for _, pts in series for _, v in pts] or [1.0]
+    left, right, top, bottom = 70, 250, 20, 50
+    x0, x1 = math.log10(min(sizes)), math.log10(max(sizes))
+    y0, y1 = math.floor(math.log10(min(rates))), math.ceil(math.log10(max(rates)))
+    if x1 == x0:
+        x0, x1 = x0 - 0.5, x1 + 0.5
+    if y1 == y0:
+        y1 += 1
+
+    def x(n: float) -> float:
+        return left + (math.log10(n) - x0) / (x1 - x0) * (width - left - right)
+
+    def y(v: float) -> float:
+        return height - bottom - (math.log10(v) - y0) / (y1 - y0) * (height - top - bottom)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="white"/>']
+    for e in range(y0, y1 + 1):
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(10 ** e):.1f}" y2="{y(10 ** e):.1f}" '
+                   'stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y(10 ** e) + 4:.1f}" text-anchor="end">1e{e}</text>')
+    for n in sizes:
+        out.append(f'<line x1="{x(n):.1f}" x2="{x(n):.1f}" y1="{top}" y2="{height - bottom}" stroke="#eee"/>')
+        out.append(f'<text x="{x(n):.1f}" y="{height - bottom + 16}" text-anchor="middle">{n:,}</text>')
+    out.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 12}" text-anchor="middle">'
+               'events in the workload (log)</text>')
+    out.append(f'<text x="16" y="{(top + height - bottom) / 2:.0f}" text-anchor="middle" '
+               f'transform="rotate(-90 16 {(top + height - bottom) / 2:.0f})">events/s (log)</text>')
+    for i, (path, points) in enumerate(series):
+        colour = _COLOURS[i % len(_COLOURS)]
+        coords = " ".join(f"{x(n):.1f},{y(v):.1f}" for n, v in points)
+        out.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        out.extend(f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>' for n, v in points)
+        ly = top + 14 * i + 8
+        out.append(f'<line x1="{width - right + 12}" x2="{width - right + 30}" y1="{ly}" y2="{ly}" '
+                   f'stroke="{colour}" stroke-width="2"/>')
+        out.append(f'<text x="{width - right + 34}" y="{ly + 4}">{escape(path)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

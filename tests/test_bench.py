@@ -8,16 +8,18 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bench import KAFKA_PATHS, PATHS, Row, run, table
+from benchmarks.bench import KAFKA_PATHS, NO_LIMIT, PATHS, Row, growth_table, run, svg_plot, table
 from journey.cli import main
 
-BUILT = [p for p in PATHS if p not in KAFKA_PATHS and p != "as-of views"]
-WITH_LIMIT = [p for p in BUILT if p != "analyst query"]
+BUILT = [p for p in PATHS if p not in KAFKA_PATHS]
+WITH_LIMIT = [p for p in BUILT if p not in NO_LIMIT]
+ASOF = [p for p in PATHS if p.startswith("as-of view")]
 
 
 def _rows(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, dict[str, Any]]:
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert doc["peak_rss_mib"] > 0
     return {r["path"]: r for r in doc["rows"]}
 
 
@@ -38,9 +40,43 @@ def test_small_run_without_kafka(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "median" in rows["can-contact"]["note"] and "p99" in rows["can-contact"]["note"]
     for path in KAFKA_PATHS:
         assert rows[path]["status"].startswith("skipped"), rows[path]
-    assert rows["as-of views"]["status"] == "not built yet (issue 6)"
+    assert ASOF == ["as-of view, 1k events", "as-of view, 10k events"]
+    assert [rows[p]["events"] for p in ASOF] == [1000, 10_000]
+    for path in ASOF:
+        assert rows[path]["detail"]["median_ms"] > 0 and rows[path]["detail"]["limit_median_ms"] > 0
+        assert "history_of" in rows[path]["note"], rows[path]
+    assert "intact" in rows["journey verify"]["note"] and "sha256" in rows["journey verify"]["note"]
+    assert rows["journey verify"]["events"] >= 2000
+    assert "overdue of" in rows["cases --overdue"]["note"]
+    assert rows["customer lookup"]["events"] == 20 and rows["customer lookup"]["detail"]["median_ms"] > 0
     # The scratch work is gone; only the (empty) ledger of the data dir itself is left.
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("bench-")]
+
+
+def test_tiny_growth_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plot = tmp_path / "growth.svg"
+    assert main(["--data-dir", str(tmp_path), "bench", "--growth", "2000,4000", "--no-kafka", "--json",
+                 "--plot", str(plot)]) == 0
+    docs = json.loads(capsys.readouterr().out)["growth"]
+    assert [d["events"] for d in docs] == [2000, 4000]
+    for doc in docs:
+        assert doc["peak_rss_mib"] > 0
+        rows = {r["path"]: r for r in doc["rows"]}
+        for path in BUILT:
+            assert rows[path]["status"] == "ok" and rows[path]["events_per_second"] > 0, rows[path]
+        assert rows["customer lookup"]["detail"]["median_ms"] > 0
+    text = growth_table(docs)
+    for path in [*BUILT, "latency, ms (median)", "peak RSS"]:
+        assert path in text, path
+    svg = plot.read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == len(BUILT)
+    assert svg == svg_plot(docs)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("bench-")]
+
+
+def test_growth_rejects_bad_sizes(tmp_path: Path) -> None:
+    assert main(["--data-dir", str(tmp_path), "bench", "--growth", "10k"]) == 2
+    assert main(["--data-dir", str(tmp_path), "bench", "--plot", str(tmp_path / "x.svg")]) == 2
 
 
 def test_table_prints_every_row() -> None:
