@@ -155,6 +155,10 @@ TYPES: dict[str, EventType] = {
         EventType("identity.unlinked", 1, (
             _f("kind", "identity_kind", True), _f("value", required=True), _f("to"), _f("reason"),
         ), system=True, summary="(ledger) an identity now belongs to another customer"),
+        EventType("customer.forgotten", 1, (_f("reason", required=True),), system=True,
+                  summary="(ledger) the customer was erased (GDPR art. 17): their keys are destroyed, "
+                          "so no personal field of their events can be read any more "
+                          "(journey forget; docs/privacy.md)"),
         EventType("contact.decided", 1, (
             _f("channel", "str", True, CHANNELS), _f("purpose", "str", True, PURPOSES),
             _f("at", "datetime", True), _f("campaign"), _f("allowed", "bool", True),

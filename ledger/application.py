@@ -9,9 +9,11 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification, Transcoder
+from eventsourcing.persistence import Mapper, Notification, Transcoder
 
+from ledger.crypto_mapper import CryptoMapper
 from ledger.index import WriteIndex
+from ledger.keys import KeyRing, KeyStore
 from ledger.transcoder import OrjsonTranscoder
 
 #: Aggregates kept in memory between batches. A stale one (another writer appended) makes the
@@ -21,6 +23,16 @@ DEFAULT_CACHE_SIZE = 100_000
 
 class JourneyApplication(Application[UUID]):
     name = "journey"
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        #: Per-customer keys of the personal data (ledger/keys.py); the mapper is built before
+        #: the recorder, so the ring is bound to the store once the recorder exists.
+        self.keys = KeyRing()
+        super().__init__(env=env)
+        self.keys.bind(cast(KeyStore, self.recorder))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return CryptoMapper(self.construct_transcoder(), self.keys)
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()

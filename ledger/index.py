@@ -36,6 +36,13 @@ class IndexChanges:
     #: IntegrityError and is redone against the new state (never last-writer-wins).
     expected_owners: dict[str, UUID | None] = field(default_factory=dict)
     customers: dict[UUID, CustomerRecord] = field(default_factory=dict)
+    #: New per-record keys (ledger/keys.py), inserted with a plain INSERT: a key created
+    #: meanwhile by another writer fails the batch, which is retried with the stored key.
+    keys: dict[UUID, bytes] = field(default_factory=dict)
+    #: Records forgotten by this batch (customer.forgotten): their keys are destroyed, their
+    #: identity keys deleted and their customer numbers cleared, in the batch's transaction.
+    forget: list[UUID] = field(default_factory=list)
+    forgotten_at: str | None = None
 
 
 class WriteIndex(Protocol):
@@ -52,6 +59,10 @@ class WriteIndex(Protocol):
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]: ...
 
     def facts_of(self, customer_id: UUID) -> list[Notification]: ...
+
+    def merged_into(self, customer_id: UUID) -> list[UUID]: ...
+
+    def load_keys(self, ids: Iterable[UUID]) -> dict[UUID, bytes | None]: ...
 
 
 def chunks(items: Iterable[str], size: int = 500) -> Iterable[list[str]]:

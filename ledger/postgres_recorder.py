@@ -82,9 +82,35 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             sql("CREATE TABLE IF NOT EXISTS {schema}.journey_customers ("
                 "customer_id uuid PRIMARY KEY, kind text NOT NULL, customer_number text, "
                 "merged_into uuid)"),
+            # Per-record keys of the personal data (ledger/keys.py); key NULL: forgotten.
+            sql("CREATE TABLE IF NOT EXISTS {schema}.journey_keys ("
+                "customer_id uuid PRIMARY KEY, key bytea, forgotten_at text)"),
             # Tamper evidence (ledger/chain.py): one hash link per event, per customer.
             *chain.postgres_create(self.datastore.schema),
         ])
+        # A plain INSERT: a key created meanwhile by another writer fails the batch.
+        self.insert_keys_statement = sql(
+            "INSERT INTO {schema}.journey_keys (customer_id, key) "
+            "SELECT x.c, decode(x.k, 'hex') FROM json_to_recordset(%s::json) AS x(c uuid, k text)"
+        )
+        self.forget_keys_statement = sql(
+            "INSERT INTO {schema}.journey_keys (customer_id, key, forgotten_at) "
+            "SELECT c, NULL, %s FROM unnest(%s::uuid[]) AS c "
+            "ON CONFLICT (customer_id) DO UPDATE SET key = NULL, forgotten_at = EXCLUDED.forgotten_at"
+        )
+        self.forget_identities_statement = sql(
+            "DELETE FROM {schema}.journey_identities WHERE customer_id = ANY(%s::uuid[])"
+        )
+        self.forget_numbers_statement = sql(
+            "UPDATE {schema}.journey_customers SET customer_number = NULL "
+            "WHERE customer_id = ANY(%s::uuid[])"
+        )
+        self.select_keys_statement = sql(
+            "SELECT customer_id, key FROM {schema}.journey_keys WHERE customer_id = ANY(%s::uuid[])"
+        )
+        self.select_merged_into_statement = sql(
+            "SELECT customer_id FROM {schema}.journey_customers WHERE merged_into = %s"
+        )
         # One statement per table, each with a single JSON document as its parameter: psycopg's
         # pure-Python adapters dump arrays element by element (seconds per 100k rows), orjson
         # writes the whole batch in milliseconds and the server unpacks it.
@@ -157,6 +183,8 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
                 self._lock_table(curs)
             if index_params is not None:
                 self._insert_index(curs, *index_params)
+            if changes is not None:
+                self._insert_keys(curs, changes)
             # The hash chain, under the same lock (events without an index entry: ledger/chain.py).
             chain.postgres_write(curs, self.datastore.schema, notification_ids or [], stored_events,
                                  changes.facts if changes else None)
@@ -181,6 +209,21 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             curs.execute(self.upsert_identities_statement, (identities,))
         if customers is not None:
             curs.execute(self.upsert_customers_statement, (customers,))
+
+    def _insert_keys(self, curs: Cursor[DictRow], changes: IndexChanges) -> None:
+        if changes.keys:
+            curs.execute(self.insert_keys_statement, (orjson.dumps(
+                [{"c": c.hex, "k": k.hex()} for c, k in changes.keys.items()]).decode(),))
+        if changes.forget:
+            # Crypto-shred: destroy the keys, delete the identity keys, clear the numbers.
+            # (Deleted rows stay in the table's pages until VACUUM: docs/privacy.md.)
+            ids = list(changes.forget)
+            curs.execute(self.forget_keys_statement, (changes.forgotten_at, ids))
+            curs.execute(self.forget_identities_statement, (ids,))
+            curs.execute(self.forget_numbers_statement, (ids,))
+
+    def scrub(self) -> None:
+        """Nothing to do here: VACUUM (run by the operator) reclaims deleted rows."""
 
     # -- reading the index ---------------------------------------------------------------------
 
@@ -235,6 +278,18 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
                          state=bytes(r["state"]))
             for r in self._fetch(self.select_facts_of_statement, customer_id)
         ]
+
+    @_RETRY
+    def merged_into(self, customer_id: UUID) -> list[UUID]:
+        return [r["customer_id"] for r in self._fetch(self.select_merged_into_statement, customer_id)]
+
+    @_RETRY
+    def load_keys(self, ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        return {r["customer_id"]: bytes(r["key"]) if r["key"] is not None else None
+                for r in self._fetch(self.select_keys_statement, wanted)}
 
     @_RETRY
     def fact_count(self) -> int:

@@ -30,6 +30,9 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             "CREATE TABLE IF NOT EXISTS journey_customers ("
             "customer_id TEXT PRIMARY KEY, kind TEXT NOT NULL, customer_number TEXT, "
             "merged_into TEXT) WITHOUT ROWID",
+            # Per-record keys of the personal data (ledger/keys.py); key NULL: forgotten.
+            "CREATE TABLE IF NOT EXISTS journey_keys ("
+            "customer_id TEXT PRIMARY KEY, key BLOB, forgotten_at TEXT) WITHOUT ROWID",
             # Tamper evidence (ledger/chain.py): one hash link per event, per customer.
             *chain.SQLITE_CREATE,
         ]
@@ -75,9 +78,35 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                     for k, r in changes.customers.items()
                 ],
             )
+            # A plain INSERT: a key created meanwhile by another writer fails the batch.
+            c.executemany("INSERT INTO journey_keys VALUES (?,?,NULL)",
+                          [(k.hex, key) for k, key in changes.keys.items()])
+            if changes.forget:
+                self._forget(c, changes)
         # The hash chain, in this transaction (events without an index entry: see ledger/chain.py).
         chain.sqlite_write(c, returning or [], stored_events, changes.facts if changes else None)
         return returning
+
+    def _forget(self, c: SQLiteCursor, changes: IndexChanges) -> None:
+        """Crypto-shred: destroy the keys, delete the identity keys, clear customer numbers.
+
+        secure_delete makes SQLite overwrite the freed bytes with zeros (the caller then
+        checkpoints the WAL, see :meth:`scrub`)."""
+        c.execute("PRAGMA secure_delete = ON")
+        ids = [(i.hex,) for i in changes.forget]
+        c.executemany(
+            "INSERT INTO journey_keys VALUES (?, NULL, ?) ON CONFLICT(customer_id) "
+            "DO UPDATE SET key = NULL, forgotten_at = excluded.forgotten_at",
+            [(i, changes.forgotten_at) for (i,) in ids])
+        c.executemany("DELETE FROM journey_identities WHERE customer_id = ?", ids)
+        c.executemany("UPDATE journey_customers SET customer_number = NULL WHERE customer_id = ?", ids)
+
+    def scrub(self) -> None:
+        """After a forget: copy the WAL into the database file and truncate it, so the pages
+        that held the deleted rows (and the old keys) are overwritten in the file too."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            c.fetchall()
 
     def _check_owners(self, c: SQLiteCursor, changes: IndexChanges) -> None:
         """Fail the batch if an identity it re-points changed owner since it was read."""
@@ -141,6 +170,18 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                              originator_version=r[2], topic=r[3], state=r[4])
                 for r in c.fetchall()
             ]
+
+    def merged_into(self, customer_id: UUID) -> list[UUID]:
+        """The records merged directly into this one (and not split off again)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT customer_id FROM journey_customers WHERE merged_into = ?",
+                      (customer_id.hex,))
+            return [UUID(row[0]) for row in c.fetchall()]
+
+    def load_keys(self, ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
+        rows = self._select("SELECT customer_id, key FROM journey_keys WHERE customer_id IN ({})",
+                            (i.hex for i in ids))
+        return {UUID(r[0]): bytes(r[1]) if r[1] is not None else None for r in rows}
 
     def identities_of(self, customer_id: UUID) -> list[str]:
         with self.datastore.transaction(commit=False) as c:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +44,16 @@ class BatchResult:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class ForgetResult:
+    customer_id: UUID
+    #: Every record whose key was destroyed: the customer and the records merged into them.
+    records: list[UUID]
+    #: The customer had been forgotten before (nothing was written).
+    already: bool = False
+    forgotten_at: str | None = None
+
+
 class Ledger:
     """Records facts; thin: resolve, ask the aggregate, save the batch."""
 
@@ -74,11 +85,40 @@ class Ledger:
                 raise
         raise AssertionError("unreachable")
 
+    def forget(self, reference_key: str, reason: str) -> ForgetResult | None:
+        """Erase a customer (GDPR art. 17) by crypto-shredding; None when nobody has the key.
+
+        ``reference_key`` is an identity key (``phone:+34...``, ``customer_id:C-1``) or
+        ``ledger:<uuid>``. One transaction records ``customer.forgotten`` in the customer's
+        stream, destroys the keys of the customer and of every record merged into them, and
+        deletes their identity keys from the write-side index. Stored events never change.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                result = _BatchWriter(self.app, []).forget(reference_key, reason)
+            except IntegrityError:
+                self._drop_cache()
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                continue
+            except BaseException:
+                self._drop_cache()
+                raise
+            if result is not None and not result.already:
+                self.app.keys.reset()
+                scrub = getattr(self.app.recorder, "scrub", None)
+                if scrub is not None:
+                    scrub()
+            return result
+        raise AssertionError("unreachable")
+
     def _tracked(self, tracking: Tracking) -> bool:
         done = self.app.recorder.max_tracking_id(tracking.application_name)  # type: ignore[attr-defined]
         return done is not None and done >= tracking.notification_id
 
     def _drop_cache(self) -> None:
+        # The key ring too: a key created meanwhile by another writer is read again.
+        self.app.keys.reset()
         cache = self.app.repository.cache
         if cache is not None:
             cache.cache.clear()
@@ -125,12 +165,62 @@ class _BatchWriter:
             key=lambda e: order[(e.originator_id.hex, e.originator_version)],
         )
         if events or tracking is not None:
-            self.app.events.put(events, tracking=tracking, index=self.changes)
-            cache = self.app.repository.cache
-            if cache is not None:
-                for aggregate in touched:
-                    cache.put(aggregate.id, aggregate)
+            self._put(events, touched, tracking)
         return self.result
+
+    def _put(self, events: list[Any], touched: list[Customer | Case], tracking: Tracking | None) -> None:
+        # The mapper creates a key for a record without one while it stores the events; the
+        # recorder inserts those keys (this very dict) in the events' transaction.
+        self.changes.keys = self.app.keys.pending
+        self.app.events.put(events, tracking=tracking, index=self.changes)
+        self.app.keys.committed()
+        cache = self.app.repository.cache
+        if cache is not None:
+            for aggregate in touched:
+                cache.put(aggregate.id, aggregate)
+
+    def forget(self, reference_key: str, reason: str) -> ForgetResult | None:
+        target = self._named_by_key(reference_key)
+        if target is None:
+            return None
+        customer_id = self._survivor(target)
+        record = self._record_of(customer_id)
+        if record is None:
+            return None
+        if self.app.keys.is_forgotten(customer_id):
+            return ForgetResult(customer_id, [], already=True)
+        records = [customer_id]
+        todo = [customer_id]
+        while todo:
+            for merged in self.index.merged_into(todo.pop()):
+                if merged not in records:
+                    records.append(merged)
+                    todo.append(merged)
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        fact: Fact = {
+            "type": "customer.forgotten", "v": catalogue.TYPES["customer.forgotten"].version,
+            "id": f"forget:{customer_id}", "source": "ledger",
+            "customer": {"customer_id": str(customer_id)}, "occurred_at": now,
+            "data": {"reason": reason}, "customer_uuid": str(customer_id),
+        }
+        fact["event_id"] = str(identity.event_uuid("ledger", fact["id"]))
+        self.checked.add(customer_id)
+        self.existing |= self.index.existing_streams([customer_id])
+        self._append_to_customer(customer_id, fact, record)
+        self.changes.forget = records
+        self.changes.forgotten_at = now
+        touched = [a for a in self.aggregates.values() if a is not None]
+        self._put([e for a in touched for e in a.collect_events()], touched, None)
+        return ForgetResult(customer_id, records, forgotten_at=now)
+
+    def _named_by_key(self, key: str) -> UUID | None:
+        kind, _, value = key.partition(":")
+        if kind == "ledger":
+            return identity.ledger_uuid(value)
+        owner = self.index.identity_owners([key]).get(key)
+        if owner is None and kind == "customer_id":
+            owner = identity.customer_uuid(value)
+        return owner
 
     def _drop_duplicates(self) -> list[tuple[int, Fact]]:
         for _, fact in self.batch:
@@ -162,6 +252,7 @@ class _BatchWriter:
             else:
                 candidates.add(identity.prospect_uuid(identity.reference_keys(ref)[0]))
         self.records = self.index.customer_records(candidates)
+        self.app.keys.prefetch(candidates | {r.merged_into for r in self.records.values() if r.merged_into})
         self.absent = candidates - set(self.records)
         streams = set(self.records)
         streams.update(identity.case_uuid(f["data"]["case_id"]) for _, f in facts
@@ -172,6 +263,9 @@ class _BatchWriter:
     def _record(self, fact: Fact) -> None:
         who = identity.resolve(fact["customer"], self.owners)
         customer_id = self._survivor(who.customer_id)
+        if self.app.keys.is_forgotten(customer_id):
+            raise FactRejected(f"customer {customer_id} was forgotten (erased); nothing more is "
+                               "recorded about them")
         record = self._record_of(customer_id)
         if record is None:
             if not who.is_new:

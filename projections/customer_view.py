@@ -94,15 +94,16 @@ def apply(view: View, fact: dict[str, Any], entry: Entry, channel: str | None) -
     names = ("case",) if kind.startswith("case.") else SECTIONS.get(kind, ())
     for name in names:
         bisect.insort(sections[name], entry, key=_sort_key)
+    # (A personal value is None in an erased fact, whose customer was forgotten.)
     for ident_kind, value in fact["customer"].items():
-        if ident_kind == "customer_id" and ledger_uuid(value) is not None:
+        if value is None or (ident_kind == "customer_id" and ledger_uuid(value) is not None):
             continue  # a ledger id names the customer; it is not one of their identities
         _see_identity(view, f"{ident_kind}:{value}", entry)
     if kind == "customer.registered":
         for ident_kind in ("phone", "email", "twitter"):
-            if ident_kind in fact["data"]:
+            if fact["data"].get(ident_kind) is not None:
                 _see_identity(view, f"{ident_kind}:{fact['data'][ident_kind]}", entry)
-    elif kind == "identity.linked":
+    elif kind == "identity.linked" and fact["data"].get("value") is not None:
         _see_identity(view, f"{fact['data']['kind']}:{fact['data']['value']}", entry)
     elif kind == "customer.merged":
         view["merged_from"] = sorted({*view["merged_from"], fact["data"]["from"]})
@@ -116,13 +117,34 @@ def apply(view: View, fact: dict[str, Any], entry: Entry, channel: str | None) -
     if "department" in fact:
         _bump(counts["by_department"], fact["department"])
     view["position"] = max(view["position"], entry["pos"])
-    if kind in ("customer.merged", "customer.unmerged"):
+    if kind == "customer.forgotten":
+        tombstone(view, entry)
+    if kind in ("customer.merged", "customer.unmerged", "customer.forgotten"):
         return  # bookkeeping about records, not a moment the person was in touch
     at = entry["at"]
     if view["first_seen"] is None or at < view["first_seen"]:
         view["first_seen"] = at
     if view["last_seen"] is None or at > view["last_seen"]:
         view["last_seen"] = at
+
+
+#: What a tombstone keeps of the analysts' summary (counts, nothing personal).
+KEPT = ("kind", "cases", "open_cases", "open_promises", "products", "active_objections")
+
+
+def tombstone(view: View, entry: Entry) -> None:
+    """The customer was forgotten: keep the counts, drop everything that could name them.
+
+    The same state whether the earlier facts were folded in clear (live) or erased (a rebuild
+    after the keys were destroyed): the kept counts read only public fields."""
+    if view.get("forgotten"):
+        return
+    before = summary(view)
+    view["forgotten"] = True
+    view["forgotten_at"] = entry["at"]
+    view["kept"] = {k: before[k] for k in KEPT}
+    view["identities"] = {}
+    view["sections"] = {name: [] for name in SECTION_NAMES}
 
 
 def _bump(counter: dict[str, int], key: str) -> None:
@@ -166,6 +188,8 @@ def merge(survivor: View, absorbed: View) -> View:
 
 def render(view: View, now: datetime | None = None) -> dict[str, Any]:
     """The view every department reads, derived from the state."""
+    if view.get("forgotten"):
+        return _forgotten(view, now)
     sections = view["sections"]
     profile = _profile(sections["profile"])
     contact, contact_history, unlinked = _contact(sections["contact"])
@@ -197,9 +221,19 @@ def render(view: View, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
+def _forgotten(view: View, now: datetime | None) -> dict[str, Any]:
+    """A tombstone, rendered: the shape of a view, nothing personal, the counts kept."""
+    rendered = render({**view, "forgotten": False}, now)
+    return {**rendered, "kind": view["kept"]["kind"], "name": None, "forgotten": True,
+            "forgotten_at": view["forgotten_at"], "kept": view["kept"]}
+
+
 def summary(view: View) -> dict[str, Any]:
     """The few derived fields the analysts' ``customers`` table holds, without rendering
     every history (the projection computes this for each touched customer of each batch)."""
+    if view.get("forgotten"):
+        counted = summary({**view, "forgotten": False})
+        return {**counted, **view["kept"], "forgotten": True}
     sections = view["sections"]
     profile = _profile(sections["profile"])
     contact, _, unlinked = _contact(sections["contact"], verify=False)

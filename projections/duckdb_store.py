@@ -10,6 +10,7 @@ Only one process may hold a DuckDB file open for writing; analysts read Parquet 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -100,6 +101,29 @@ class ProjectionStore:
     def close(self) -> None:
         self.con.close()
 
+    def compact(self) -> None:
+        """Rewrite the file without its free blocks (after a customer was forgotten).
+
+        DuckDB leaves the old versions of updated and deleted rows in free blocks of the file;
+        a forgotten customer's name would stay readable there. The live tables are copied into
+        a new file, which then replaces this one (only this process has the file open)."""
+        if self.path == ":memory:":
+            return
+        fresh = self.path + ".compact"
+        for leftover in (fresh, fresh + ".wal"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+        [(current,)] = self.con.execute("SELECT current_database()").fetchall()
+        self.con.execute("CHECKPOINT")
+        self.con.execute(f"ATTACH '{fresh}' AS journey_compacted")
+        self.con.execute(f'COPY FROM DATABASE "{current}" TO journey_compacted')
+        self.con.execute("DETACH journey_compacted")
+        self.con.close()
+        os.replace(fresh, self.path)
+        if os.path.exists(self.path + ".wal"):
+            os.remove(self.path + ".wal")
+        self.con = duckdb.connect(self.path)
+
     def position(self, cursor: str | None = None) -> int:
         """The last source position applied: a store notification id, or a Kafka offset.
 
@@ -135,10 +159,13 @@ class ProjectionStore:
             fresh = [sf for sf in batch if sf.position > done]
             if not fresh:
                 return 0
-            _BatchProjection(self, fresh, self.history).write()
+            projection = _BatchProjection(self, fresh, self.history)
+            projection.write()
             self._advance(self.name, fresh[-1].position)
             if before_commit is not None:
                 before_commit()
+        if projection.forgotten:
+            self.compact()
         return len(fresh)
 
     def apply_tracked(self, cursor: str, records: Sequence[tuple[int, StoredFact]],
@@ -162,6 +189,8 @@ class ProjectionStore:
             self._advance(cursor, fresh[-1][0])
             if before_commit is not None:
                 before_commit()
+        if projection.forgotten:
+            self.compact()
         return applied
 
     def _advance(self, cursor: str, position: int) -> None:
@@ -255,6 +284,8 @@ class _BatchProjection:
         #: One partition's file (Kafka): records keyed elsewhere keep their views in their own
         #: partition's file, so a record split off by an unmerge is dropped here, not restored.
         self.partitioned = False
+        #: Customers forgotten in this batch: their rows lose ``ref`` and ``data``.
+        self.forgotten: set[str] = set()
 
     def _absorbed_view(self, customer_id: str) -> View:
         """The view of a customer being merged away: here, or rebuilt from the store.
@@ -374,6 +405,8 @@ class _BatchProjection:
             con.execute("DELETE FROM customer_aliases WHERE alias = ?", [absorbed])
             for member in sorted(members - {absorbed}):
                 con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
+        for customer_id in sorted(self.forgotten):
+            con.execute("UPDATE events SET ref = NULL, data = NULL WHERE customer_id = ?", [customer_id])
         self._write_views()
         self._write_derived()
         return applied
@@ -389,6 +422,9 @@ class _BatchProjection:
         if kind in ("customer.merged", "customer.unmerged"):
             fed.add("*")
             self.fed.setdefault(fact["data"]["from"], set()).add("*")
+        elif kind == "customer.forgotten":
+            fed.add("*")  # every derived row of theirs goes
+            self.forgotten.add(customer_id)
         else:
             fed.update(("case",) if kind.startswith("case.") else customer_view.SECTIONS.get(kind, ()))
         if fact["type"] == "customer.merged":
@@ -416,10 +452,13 @@ class _BatchProjection:
             self.moves.append(("split", absorbed, members, event_ids))
         channel = catalogue.channel_of(fact)
         entry = customer_view.entry_of(fact, sf.position, recorded_at)
-        customer_view.apply(self._view(customer_id), fact, entry, channel)
+        view = self._view(customer_id)
+        customer_view.apply(view, fact, entry, channel)
         if not record_row:
             return
         data = fact.get("data", {})
+        # Nothing personal in the rows of a forgotten customer (an erased fact: a rebuild).
+        hidden = bool(fact.get("erased") or view.get("forgotten"))
         occurred = entry["at"]
         lag = sf.recorded_at.timestamp() - _epoch(occurred)
         values = (sf.position, fact["event_id"], customer_id, str(sf.stream_id),
@@ -427,7 +466,8 @@ class _BatchProjection:
                   fact["occurred_at"], recorded_at, fact["source"], fact["id"],
                   fact.get("department"), fact.get("agent"), channel, data.get("purpose"),
                   data.get("campaign"), data.get("case_id"), lag,
-                  orjson.dumps(fact["customer"]).decode(), orjson.dumps(data).decode())
+                  None if hidden else orjson.dumps(fact["customer"]).decode(),
+                  None if hidden else orjson.dumps(data).decode())
         for column, value in zip(EVENT_COLUMNS, values, strict=True):
             self.rows[column].append(value)
 
@@ -465,6 +505,8 @@ class _BatchProjection:
         con.unregister("new_customers")
         idents = {"identity": [], "customer_id": []}  # type: dict[str, list[str]]
         for r in rendered:
+            if r.get("forgotten"):
+                continue  # nobody can be found by their identities any more
             for key in r["identities"]:
                 idents["identity"].append(key)
                 idents["customer_id"].append(r["customer_id"])
