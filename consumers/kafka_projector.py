@@ -25,7 +25,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer
 
 from consumers.broker_outage import Outage, is_transient
 from consumers.wire import decode_event
-from ledger.application import JourneyApplication, StoredFact, history_of
+from ledger.application import JourneyApplication, StoredFact, history_of, open_fact
 from projections.duckdb_store import ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def run_projector(
                 store = stores.open.get(tp.partition)
                 if store is None:  # revoked between poll and here
                     continue
-                records = [(m.offset, decode_event(m.value)) for m in messages]
+                records = [(m.offset, open_fact(app, decode_event(m.value))) for m in messages]
                 stats.applied += store.apply_tracked(stores.cursor(tp.partition), records, history,
                                                      before_commit=before_commit)
                 stats.records += len(records)

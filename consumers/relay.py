@@ -60,7 +60,7 @@ from eventsourcing.persistence import Tracking, TrackingRecorder
 
 from consumers.wire import encode_event
 from ledger import chain as hash_chain
-from ledger.application import JourneyApplication, StoredFact, decode_notification
+from ledger.application import JourneyApplication, StoredFact, decode_sealed
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,8 @@ class Relay:
                     progress()
                     stop.wait(self.poll_interval)
                     continue
-                batch = [decode_notification(self.app, n) for n in notifications]
+                # Personal fields leave the store still encrypted (docs/privacy.md).
+                batch = [decode_sealed(self.app, n) for n in notifications]
                 extra = (hash_chain.kafka_headers(recorder, batch[0].position, batch[-1].position)
                          if self.chain else None)
                 try:

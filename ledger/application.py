@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -11,7 +11,8 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification, Transcoder
 
-from ledger.crypto_mapper import CryptoMapper
+from domain import personal
+from ledger.crypto_mapper import CryptoMapper, unseal
 from ledger.index import WriteIndex
 from ledger.keys import KeyRing, KeyStore
 from ledger.transcoder import OrjsonTranscoder
@@ -89,6 +90,27 @@ def decode_notification(app: JourneyApplication, notification: Notification) -> 
         recorded_at=event.timestamp,
         fact=event.fact,
     )
+
+
+def decode_sealed(app: JourneyApplication, notification: Notification) -> StoredFact:
+    """A log entry as a fact whose personal part stays encrypted (``$personal``): what leaves
+    the store for Kafka, so a forgotten person's data is unreadable there too (docs/privacy.md)."""
+    event: Any = Mapper.to_domain_event(app.mapper, notification)
+    return StoredFact(
+        position=notification.id,
+        stream_id=cast(UUID, notification.originator_id),
+        stream_version=notification.originator_version,
+        recorded_at=event.timestamp,
+        fact=event.fact,
+    )
+
+
+def open_fact(app: JourneyApplication, sf: StoredFact) -> StoredFact:
+    """A sealed fact (from Kafka) with its personal part decrypted by the store's keys, or
+    marked erased when the person was forgotten."""
+    if personal.ENVELOPE not in sf.fact and sf.fact.get("type") != "customer.forgotten":
+        return sf
+    return replace(sf, fact=unseal(sf.fact, app.keys))
 
 
 def history_of(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:

@@ -610,11 +610,11 @@ def verify_messages(messages: Iterable[Any], checkpoint: Checkpoint | None = Non
 
 
 def _same_fact(published: dict[str, Any], stored: dict[str, Any]) -> bool:
-    """A published fact is decrypted (or erased): compare its public part with the stored one
-    (the personal part is sealed in the store, see ledger/crypto_mapper.py)."""
+    """The relay publishes facts as stored (personal part sealed); a fact published decrypted
+    (by an older relay) is compared by its public part (see ledger/crypto_mapper.py)."""
     from domain import personal
 
-    if personal.ENVELOPE not in stored:
+    if published == stored or personal.ENVELOPE not in stored:
         return published == stored
     public, _ = personal.split(published)
     public.pop("erased", None)

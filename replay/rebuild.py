@@ -24,7 +24,7 @@ from typing import Any
 
 from consumers.log_follower import DEFAULT_BATCH, Progress, catch_up
 from consumers.wire import decode_event
-from ledger.application import JourneyApplication, StoredFact, history_of
+from ledger.application import JourneyApplication, StoredFact, history_of, open_fact
 from projections.duckdb_store import ProjectionStore
 
 FILENAME = "projections.duckdb"
@@ -136,7 +136,8 @@ def from_kafka(app: JourneyApplication, directory: Path, bootstrap: str, topic: 
     path = prepare(directory)
     started = time.monotonic()
     facts, records, partitions = read_topic(bootstrap, topic, on_progress=on_read)
-    ordered = [facts[p] for p in sorted(facts)]
+    # Personal fields travel encrypted: open them with the store's keys (erased if forgotten).
+    ordered = [open_fact(app, facts[p]) for p in sorted(facts)]
     store = ProjectionStore(path)
     events = 0
     try:

@@ -19,7 +19,7 @@ from consumers.kafka_projector import partition_path, run_projector
 from consumers.wire import encode_event
 from journey import demo_data
 from journey.bootstrap import Journey
-from ledger.application import decode_notification
+from ledger.application import decode_sealed
 from projections.duckdb_store import ProjectionStore
 from tests.ledgers import append, open_journey
 from tests.processes import wait_for_line
@@ -44,7 +44,7 @@ def publish(journey: Journey, bootstrap: str, topic: str, start: int = 0, stop: 
     head = recorder.max_notification_id() or 0
     sent = 0
     for n in recorder.select_notifications(start, head + 1, stop=stop, inclusive_of_start=False):
-        key, value, headers = encode_event(decode_notification(journey.app, n))
+        key, value, headers = encode_event(decode_sealed(journey.app, n))
         producer.send(topic, key=key, value=value, headers=headers)
         sent += 1
     producer.flush()

@@ -22,7 +22,7 @@ from consumers.relay import Relay, RelaySummary, published_position
 from consumers.wire import decode_event, encode_event
 from journey import demo_data
 from journey.bootstrap import Journey
-from ledger.application import StoredFact, decode_notification
+from ledger.application import StoredFact, decode_sealed
 from tests.harness.conftest_kafka import KafkaEndpoint
 from tests.ledgers import append, open_journey
 from tests.processes import wait_for_line
@@ -43,7 +43,7 @@ def stored(journey: Journey) -> list[StoredFact]:
         batch = app.recorder.select_notifications(position, 5000, inclusive_of_start=False)
         if not batch:
             return out
-        out.extend(decode_notification(app, n) for n in batch)
+        out.extend(decode_sealed(app, n) for n in batch)  # what the relay publishes
         position = batch[-1].id
 
 
