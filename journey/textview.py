@@ -24,7 +24,15 @@ def _by(item: dict[str, Any]) -> str:
 
 
 def describe(kind: str, data: dict[str, Any]) -> str:
-    """One line saying what a fact was, in words."""
+    """One line saying what a fact was, in words; an erased fact (its person forgotten) only
+    says its type, because its personal fields are gone."""
+    try:
+        return _describe(kind, data)
+    except (KeyError, TypeError):
+        return f"{kind} (details erased)"
+
+
+def _describe(kind: str, data: dict[str, Any]) -> str:
     d = data
     match kind:
         case "call.outbound":
@@ -88,6 +96,14 @@ def _channels(channels: Any) -> str:
 def render_text(view: dict[str, Any], timeline: list[dict[str, Any]], today: date | None = None) -> str:
     today = today or datetime.now(UTC).date()
     out: list[str] = []
+    if view.get("forgotten"):
+        counts = view.get("counts", {})
+        channels = ", ".join(f"{k} {v}" for k, v in sorted(counts.get("by_channel", {}).items())) or "-"
+        return "\n".join([
+            f"FORGOTTEN (GDPR art. 17) on {when(view.get('forgotten_at'))}",
+            f"ledger id {view['customer_id']}",
+            f"{counts.get('events', 0)} events kept without personal data; by channel: {channels}",
+        ])
     name = view.get("name") or "(unregistered prospect)"
     number = view.get("customer_number")
     head = f"{name}  ·  {view['kind']}" + (f" {number}" if number else "")

@@ -49,6 +49,7 @@ def test_forget_then_the_customer_is_a_tombstone(capsys: pytest.CaptureFixture[s
     assert all(row["data"] == {} for row in tomb["timeline"])
     code, out, _ = run(capsys, home, "customer", ledger_id)
     assert code == 0 and "Iker" not in out
+    assert out.startswith("FORGOTTEN (GDPR art. 17)") and "events kept without personal data" in out
 
     code, out, _ = run(capsys, home, "verify")
     assert code == 0 and "INTACT" in out
