@@ -193,8 +193,12 @@ class Relay:
                 admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="journey-relay-admin",
                                          request_timeout_ms=15_000)
                 try:
+                    # Kept forever: the topic is a replayable log (rebuilds, as-of reads), and
+                    # its message timestamps are recorded_at, which time-based retention would
+                    # otherwise take for the age of the message.
                     admin.create_topics({self.topic: {"num_partitions": self.partitions,
-                                                      "replication_factor": self.replication_factor}},
+                                                      "replication_factor": self.replication_factor,
+                                                      "configs": {"retention.ms": "-1"}}},
                                         wait_for_metadata=True)
                     log.info("created topic %s with %d partitions", self.topic, self.partitions)
                 except TopicAlreadyExistsError:
@@ -337,8 +341,9 @@ class Relay:
                 if self._producer is None:
                     self._producer = self._new_producer()
                 producer = self._producer
-                for key, value, headers in messages:
-                    futures.append(self._send(producer, key, value, headers, errors, stop, waiting))
+                for (key, value, headers), sf in zip(messages, batch, strict=True):
+                    futures.append(self._send(producer, key, value, headers, errors, stop, waiting,
+                                              _millis(sf)))
                 self._flush(producer, stop, waiting)
             except (KafkaError, OSError) as error:
                 if isinstance(error, KafkaTimeoutError) and stop.is_set():
@@ -377,13 +382,15 @@ class Relay:
                       self.topic, len(broken), sample)
 
     def _send(self, producer: Any, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
-              errors: list[BaseException], stop: threading.Event, waiting: Callable[[], None]) -> Any:
+              errors: list[BaseException], stop: threading.Event, waiting: Callable[[], None],
+              timestamp_ms: int | None = None) -> Any:
         from kafka.errors import KafkaTimeoutError
 
         since = time.monotonic()
         while True:
             try:
-                future = producer.send(self.topic, key=key, value=value, headers=headers)
+                future = producer.send(self.topic, key=key, value=value, headers=headers,
+                                       timestamp_ms=timestamp_ms)
                 future.add_errback(errors.append)
                 return future
             except KafkaTimeoutError:
@@ -409,3 +416,9 @@ class Relay:
                 log.warning("broker %s has not acknowledged the batch for %.0f s; the producer keeps "
                             "retrying", self.bootstrap, time.monotonic() - since)
                 waiting()
+
+
+def _millis(sf: StoredFact) -> int:
+    """A message's timestamp is when the ledger recorded the event, so a reader can seek by
+    time (``offsets_for_times``) to what the company knew at an instant (replay/kafka_asof.py)."""
+    return int(sf.recorded_at.timestamp() * 1000)

@@ -277,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the view as the company knew it at T (facts recorded by T), from the store")
     when.add_argument("--occurred-by", metavar="T",
                       help="what had happened by T (occurred by T, even if recorded later), from the store")
+    p.add_argument("--source", choices=("store", "kafka"), default="store",
+                   help="with --as-of/--occurred-by: read the event store (default) or journey.events, "
+                        "seeking by time")
+    p.add_argument("--bootstrap", help="with --source kafka (env KAFKA_BOOTSTRAP)")
+    p.add_argument("--topic", help="with --source kafka (env JOURNEY_EVENTS_TOPIC)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("project", help="bring the projections up to date with the store")

@@ -208,8 +208,20 @@ def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int
         return 2
     customer_id = asof.resolve(journey.app, key)
     result = None
-    if customer_id is not None:
-        result = asof.as_of(journey.app, customer_id, at, "recorded" if args.as_of else "occurred")
+    axis: asof.Axis = "recorded" if args.as_of else "occurred"
+    if customer_id is not None and getattr(args, "source", "store") == "kafka":
+        from replay.kafka_asof import as_of_kafka
+
+        settings = journey.settings
+        try:
+            result = as_of_kafka(journey.app, customer_id, at, axis,
+                                 args.bootstrap or settings.kafka_bootstrap,
+                                 args.topic or settings.events_topic)
+        except LookupError as error:
+            print(f"journey customer: {error}", file=sys.stderr)
+            return 2
+    elif customer_id is not None:
+        result = asof.as_of(journey.app, customer_id, at, axis)
     if result is None or not result.facts:
         when = "known" if args.as_of else "seen"
         print(f"journey customer: nobody {when} as {args.ref!r} ({key}) by {at.isoformat()}",
