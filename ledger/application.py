@@ -82,7 +82,10 @@ class StoredFact:
 
 def decode_notification(app: JourneyApplication, notification: Notification) -> StoredFact:
     """Turn one notification-log entry into a fact (through the mapper: it owns decryption)."""
-    event: Any = app.mapper.to_domain_event(notification)
+    return _stored_fact(notification, app.mapper.to_domain_event(notification))
+
+
+def _stored_fact(notification: Notification, event: Any) -> StoredFact:
     return StoredFact(
         position=notification.id,
         stream_id=cast(UUID, notification.originator_id),
@@ -95,14 +98,7 @@ def decode_notification(app: JourneyApplication, notification: Notification) -> 
 def decode_sealed(app: JourneyApplication, notification: Notification) -> StoredFact:
     """A log entry as a fact whose personal part stays encrypted (``$personal``): what leaves
     the store for Kafka, so a forgotten person's data is unreadable there too (docs/privacy.md)."""
-    event: Any = Mapper.to_domain_event(app.mapper, notification)
-    return StoredFact(
-        position=notification.id,
-        stream_id=cast(UUID, notification.originator_id),
-        stream_version=notification.originator_version,
-        recorded_at=event.timestamp,
-        fact=event.fact,
-    )
+    return _stored_fact(notification, Mapper.to_domain_event(app.mapper, notification))
 
 
 def open_fact(app: JourneyApplication, sf: StoredFact) -> StoredFact:
@@ -119,3 +115,47 @@ def history_of(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
     def history(customer_id: str) -> list[StoredFact]:
         return [decode_notification(app, n) for n in app.index.facts_of(UUID(customer_id))]
     return history
+
+
+MERGE_MARKERS = ("customer.merged", "customer.unmerged")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHistory:
+    #: The facts, in store-position order.
+    facts: list[StoredFact]
+    #: The records they belong to: the root and every record merged into it (and not split off).
+    members: set[str]
+    #: Records merged in and split off again: only their marker events are kept.
+    split_off: set[str]
+
+
+def record_history(read: Callable[[str], list[StoredFact]], root: str, keep: Callable[[StoredFact], bool],
+                   without: str | None = None) -> RecordHistory:
+    """``root``'s kept facts with those of every record merged into it (by the kept facts) and
+    not split off again, ``without``'s excluded: what the projections fold after an unmerge and
+    what an as-of view folds (one traversal, so both agree on who belongs to whom)."""
+    facts: dict[int, StoredFact] = {}
+    members: set[str] = set()
+    split_off: set[str] = set() if without is None else {without}
+    todo = [root]
+    while todo:
+        member = todo.pop()
+        if member in members or member in split_off:
+            continue
+        members.add(member)
+        joined: dict[str, str] = {}
+        for sf in read(member):
+            if not keep(sf):
+                continue
+            facts[sf.position] = sf
+            if sf.fact["type"] in MERGE_MARKERS:
+                joined[sf.fact["data"]["from"]] = sf.fact["type"]  # log order: the last one wins
+        for other, last in joined.items():
+            if last == "customer.merged":
+                todo.append(other)
+            else:
+                split_off.add(other)
+    kept = [facts[p] for p in sorted(facts)
+            if facts[p].fact["customer_uuid"] not in split_off or facts[p].fact["type"] in MERGE_MARKERS]
+    return RecordHistory(kept, members, split_off)

@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 
 from domain import catalogue
-from ledger.application import StoredFact
+from ledger.application import StoredFact, record_history
 from projections import customer_view, derived
 from projections.customer_view import View
 
@@ -311,29 +311,9 @@ class _BatchProjection:
         records it is made of and the event ids of their facts."""
         if self.history is None:
             raise RuntimeError("customer.unmerged needs the event store (ProjectionStore.history)")
-        facts: dict[int, StoredFact] = {}
-        members: set[str] = set()
-        #: Records merged in and later split off again (by ``before``): markers only.
-        split_off: set[str] = set() if without is None else {without}
-        todo = [root]
-        while todo:
-            member = todo.pop()
-            if member in members or member in split_off:
-                continue
-            members.add(member)
-            joined: dict[str, str] = {}
-            for sf in self.history(member):
-                if sf.position >= before:
-                    continue
-                facts[sf.position] = sf
-                if sf.fact["type"] in ("customer.merged", "customer.unmerged"):
-                    joined[sf.fact["data"]["from"]] = sf.fact["type"]  # history is in log order
-            for other, last in joined.items():
-                if last == "customer.merged":
-                    todo.append(other)
-                else:
-                    split_off.add(other)
-        private = _BatchProjection(self.store, [facts[p] for p in sorted(facts)], self.history)
+        gathered = record_history(self.history, root, lambda sf: sf.position < before, without)
+        members, split_off = gathered.members, gathered.split_off
+        private = _BatchProjection(self.store, gathered.facts, self.history)
         private.aliases = {}
         private.private = True
         for sf in private.batch:

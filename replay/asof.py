@@ -22,7 +22,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from domain import catalogue
-from ledger.application import JourneyApplication, StoredFact, history_of
+from ledger.application import JourneyApplication, StoredFact, history_of, record_history
 from projections import customer_view
 from projections.customer_view import View
 
@@ -57,33 +57,7 @@ def gather(app: JourneyApplication, root: str, keep: Keep,
            history: Callable[[str], list[StoredFact]] | None = None) -> list[StoredFact]:
     """``root``'s facts that pass ``keep``, with those of every record merged into it (among
     the kept facts) and not split off again; in store-position order."""
-    read = history or history_of(app)
-    facts: dict[int, StoredFact] = {}
-    members: set[str] = set()
-    split_off: set[str] = set()
-    todo = [root]
-    while todo:
-        member = todo.pop()
-        if member in members or member in split_off:
-            continue
-        members.add(member)
-        joined: dict[str, str] = {}
-        for sf in read(member):
-            if not keep(sf):
-                continue
-            facts[sf.position] = sf
-            if sf.fact["type"] in ("customer.merged", "customer.unmerged"):
-                joined[sf.fact["data"]["from"]] = sf.fact["type"]  # log order: the last one wins
-        for other, last in joined.items():
-            if last == "customer.merged":
-                todo.append(other)
-            else:
-                split_off.add(other)
-    kept = [facts[p] for p in sorted(facts)]
-    if split_off:
-        kept = [sf for sf in kept if sf.fact["customer_uuid"] not in split_off
-                or sf.fact["type"] in ("customer.merged", "customer.unmerged")]
-    return kept
+    return record_history(history or history_of(app), root, keep).facts
 
 
 def fold(customer_id: str, facts: list[StoredFact]) -> View:
