@@ -34,7 +34,7 @@ from domain.contact_policy import (
 )
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
-from journey.exclusions import FILENAME, ExclusionStore, hashes_of
+from journey.exclusions import FILENAME, ExclusionStore, entries_in, hashes_of
 from journey.policy import PolicyError, load_policies
 from journey.references import reference_key
 from projections.duckdb_store import ProjectionStore
@@ -55,14 +55,7 @@ def _when(text: str) -> str:
 
 
 def _exclusions(journey: Journey, keys: Iterable[str]) -> list[Exclusion]:
-    path = journey.settings.data_dir / FILENAME
-    if not path.exists():
-        return []
-    store = ExclusionStore(path)
-    try:
-        return store.entries_for(hashes_of(keys))
-    finally:
-        store.close()
+    return entries_in(journey.settings.data_dir, keys)
 
 
 def _identity_keys(store: ProjectionStore, customer_id: str) -> list[str]:

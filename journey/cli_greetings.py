@@ -22,7 +22,7 @@ from domain import identity
 from domain.contact_policy import Exclusion, PolicyBook
 from journey.bootstrap import Journey
 from journey.cli_contact import POLICY_TYPES
-from journey.exclusions import FILENAME, ExclusionStore, hashes_of
+from journey.exclusions import entries_in, hashes_of
 from journey.policy import PolicyError, load_policies
 from projections import customer_view, greetings
 from projections.duckdb_store import ProjectionStore
@@ -96,14 +96,7 @@ def _candidates(journey: Journey, ids: Sequence[str]) -> list[greetings.Candidat
 
 def _exclusions(journey: Journey, keys: dict[str, list[str]]) -> dict[str, list[Exclusion]]:
     """Each candidate's exclusion-list entries (the list file is read once)."""
-    path = journey.settings.data_dir / FILENAME
-    if not path.exists():
-        return {}
-    store = ExclusionStore(path)
-    try:
-        entries = store.entries_for(itertools.chain.from_iterable(hashes_of(k) for k in keys.values()))
-    finally:
-        store.close()
+    entries = entries_in(journey.settings.data_dir, itertools.chain.from_iterable(keys.values()))
     by_hash: dict[str, list[Exclusion]] = {}
     for entry in entries:
         by_hash.setdefault(entry.hash, []).append(entry)

@@ -20,8 +20,7 @@ import orjson
 from consumers.log_follower import DEFAULT_BATCH, Progress
 from domain.contact_policy import Exclusion
 from journey.bootstrap import Journey
-from journey.exclusions import FILENAME as EXCLUSIONS_FILE
-from journey.exclusions import ExclusionStore, hashes_of
+from journey.exclusions import entries_in
 from journey.policy import PolicyError, load_policies
 from replay import decision as decisions
 from replay import diff as differ
@@ -134,16 +133,7 @@ def cmd_diff(args: argparse.Namespace, journey: Journey) -> int:
 
 
 def _exclusions(journey: Journey) -> Callable[[list[str]], list[Exclusion]]:
-    def entries(keys: list[str]) -> list[Exclusion]:
-        path = journey.settings.data_dir / EXCLUSIONS_FILE
-        if not path.exists():
-            return []
-        store = ExclusionStore(path)
-        try:
-            return store.entries_for(hashes_of(keys))
-        finally:
-            store.close()
-    return entries
+    return lambda keys: entries_in(journey.settings.data_dir, keys)
 
 
 def _verdict(allowed: bool) -> str:

@@ -104,3 +104,16 @@ def hashes_of(identity_keys: Iterable[str]) -> list[str]:
             except InvalidFact:
                 continue
     return out
+
+
+def entries_in(data_dir: Path, identity_keys: Iterable[str]) -> list[Exclusion]:
+    """The exclusion-list entries naming any of these identities; none when no list was
+    imported (the file is created by ``journey exclusions import``)."""
+    path = data_dir / FILENAME
+    if not path.exists():
+        return []
+    store = ExclusionStore(path)
+    try:
+        return store.entries_for(hashes_of(identity_keys))
+    finally:
+        store.close()
