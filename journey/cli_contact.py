@@ -13,6 +13,7 @@ import itertools
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -117,30 +118,67 @@ def _record(journey: Journey, customer_id: str, args: argparse.Namespace, at: da
     return str(fact["event_id"])
 
 
-def cmd_can_contact(args: argparse.Namespace, journey: Journey) -> int:
+class ContactQuestionError(Exception):
+    """The question cannot be asked: a bad reference, instant, channel, purpose or policy file."""
+
+
+class UnknownCustomer(ContactQuestionError):
+    """Nobody is known by the reference."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactAnswer:
+    customer_id: str
+    at: datetime
+    decision: Decision
+
+
+def contact_decision(journey: Journey, ref: str, *, channel: str, purpose: str, at: str | None = None,
+                     campaign: str | None = None, policy: str | None = None) -> ContactAnswer:
+    """The decision ``journey can-contact`` prints, for any caller (the CLI, the HTTP API).
+
+    One function so that the command line and the API can never disagree on whether a person
+    may be contacted. Raises :class:`UnknownCustomer` or :class:`ContactQuestionError` with the
+    message the CLI prints.
+    """
+    if channel not in CHANNELS:
+        raise ContactQuestionError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+    if purpose not in PURPOSES:
+        raise ContactQuestionError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
     try:
-        key = reference_key(args.ref)
-        at = (catalogue.parse_instant(args.at, "--at") if args.at else
-              datetime.now(UTC).replace(microsecond=0))
+        key = reference_key(ref)
+        instant = (catalogue.parse_instant(at, "--at") if at else
+                   datetime.now(UTC).replace(microsecond=0))
     except InvalidFact as error:
-        print(f"journey can-contact: {error}", file=sys.stderr)
-        return 2
+        raise ContactQuestionError(str(error)) from None
     try:
-        policy = load_policies(args.policy).in_force(at)
+        in_force = load_policies(policy).in_force(instant)
     except PolicyError as error:
-        print(f"journey can-contact: {error}", file=sys.stderr)
-        return 2
+        raise ContactQuestionError(str(error)) from None
     journey.project()
     store = journey.projections
     customer_id = store.resolve(key)
     if customer_id is None:
-        print(f"journey can-contact: nobody known as {args.ref!r} ({key})", file=sys.stderr)
-        return 3
+        raise UnknownCustomer(f"nobody known as {ref!r} ({key})")
     history = store.timeline(customer_id)
     keys = _identity_keys(store, customer_id)
-    decision = decide(history, channel=args.channel, purpose=args.purpose, at=at,
-                      campaign=args.campaign, policy=policy, exclusions=_exclusions(journey, keys),
+    decision = decide(history, channel=channel, purpose=purpose, at=instant,
+                      campaign=campaign, policy=in_force, exclusions=_exclusions(journey, keys),
                       position=store.position(), head=_head(journey), identities=keys)
+    return ContactAnswer(customer_id, instant, decision)
+
+
+def cmd_can_contact(args: argparse.Namespace, journey: Journey) -> int:
+    try:
+        answer = contact_decision(journey, args.ref, channel=args.channel, purpose=args.purpose,
+                                  at=args.at, campaign=args.campaign, policy=args.policy)
+    except UnknownCustomer as error:
+        print(f"journey can-contact: {error}", file=sys.stderr)
+        return 3
+    except ContactQuestionError as error:
+        print(f"journey can-contact: {error}", file=sys.stderr)
+        return 2
+    customer_id, at, decision = answer.customer_id, answer.at, answer.decision
     if args.record:
         try:
             event_id = _record(journey, customer_id, args, at, decision)

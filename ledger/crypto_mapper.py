@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+from functools import lru_cache
 from typing import Any, cast
 from uuid import UUID
 
@@ -29,9 +30,15 @@ from ledger.keys import KeyRing
 NONCE_BYTES = 12
 
 
+@lru_cache(maxsize=4096)
+def _cipher(key: bytes) -> AESGCM:
+    """Key schedules are reused: a customer's facts come in runs (a batch, a history)."""
+    return AESGCM(key)
+
+
 def encrypt(key: bytes, plain: dict[str, Any], event_id: str) -> str:
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, orjson.dumps(plain), event_id.encode())
+    sealed = _cipher(key).encrypt(nonce, orjson.dumps(plain), event_id.encode())
     return base64.b64encode(nonce + sealed).decode("ascii")
 
 
@@ -39,7 +46,7 @@ def decrypt(key: bytes, envelope: str, event_id: str) -> dict[str, Any] | None:
     """The personal part, or None when it cannot be decrypted with this key."""
     raw = base64.b64decode(envelope)
     try:
-        plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], event_id.encode())
+        plain = _cipher(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], event_id.encode())
     except InvalidTag:
         return None
     return cast(dict[str, Any], orjson.loads(plain))
