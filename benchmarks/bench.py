@@ -495,7 +495,7 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
         _say("rebuild done")
 
         rows.append(contact_row(journey.projections))
-        rows.append(_analyst_row(journey.projections))
+        rows.append(_analyst_row(journey.projections, workdir))
         rows.append(cases_row(journey))
         rows.append(lookup_row(journey, _first_phone(facts)))
         _say("queries done")
@@ -530,13 +530,34 @@ def _baseline(workdir: Path, source: Path, facts: list[dict[str, Any]], append: 
     return row
 
 
-def _analyst_row(projections: ProjectionStore) -> Row:
+#: The analyst row scans at least this many events: the projection's rows, repeated.
+ANALYST_EVENTS = 5_000_000
+
+
+def _analyst_row(projections: ProjectionStore, workdir: Path) -> Row:
+    """The analyst query over >= 5M events, as the issue asks, at every workload size: the
+    projection's typed event columns are repeated into a scratch DuckDB file until they reach
+    ANALYST_EVENTS rows (the JSON columns are left out: analysts filter on the typed ones)."""
     total = int(projections.con.execute("SELECT count(*) FROM events").fetchall()[0][0])
-    groups, seconds = _timed(lambda: projections.con.execute(
-        "SELECT department, channel, count(*) FROM events GROUP BY ALL").fetchall())
-    return Row("analyst query", events=total, seconds=seconds,
-               note=f"SELECT department, channel, count(*) ... GROUP BY ALL: {len(groups)} groups "
-                    "(events = rows scanned)")
+    copies = max(1, -(-ANALYST_EVENTS // max(total, 1)))
+    path = workdir / "analyst.duckdb"
+    path.unlink(missing_ok=True)
+    con = projections.con
+    con.execute(f"ATTACH '{path}' AS analyst")
+    try:
+        con.execute(
+            "CREATE TABLE analyst.events AS SELECT e.customer_id, e.type, e.occurred_at, "
+            "e.department, e.agent, e.channel, e.purpose, e.campaign, e.case_id, e.lag_s "
+            "FROM events e, range(?) copies", [copies])
+        scanned = int(con.execute("SELECT count(*) FROM analyst.events").fetchall()[0][0])
+        groups, seconds = _timed(lambda: con.execute(
+            "SELECT department, channel, count(*) FROM analyst.events GROUP BY ALL").fetchall())
+    finally:
+        con.execute("DETACH analyst")
+        path.unlink(missing_ok=True)
+    return Row("analyst query", events=scanned, seconds=seconds,
+               note=f"SELECT department, channel, count(*) ... GROUP BY ALL: {len(groups)} groups over "
+                    f"{scanned:,} rows ({copies}x the {total:,} projected events)")
 
 
 # ------------------------------------------------------------------------- output

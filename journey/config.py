@@ -22,6 +22,10 @@ class Settings:
     touchpoints_topic: str = "journey.touchpoints"
     dlq_topic: str = "journey.touchpoints.dlq"
     partitions: int = 4
+    #: The customer-views change feed (consumers/view_feed.py): compacted, key = customer id.
+    views_topic: str = "journey.customer-views"
+    #: Publish it from `journey serve` too (env JOURNEY_VIEW_FEED=1); `journey feed` always does.
+    view_feed: bool = False
 
     @classmethod
     def load(cls, data_dir: str | None = None) -> Settings:
@@ -36,6 +40,8 @@ class Settings:
             touchpoints_topic=env.get("JOURNEY_TOUCHPOINTS_TOPIC", cls.touchpoints_topic),
             dlq_topic=env.get("JOURNEY_DLQ_TOPIC", cls.dlq_topic),
             partitions=int(env.get("JOURNEY_PARTITIONS", cls.partitions)),
+            views_topic=env.get("JOURNEY_VIEWS_TOPIC", cls.views_topic),
+            view_feed=env.get("JOURNEY_VIEW_FEED", "").strip().lower() in {"1", "true", "yes", "on"},
         )
 
     @property
