@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 export JOURNEY_REQUIRE_KAFKA=${JOURNEY_REQUIRE_KAFKA:-1}
 export JOURNEY_REQUIRE_POSTGRES=${JOURNEY_REQUIRE_POSTGRES:-1}
+export JOURNEY_REQUIRE_BROWSER=${JOURNEY_REQUIRE_BROWSER:-1}
 
 echo "== PostgreSQL binaries"
 bash scripts/ensure-postgres.sh
+echo "== Chromium (console browser tests)"
+bash scripts/ensure-chromium.sh
 echo "== Kafka jars"
 "$VENV/bin/python" -m tests.harness.kafka fetch
 echo "== lint"

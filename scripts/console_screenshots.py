@@ -1,0 +1,83 @@
+"""Screenshots of the department console for docs/console.md (docs/console/*.png).
+
+Builds a demo ledger in a temporary directory (the same scenario as tests/browser), starts a
+real `journey serve`, signs in through the page in Debian's headless Chromium and saves the
+main pages. Run once after changing the console:
+
+    .venv/bin/python scripts/console_screenshots.py [--customers 400] [--out docs/console]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from tests.browser import scenario  # noqa: E402
+
+#: (file, hash route, selector to wait for, full page?)
+PAGES = [
+    ("customer.png", "#/customer/+34600900001", "#verdict-banner", True),
+    ("customer-case.png", "#/customer/C-900004", "#verdict-banner", True),
+    ("case.png", "#/case/K-S4", "#clocks", True),
+    ("inbox.png", "#/inbox", "#inbox-list", False),
+    ("cases.png", "#/cases?overdue=1", "#cases-page", False),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=400)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "console")
+    args = parser.parse_args()
+    if not scenario.chromium_available():
+        print(f"{scenario.CHROMIUM} is missing: run scripts/ensure-chromium.sh", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="console-shots-") as tmp:
+        data_dir = Path(tmp) / "ledger"
+        print(f"building a demo ledger ({args.customers} customers) in {data_dir}", file=sys.stderr)
+        scenario.build_ledger(data_dir, customers=args.customers)
+        clerk = scenario.create_token(data_dir, "clerk-ana", "stores", "stores")
+        tech = scenario.create_token(data_dir, "tech-tom", "technical_service", "technical_service")
+        analyst = scenario.create_token(data_dir, "analyst-eva", "analyst")
+        with scenario.serve(data_dir, Path(tmp) / "serve.log") as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=scenario.CHROMIUM, args=["--no-sandbox"])
+            context = browser.new_context(viewport={"width": 1366, "height": 900})
+            page = context.new_page()
+            page.goto(base + "/")
+            page.wait_for_selector("#login-form")
+            page.screenshot(path=str(args.out / "login.png"))
+            scenario.sign_in(page, base, clerk)
+            for name, route, ready, full in PAGES:
+                page.goto(f"{base}/console/{route}")
+                page.wait_for_selector(ready)
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(args.out / name), full_page=full)
+                print(f"saved {args.out / name}", file=sys.stderr)
+            context.close()
+            # Roles: the technical service (no national ids) and an analyst (no personal data).
+            for name, secret, route, ready in [
+                ("hidden-technician.png", tech, "#/customer/C-900001", "#customer-head"),
+                ("hidden-analyst.png", analyst, "#/inbox", "#inbox-list"),
+            ]:
+                context = browser.new_context(viewport={"width": 1366, "height": 700})
+                page = context.new_page()
+                scenario.sign_in(page, base, secret, route)
+                page.wait_for_selector(ready)
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(args.out / name))
+                print(f"saved {args.out / name}", file=sys.stderr)
+                context.close()
+            browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

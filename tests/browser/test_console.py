@@ -1,0 +1,234 @@
+"""The department console (issue #7) in a real headless Chromium against a real `journey serve`.
+
+A store clerk signs in through the page, finds customers by phone, e-mail, @handle and customer
+number, reads the contact verdict, the timeline across departments, a case with its transfers
+and clocks, and the social inbox; roles that may not see a field see it hidden.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.browser import scenario
+
+pytestmark = pytest.mark.browser
+
+
+def search(page: Any, text: str) -> None:
+    page.fill("#search", text)
+    page.press("#search", "Enter")
+
+
+def test_sign_in_rejects_a_bad_token_then_accepts_a_good_one(page: Any, server: str,
+                                                              tokens: dict[str, str]) -> None:
+    page.goto(server + "/")  # / redirects to the console
+    page.wait_for_selector("#login-form")
+    assert "/console/" in page.url
+    page.fill("#token", "jt_not-a-real-token")
+    page.click("#login-button")
+    page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
+    assert "not accepted" in page.inner_text("#login-error")
+    page.fill("#token", tokens["stores"])
+    page.click("#login-button")
+    page.wait_for_selector("#user .user-name")
+    assert "clerk-ana" in page.inner_text("#user")
+    assert page.is_visible("#home-search")
+    # Signing out brings the form back, and the cookie is gone: a reload asks again.
+    page.click("#logout")
+    page.wait_for_selector("#login-form")
+    page.reload()
+    page.wait_for_selector("#login-form")
+
+
+@pytest.mark.parametrize(("typed", "name", "number"), [
+    ("+34600900001", "Ramón Ortega Gil", "C-900001"),
+    ("600 900 001", "Ramón Ortega Gil", "C-900001"),
+    ("lucia.romero@example.es", "Lucía Romero Díaz", "C-900005"),
+    ("@lucia_s5", "Lucía Romero Díaz", "C-900005"),
+    ("C-900004", "Rocío Molina Sanz", "C-900004"),
+])
+def test_search_leads_to_the_customer_page(page: Any, server: str, tokens: dict[str, str],
+                                           typed: str, name: str, number: str) -> None:
+    scenario.sign_in(page, server, tokens["stores"])
+    search(page, typed)
+    page.wait_for_selector("#customer-name")
+    assert page.inner_text("#customer-name") == name
+    assert number in page.inner_text("#customer-head")
+    assert page.url.split("#", 1)[1].startswith("/customer/")
+    # The page is linkable: opening its address again shows the same customer.
+    page.goto(page.url)
+    page.reload()
+    page.wait_for_selector("#customer-name")
+    assert page.inner_text("#customer-name") == name
+
+
+def test_unknown_customer_says_so(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"])
+    search(page, "+34699999999")
+    page.wait_for_selector("#not-found")
+    assert "Nobody found" in page.inner_text("#not-found")
+
+
+def test_verdict_banner_denies_the_customer_who_objected(page: Any, server: str,
+                                                         tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/customer/+34600900001")
+    page.wait_for_selector("#verdict-banner")
+    banner = page.inner_text("#verdict-banner")
+    assert "DENIED" in banner
+    assert "objected" in banner.lower()
+    assert page.get_attribute("#verdict", "data-verdict") == "denied"
+    for channel in ("phone", "sms", "email", "letter"):
+        tile = page.inner_text(f'.channel-verdict[data-channel="{channel}"]')
+        assert "DENIED" in tile and "objected" in tile.lower(), (channel, tile)
+    # The objection is also on the attention line and among consents and objections.
+    assert "Objection" in page.inner_text("#attention")
+    assert "in force" in page.inner_text("#consents")
+    # His objection is to commercial contact: service contact (his bill, his line) is allowed.
+    page.click(".purpose-toggle button:has-text('Service')")
+    page.wait_for_function("document.querySelector('#verdict .verdict-headline').textContent.includes('Service')")
+    assert "ALLOWED" in page.inner_text("#verdict-banner")
+
+
+def test_timeline_spans_departments_and_marks_the_late_event(page: Any, server: str,
+                                                            tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/customer/C-900001")
+    page.wait_for_selector("#timeline li.event")
+    departments = set(page.eval_on_selector_all(
+        "#timeline li.event", "els => els.map(e => e.dataset.department).filter(Boolean)"))
+    assert {"sales", "customer_care", "outsourced_callcenter", "stores"} <= departments
+    # Day headings, local times, an icon per event, a department badge per event.
+    assert page.locator("#timeline .day-title").count() >= 5
+    assert "Monday 9 March 2026" in page.inner_text("#timeline")
+    assert page.locator("#timeline li.event .ev-icon svg").count() == page.locator("#timeline li.event").count()
+    assert page.locator("#timeline li.event .dept-outsourced_callcenter").count() >= 1
+    late = page.locator("#timeline li.event.late")
+    assert late.count() == 1
+    text = late.inner_text()
+    assert "RECORDED LATE" in text and "store MAD01" in text and "12:30" in text
+    # The department filter narrows the timeline to one department.
+    page.click('.dept-filter button[data-dept="stores"]')
+    shown = set(page.eval_on_selector_all("#timeline li.event", "els => els.map(e => e.dataset.department)"))
+    assert shown == {"stores"}
+    # No JSON anywhere on the page.
+    assert '{"' not in page.inner_text("main")
+
+
+def test_show_older_pages_through_a_long_history(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], f"#/customer/{scenario.BUSY_CUSTOMER}")
+    page.wait_for_selector("#timeline li.event")
+    assert page.locator("#timeline li.event").count() == 50
+    assert f"of {scenario.BUSY_EVENTS}" in page.inner_text(".timeline-count")
+    page.click("#show-older")
+    page.wait_for_function(f"document.querySelectorAll('#timeline li.event').length === {scenario.BUSY_EVENTS}")
+    assert page.is_hidden("#show-older")
+    assert "Registered as Marta Busy Llamadas" in page.inner_text("#timeline")
+
+
+def test_case_page_shows_transfers_clocks_and_contradictions(page: Any, server: str,
+                                                             tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"])
+    search(page, "K-S4")
+    page.wait_for_selector("#case-head")
+    assert "Case K-S4" in page.inner_text("#case-head")
+    assert "charged twice for fibra in April" in page.inner_text("#case-head")
+    transfers = page.inner_text("#transfers")
+    assert "Transfers (1)" in transfers
+    assert re.search(r"Customer care.*Sales", transfers, re.S)
+    assert "discount needs sales approval" in transfers
+    clocks = page.inner_text("#clocks").lower()  # labels are upper-cased by the style sheet
+    for words in ("Opened", "4 May 2026, 10:00", "Answer due", "19 May 2026, 10:00", "answered in time",
+                  "First answer", "12 May 2026, 12:30", "after 8 days 2 h", "not resolved"):
+        assert words.lower() in clocks, words
+    assert "20% discount" in page.inner_text("#contradictions")
+    assert "BROKEN" in page.inner_text("#case-promises")
+    assert page.locator("#case-history li.event").count() == 3
+    # The tracking key the customer was given opens the same case; the customer link works.
+    page.goto(server + "/console/#/case/9SSZ9-AJF8V")
+    page.wait_for_function("document.querySelector('#case-head') && document.querySelector('#case-head').textContent.includes('K-S4')")
+    page.click("#case-customer")
+    page.wait_for_selector("#customer-name")
+    assert page.inner_text("#customer-name") == "Rocío Molina Sanz"
+    assert "K-S4" in page.inner_text("#open-cases")
+    assert "BROKEN" in page.inner_text("#promises")
+
+
+def test_overdue_cases_and_promises_lists(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/cases?overdue=1")
+    page.wait_for_selector("#cases-page")
+    rows = page.locator("#cases-page tbody tr")
+    assert rows.count() >= 1
+    assert "OVERDUE" in rows.first.inner_text()
+    page.click("nav.main-nav a[data-page=promises]")
+    page.wait_for_selector("#promises-page")
+    assert "Promises not kept" in page.inner_text("#promises-page")
+
+
+def test_inbox_lists_unanswered_tweets_oldest_first(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/inbox")
+    page.wait_for_selector("#inbox-list")
+    items = page.locator("#inbox-list li.mention-card")
+    assert items.count() >= 2
+    text = page.inner_text("#inbox-list")
+    assert "three days without internet, anyone there?" in text
+    assert "still no internet and no answer. Day six." in text
+    # The reply answered the third tweet: it is not waiting.
+    assert "I am cancelling my contract." not in text
+    assert "waiting" in items.first.inner_text()
+    # Filter by network.
+    page.click("nav.tabs a:has-text('Twitter/X')")
+    page.wait_for_function("location.hash === '#/inbox/twitter'")
+    page.wait_for_selector("#inbox-list")
+    networks = set(page.eval_on_selector_all("#inbox-list li.mention-card", "els => els.map(e => e.dataset.network)"))
+    assert networks == {"twitter"}
+    # From the inbox to the customer.
+    page.click("#inbox-list li.mention-card:has-text('three days without internet') a.customer-link")
+    page.wait_for_selector("#customer-name")
+    assert page.inner_text("#customer-name") == "Lucía Romero Díaz"
+    assert "not answered" in page.inner_text("#attention")
+
+
+def test_fields_a_role_may_not_see_are_shown_hidden(page: Any, server: str, tokens: dict[str, str]) -> None:
+    # The technical service may not see national ids: the linked DNI reads "hidden for your role".
+    scenario.sign_in(page, server, tokens["technical_service"], "#/customer/C-900001")
+    page.wait_for_selector("#customer-head")
+    head = page.inner_text("#customer-head")
+    assert "national id" in head and "hidden for your role" in head
+    assert scenario.NATIONAL_ID not in page.content()
+    assert "+34600900001" in head  # contact data it may see
+    assert "[hidden]" not in page.inner_text("main")
+
+
+def test_store_clerk_sees_the_national_id(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/customer/C-900001")
+    page.wait_for_selector("#customer-head")
+    assert scenario.NATIONAL_ID in page.inner_text("#customer-head")
+    assert "hidden for your role" not in page.inner_text("#customer-head")
+
+
+def test_analyst_sees_lists_without_personal_data_and_no_customer_pages(
+        page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["analyst"], "#/cases?overdue=1")
+    page.wait_for_selector("#cases-page tbody tr")
+    first = page.locator("#cases-page tbody tr").first.inner_text()
+    assert "hidden for your role" in first
+    assert "[hidden]" not in page.inner_text("main")
+    page.goto(server + "/console/#/inbox")
+    page.wait_for_selector("#inbox-list")
+    assert "three days without internet" not in page.inner_text("#inbox-list")
+    assert "hidden for your role" in page.inner_text("#inbox-list")
+    page.goto(server + "/console/#/customer/C-900001")
+    page.wait_for_selector("#forbidden")
+    assert "Your role may not see this" in page.inner_text("#forbidden")
+
+
+def test_warranty_by_serial_without_the_invoice(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/warranty")
+    page.fill("#warranty-search", "SNR58T20A4K")
+    page.press("#warranty-search", "Enter")
+    page.wait_for_selector("#warranty-page .warranty-card")
+    card = page.inner_text("#warranty-page .warranty-card")
+    assert "IN WARRANTY" in card and "Smartphone Galaxy A55" in card and "Jordi Puig Castells" in card
+    assert "APPROVED" in page.inner_text("#claims")
