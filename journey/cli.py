@@ -324,7 +324,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
 #: One module per worker keeps the workers' owners out of each other's way.
 PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "journey.cli_bench",
            "journey.cli_cases", "journey.cli_service", "journey.cli_greetings", "journey.cli_identity",
-           "journey.cli_audit", "journey.cli_replay", "journey.cli_forget", "journey.cli_feed")
+           "journey.cli_audit", "journey.cli_replay", "journey.cli_forget", "journey.cli_feed",
+           "journey.cli_analytics", "journey.cli_serve")
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:

@@ -1,0 +1,295 @@
+"""``journey export``, ``journey sql`` and ``journey plot``: analysts' commands (docs/analytics.md).
+
+None of them needs ``projections.duckdb`` while another process holds it: ``sql`` and ``plot``
+read the Parquet snapshot, and ``export`` asks the holder (``journey serve``) to publish one
+when it cannot open the file itself.
+
+Exit codes: 0 done; 1 export asked for but not done (timeout, or the exporter failed); 2 bad
+usage, bad SQL or no snapshot yet; 3 the customer asked for is not known.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from domain.errors import InvalidFact
+from journey.analytics import plots
+from journey.analytics.output import FORMATS, render
+from journey.analytics.snapshots import (
+    INTERVAL_ENV,
+    NOT_EXPORTED,
+    Export,
+    ExportFailed,
+    NoSnapshot,
+    analytics_dir,
+    export,
+    exported_since,
+    open_snapshot,
+    request_export,
+)
+from journey.bootstrap import Journey
+from journey.references import reference_key
+
+
+def _dump(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _is_lock_error(error: BaseException) -> bool:
+    return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+
+
+def _no_snapshot(command: str, directory: Path) -> int:
+    print(f"journey {command}: no analyst snapshot in {directory} yet: run `journey export` "
+          f"(a running `journey serve` also exports every {INTERVAL_ENV} seconds)", file=sys.stderr)
+    return 2
+
+
+# --------------------------------------------------------------------------- export
+
+def _report(done: Export, as_json: bool, via: str, waited: float = 0.0) -> None:
+    if as_json:
+        _dump({**done.manifest(), "directory": str(done.directory), "via": via,
+               "waited_seconds": round(waited, 3)})
+        return
+    total = sum(done.rows.values())
+    how = "" if via == "direct" else f", by the process holding the projections (waited {waited:.1f} s)"
+    print(f"exported {len(done.rows)} tables, {total:,} rows at position {done.position:,} "
+          f"in {done.seconds:.2f} s{how} -> {done.directory}")
+    width = max(map(len, done.rows), default=0)
+    for table, count in done.rows.items():
+        left_out = done.dropped.get(table) or []
+        note = f"  (left out: {', '.join(left_out)})" if left_out else ""
+        print(f"  {table:<{width}}  {count:>10,}{note}")
+    print(f"  not exported: {', '.join(NOT_EXPORTED)}")
+
+
+def cmd_export(args: argparse.Namespace, journey: Journey) -> int:
+    directory = analytics_dir(journey.settings)
+    try:
+        store = journey.projections
+    except duckdb.Error as error:
+        if not _is_lock_error(error):
+            raise
+        return _export_by_request(args, directory)
+    journey.project()
+    _report(export(store, directory), args.json, "direct")
+    return 0
+
+
+def _export_by_request(args: argparse.Namespace, directory: Path) -> int:
+    """Another process holds projections.duckdb: leave it a request and wait for its export."""
+    asked = request_export(directory)
+    if args.no_wait:
+        print(f"journey export: asked the process holding the projections to export "
+              f"({directory / 'export.request'})", file=sys.stderr)
+        return 0
+    clock = time.monotonic()
+    shown = clock
+    while True:
+        try:
+            done = exported_since(directory, asked)
+        except ExportFailed as error:
+            print(f"journey export: the process holding the projections failed to export: {error}",
+                  file=sys.stderr)
+            return 1
+        waited = time.monotonic() - clock
+        if done is not None:
+            _report(done, args.json, "request", waited)
+            return 0
+        if waited >= args.timeout:
+            print(f"journey export: projections.duckdb is held by another process, and it did not "
+                  f"export within {args.timeout:g} s of the request ({directory / 'export.request'}); "
+                  "is it a `journey serve` (which exports on request), or a long `journey project`?",
+                  file=sys.stderr)
+            return 1
+        if time.monotonic() - shown >= 1:
+            shown = time.monotonic()
+            print(f"export: projections.duckdb is held by another process; waiting for it to export "
+                  f"({waited:.0f} s of {args.timeout:g} s)", file=sys.stderr, flush=True)
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- sql
+
+def _read_query(args: argparse.Namespace) -> str:
+    if args.file:
+        return Path(args.file).read_text()
+    if args.query == "-":
+        return sys.stdin.read()
+    return str(args.query)
+
+
+def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
+    directory = analytics_dir(journey.settings)
+    fmt = "json" if args.json else args.format
+    if args.query is None and not args.file:
+        print('journey sql: give a query ("SELECT ..."), - for stdin, or --file F', file=sys.stderr)
+        return 2
+    try:
+        query = _read_query(args)
+    except OSError as error:
+        print(f"journey sql: cannot read the query: {error}", file=sys.stderr)
+        return 2
+    try:
+        con, snapshot = open_snapshot(directory)
+    except NoSnapshot:
+        return _no_snapshot("sql", directory)
+    try:
+        cursor = con.execute(query)
+        columns = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchall() if columns else []
+    except duckdb.Error as error:
+        message = str(error).strip()
+        hint = ""
+        if isinstance(error, duckdb.CatalogException):
+            names = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() "
+                                               "WHERE NOT internal ORDER BY 1").fetchall()]
+            hint = f"\n(the analyst views: {', '.join(names)})"
+        print(f"journey sql: {message}{hint}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    sys.stdout.write(render(columns, rows, fmt))
+    if fmt == "table":
+        age = time.time() - snapshot.exported_at
+        print(f"(snapshot at position {snapshot.position:,}, exported {age:,.0f} s ago)", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- plot
+
+def resolve(journey: Journey, ref: str) -> tuple[str, str | None] | None:
+    """(ledger id, customer number) of whoever ``ref`` names, from the event store's index.
+
+    The store, not the snapshot: the snapshot holds no identities (phones, e-mails...), and the
+    store (SQLite or PostgreSQL) can be read while another process writes. A record merged
+    into another is followed to the one that holds its facts now.
+    """
+    key = reference_key(ref)
+    index = journey.app.index
+    if key.startswith("ledger:"):
+        owner: uuid.UUID | None = uuid.UUID(key.split(":", 1)[1])
+    else:
+        owner = index.identity_owners([key]).get(key)
+    if owner is None:
+        return None
+    number = None
+    for _ in range(32):  # merges form chains, never cycles; the bound is only a guard
+        record = index.customer_records([owner]).get(owner)
+        if record is None:
+            break
+        number = record.customer_number
+        if record.merged_into is None:
+            break
+        owner = record.merged_into
+    return str(owner), number
+
+
+def _write_plot(out: str, svg: str) -> None:
+    if out == "-":
+        sys.stdout.write(svg)
+    else:
+        Path(out).write_text(svg)
+        print(f"wrote {out}", file=sys.stderr)
+
+
+def _check_out(out: str) -> bool:
+    if out != "-" and not out.lower().endswith(".svg"):
+        print(f"journey plot: --out {out}: only SVG is written (name it .svg, or - for stdout)",
+              file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_plot(args: argparse.Namespace, journey: Journey) -> int:
+    if not _check_out(args.out):
+        return 2
+    directory = analytics_dir(journey.settings)
+    found: tuple[str, str | None] | None = None
+    if args.what == "customer":
+        try:
+            found = resolve(journey, args.ref)
+        except (InvalidFact, ValueError) as error:
+            print(f"journey plot: {error}", file=sys.stderr)
+            return 2
+        if found is None:
+            print(f"journey plot: nobody known as {args.ref!r}", file=sys.stderr)
+            return 3
+    try:
+        con, snapshot = open_snapshot(directory)
+    except NoSnapshot:
+        return _no_snapshot("plot", directory)
+    try:
+        if found is not None:
+            customer_id, number = found
+            points, zone = plots.customer_points(con, customer_id)
+            if not points:
+                print(f"journey plot: {args.ref} ({customer_id}) has no facts in the snapshot "
+                      f"(position {snapshot.position:,}); run `journey export` for a newer one",
+                      file=sys.stderr)
+                return 3
+            who = number or args.ref
+            title = f"Customer {who} (ledger id {customer_id})"
+            svg = plots.customer_svg(points, title, zone)
+        else:
+            if args.days < 1:
+                print("journey plot: --days must be at least 1", file=sys.stderr)
+                return 2
+            span, series = plots.daily_contacts(con, args.days, args.until)
+            svg = plots.base_svg(span, series)
+    finally:
+        con.close()
+    _write_plot(args.out, svg)
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def register(sub: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
+    p = sub.add_parser("export", help="publish the analyst snapshot (Parquet) now, "
+                                      "also while journey serve holds the projections")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds to wait for a running journey serve to export (default 120)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="when another process holds the projections: ask it, do not wait")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("sql", help="run SQL against the analyst snapshot (never the live file)")
+    p.add_argument("query", nargs="?", help='"SELECT ...", or - to read it from stdin')
+    p.add_argument("--file", help="read the query from this file")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
+
+    p = sub.add_parser("plot", help="pictures from the analyst snapshot (SVG)")
+    what = p.add_subparsers(dest="what", required=True)
+    c = what.add_parser("customer", help="one customer's journey as a timeline")
+    c.add_argument("ref", help="+34..., @handle, e-mail, customer number or ledger id")
+    c.add_argument("--out", required=True, help="F.svg, or - for stdout")
+    b = what.add_parser("base", help="contacts per day per department, the whole base")
+    b.add_argument("--out", required=True, help="F.svg, or - for stdout")
+    b.add_argument("--days", type=int, default=90, help="days to show (default 90)")
+    b.add_argument("--until", type=_day,
+                   help="last day shown (default: the snapshot's last day with contacts)")
+
+    commands["export"] = cmd_export
+    commands["sql"] = cmd_sql
+    commands["plot"] = cmd_plot
+
+
+__all__ = ["cmd_export", "cmd_plot", "cmd_sql", "register", "resolve"]
