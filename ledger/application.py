@@ -117,6 +117,36 @@ def history_of(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
     return history
 
 
+def sealed_history_of(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
+    """Like :func:`history_of`, with the personal parts still sealed: a reader that keeps
+    only some facts (an as-of view keeps those before T) filters on the public part first and
+    opens only what it keeps (:func:`opener`). Decryption and eventsourcing's domain-event
+    objects were two thirds of an as-of view's time; the stored state is decoded directly."""
+    mapper = app.mapper
+    if mapper.cipher is not None or mapper.compressor is not None:
+        def sealed(n: Notification) -> StoredFact:
+            return decode_sealed(app, n)
+    else:
+        decode = mapper.transcoder.decode
+
+        def sealed(n: Notification) -> StoredFact:
+            state = decode(n.state)
+            return StoredFact(position=n.id, stream_id=cast(UUID, n.originator_id),
+                              stream_version=n.originator_version, recorded_at=state["timestamp"],
+                              fact=state["fact"])
+
+    def history(customer_id: str) -> list[StoredFact]:
+        return [sealed(n) for n in app.index.facts_of(UUID(customer_id))]
+    return history
+
+
+def opener(app: JourneyApplication) -> Callable[[StoredFact], StoredFact]:
+    """Opens a sealed fact (see :func:`sealed_history_of`) with the store's keys."""
+    def open_one(sf: StoredFact) -> StoredFact:
+        return open_fact(app, sf)
+    return open_one
+
+
 MERGE_MARKERS = ("customer.merged", "customer.unmerged")
 
 
@@ -131,7 +161,8 @@ class RecordHistory:
 
 
 def record_history(read: Callable[[str], list[StoredFact]], root: str, keep: Callable[[StoredFact], bool],
-                   without: str | None = None) -> RecordHistory:
+                   without: str | None = None,
+                   open_kept: Callable[[StoredFact], StoredFact] | None = None) -> RecordHistory:
     """``root``'s kept facts with those of every record merged into it (by the kept facts) and
     not split off again, ``without``'s excluded: what the projections fold after an unmerge and
     what an as-of view folds (one traversal, so both agree on who belongs to whom)."""
@@ -158,4 +189,6 @@ def record_history(read: Callable[[str], list[StoredFact]], root: str, keep: Cal
                 split_off.add(other)
     kept = [facts[p] for p in sorted(facts)
             if facts[p].fact["customer_uuid"] not in split_off or facts[p].fact["type"] in MERGE_MARKERS]
+    if open_kept is not None:  # ``read`` gave sealed facts: ``keep`` and the traversal use public fields
+        kept = [open_kept(sf) for sf in kept]
     return RecordHistory(kept, members, split_off)

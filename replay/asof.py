@@ -22,7 +22,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from domain import catalogue
-from ledger.application import JourneyApplication, StoredFact, history_of, record_history
+from ledger.application import JourneyApplication, StoredFact, opener, record_history, sealed_history_of
 from projections import customer_view
 from projections.customer_view import View
 
@@ -57,7 +57,10 @@ def gather(app: JourneyApplication, root: str, keep: Keep,
            history: Callable[[str], list[StoredFact]] | None = None) -> list[StoredFact]:
     """``root``'s facts that pass ``keep``, with those of every record merged into it (among
     the kept facts) and not split off again; in store-position order."""
-    return record_history(history or history_of(app), root, keep).facts
+    if history is not None:
+        return record_history(history, root, keep).facts
+    # Filter on the sealed facts, open only the kept ones (times and ids are public).
+    return record_history(sealed_history_of(app), root, keep, open_kept=opener(app)).facts
 
 
 def fold(customer_id: str, facts: list[StoredFact]) -> View:
