@@ -245,7 +245,47 @@ contradictions, promises not kept, unanswered tweets, a warranty without the inv
     {prog} --data-dir {home} warranty SNR58T20A4K
 The same views for machines: add --json.  Positions and row counts: {prog} --data-dir {home} status
 """)
+    if args.serve:
+        return serve_demo(args, settings)
+    print(f"The department console: {prog} --data-dir {home} demo --serve   (or: journey serve)")
     return 0
+
+
+#: The demo's people at the console: (token name, role). One per kind of desk a newcomer
+#: might sit at, so each sees what their role may see (docs/security.md).
+DEMO_DESKS = (("clerk-ana", "stores"), ("agent-luis", "customer_care"), ("social-marta", "social_media"),
+              ("auditor-irene", "auditor"), ("admin", "admin"))
+
+
+def serve_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Tokens for the demo's desks, sign-in links that open the console, then ``journey serve``."""
+    from journey.api.tokens import open_tokens
+    from journey.cli_serve import cmd_serve
+
+    tokens = open_tokens(settings)
+    links = []
+    try:
+        for name, role in DEMO_DESKS:
+            _, secret = tokens.create(name, role, None)
+            links.append((name, role, secret))
+    finally:
+        tokens.close()
+    base = f"http://{args.host}:{args.port}"
+    lines = [f"{role:<15} {base}/console/#token={secret}" for _, role, secret in links]
+    (settings.data_dir / "demo-tokens.txt").write_text(
+        "".join(f"{name} {role} {secret}\n" for name, role, secret in links))
+    print("\nThe department console is starting. Open one of these sign-in links in a browser\n"
+          "(each signs in as a different desk; try the first one, then search +34600900001):\n    "
+          + "\n    ".join(lines)
+          + f"\nThe tokens are also in {settings.data_dir}/demo-tokens.txt. The HTTP API is under "
+          f"{base}/api (OpenAPI: {base}/openapi.json, {base}/api/docs). Ctrl-C stops the server.\n",
+          flush=True)
+    serve = argparse.Namespace(host=args.host, port=args.port, tick=1.0, log_level="warning")
+    journey = bootstrap(settings)
+    try:
+        return cmd_serve(serve, journey)
+    finally:
+        journey.close()
 
 
 def _program() -> str:
@@ -302,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=3000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--force", action="store_true", help="replace a non-demo ledger in DATA_DIR")
+    p.add_argument("--serve", action="store_true",
+                   help="then start the console and the API (journey serve) with a token per desk")
+    p.add_argument("--host", default="127.0.0.1", help="with --serve: address to bind")
+    p.add_argument("--port", type=int, default=8000, help="with --serve: port")
     for name in PLUGINS:
         try:
             module = importlib.import_module(name)

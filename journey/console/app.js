@@ -179,8 +179,20 @@ function wireSearch() {
   });
 }
 
+// A sign-in link (#token=SECRET, what `journey demo --serve` prints): the token goes into the
+// session cookie and leaves the address bar and the history at once.
+async function signInFromLink() {
+  const match = /^#token=([^&]+)/.exec(window.location.hash);
+  if (!match) return;
+  history.replaceState(null, "", window.location.pathname + "#/");
+  try {
+    await api("/api/session", { method: "POST", body: { token: decodeURIComponent(match[1]) } });
+  } catch { /* a bad link: the sign-in form follows */ }
+}
+
 async function boot() {
   wireSearch();
+  await signInFromLink();
   window.addEventListener("hashchange", () => { if (state.me) render(); });
   try {
     setUser(await api("/api/me"));

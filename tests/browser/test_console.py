@@ -43,6 +43,21 @@ def test_sign_in_rejects_a_bad_token_then_accepts_a_good_one(page: Any, server: 
     page.wait_for_selector("#login-form")
 
 
+def test_a_sign_in_link_signs_in_and_leaves_no_token_in_the_address(page: Any, server: str,
+                                                                      tokens: dict[str, str]) -> None:
+    """What `journey demo --serve` prints: /console/#token=SECRET opens the console signed in."""
+    page.goto(f"{server}/console/#token={tokens['stores']}")
+    page.wait_for_selector("#user .user-name")
+    assert "clerk-ana" in page.inner_text("#user")
+    assert tokens["stores"] not in page.url
+    page.click("#logout")
+    page.wait_for_selector("#login-form")
+    # A bad link is not an error page: the sign-in form asks for a token.
+    page.goto(f"{server}/console/#token=jt_not-a-real-token")
+    page.reload()
+    page.wait_for_selector("#login-form")
+
+
 @pytest.mark.parametrize(("typed", "name", "number"), [
     ("+34600900001", "Ramón Ortega Gil", "C-900001"),
     ("600 900 001", "Ramón Ortega Gil", "C-900001"),
