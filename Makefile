@@ -14,13 +14,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/journey demo
+	$(VENV)/bin/journey demo --serve
 
 test: install
 	bash scripts/test.sh
 
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow and not kafka and not postgres"
+	$(VENV)/bin/pytest -q -m "not slow and not kafka and not postgres and not browser"
 
 lint: install
 	$(VENV)/bin/ruff check .
