@@ -278,7 +278,7 @@ def serve_demo(args: argparse.Namespace, settings: Settings) -> int:
           "(each signs in as a different desk; try the first one, then search +34600900001):\n    "
           + "\n    ".join(lines)
           + f"\nThe tokens are also in {settings.data_dir}/demo-tokens.txt. The HTTP API is under "
-          f"{base}/api (OpenAPI: {base}/openapi.json, {base}/api/docs). Ctrl-C stops the server.\n",
+          f"{base}/api (OpenAPI: {base}/openapi.json). Ctrl-C stops the server.\n",
           flush=True)
     serve = argparse.Namespace(host=args.host, port=args.port, tick=1.0, log_level="warning")
     journey = bootstrap(settings)

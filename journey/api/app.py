@@ -1,0 +1,586 @@
+"""``create_app(settings)``: the HTTP API of ``journey serve``, and the console's static files.
+
+Every document is the one the CLI prints with ``--json`` (the same functions build it), with
+the personal fields the caller's role may not see replaced by ``"[hidden]"``
+(journey/api/policy.py, docs/security.md). Errors are always ``{"error": text, "detail":
+...}``: 400 malformed JSON, 401 no or bad token, 403 the role may not, 404 nobody or nothing
+known by that name, 409 an ambiguous tracking key, 413 too many facts in one request, 422 input
+that breaks the contract (a bad reference, instant, parameter, or rejected facts).
+
+Endpoints are plain functions run in the server's thread pool; each takes the desk's lock for
+the Journey (journey/api/service.py), so one DuckDB connection serves them one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain import catalogue
+from domain.contact_policy import CHANNELS, PURPOSES
+from domain.errors import InvalidFact
+from journey import cli_cases, cli_service
+from journey.api import policy
+from journey.api.policy import HIDDEN, Permission, permitted
+from journey.api.service import (
+    CUSTOMER_TIMELINE,
+    Desk,
+    UnknownPosition,
+    customer_document,
+    record_facts,
+    timeline_page,
+)
+from journey.api.tokens import Token, TokenError, TokenStore, open_tokens
+from journey.bootstrap import Journey
+from journey.cli_contact import ContactQuestionError, UnknownCustomer, contact_decision
+from journey.config import Settings
+from journey.references import reference_key
+
+access_log = logging.getLogger("journey.api.access")
+
+COOKIE = "journey_token"
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+#: Facts in one POST: larger loads belong in ``journey append`` (a file, batches, rejects file).
+MAX_FACTS = 10_000
+#: The scope key under which a request carries what the access log says about it.
+_ACCESS = "journey.access"
+
+
+class JSONDocument(Response):
+    """orjson, like the CLI's ``--json``: the same bytes for the same document, and fast."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what went wrong, for people")
+    detail: Any = Field(default=None, description="machine-readable particulars, or null")
+
+
+class SessionBody(BaseModel):
+    token: str = Field(description="an API token's secret (journey token create)")
+
+
+class NewToken(BaseModel):
+    name: str
+    role: str = Field(description=f"one of {', '.join(policy.ROLES)}")
+    department: str | None = None
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    words = {400: "malformed JSON", 401: "no token, or an unknown or revoked one",
+             403: "the token's role may not do this", 404: "nobody or nothing known by that name",
+             409: "ambiguous: several cases have that tracking key",
+             413: "too many facts in one request",
+             415: "a signed-in browser must send Content-Type: application/json",
+             422: "input that breaks the contract"}
+    return {code: {"model": ErrorBody, "description": words[code]} for code in codes}
+
+
+
+# -------------------------------------------------------------------- auth
+
+
+def _access(request: Request) -> dict[str, Any]:
+    info: dict[str, Any] = request.scope.setdefault(_ACCESS, {})
+    return info
+
+
+def _secret(request: Request) -> tuple[str | None, str | None]:
+    """(secret, where it came from): the Authorization header wins over the cookie."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), "bearer"
+        return None, "authorization header"
+    cookie = request.cookies.get(COOKIE)
+    return (cookie, "cookie") if cookie else (None, None)
+
+
+def _tokens(request: Request) -> TokenStore:
+    tokens: TokenStore = request.app.state.tokens
+    return tokens
+
+
+def principal(request: Request) -> Token:
+    """The caller's token; 401 without a valid one."""
+    secret, where = _secret(request)
+    if secret is None:
+        reason = ("Authorization header is not 'Bearer <secret>'" if where else
+                  "no token: send 'Authorization: Bearer <secret>' or sign in (POST /api/session)")
+        raise _unauthenticated(request, reason)
+    token = _tokens(request).authenticate(secret)
+    if token is None:
+        raise _unauthenticated(request, f"unknown or revoked token ({where})")
+    info = _access(request)
+    info.update(name=token.name, role=token.role, via=where)
+    return token
+
+
+def _unauthenticated(request: Request, reason: str) -> ApiError:
+    _access(request)["reason"] = reason
+    return ApiError(401, reason, headers={"WWW-Authenticate": 'Bearer realm="journey"'})
+
+
+def _forbidden(request: Request, token: Token, reason: str) -> ApiError:
+    _access(request)["reason"] = reason
+    return ApiError(403, reason, {"role": token.role})
+
+
+def require(permission: Permission) -> Callable[[Request, Token], Token]:
+    def check(request: Request, token: Annotated[Token, Depends(principal)]) -> Token:
+        if not permitted(token.role, permission):
+            raise _forbidden(request, token, f"role {token.role!r} may not {permission.value}")
+        return token
+    return check
+
+
+Reader = Annotated[Token, Depends(require(Permission.READ_CUSTOMERS))]
+ListReader = Annotated[Token, Depends(require(Permission.READ_LISTS))]
+Writer = Annotated[Token, Depends(require(Permission.WRITE_FACTS))]
+Admin = Annotated[Token, Depends(require(Permission.MANAGE_TOKENS))]
+Anyone = Annotated[Token, Depends(principal)]
+
+
+Ref = Annotated[str, PathParam(
+    description="+34..., @handle, e-mail, customer number, ledger id, or kind:value",
+    min_length=1, max_length=200)]
+Now = Annotated[str | None, Query(
+    description="judge clocks at this instant (ISO 8601 with offset, or a date); default now",
+    max_length=64)]
+
+
+def _key(request: Request, token: Token, ref: str, what: str = "reference") -> str:
+    """The identity key ``ref`` names; 422 when it names none, 403 when the caller's role
+    may not see that kind of identity (looking somebody up by it would confirm the value)."""
+    try:
+        key = reference_key(ref)
+    except InvalidFact as error:
+        raise ApiError(422, f"{what} {ref!r}: {error}") from None
+    kind = key.split(":", 1)[0]
+    if kind in policy.hidden_kinds(token.role):
+        raise _forbidden(request, token, f"role {token.role!r} may not look customers up by {kind}")
+    return key
+
+
+def _doc(token: Token, doc: Any, status: int = 200) -> JSONDocument:
+    return JSONDocument(policy.field_policy(token.role).redact(doc), status_code=status)
+
+
+# -------------------------------------------------------------------- access log
+
+
+class AccessLog:
+    """One line per API request on ``journey.api.access``: who (token name and role, never the
+    secret), what (method, path), the status, and for 401/403 the reason."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[..., Awaitable[Any]],
+                       send: Callable[..., Awaitable[None]]) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api"):
+            await self.app(scope, receive, send)
+            return
+        info: dict[str, Any] = {}
+        scope[_ACCESS] = info
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            who = f"{info['name']} ({info['role']})" if "name" in info else "-"
+            level = logging.WARNING if status in (401, 403) else logging.INFO
+            if access_log.isEnabledFor(level):
+                reason = f" reason={info['reason']!r}" if "reason" in info else ""
+                access_log.log(level, "%s %s %s %d %.1fms%s", who, scope["method"], scope["path"],
+                               status, ms, reason,
+                               extra={"token_name": info.get("name"), "token_role": info.get("role"),
+                                      "path": scope["path"], "status": status,
+                                      "reason": info.get("reason")})
+
+
+# -------------------------------------------------------------------- the app
+
+
+def create_app(settings: Settings, *, journey: Journey | None = None,
+               duties: Sequence[Callable[[Journey], None]] | None = None,
+               tick_seconds: float = 1.0, tokens: TokenStore | None = None) -> FastAPI:
+    """The API over the ledger ``settings`` name; ``journey``: an already open one to use
+    (closed by its owner); ``duties``: instead of journey.api.duties.DUTIES."""
+    desk = Desk(settings, journey, duties, tick_seconds)
+    token_store = tokens or open_tokens(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        desk.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(desk.close)
+
+    app = FastAPI(
+        title="Customer-journey ledger",
+        version="1",
+        description=__doc__ or "",
+        default_response_class=JSONDocument,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.desk = desk
+    app.state.tokens = token_store
+    app.add_middleware(AccessLog)
+    _handlers(app)
+    _routes(app, desk)
+    if CONSOLE_DIR.is_dir():
+        app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=307)
+
+    return app
+
+
+def _handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> Response:
+        return JSONDocument({"error": error.error, "detail": error.detail},
+                            status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+                    for e in error.errors()]
+        if any(e.get("type") == "json_invalid" for e in error.errors()):
+            return JSONDocument({"error": "the body is not valid JSON", "detail": problems},
+                                status_code=400)
+        text = "; ".join(f"{p['where']}: {p['problem']}" for p in problems)
+        return JSONDocument({"error": text or "invalid request", "detail": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        return JSONDocument({"error": str(error.detail), "detail": None},
+                            status_code=error.status_code, headers=error.headers)
+
+
+def _routes(app: FastAPI, desk: Desk) -> None:
+    @app.get("/api/health", tags=["server"], summary="the server is up (no token needed)")
+    def health() -> Response:
+        return JSONDocument({"status": "ok"})
+
+    @app.get("/api/me", tags=["session"], responses=_errors(401),
+             summary="who the token belongs to")
+    def me(token: Anyone) -> Response:
+        return JSONDocument({"name": token.name, "role": token.role, "department": token.department})
+
+    @app.post("/api/session", tags=["session"], responses=_errors(400, 401, 422),
+              summary="sign a browser in: sets the HttpOnly, SameSite=Strict journey_token cookie")
+    def sign_in(body: SessionBody, request: Request) -> Response:
+        token = _tokens(request).authenticate(body.token)
+        if token is None:
+            raise _unauthenticated(request, "unknown or revoked token (sign-in)")
+        _access(request).update(name=token.name, role=token.role, via="sign-in")
+        response = JSONDocument({"name": token.name, "role": token.role,
+                                 "department": token.department})
+        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict", path="/",
+                            secure=request.url.scheme == "https")
+        return response
+
+    @app.delete("/api/session", tags=["session"], summary="sign out: clears the cookie")
+    def sign_out(request: Request) -> Response:
+        response = JSONDocument({"signed_out": True})
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=request.url.scheme == "https")
+        return response
+
+    # ---------------------------------------------------------------- customers
+
+    @app.get("/api/customers/{ref}", tags=["customers"], responses=_errors(401, 403, 404, 422),
+             summary="the unified customer view (journey customer REF --json), latest "
+                     f"{CUSTOMER_TIMELINE} timeline events")
+    def customer(ref: Ref, request: Request, token: Reader) -> Response:
+        key = _key(request, token, ref)
+        with desk.fresh() as journey:
+            customer_id = _resolve(desk, journey, ref, key)
+            reads = desk.reads
+            doc = customer_document(reads.view(journey, customer_id),
+                                    reads.timeline(journey, customer_id), reads.position)
+        return _doc(token, doc)
+
+    @app.get("/api/customers/{ref}/timeline", tags=["customers"],
+             responses=_errors(401, 403, 404, 422),
+             summary="a customer's timeline, newest first, a page at a time",
+             description="Events ordered by when they happened (then store position), newest "
+                         "first. `before`: the `next_before` of the previous page (the position "
+                         "of its last event); `next_before` is null on the last page.")
+    def timeline(ref: Ref, request: Request, token: Reader,
+                 limit: Annotated[int, Query(ge=1, le=500)] = CUSTOMER_TIMELINE,
+                 before: Annotated[int | None, Query(ge=0)] = None) -> Response:
+        key = _key(request, token, ref)
+        with desk.fresh() as journey:
+            customer_id = _resolve(desk, journey, ref, key)
+            try:
+                doc = timeline_page(customer_id, desk.reads.timeline(journey, customer_id),
+                                    desk.reads.position, limit=limit, before=before)
+            except UnknownPosition as error:
+                raise ApiError(422, str(error), {"before": before}) from None
+        return _doc(token, doc)
+
+    @app.get("/api/customers/{ref}/can-contact", tags=["customers"],
+             responses=_errors(401, 403, 404, 422),
+             summary="may we contact this person now? (journey can-contact --json)")
+    def can_contact(ref: Ref, request: Request, token: Reader,
+                    channel: Literal[CHANNELS],  # type: ignore[valid-type]
+                    purpose: Literal[PURPOSES],  # type: ignore[valid-type]
+                    at: Annotated[str | None, Query(max_length=64)] = None,
+                    campaign: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+        _key(request, token, ref)
+        with desk.fresh() as journey:
+            try:
+                answer = contact_decision(journey, ref, channel=channel, purpose=purpose, at=at,
+                                          campaign=campaign)
+            except UnknownCustomer as error:
+                raise ApiError(404, str(error), {"ref": ref}) from None
+            except ContactQuestionError as error:
+                raise ApiError(422, str(error)) from None
+        return _doc(token, answer.decision.to_json())
+
+    # ---------------------------------------------------------------- lists
+
+    @app.get("/api/cases", tags=["cases"], responses=_errors(401, 403, 404, 422),
+             summary="cases across departments (journey cases --json)")
+    def cases(request: Request, token: ListReader, now: Now = None,
+              overdue: bool = False, open: bool = False,
+              department: Annotated[str | None, Query(max_length=100)] = None,
+              kind: Literal[catalogue.CASE_KINDS] | None = None,  # type: ignore[valid-type]
+              customer: Annotated[str | None, Query(max_length=200)] = None,
+              days: Annotated[int | None, Query(ge=1, le=3650)] = None) -> Response:
+        key = _key(request, token, customer, "customer") if customer is not None else None
+        with desk.fresh() as journey:
+            when, answer_days = _clock(now, days)
+            customer_id = _resolve(desk, journey, customer, key) if customer and key else None
+            rows = cli_cases.query_cases(journey, now=when, days=answer_days, open_only=open,
+                                         overdue_only=overdue, department=department, kind=kind,
+                                         customer_id=customer_id)
+            doc = {"now": when.isoformat() if when else None, "answer_days": answer_days,
+                   "as_of_position": journey.projections.position(), "cases": rows}
+        return _doc(token, doc)
+
+    @app.get("/api/cases/{case_ref}", tags=["cases"], responses=_errors(401, 403, 404, 409, 422),
+             summary="one case by id or tracking key (journey case REF --json)")
+    def case(case_ref: Annotated[str, PathParam(min_length=1, max_length=100)], request: Request,
+             token: ListReader, now: Now = None,
+             days: Annotated[int | None, Query(ge=1, le=3650)] = None) -> Response:
+        with desk.fresh() as journey:
+            when, answer_days = _clock(now, days)
+            try:
+                customer_id, case_id = cli_cases.find_case(journey, case_ref)
+            except cli_cases.Unknown as error:
+                raise ApiError(404, str(error), {"case": case_ref}) from None
+            except cli_cases.UsageError as error:
+                raise ApiError(409, str(error), {"case": case_ref}) from None
+            doc = cli_cases.case_document(journey, customer_id, case_id, when, answer_days)
+        return _doc(token, doc)
+
+    @app.get("/api/promises", tags=["cases"], responses=_errors(401, 403, 404, 422),
+             summary="promises departments made (journey promises --json)")
+    def promises(request: Request, token: ListReader, now: Now = None, overdue: bool = False,
+                 open: bool = False,
+                 customer: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+        key = _key(request, token, customer, "customer") if customer is not None else None
+        with desk.fresh() as journey:
+            when, _ = _clock(now, None, days_too=False)
+            customer_id = _resolve(desk, journey, customer, key) if customer and key else None
+            rows = cli_cases.query_promises(journey, now=when, open_only=open,
+                                            overdue_only=overdue, customer_id=customer_id)
+            doc = {"now": when.isoformat() if when else None,
+                   "as_of_position": journey.projections.position(), "promises": rows}
+        return _doc(token, doc)
+
+    @app.get("/api/inbox", tags=["service"], responses=_errors(401, 403, 422),
+             summary="social mentions waiting for an answer (journey inbox --json)")
+    def inbox(request: Request, token: ListReader,
+              network: Annotated[str | None, Query(max_length=100)] = None,
+              all: bool = False,
+              now: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+        instant = None
+        if now is not None:
+            try:
+                instant = catalogue.parse_instant(now, "now").isoformat()
+            except InvalidFact as error:
+                raise ApiError(422, str(error)) from None
+        with desk.fresh() as journey:
+            doc = cli_service.inbox(journey, now=instant, network=network, everything=all)
+        return _doc(token, doc)
+
+    @app.get("/api/warranty/{query}", tags=["service"], responses=_errors(401, 403, 404, 422),
+             summary="a serial number's purchase, warranty and claims, or a customer's "
+                     "(journey warranty QUERY --json)")
+    def warranty(query: Annotated[str, PathParam(min_length=1, max_length=200)], request: Request,
+                 token: ListReader,
+                 at: Annotated[date | None, Query(description="judge 'in warranty' on this day")] = None
+                 ) -> Response:
+        with desk.fresh() as journey:
+            doc = cli_service.warranty(journey, query, at or date.today())
+        if doc is None:
+            raise ApiError(404, f"no product with serial {query!r} and nobody known as {query!r}",
+                           {"query": query})
+        if doc["kind"] == "customer":
+            _key(request, token, query)  # a lookup by a kind of identity the role may not see
+        return _doc(token, doc)
+
+    # ---------------------------------------------------------------- facts
+
+    @app.post("/api/facts", tags=["facts"], status_code=201,
+              responses={**_errors(400, 401, 403, 413, 415),
+                         422: {"model": ErrorBody,
+                               "description": "some facts were rejected (the others were recorded): "
+                                              "detail.rejected lists each one's index and reason"}},
+              summary="record one fact or a list of facts (the JSON contract of journey append)",
+              description="Every fact is judged alone: a rejected fact never takes the others "
+                          "with it. 201 when none was rejected (duplicates, already recorded "
+                          "facts, count as accepted); otherwise 422 listing each rejected fact's "
+                          "0-based index and reason, with how many of the others were recorded. "
+                          "A department's token records only facts of its own department (or "
+                          "with none).",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": {"oneOf": [{"type": "object"},
+                                       {"type": "array", "items": {"type": "object"}}]}}}}})
+    async def facts(request: Request, token: Writer) -> Response:
+        if _access(request).get("via") == "cookie":
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != "application/json":
+                raise ApiError(415, "send the facts as Content-Type: application/json")
+        body = await request.body()
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise ApiError(400, f"the body is not valid JSON ({error})") from None
+        if isinstance(parsed, dict):
+            items: list[Any] = [parsed]
+        elif isinstance(parsed, list):
+            items = parsed
+        else:
+            raise ApiError(422, f"expected a fact (a JSON object) or a list of facts, got "
+                                f"{type(parsed).__name__}")
+        if len(items) > MAX_FACTS:
+            raise ApiError(413, f"{len(items)} facts in one request; at most {MAX_FACTS} "
+                                "(use journey append for files)", {"max_facts": MAX_FACTS})
+        refused = _foreign_facts(token, items)
+        outcome = await run_in_threadpool(_record, desk, items, refused)
+        if not outcome.rejected:
+            return JSONDocument({**outcome.counts(), "rejected": 0}, status_code=201)
+        others = outcome.facts - len(outcome.rejected)
+        listed = "; ".join(f"fact [{p.index}]: {p.reason}" for p in outcome.rejected[:10])
+        more = f"; and {len(outcome.rejected) - 10} more" if len(outcome.rejected) > 10 else ""
+        text = (f"{len(outcome.rejected)} of {outcome.facts} fact(s) rejected: {listed}{more}. "
+                f"The other {others} were accepted: {outcome.recorded} recorded, "
+                f"{outcome.duplicates} already recorded")
+        return JSONDocument({"error": text, "detail": {
+            **outcome.counts(), "rejected": [{"index": p.index, "reason": p.reason}
+                                             for p in outcome.rejected]}}, status_code=422)
+
+    # ---------------------------------------------------------------- tokens
+
+    @app.get("/api/tokens", tags=["tokens"], responses=_errors(401, 403),
+             summary="every token, revoked ones too (never a secret)")
+    def list_tokens(request: Request, token: Admin) -> Response:
+        return JSONDocument({"tokens": [t.to_json() for t in _tokens(request).tokens()]})
+
+    @app.post("/api/tokens", tags=["tokens"], status_code=201, responses=_errors(400, 401, 403, 422),
+              summary="create a token; the response is the only place its secret appears")
+    def create_token(body: NewToken, request: Request, token: Admin) -> Response:
+        try:
+            created, secret = _tokens(request).create(body.name, body.role, body.department)
+        except TokenError as error:
+            raise ApiError(422, str(error)) from None
+        return JSONDocument({"token": created.to_json(), "secret": secret}, status_code=201)
+
+    @app.delete("/api/tokens/{name}", tags=["tokens"], responses=_errors(401, 403, 404),
+                summary="revoke a token at once")
+    def revoke_token(name: Annotated[str, PathParam(max_length=100)], request: Request,
+                     token: Admin) -> Response:
+        try:
+            revoked = _tokens(request).revoke(name)
+        except TokenError as error:
+            raise ApiError(404, str(error), {"name": name}) from None
+        return JSONDocument({"token": revoked.to_json()})
+
+
+def _resolve(desk: Desk, journey: Journey, ref: str, key: str) -> str:
+    customer_id = desk.reads.resolve(journey, key)
+    if customer_id is None:
+        raise ApiError(404, f"nobody known as {ref!r} ({key})", {"ref": ref, "key": key})
+    return customer_id
+
+
+def _clock(now: str | None, days: int | None, *, days_too: bool = True
+           ) -> tuple[datetime | None, int]:
+    """``now`` and ``days`` as the CLI's ``--now`` and ``--days`` read them; 422 if bad."""
+    try:
+        when = cli_cases.parse_now(now)
+        answer_days = cli_cases.answer_days(days) if days_too else 0
+    except cli_cases.UsageError as error:
+        raise ApiError(422, str(error).replace("--now", "now").replace("--days", "days")) from None
+    return when, answer_days
+
+
+def _foreign_facts(token: Token, items: Sequence[Any]) -> dict[int, str]:
+    """Facts a department's token may not record: those of another department."""
+    if token.role not in policy.DEPARTMENTS:
+        return {}
+    refused = {}
+    for i, item in enumerate(items):
+        department = item.get("department") if isinstance(item, dict) else None
+        if department is not None and department != token.role:
+            refused[i] = (f"department: a {token.role} token records facts of {token.role} only, "
+                          f"not {department!r}")
+    return refused
+
+
+def _record(desk: Desk, items: list[Any], refused: dict[int, str]) -> Any:
+    with desk.use() as journey:
+        return record_facts(journey, items, refused)
+
+
+__all__ = ["COOKIE", "HIDDEN", "create_app"]

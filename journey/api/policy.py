@@ -1,0 +1,175 @@
+"""Who may call what, and which personal fields each role sees: the one place that says so.
+
+docs/security.md renders these tables for people; tests/api/test_roles.py checks every endpoint
+against them. A role either may call an endpoint (then it gets the document with the personal
+fields its role may not see replaced by :data:`HIDDEN`) or gets 403.
+
+Personal fields are found by *name*, wherever they occur in a response (the customer view, a
+timeline event's ``data``, a case's history, the inbox...), following domain/personal.py's list
+of personal data fields, plus the identity values a document carries as ``{"kind": K, "value":
+V}`` (the view's identities, ``identity.linked`` facts), ``{"field": K, "value": V, "previous":
+P}`` (the view's contact history) or ``"K:V"`` strings (the identity keys a merge moved).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Any, Final
+
+#: What a hidden value reads as (the console shows "hidden for your role" for it). Not None:
+#: a client must be able to tell "your role may not see it" from "nothing recorded".
+HIDDEN: Final = "[hidden]"
+
+#: Departments that occur in the data (journey/demo_data.py, docs/events.md); each is a role.
+DEPARTMENTS: Final = ("sales", "customer_care", "outsourced_callcenter", "social_media", "stores",
+                      "technical_service", "billing")
+AUDITOR: Final = "auditor"
+ANALYST: Final = "analyst"
+ADMIN: Final = "admin"
+ROLES: Final = (*DEPARTMENTS, AUDITOR, ANALYST, ADMIN)
+
+
+class Permission(StrEnum):
+    #: /api/customers/{ref}, its timeline and can-contact: one person's data.
+    READ_CUSTOMERS = "read customers"
+    #: cases, promises, inbox, warranty: the departments' work lists (aggregates and cases).
+    READ_LISTS = "read lists"
+    #: POST /api/facts.
+    WRITE_FACTS = "record facts"
+    #: /api/tokens.
+    MANAGE_TOKENS = "manage tokens"
+
+
+_DEPARTMENT_PERMISSIONS = frozenset({Permission.READ_CUSTOMERS, Permission.READ_LISTS,
+                                     Permission.WRITE_FACTS})
+PERMISSIONS: Final[Mapping[str, frozenset[Permission]]] = {
+    **{d: _DEPARTMENT_PERMISSIONS for d in DEPARTMENTS},
+    AUDITOR: frozenset({Permission.READ_CUSTOMERS, Permission.READ_LISTS}),
+    ANALYST: frozenset({Permission.READ_LISTS}),
+    ADMIN: frozenset(Permission),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldGroup:
+    """One category of personal data: the document keys and identity kinds it is made of."""
+
+    title: str
+    keys: frozenset[str]
+    kinds: frozenset[str] = frozenset()
+
+
+#: The categories of personal data a response may hold (domain/personal.py, docs/privacy.md).
+#: The bank group names the fields the company's billing facts use or will use; no demo fact
+#: carries one today, but a source that sends one is covered from its first fact.
+GROUPS: Final[Mapping[str, FieldGroup]] = {
+    "contact": FieldGroup(
+        "name, birthday, postal address, phone, e-mail, social handle",
+        frozenset({"name", "customer_name", "birthday", "address", "address_verify", "phone",
+                   "email", "twitter", "handle"}),
+        frozenset({"phone", "email", "twitter"})),
+    "customer_numbers": FieldGroup(
+        "customer number, loyalty card, the reference a merge named",
+        frozenset({"customer_number", "loyalty_card", "from_ref"}),
+        frozenset({"customer_id", "loyalty_card"})),
+    "free_text": FieldGroup(
+        "free texts: notes, answers, mentions, consent wording and evidence, subjects, reasons, "
+        "warranty issues",
+        frozenset({"text", "reason", "subject", "issue", "evidence"})),
+    "national_id": FieldGroup(
+        "national id (DNI/NIE, passport)",
+        frozenset({"national_id", "dni", "nie", "passport"}),
+        frozenset({"national_id"})),
+    "bank": FieldGroup(
+        "bank and payment data (IBAN, account, card, mandate)",
+        frozenset({"iban", "bic", "swift", "bank", "bank_account", "account_number",
+                   "account_holder", "card_number", "payment_card", "sepa_mandate", "mandate_id"})),
+}
+
+_ALL = frozenset(GROUPS)
+#: Which groups each role may see. Departments see full case histories; the personal fields
+#: only where their work needs them: billing collects and refunds (bank, national id); sales,
+#: customer care and stores sign contracts and check identities in person (national id), but
+#: never handle payment data; technical service, the social desk and the outsourced call
+#: centre talk to the customer and need nothing more than contact data and the free texts.
+VISIBLE: Final[Mapping[str, frozenset[str]]] = {
+    "billing": _ALL,
+    "sales": _ALL - {"bank"},
+    "customer_care": _ALL - {"bank"},
+    "stores": _ALL - {"bank"},
+    "technical_service": _ALL - {"bank", "national_id"},
+    "social_media": _ALL - {"bank", "national_id"},
+    "outsourced_callcenter": _ALL - {"bank", "national_id"},
+    AUDITOR: _ALL,
+    ADMIN: _ALL,
+    ANALYST: frozenset(),
+}
+
+#: Keys whose value is an identity's value when the same object names the identity's kind.
+_VALUE_KEYS = ("value", "previous", "verify")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPolicy:
+    """The keys and identity kinds one role may not see."""
+
+    keys: frozenset[str]
+    kinds: frozenset[str]
+
+    @property
+    def hides_nothing(self) -> bool:
+        return not self.keys and not self.kinds
+
+    def redact(self, doc: Any) -> Any:
+        """A copy of ``doc`` with every value this role may not see replaced by :data:`HIDDEN`."""
+        if self.hides_nothing:
+            return doc
+        return self._walk(doc, None)
+
+    def _walk(self, value: Any, key: str | None) -> Any:
+        if isinstance(value, dict):
+            return self._object(value)
+        if isinstance(value, list):
+            if key == "identities":
+                return [self._identity_key(v) for v in value]
+            return [self._walk(v, None) for v in value]
+        return value
+
+    def _object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind = obj.get("kind")
+        field = obj.get("field")
+        names_hidden_identity = (isinstance(kind, str) and kind in self.kinds
+                                 and "value" in obj)
+        names_hidden_field = isinstance(field, str) and field in self.keys
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            if k in self.keys or ((names_hidden_identity or names_hidden_field) and k in _VALUE_KEYS):
+                out[k] = HIDDEN
+            else:
+                out[k] = self._walk(v, k)
+        return out
+
+    def _identity_key(self, item: Any) -> Any:
+        if isinstance(item, str):
+            kind, sep, _ = item.partition(":")
+            return f"{kind}:{HIDDEN}" if sep and kind in self.kinds else item
+        return self._walk(item, None)
+
+
+@cache
+def field_policy(role: str) -> FieldPolicy:
+    hidden = [GROUPS[g] for g in GROUPS if g not in VISIBLE[role]]
+    return FieldPolicy(keys=frozenset().union(*(g.keys for g in hidden)),
+                       kinds=frozenset().union(*(g.kinds for g in hidden)))
+
+
+def hidden_kinds(role: str) -> frozenset[str]:
+    """Identity kinds a role may not look customers up by (a lookup would confirm the value)."""
+    return field_policy(role).kinds
+
+
+def permitted(role: str, permission: Permission) -> bool:
+    return permission in PERMISSIONS.get(role, frozenset())

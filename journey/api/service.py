@@ -1,0 +1,356 @@
+"""The server's one Journey, the lock around it, and the documents the endpoints return.
+
+One process holds the projections (DuckDB admits a single process per file) and DuckDB
+connections are not thread-safe, so every use of the Journey, by a request or by a duty, goes
+through :meth:`Desk.use`: one lock, held for the few milliseconds a document takes. Reads
+stay fresh because every document is built after bringing the projections up to the store's
+head, which costs one ``max(id)`` on the store when nothing new was recorded.
+
+The documents are the CLI's (the same functions build them); only the customer's timeline is
+cut to a page, see :func:`customer_document` and :func:`timeline_page`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from consumers.jsonl_ingest import ingest
+from journey.bootstrap import Journey, bootstrap
+from journey.config import Settings
+from projections.customer_view import View, render
+
+log = logging.getLogger("journey.api.duties")
+warm_log = logging.getLogger("journey.api.cache")
+
+#: Events of the timeline in the customer document (the latest ones).
+CUSTOMER_TIMELINE = 50
+#: Customers whose timelines and views a server keeps between appends (a few KB each in
+#: the demo; about 60 MB for its 3,000 customers).
+TIMELINE_CACHE = 10_000
+#: Ledgers with at most this many customers have every view read at start (one scan), and
+#: their timelines read in the background.
+WARM_VIEWS = 10_000
+
+
+class Desk:
+    """Owns the Journey of a running server: lazy opening, the lock, the duty thread."""
+
+    def __init__(self, settings: Settings, journey: Journey | None = None,
+                 duties: Sequence[Callable[[Journey], None]] | None = None,
+                 tick_seconds: float = 1.0) -> None:
+        self.settings = settings
+        self._journey = journey
+        #: Close the Journey on shutdown only when this desk opened it.
+        self._owned = journey is None
+        self.lock = threading.RLock()
+        self._duties = duties
+        self.tick_seconds = tick_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: The store position the projections were last brought up to: the next read projects
+        #: again only when the store's head has moved past it.
+        self._projected = -1
+        self.reads = ReadCache()
+
+    @contextmanager
+    def use(self) -> Iterator[Journey]:
+        with self.lock:
+            if self._journey is None:
+                self._journey = bootstrap(self.settings)
+                self._owned = True
+                self._projected = -1
+                self.reads.reset(-1)
+            yield self._journey
+
+    @contextmanager
+    def fresh(self) -> Iterator[Journey]:
+        """The Journey with its projections at the store's head (everything recorded is read)."""
+        with self.use() as journey:
+            head = int(journey.app.recorder.max_notification_id() or 0)
+            if head != self._projected:
+                journey.project()
+                self._projected = head
+                self.reads.advance(journey, journey.projections.position())
+            yield journey
+
+    # ---------------------------------------------------------------- duties
+
+    def duties(self) -> Sequence[Callable[[Journey], None]]:
+        if self._duties is not None:
+            return self._duties
+        from journey.api.duties import DUTIES
+
+        return DUTIES
+
+    def tick(self) -> None:
+        """Run every duty once, under the lock; one failing duty does not stop the others."""
+        duties = list(self.duties())
+        if not duties:
+            return
+        with self.use() as journey:
+            for duty in duties:
+                try:
+                    duty(journey)
+                except Exception:
+                    log.exception("duty %s failed", getattr(duty, "__qualname__", duty))
+            if self._projected >= 0 and journey.projections.position() != self.reads.position:
+                self._projected = -1  # a duty projected: what was read before is stale
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="journey-duties", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:  # open, project and read the views before the first request needs them
+            with self.fresh():
+                pass
+        except Exception:
+            log.exception("warming up failed (the first request will try again)")
+        warming = threading.Thread(target=self._warm_timelines, name="journey-warm", daemon=True)
+        warming.start()
+        while not self._stop.wait(self.tick_seconds):
+            self.tick()
+        warming.join(timeout=30)
+
+    def _warm_timelines(self, batch: int = 8) -> None:
+        """Read the timelines of the customers whose views were read at start, a few at a time.
+
+        The lock is let go between batches, so requests wait at most one batch (about 20 ms);
+        a freshly started server answers from memory within seconds instead of paying a
+        DuckDB query on each customer's first read.
+        """
+        started = time.monotonic()
+        with self.lock:  # requests take views out of ``raw`` meanwhile
+            customers = list(self.reads.raw)[:self.reads.size]
+        done = 0
+        for first in range(0, len(customers), batch):
+            if self._stop.is_set():
+                return
+            try:
+                with self.fresh() as journey:
+                    for customer_id in customers[first:first + batch]:
+                        if customer_id not in self.reads.timelines:
+                            self.reads.timeline(journey, customer_id)
+                            done += 1
+            except Exception:
+                log.exception("warming up timelines failed; they are read when asked for")
+                return
+            time.sleep(0.001)  # let a waiting request take the lock
+        if customers:
+            warm_log.info("read cache warm: %d views, %d timelines in %.1f s", len(customers), done,
+                          time.monotonic() - started)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        with self.lock:
+            if self._journey is not None and self._owned:
+                self._journey.close()
+                self._journey = None
+
+
+# -------------------------------------------------------------------- documents
+
+
+class ReadCache:
+    """What customer reads share between appends: identity key -> customer, views, timelines.
+
+    Reading one stored view from DuckDB costs milliseconds (its column is compressed in blocks
+    of thousands of rows, and a point read decompresses a block); a timeline is a query and a
+    JSON parse per event. Both change only when facts of that customer are projected, so they
+    are kept until then: after each projection the customers whose events came in are dropped
+    (everything is, after a merge, an unmerge or an erasure, which move or blank other
+    customers' rows). Identity lookups are dropped at every change (cheap, and a new identity
+    or a merge may move any of them). Documents that depend on the clock are never kept.
+
+    On start the views of a ledger with at most ``warm`` customers are read in one scan (tens
+    of milliseconds for thousands of customers; kept as JSON text, about 5 KB each, parsed
+    when first asked for).
+    """
+
+    #: Facts that change other customers' rows or views than their own.
+    RESHAPING = ("customer.merged", "customer.unmerged", "customer.forgotten")
+
+    def __init__(self, size: int = TIMELINE_CACHE, warm: int = WARM_VIEWS) -> None:
+        self.size = size
+        self.warm = warm
+        self.position = -1
+        self.customers: dict[str, str] = {}
+        self.timelines: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.views: OrderedDict[str, View] = OrderedDict()
+        self.raw: dict[str, str] = {}
+
+    def reset(self, position: int) -> None:
+        self.position = position
+        self.customers.clear()
+        self.timelines.clear()
+        self.views.clear()
+        self.raw.clear()
+
+    def advance(self, journey: Journey, position: int) -> None:
+        """The projections moved to ``position``: forget what changed since the last one."""
+        if position == self.position:
+            return
+        con = journey.projections.con
+        if self.position < 0 or position < self.position:
+            self.reset(position)
+            self._warm(journey)
+            return
+        rows = con.execute(
+            "SELECT customer_id, bool_or(list_contains(?::VARCHAR[], type)) FROM events "
+            "WHERE position > ? AND position <= ? GROUP BY customer_id",
+            [list(self.RESHAPING), self.position, position]).fetchall()
+        if any(reshaped for _, reshaped in rows):
+            self.reset(position)
+            self._warm(journey)
+            return
+        self.position = position
+        self.customers.clear()
+        for customer_id, _ in rows:
+            self.timelines.pop(customer_id, None)
+            self.views.pop(customer_id, None)
+            self.raw.pop(customer_id, None)
+
+    def _warm(self, journey: Journey) -> None:
+        con = journey.projections.con
+        [(count,)] = con.execute("SELECT count(*) FROM customer_views").fetchall()
+        if 0 < count <= self.warm:
+            self.raw = dict(con.execute("SELECT customer_id, view FROM customer_views").fetchall())
+
+    def resolve(self, journey: Journey, key: str) -> str | None:
+        found = self.customers.get(key)
+        if found is None:
+            found = journey.projections.resolve(key)
+            if found is not None and len(self.customers) < self.size * 4:
+                self.customers[key] = found
+        return found
+
+    def view(self, journey: Journey, customer_id: str) -> View:
+        """The customer's stored view (the folded state, not rendered); shared, read-only."""
+        view = self.views.get(customer_id)
+        if view is not None:
+            self.views.move_to_end(customer_id)
+            return view
+        text = self.raw.pop(customer_id, None)
+        if text is not None:
+            view = orjson.loads(text)
+        else:
+            view = journey.projections.load_views([customer_id])[customer_id]
+        self.views[customer_id] = view
+        if len(self.views) > self.size:
+            self.views.popitem(last=False)
+        return view
+
+    def timeline(self, journey: Journey, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's whole timeline, oldest first; shared: callers must not change it."""
+        events = self.timelines.get(customer_id)
+        if events is None:
+            events = journey.projections.timeline(customer_id)
+            self.timelines[customer_id] = events
+            if len(self.timelines) > self.size:
+                self.timelines.popitem(last=False)
+        else:
+            self.timelines.move_to_end(customer_id)
+        return events
+
+
+def customer_document(view: View, events: Sequence[dict[str, Any]], position: int, *,
+                      limit: int = CUSTOMER_TIMELINE) -> dict[str, Any]:
+    """``journey customer REF --json``, with only the latest ``limit`` timeline events.
+
+    The timeline keeps the view's order (by when things happened, oldest first) so that it is
+    the tail of the CLI's; ``timeline_page.next_before`` continues with older events through
+    the timeline endpoint. Built like :meth:`Journey.customer` (which cuts from the oldest end)
+    from the stored ``view``, ``events`` (the whole timeline) and ``position`` (the
+    projections' position).
+    """
+    rendered = render(view, now=datetime.now(UTC))
+    shown = list(events[-limit:]) if limit else []
+    more = len(events) > len(shown)
+    return {**rendered, "as_of_position": position, "timeline": shown,
+            "timeline_page": {"limit": limit, "total": len(events),
+                              "next_before": shown[0]["position"] if more and shown else None}}
+
+
+class UnknownPosition(ValueError):
+    pass
+
+
+def timeline_page(customer_id: str, events: Sequence[dict[str, Any]], position: int, *,
+                  limit: int, before: int | None) -> dict[str, Any]:
+    """One page of a customer's timeline, newest first, and the cursor of the next page.
+
+    The order is the view's, reversed: by when things happened (``occurred_at``), then store
+    position. ``before`` is the position of the last event of the previous page (its
+    ``next_before``); pages are cut from the whole timeline (``events``, oldest first), so
+    their ``late`` flags are the ones the full view shows.
+    """
+    newest_first = events[::-1]
+    start = 0
+    if before is not None:
+        index = next((i for i, e in enumerate(newest_first) if e["position"] == before), None)
+        if index is None:
+            raise UnknownPosition(f"before={before} is not the position of an event in this "
+                                  "customer's timeline (use next_before from the previous page)")
+        start = index + 1
+    page = list(newest_first[start:start + limit])
+    more = start + len(page) < len(newest_first)
+    return {"customer_id": customer_id, "order": "newest first", "limit": limit, "before": before,
+            "total": len(events), "events": page,
+            "next_before": page[-1]["position"] if more and page else None,
+            "as_of_position": position}
+
+
+@dataclass(frozen=True, slots=True)
+class FactProblem:
+    index: int
+    reason: str
+
+
+@dataclass(slots=True)
+class FactsOutcome:
+    facts: int
+    recorded: int
+    duplicates: int
+    derived: int
+    rejected: list[FactProblem]
+    as_of_position: int
+
+    def counts(self) -> dict[str, Any]:
+        return {"facts": self.facts, "recorded": self.recorded, "duplicates": self.duplicates,
+                "derived": self.derived, "as_of_position": self.as_of_position}
+
+
+def record_facts(journey: Journey, facts: Sequence[Any],
+                 refused: dict[int, str] | None = None) -> FactsOutcome:
+    """Record ``facts`` as ``journey append`` does its lines; ``refused`` (index -> reason) are
+    left out before validation (a department writing for another one). Indexes are 0-based."""
+    refused = refused or {}
+    # A refused fact stays in the numbering as an empty line, which ingest skips: the line
+    # numbers of the others remain their index + 1.
+    lines = [b"" if i in refused else orjson.dumps(f) for i, f in enumerate(facts)]
+    summary = ingest(journey.ledger, lines)
+    journey.project()
+    problems = [FactProblem(i, why) for i, why in refused.items()]
+    problems += [FactProblem(r.line - 1, r.reason) for r in summary.rejected]
+    problems.sort(key=lambda p: p.index)
+    return FactsOutcome(len(facts), summary.recorded, summary.duplicates, summary.derived,
+                        problems, journey.projections.position())

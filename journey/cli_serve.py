@@ -1,0 +1,128 @@
+"""``journey serve`` (the HTTP API and the console) and ``journey token`` (who may use it).
+
+``serve`` binds 127.0.0.1 unless told otherwise: the API hands out personal data, so exposing
+it is a decision (a reverse proxy with TLS in front, docs/security.md), not a default. Exit
+codes of ``token``: 0 done, 2 bad usage (a bad name, role or department), 3 no such token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from journey.api.policy import DEPARTMENTS, ROLES
+from journey.api.tokens import TokenError, open_tokens
+from journey.bootstrap import Journey
+
+
+def _dump(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def cmd_serve(args: argparse.Namespace, journey: Journey) -> int:
+    import uvicorn
+
+    from journey.api.app import create_app
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    api_log = logging.getLogger("journey.api")
+    api_log.addHandler(handler)
+    api_log.setLevel(args.log_level.upper())
+    api_log.propagate = False
+
+    tokens = open_tokens(journey.settings)
+    try:
+        active = [t for t in tokens.tokens() if t.active]
+    finally:
+        tokens.close()
+    if not active:
+        print("journey serve: no API tokens yet; every request will get 401. Create one with\n"
+              "    journey token create NAME --role admin", file=sys.stderr)
+    app = create_app(journey.settings, journey=journey, tick_seconds=args.tick)
+    print(f"journey serve: {journey.settings.data_dir} on http://{args.host}:{args.port}/ "
+          f"(API under /api, OpenAPI at /openapi.json, console at /console/)", file=sys.stderr,
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                server_header=False)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
+    try:
+        tokens = open_tokens(journey.settings)
+    except TokenError as error:
+        print(f"journey token: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.token_command == "create":
+            try:
+                token, secret = tokens.create(args.name, args.role, args.department)
+            except TokenError as error:
+                print(f"journey token create: {error}", file=sys.stderr)
+                return 2
+            if args.json:
+                _dump({**token.to_json(), "secret": secret})
+            else:
+                dept = f", department {token.department}" if token.department else ""
+                print(secret)
+                print(f"token {token.name!r} created: role {token.role}{dept}. The secret above is "
+                      "shown only now; keep it somewhere safe.", file=sys.stderr)
+            return 0
+        if args.token_command == "list":
+            listed = tokens.tokens()
+            if args.json:
+                _dump({"tokens": [t.to_json() for t in listed]})
+            elif not listed:
+                print("no tokens (journey token create NAME --role ROLE)")
+            else:
+                width = max(len(t.name) for t in listed)
+                for t in listed:
+                    state = f"revoked {t.revoked_at}" if t.revoked_at else "active"
+                    print(f"{t.name:<{width}}  {t.role:<21} {t.department or '-':<21} "
+                          f"created {t.created_at}  {state}")
+            return 0
+        try:
+            token = tokens.revoke(args.name)
+        except TokenError as error:
+            print(f"journey token revoke: {error}", file=sys.stderr)
+            return 3
+        if args.json:
+            _dump(token.to_json())
+        else:
+            print(f"token {token.name!r} revoked at {token.revoked_at}")
+        return 0
+    finally:
+        tokens.close()
+
+
+def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
+    p = subparsers.add_parser("serve", help="the HTTP API and the department console (docs/security.md)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS",
+                   help="how often the background duties run (default 1 s)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                   help="info logs every API request (token name, role, path, status)")
+    commands["serve"] = cmd_serve
+
+    p = subparsers.add_parser("token", help="API tokens for journey serve: create, list, revoke")
+    sub = p.add_subparsers(dest="token_command", required=True)
+    c = sub.add_parser("create", help="a new token; prints its secret once")
+    c.add_argument("name")
+    c.add_argument("--role", required=True, choices=ROLES)
+    c.add_argument("--department", choices=DEPARTMENTS,
+                   help="the department (implied by a department role; optional for the others)")
+    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("list", help="every token, revoked ones too (never a secret)")
+    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("revoke", help="revoke a token at once")
+    c.add_argument("name")
+    c.add_argument("--json", action="store_true")
+    commands["token"] = cmd_token
