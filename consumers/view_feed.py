@@ -591,6 +591,8 @@ def _feed_for(journey: Journey) -> ViewFeed:
 
 
 def _drop(key: int) -> None:
+    if _FEEDS is None:  # interpreter shutdown: module globals are already gone
+        return
     entry = _FEEDS.pop(key, None)
     if entry is not None:
         entry[1].close()
