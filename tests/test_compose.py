@@ -82,7 +82,16 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    assert {"kafka", "postgres", "relay", "ingest", "projector"} <= services.keys()
+    assert {"kafka", "postgres", "relay", "ingest", "projector", "api"} <= services.keys()
+
+
+def test_api_serves_on_loopback_of_the_host_and_publishes_the_feed(services: dict[str, dict[str, Any]]) -> None:
+    api = services["api"]
+    args = build_parser().parse_args(_command(api))
+    assert args.command == "serve" and args.host == "0.0.0.0" and args.port == 8000
+    assert any(str(p).startswith("127.0.0.1:") and str(p).endswith(":8000") for p in api["ports"])
+    env = _env(api)
+    assert env["JOURNEY_VIEW_FEED"] == "1" and env["JOURNEY_STORE"] == "postgres"
 
 
 def test_every_built_service_runs_a_real_journey_subcommand(services: dict[str, dict[str, Any]]) -> None:
