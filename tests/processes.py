@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
+from collections.abc import Callable
+
+import httpx
 
 
 def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float = 120) -> str:
@@ -19,3 +23,25 @@ def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float = 
         if not line and process.poll() is not None:
             break
     raise AssertionError(f"{marker!r} never appeared (exit {process.poll()}):\n{''.join(seen[-20:])}")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for a `journey serve` under test)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_health(url: str, process: subprocess.Popen[str], log: Callable[[], str] = lambda: "",
+                    timeout: float = 60) -> None:
+    """Until ``url``/api/health answers 200; fail (with ``log()``) if the server exits or is late."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"journey serve did not come up (exit {process.poll()}):\n{log()}")
+        time.sleep(0.1)

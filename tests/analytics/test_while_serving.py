@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ import orjson
 import pytest
 
 from tests.analytics.helpers import run
-from tests.processes import wait_for_line
+from tests.processes import free_port, wait_for_health, wait_for_line
 
 SEED = [
     {"type": "customer.registered", "id": "r1", "source": "crm", "customer": {"customer_id": "C-77"},
@@ -30,12 +29,6 @@ SEED = [
 def _journey() -> list[str]:
     script = Path(sys.executable).with_name("journey")
     return [str(script)] if script.exists() else [sys.executable, "-m", "journey.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _call(n: int) -> dict[str, Any]:
@@ -95,7 +88,7 @@ def test_sql_and_export_while_serve_is_writing(tmp_path: Path, capsys: pytest.Ca
     assert run(capsys, home, "append", str(seed))[0] == 0
     code, secret, _ = run(capsys, home, "token", "create", "loader", "--role", "admin")
     assert code == 0
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # Exports only on request: what this test sees comes from `journey export`.
     env = {**os.environ, "JOURNEY_EXPORT_INTERVAL": "0"}
@@ -104,15 +97,7 @@ def test_sql_and_export_while_serve_is_writing(tmp_path: Path, capsys: pytest.Ca
     writer = Writer(url, secret.strip())
     try:
         wait_for_line(server, "journey serve:", timeout=60)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "journey serve did not come up"
-            time.sleep(0.1)
+        wait_for_health(url, server)
         writer.start()
         while writer.recorded < 5:
             assert not writer.errors, writer.errors

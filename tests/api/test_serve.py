@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +15,7 @@ import pytest
 
 from benchmarks import api_load
 from tests.api.conftest import SCENARIO, record
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import free_port, wait_for_health
 
 
 def _journey(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +30,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str], Pa
     made = _journey(home, "token", "create", "ops", "--role", "admin", "--json")
     assert made.returncode == 0, made.stderr
     secret = orjson.loads(made.stdout)["secret"]
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "w") as err:
         process = subprocess.Popen(
@@ -45,16 +38,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str], Pa
             stdout=subprocess.DEVNULL, stderr=err, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"journey serve did not come up:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_for_health(url, process, log.read_text)
         yield url, secret, process, log
     finally:
         if process.poll() is None:

@@ -5,24 +5,18 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import free_port, wait_for_health
 
 
 def test_demo_serve_prints_sign_in_links_that_open_the_console(tmp_path: Path) -> None:
     home = tmp_path / "demo"
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "demo.out"
     with open(out, "w") as handle:
         process = subprocess.Popen(
@@ -31,16 +25,7 @@ def test_demo_serve_prints_sign_in_links_that_open_the_console(tmp_path: Path) -
             stdout=handle, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.2)
+        wait_for_health(base, process, out.read_text, timeout=180)
         printed = out.read_text()
         links = dict(re.findall(r"^\s+(\w+)\s+(http://\S+/console/#token=\S+)$", printed, re.M))
         assert {"stores", "customer_care", "social_media", "auditor", "admin"} <= set(links)
