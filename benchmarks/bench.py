@@ -36,7 +36,6 @@ import argparse
 import hashlib
 import os
 import random
-import resource
 import sqlite3
 import statistics
 import subprocess
@@ -53,6 +52,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from benchmarks import workers
 from consumers.jsonl_ingest import ingest
 from domain.contact_policy import CHANNELS, ContactHistory, decide
 from journey import demo_data
@@ -62,7 +62,7 @@ from journey.policy import load_policy
 from ledger import chain
 from ledger.application import history_of
 from projections.duckdb_store import EVENT_COLUMNS, SCHEMA, ProjectionStore
-from replay import asof, rebuild
+from replay import asof
 
 SEED = 3
 SQLITE_BATCH = 2000
@@ -97,6 +97,9 @@ class Row:
     status: str = "ok"
     #: Latencies and the like, for --json and the growth table (e.g. median_ms, p99_ms).
     detail: dict[str, float] = field(default_factory=dict)
+    #: A worker's own peak resident set, MiB, when the path ran in a process of its own
+    #: (benchmarks/workers.py).
+    peak_rss_mib: float | None = None
 
     @property
     def rate(self) -> float | None:
@@ -449,7 +452,7 @@ def kafka_rows(events: int, workdir: Path, bootstrap_servers: str | None) -> lis
              "produce, ingest, relay, projection; limit: the slower of raw produce/consume")):
         n, seconds = step(name)
         rows.append(Row(path, events=n, seconds=seconds, limit_events=limit_n,
-                        limit_seconds=limit_s, note=note))
+                        limit_seconds=limit_s, note=note, peak_rss_mib=steps[name].get("peak_rss_mib")))
     return rows
 
 
@@ -465,34 +468,42 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
     _say(f"{n:,} facts of {max(1, events // 12):,} customers in {source}")
     rows: list[Row] = []
 
-    journey = _journey(workdir / "ledger")
+    # The append, the projection and the rebuild each run in a worker process of their own, as
+    # their commands do, so that each one's peak memory is measured (benchmarks/workers.py).
+    ledger_dir = workdir / "ledger"
+    appended = workers.in_worker(workers.append, ledger_dir, source, SQLITE_BATCH)
+    summary = appended.result
+    journey = _journey(ledger_dir)
     try:
-        with open(source, "rb") as lines:
-            summary, seconds = _timed(lambda: ingest(journey.ledger, lines, batch_size=SQLITE_BATCH))
         stored, limit_s = sqlite_limit(journey, workdir / "raw.sqlite")
-        append = Row("append (JSONL -> SQLite)", events=summary.lines, seconds=seconds,
-                     limit_events=stored, limit_seconds=limit_s,
-                     note=(f"{summary.recorded:,} recorded, {len(summary.rejected):,} rejected, "
+        append = Row("append (JSONL -> SQLite)", events=summary["lines"], seconds=appended.seconds,
+                     limit_events=stored, limit_seconds=limit_s, peak_rss_mib=appended.peak_rss_mib,
+                     note=(f"{summary['recorded']:,} recorded, {summary['rejected']:,} rejected, "
                            f"{stored:,} stored events; limit: raw sqlite3, {SQLITE_BATCH}/txn"))
         rows.append(append)
-        _say(f"append: {append.rate or 0:,.0f}/s (limit {append.limit_rate or 0:,.0f}/s)")
+        _say(f"append: {append.rate or 0:,.0f}/s (limit {append.limit_rate or 0:,.0f}/s), "
+             f"worker peak {appended.peak_rss_mib:,.0f} MiB")
 
         rows.append(_baseline(workdir, source, facts, append))
         _say("baseline done")
 
-        projected, seconds = _timed(journey.project)
+        journey.close()  # the projection worker opens the store and the DuckDB file itself
+        projected = workers.in_worker(workers.project, ledger_dir)
+        journey = _journey(ledger_dir)
         limit_n, limit_s = arrow_limit(journey.projections, workdir / "raw.duckdb")
-        projection = Row("projection (store -> DuckDB)", events=projected, seconds=seconds,
-                         limit_events=limit_n, limit_seconds=limit_s,
+        projection = Row("projection (store -> DuckDB)", events=projected.result,
+                         seconds=projected.seconds, limit_events=limit_n, limit_seconds=limit_s,
+                         peak_rss_mib=projected.peak_rss_mib,
                          note=f"limit: Arrow inserts of the events rows, {ARROW_BATCH:,}/txn")
         rows.append(projection)
-        _say(f"projection: {projection.rate or 0:,.0f}/s")
+        _say(f"projection: {projection.rate or 0:,.0f}/s, worker peak {projected.peak_rss_mib:,.0f} MiB")
 
-        result = rebuild.from_store(journey.app, workdir / "rebuild")
-        rows.append(Row("rebuild from store", events=result.events, seconds=result.seconds,
-                        limit_events=limit_n, limit_seconds=limit_s,
+        rebuilt = workers.in_worker(workers.rebuild, ledger_dir, workdir / "rebuild")
+        rows.append(Row("rebuild from store", events=rebuilt.result["events"],
+                        seconds=rebuilt.result["seconds"], limit_events=limit_n,
+                        limit_seconds=limit_s, peak_rss_mib=rebuilt.peak_rss_mib,
                         note="rebuild.from_store: every projection into a fresh DuckDB file"))
-        _say("rebuild done")
+        _say(f"rebuild done, worker peak {rebuilt.peak_rss_mib:,.0f} MiB")
 
         rows.append(contact_row(journey.projections))
         rows.append(_analyst_row(journey.projections, workdir))
@@ -570,28 +581,25 @@ def _num(value: float | None, fmt: str) -> str:
 
 def table(rows: list[Row]) -> str:
     lines = [f"{'path':<40} {'events':>9} {'seconds':>9} {'events/s':>11} {'limit ev/s':>11} "
-             f"{'ratio':>6}  note"]
+             f"{'ratio':>6} {'RSS MiB':>7}  note"]
     for r in rows:
         if r.status != "ok":
             lines.append(f"{r.path:<40} {r.status}" + (f" ({r.note})" if r.note else ""))
             continue
         lines.append(f"{r.path:<40} {r.events:>9,} {_num(r.seconds, '9.3f')} "
                      f"{_num(r.rate, '11,.0f')} {_num(r.limit_rate, '11,.0f')} "
-                     f"{_num(r.ratio, '6.2f')}  {r.note}")
+                     f"{_num(r.ratio, '6.2f')} {_num(r.peak_rss_mib, '7,.0f')}  {r.note}")
+    lines.append("RSS MiB: the peak resident set of the worker process that ran the path alone "
+                 "(benchmarks/workers.py)")
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------- one size per process
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident set (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
 def document(events: int, rows: list[Row]) -> dict[str, Any]:
-    return {"events": events, "rows": [r.to_json() for r in rows], "peak_rss_mib": round(peak_rss_mib(), 1)}
+    return {"events": events, "rows": [r.to_json() for r in rows],
+            "peak_rss_mib": round(workers.peak_rss_mib(), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -616,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(table(rows))
-        print(f"peak RSS {peak_rss_mib():,.0f} MiB")
+        print(f"peak RSS {workers.peak_rss_mib():,.0f} MiB")
     return 0
 
 
@@ -675,7 +683,11 @@ def growth_table(docs: list[dict[str, Any]]) -> str:
         lines.append(f"{'  limit: history_of alone':<40}"
                      + "".join(cell(r.get(path), "limit_median_ms", ",.2f") for r in rows))
     lines.append("")
-    lines.append(f"{'peak RSS of the bench process, MiB':<40}"
+    lines.append(f"{'peak RSS of each worker, MiB':<40}" + "".join(f"{n:>14,}" for n in sizes))
+    for path in PATHS:
+        if any(r.get(path, {}).get("peak_rss_mib") for r in rows):
+            lines.append(f"{path:<40}" + "".join(cell(r.get(path), "peak_rss_mib", ",.0f") for r in rows))
+    lines.append(f"{'the bench process itself':<40}"
                  + "".join(f"{float(d['peak_rss_mib']):>14,.0f}" for d in docs))
     return "\n".join(lines)
 

@@ -26,9 +26,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from consumers.kafka_ingest import KafkaIngest
-from consumers.kafka_projector import run_projector
-from consumers.relay import Relay
+from benchmarks import workers
 from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
@@ -43,6 +41,8 @@ class Step:
     name: str
     events: int
     seconds: float
+    #: The worker process's own peak resident set, MiB (steps run by benchmarks/workers.py).
+    peak_rss_mib: float | None = None
 
     @property
     def rate(self) -> float:
@@ -55,6 +55,15 @@ def timed(name: str, events: int, steps: list[Step], fn: Callable[[], Any]) -> A
     steps.append(Step(name, events, time.perf_counter() - started))
     print(f"  {name:<34} {steps[-1].seconds:8.2f} s  {steps[-1].rate:10,.0f}/s", file=sys.stderr)
     return result
+
+
+def timed_worker(name: str, events: int, steps: list[Step], fn: Callable[..., Any], *args: Any) -> Any:
+    """A ledger worker in a process of its own (its seconds exclude the interpreter's start)."""
+    measured = workers.in_worker(fn, *args)
+    steps.append(Step(name, events, measured.seconds, measured.peak_rss_mib))
+    print(f"  {name:<34} {measured.seconds:8.2f} s  {steps[-1].rate:10,.0f}/s  "
+          f"peak {measured.peak_rss_mib:,.0f} MiB", file=sys.stderr)
+    return measured.result
 
 
 def create_topics(bootstrap_servers: str, *topics: str) -> None:
@@ -114,27 +123,25 @@ def run_pipeline(events: int, bootstrap_servers: str, workdir: Path, postgres_ur
                         postgres_url=postgres_url, kafka_bootstrap=bootstrap_servers,
                         events_topic=events_topic, touchpoints_topic=touchpoints,
                         dlq_topic=f"bench-{run}-dlq", partitions=PARTITIONS)
+    # Each ledger worker runs in a process of its own, as its command does (journey ingest,
+    # journey relay, journey project --source kafka), so its peak memory is its own.
     journey: Journey = bootstrap(settings)
     try:
-        ingest = KafkaIngest(journey.ledger, bootstrap=bootstrap_servers, topic=touchpoints,
-                             dlq_topic=settings.dlq_topic, group=f"bench-{run}-ingest",
-                             max_records=5000)
-        stats = timed("ingest (touchpoints -> store)", n, steps, lambda: ingest.run(once=True))
+        stats = timed_worker("ingest (touchpoints -> store)", n, steps, workers.kafka_ingest,
+                             settings, f"bench-{run}-ingest")
         head = journey.app.recorder.max_notification_id() or 0
-        relay = Relay(app=journey.app, bootstrap=bootstrap_servers, topic=events_topic,
-                      partitions=PARTITIONS)
-        timed("relay (store -> journey.events)", head, steps, lambda: relay.run(follow=False))
-        projected = timed("projection (journey.events -> DuckDB)", head, steps, lambda: run_projector(
-            journey.app, bootstrap=bootstrap_servers, topic=events_topic,
-            directory=settings.partitions_dir, group=f"bench-{run}-projector", once=True))
+        timed_worker("relay (store -> journey.events)", head, steps, workers.relay, settings)
+        projected = timed_worker("projection (journey.events -> DuckDB)", head, steps,
+                                 workers.kafka_project, settings, f"bench-{run}-projector")
         total = sum(s.seconds for s in steps[2:])
         steps.append(Step("end to end (produce..projection)", n, total))
-        return {"touchpoints": n, "stored_events": head, "recorded": stats.recorded,
-                "dead_lettered": stats.dead_lettered, "projected": projected.applied,
+        return {"touchpoints": n, "stored_events": head, "recorded": stats["recorded"],
+                "dead_lettered": stats["dead_lettered"], "projected": projected["applied"],
                 "topics": {"touchpoints": touchpoints, "events": events_topic},
                 "settings": settings,
                 "steps": [{"step": s.name, "events": s.events, "seconds": round(s.seconds, 3),
-                           "per_second": round(s.rate)} for s in steps]}
+                           "per_second": round(s.rate), "peak_rss_mib": s.peak_rss_mib}
+                          for s in steps]}
     finally:
         journey.close()
 

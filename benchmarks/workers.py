@@ -1,0 +1,150 @@
+"""Each worker of the ledger timed in a fresh interpreter, so that its peak memory is its own.
+
+Issue 8 asks for the peak memory of each worker at 1M events. ``ru_maxrss`` is a per-process
+high-water mark: measured inside the bench process it would be the bench's (the workload, the
+limit runs' rows, the pipeline's topic reads), not the worker's. So the append, the
+projection, the rebuild and the three Kafka workers (ingest, relay, projector) each run in a
+``spawn``-ed child: a new interpreter that imports only what the worker imports, opens the
+store itself as its CLI command would, runs, and reports its own seconds and peak RSS. A
+``fork``-ed child would inherit the bench's pages and count them.
+
+The seconds are measured inside the child around the work alone: the interpreter's start-up
+and imports are not part of a path's rate (a long-running worker pays them once).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Measured:
+    result: Any
+    seconds: float
+    #: The worker process's peak resident set, MiB (start-up and imports included).
+    peak_rss_mib: float
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def in_worker(fn: Callable[..., Any], *args: Any) -> Measured:
+    """Run ``fn(*args)`` (a module-level function of this module) in a fresh interpreter."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        measured: Measured = pool.submit(_measure, fn, args).result()
+    return measured
+
+
+def _measure(fn: Callable[..., Any], args: tuple[Any, ...]) -> Measured:
+    import logging
+
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    started = time.perf_counter()
+    result = fn(*args)
+    return Measured(result, time.perf_counter() - started, round(peak_rss_mib(), 1))
+
+
+# ------------------------------------------------------------------ the embedded workers
+
+
+def _open(directory: Path) -> Any:
+    from journey.bootstrap import bootstrap
+    from journey.config import Settings
+
+    return bootstrap(Settings(data_dir=directory))
+
+
+def append(directory: Path, source: Path, batch: int) -> dict[str, Any]:
+    """``journey append FILE``: the workload into the store."""
+    from consumers.jsonl_ingest import ingest
+
+    journey = _open(directory)
+    try:
+        with open(source, "rb") as lines:
+            summary = ingest(journey.ledger, lines, batch_size=batch)
+    finally:
+        journey.close()
+    return {"lines": summary.lines, "recorded": summary.recorded,
+            "rejected": len(summary.rejected), "duplicates": summary.duplicates}
+
+
+def project(directory: Path) -> int:
+    """``journey project``: the embedded projections up to the store's head."""
+    journey = _open(directory)
+    try:
+        projected: int = journey.project()
+    finally:
+        journey.close()
+    return projected
+
+
+def rebuild(directory: Path, target: Path) -> dict[str, Any]:
+    """``journey replay rebuild``: every projection from the store into a fresh directory."""
+    from replay import rebuild as rebuilding
+
+    journey = _open(directory)
+    try:
+        result = rebuilding.from_store(journey.app, target)
+    finally:
+        journey.close()
+    return {"events": result.events, "position": result.position, "seconds": result.seconds}
+
+
+# ------------------------------------------------------------------ the Kafka workers
+
+
+def kafka_ingest(settings: Any, group: str) -> dict[str, Any]:
+    """``journey ingest``: journey.touchpoints into the store, until caught up."""
+    from consumers.kafka_ingest import KafkaIngest
+    from journey.bootstrap import bootstrap
+
+    journey = bootstrap(settings)
+    try:
+        ingest = KafkaIngest(journey.ledger, bootstrap=settings.kafka_bootstrap,
+                             topic=settings.touchpoints_topic, dlq_topic=settings.dlq_topic,
+                             group=group, max_records=5000)
+        stats = ingest.run(once=True)
+    finally:
+        journey.close()
+    return {"recorded": stats.recorded, "dead_lettered": stats.dead_lettered}
+
+
+def relay(settings: Any) -> dict[str, Any]:
+    """``journey relay``: the store's log onto journey.events, until caught up."""
+    from consumers.relay import Relay
+    from journey.bootstrap import bootstrap
+
+    journey = bootstrap(settings)
+    try:
+        summary = Relay(app=journey.app, bootstrap=settings.kafka_bootstrap,
+                        topic=settings.events_topic, partitions=settings.partitions).run(follow=False)
+    finally:
+        journey.close()
+    return {"published": summary.published}
+
+
+def kafka_project(settings: Any, group: str) -> dict[str, Any]:
+    """``journey project --source kafka --once``: journey.events into one DuckDB file per partition."""
+    from consumers.kafka_projector import run_projector
+    from journey.bootstrap import bootstrap
+
+    journey = bootstrap(settings)
+    try:
+        stats = run_projector(journey.app, bootstrap=settings.kafka_bootstrap,
+                              topic=settings.events_topic, directory=settings.partitions_dir,
+                              group=group, once=True)
+    finally:
+        journey.close()
+    return {"applied": stats.applied}
