@@ -50,7 +50,10 @@ def in_worker(fn: Callable[..., Any], *args: Any) -> Measured:
 def _measure(fn: Callable[..., Any], args: tuple[Any, ...]) -> Measured:
     import logging
 
+    from journey.runtime import tune_gc
+
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    tune_gc()  # as the CLI entry point does
     started = time.perf_counter()
     result = fn(*args)
     return Measured(result, time.perf_counter() - started, round(peak_rss_mib(), 1))

@@ -22,24 +22,30 @@ Headers = list[tuple[str, bytes]]
 
 
 def encode_event(sf: StoredFact) -> tuple[bytes, bytes, Headers]:
+    # The relay's own work per event competes with kafka-python's sender thread for the GIL,
+    # so every microsecond here is one the producer does not get: one str() of the stream id,
+    # %-formatted bytes for the numbers.
     fact = sf.fact
+    event_id = fact["event_id"]
+    customer = fact["customer_uuid"]
+    stream = str(sf.stream_id)
     value = {
         "position": sf.position,
-        "event_id": fact["event_id"],
-        "customer_id": fact["customer_uuid"],
-        "stream_id": str(sf.stream_id),
+        "event_id": event_id,
+        "customer_id": customer,
+        "stream_id": stream,
         "stream_version": sf.stream_version,
         "recorded_at": sf.recorded_at.isoformat(),
         "fact": fact,
     }
     headers = [
         ("type", fact["type"].encode()),
-        ("event_id", fact["event_id"].encode()),
-        ("stream_id", str(sf.stream_id).encode()),
-        ("customer_version", str(sf.stream_version).encode()),
-        ("position", str(sf.position).encode()),
+        ("event_id", event_id.encode()),
+        ("stream_id", stream.encode()),
+        ("customer_version", b"%d" % sf.stream_version),
+        ("position", b"%d" % sf.position),
     ]
-    return fact["customer_uuid"].encode(), orjson.dumps(value), headers
+    return customer.encode(), orjson.dumps(value), headers
 
 
 def decode_event(value: bytes) -> StoredFact:

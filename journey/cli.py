@@ -26,6 +26,7 @@ from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from journey.faults import pause_at_batch
 from journey.references import reference_key
+from journey.runtime import tune_gc
 from journey.textview import render_text
 
 DEMO_MARKER = ".demo"
@@ -373,6 +374,7 @@ PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "jo
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
+    tune_gc()
     args = build_parser().parse_args(argv)
     settings = Settings.load(args.data_dir)
     if args.command == "demo":
