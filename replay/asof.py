@@ -25,6 +25,7 @@ from domain import catalogue
 from ledger.application import JourneyApplication, StoredFact, opener, record_history, sealed_history_of
 from projections import customer_view
 from projections.customer_view import View
+from replay import fact_reader
 
 Axis = Literal["recorded", "occurred"]
 Keep = Callable[[StoredFact], bool]
@@ -63,13 +64,43 @@ def gather(app: JourneyApplication, root: str, keep: Keep,
     return record_history(sealed_history_of(app), root, keep, open_kept=opener(app)).facts
 
 
+def gather_cut(app: JourneyApplication, root: str, cut: fact_reader.Cut, keep: Keep) -> list[StoredFact]:
+    """:func:`gather` for a cut ``fact_reader`` can apply to the stored bytes (the same facts;
+    ``keep`` must be the same cut, used where the store is not one it reads)."""
+    read = fact_reader.reader(app, cut)
+    if read is None:
+        return gather(app, root, keep)
+    return record_history(read, root, _everything, open_kept=fact_reader.opener(app)).facts
+
+
+def _everything(sf: StoredFact) -> bool:
+    return True
+
+
+#: A fact as the view and the timeline read it: (stored fact, upcast fact, channel, recorded_at
+#: in ISO form). Prepared once per view: the fold and the timeline both need every one.
+Prepared = tuple[StoredFact, dict[str, Any], str | None, str]
+
+
+def prepare(facts: list[StoredFact]) -> list[Prepared]:
+    upcast, channel_of = catalogue.upcast, catalogue.channel_of
+    prepared = []
+    for sf in facts:
+        fact = upcast(sf.fact)
+        prepared.append((sf, fact, channel_of(fact), sf.recorded_at.isoformat()))
+    return prepared
+
+
 def fold(customer_id: str, facts: list[StoredFact]) -> View:
     """The fold state of these facts (customer_view.apply on each, as the projection does)."""
+    return _fold(customer_id, prepare(facts))
+
+
+def _fold(customer_id: str, prepared: list[Prepared]) -> View:
     view = customer_view.new_view(customer_id)
-    for sf in facts:
-        fact = catalogue.upcast(sf.fact)
-        entry = customer_view.entry_of(fact, sf.position, sf.recorded_at.isoformat())
-        customer_view.apply(view, fact, entry, catalogue.channel_of(fact))
+    entry_of, apply = customer_view.entry_of, customer_view.apply
+    for sf, fact, channel, recorded in prepared:
+        apply(view, fact, entry_of(fact, sf.position, recorded), channel)
     return view
 
 
@@ -91,32 +122,40 @@ class AsOf:
 
     def timeline(self) -> list[dict[str, Any]]:
         """Rows shaped like ``ProjectionStore.timeline`` (what ``render_text`` reads)."""
+        return self._timeline(prepare(self.facts))
+
+    def _timeline(self, prepared: list[Prepared]) -> list[dict[str, Any]]:
         late = {sf.position for sf in self.late}
+        order = sorted(prepared, key=lambda p: (occurred_at(p[0]), p[0].position))
         rows = []
-        for sf in sorted(self.facts, key=lambda s: (occurred_at(s), s.position)):
-            fact = catalogue.upcast(sf.fact)
+        for sf, fact, channel, recorded in order:
             data = fact.get("data", {})
             rows.append({
                 "position": sf.position, "event_id": fact["event_id"], "type": fact["type"],
-                "occurred_at": fact["occurred_at"], "recorded_at": sf.recorded_at.isoformat(),
+                "occurred_at": fact["occurred_at"], "recorded_at": recorded,
                 "source": fact["source"], "source_id": fact["id"],
                 "department": fact.get("department"), "agent": fact.get("agent"),
-                "channel": catalogue.channel_of(fact), "purpose": data.get("purpose"),
+                "channel": channel, "purpose": data.get("purpose"),
                 "campaign": data.get("campaign"), "case_id": data.get("case_id"),
                 "data": data, "late": sf.position in late,
             })
         return rows
 
     def to_json(self) -> dict[str, Any]:
+        prepared = prepare(self.facts)
+        iso = {id(p[0]): p[3] for p in prepared}  # late facts are among the facts: ISO once
+
+        def recorded(sf: StoredFact) -> str:
+            return iso[id(sf)] if id(sf) in iso else sf.recorded_at.isoformat()
         return {
-            **self.rendered(),
+            **customer_view.render(_fold(self.customer_id, prepared), now=self.at),
             "as_of": {"axis": self.axis, "at": self.at.isoformat(),
                       "facts": len(self.facts),
                       "through_position": max((sf.position for sf in self.facts), default=0)},
             "recorded_late": [{"event_id": sf.fact["event_id"], "type": sf.fact["type"],
                                "position": sf.position, "occurred_at": sf.fact["occurred_at"],
-                               "recorded_at": sf.recorded_at.isoformat()} for sf in self.late],
-            "timeline": self.timeline(),
+                               "recorded_at": recorded(sf)} for sf in self.late],
+            "timeline": self._timeline(prepared),
         }
 
 
@@ -124,12 +163,15 @@ def as_of(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis) -
     """``customer_id``'s view at ``at`` on one axis (see the module docstring)."""
     at = at.astimezone(UTC)
     if axis == "recorded":
-        facts = gather(app, customer_id, lambda sf: sf.recorded_at <= at)
+        facts = gather_cut(app, customer_id, fact_reader.Cut("recorded", at),
+                           lambda sf: sf.recorded_at <= at)
         return AsOf(customer_id, axis, at, facts)
-    facts = gather(app, customer_id, lambda sf: occurred_at(sf) <= at)
+    facts = gather_cut(app, customer_id, fact_reader.Cut("occurred", at),
+                       lambda sf: occurred_at(sf) <= at)
     return AsOf(customer_id, axis, at, facts, late=[sf for sf in facts if sf.recorded_at > at])
 
 
 def through_position(app: JourneyApplication, customer_id: str, position: int) -> list[StoredFact]:
     """``customer_id``'s facts (with merged records') at store positions <= ``position``."""
-    return gather(app, customer_id, lambda sf: sf.position <= position)
+    return gather_cut(app, customer_id, fact_reader.Cut("position", position=position),
+                      lambda sf: sf.position <= position)
