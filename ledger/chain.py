@@ -75,9 +75,11 @@ def links_for(
         keyed.append((position, owner.get((stream, version), stream), stream, version, state))
     heads = dict(read_heads(sorted({k[1] for k in keyed})))
     links = []
+    sha256, pack = hashlib.sha256, _VERSION.pack
     for position, customer, stream, version, state in keyed:
         prev = heads.get(customer, GENESIS)
-        digest = link_hash(prev, UUID(stream), version, state)
+        # link_hash without parsing the hex into a UUID: its 16 bytes are the hex's.
+        digest = sha256(prev + bytes.fromhex(stream) + pack(version) + state).digest()
         heads[customer] = digest
         links.append(Link(position, customer, stream, version, prev, digest))
     return links
@@ -124,7 +126,7 @@ def sqlite_write(cursor: Any, positions: Sequence[int], stored_events: Sequence[
     cursor.executemany(
         "INSERT INTO journey_chain_heads VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE "
         "SET position=excluded.position, hash=excluded.hash",
-        [(c, p, h) for c, (p, h) in _heads_of(links).items()])
+        sorted((c, p, h) for c, (p, h) in _heads_of(links).items()))
     cursor.execute("INSERT OR IGNORE INTO journey_chain_start VALUES (1, ?)", (links[0].position,))
 
 

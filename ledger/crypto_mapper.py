@@ -36,8 +36,10 @@ def _cipher(key: bytes) -> AESGCM:
     return AESGCM(key)
 
 
-def encrypt(key: bytes, plain: dict[str, Any], event_id: str) -> str:
-    nonce = os.urandom(NONCE_BYTES)
+def encrypt(key: bytes, plain: dict[str, Any], event_id: str, nonce: bytes | None = None) -> str:
+    """``nonce``: 12 random bytes (the write path draws a batch's nonces in one call)."""
+    if nonce is None:
+        nonce = os.urandom(NONCE_BYTES)
     sealed = _cipher(key).encrypt(nonce, orjson.dumps(plain), event_id.encode())
     return base64.b64encode(nonce + sealed).decode("ascii")
 
@@ -57,16 +59,62 @@ def decrypt(key: bytes, envelope: str, event_id: str) -> dict[str, Any] | None:
 PERSONAL_ATTRIBUTES = ("customer_number",)
 
 
-def seal(fact: dict[str, Any], ring: KeyRing, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The fact as stored: public part in clear, personal part (and ``attributes``) encrypted."""
-    public, private = personal.split(fact)
+def split(fact: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`domain.personal.split`, with its per-identity check skipped where it cannot
+    matter: only a ``customer_id`` can be a ledger id (public). It ran for every identity of
+    every fact and was most of the sealing time. ``tests/unit/test_sealing.py`` holds the two
+    to the same result."""
+    ref = fact.get("customer")
+    data = fact.get("data")
+    if not isinstance(ref, dict):
+        personal_ref: dict[str, Any] = {}
+    elif "customer_id" in ref:
+        personal_ref = {k: v for k, v in ref.items() if personal.is_personal_reference(k, v)}
+    else:
+        personal_ref = dict(ref)
+    if isinstance(data, dict) and fact.get("type") not in personal.NO_PERSONAL_DATA:
+        names = personal.PERSONAL_DATA
+        personal_data = {k: v for k, v in data.items() if k in names and v is not None}
+    else:
+        personal_data = {}
+    private: dict[str, Any] = {}
+    public = dict(fact)
+    if personal_ref:
+        private["customer"] = personal_ref
+        public["customer"] = {k: (None if k in personal_ref else v) for k, v in ref.items()}  # type: ignore[union-attr]
+    if personal_data:
+        private["data"] = personal_data
+        public["data"] = {k: (None if k in personal_data else v) for k, v in data.items()}  # type: ignore[union-attr]
+    return public, private
+
+
+def seal(fact: dict[str, Any], ring: KeyRing, attributes: dict[str, Any] | None = None,
+         customer_id: UUID | None = None, nonce: bytes | None = None) -> dict[str, Any]:
+    """The fact as stored: public part in clear, personal part (and ``attributes``) encrypted.
+    ``customer_id`` is ``fact["customer_uuid"]`` when the caller has it as a UUID already."""
+    public, private = split(fact)
     if attributes:
         private["event"] = attributes
     if not private:
         return fact
-    key = ring.key_for_write(UUID(fact["customer_uuid"]))
-    public[personal.ENVELOPE] = encrypt(key, private, fact["event_id"])
+    key = ring.key_for_write(customer_id if customer_id is not None else UUID(fact["customer_uuid"]))
+    public[personal.ENVELOPE] = encrypt(key, private, fact["event_id"], nonce)
     return public
+
+
+def seal_state(event_state: dict[str, Any], ring: KeyRing, customer_id: UUID,
+               nonce: bytes | None = None) -> dict[str, Any]:
+    """An event's state (its attributes without originator id and version) as
+    :meth:`CryptoMapper.to_stored_event` stores it: the fact sealed, and the personal event
+    attributes moved into the sealed part. The write path builds states without domain-event
+    objects (ledger/streams.py) and seals them here, so both ways store the same thing."""
+    fact = event_state.get("fact")
+    if isinstance(fact, dict) and "customer_uuid" in fact and "event_id" in fact:
+        attributes = {k: event_state[k] for k in PERSONAL_ATTRIBUTES if event_state.get(k) is not None}
+        event_state["fact"] = seal(fact, ring, attributes, customer_id, nonce)
+        if personal.ENVELOPE in event_state["fact"]:
+            event_state.update(dict.fromkeys(attributes))
+    return event_state
 
 
 def unseal(stored: dict[str, Any], ring: KeyRing, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -97,22 +145,31 @@ class CryptoMapper(Mapper[UUID]):
         event_state = dict(vars(domain_event))
         fact = event_state.get("fact")
         if isinstance(fact, dict) and "customer_uuid" in fact and "event_id" in fact:
-            attributes = {k: event_state[k] for k in PERSONAL_ATTRIBUTES if event_state.get(k) is not None}
-            event_state["fact"] = seal(fact, self.ring, attributes)
-            if personal.ENVELOPE in event_state["fact"]:
-                event_state.update(dict.fromkeys(attributes))
+            seal_state(event_state, self.ring, UUID(fact["customer_uuid"]))
         originator_id = event_state.pop("originator_id")
         originator_version = event_state.pop("originator_version")
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             event_state["class_version"] = class_version
+        return StoredEvent(originator_id=originator_id, originator_version=originator_version,
+                           topic=get_topic(domain_event.__class__), state=self.encode_state(event_state))
+
+    def encode_state(self, event_state: dict[str, Any]) -> bytes:
+        """Sealed event state -> stored bytes (transcoder, then compressor and cipher if set)."""
         stored_state = self.transcoder.encode(event_state)
         if self.compressor:
             stored_state = self.compressor.compress(stored_state)
         if self.cipher:
             stored_state = self.cipher.encrypt(stored_state)
-        return StoredEvent(originator_id=originator_id, originator_version=originator_version,
-                           topic=get_topic(domain_event.__class__), state=stored_state)
+        return stored_state
+
+    def decode_state(self, stored_state: bytes) -> dict[str, Any]:
+        """Stored bytes -> event state, still sealed (what the write path reads of a stream)."""
+        if self.cipher:
+            stored_state = self.cipher.decrypt(stored_state)
+        if self.compressor:
+            stored_state = self.compressor.decompress(stored_state)
+        return cast(dict[str, Any], self.transcoder.decode(stored_state))
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         domain_event = super().to_domain_event(stored_event)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 from uuid import UUID
 
@@ -63,6 +64,30 @@ class WriteIndex(Protocol):
     def merged_into(self, customer_id: UUID) -> list[UUID]: ...
 
     def load_keys(self, ids: Iterable[UUID]) -> dict[UUID, bytes | None]: ...
+
+    def identities_by_customer(self, ids: Iterable[UUID]) -> dict[UUID, list[str]]:
+        """Each customer's identity keys (sorted), for those that have any."""
+        ...
+
+    def stream_versions(self, ids: Iterable[UUID]) -> dict[UUID, int]:
+        """The last version of each stream that has events."""
+        ...
+
+    def first_states(self, ids: Iterable[UUID]) -> dict[UUID, bytes]:
+        """The stored state of each stream's first event."""
+        ...
+
+    def stream_states(self, ids: Iterable[UUID], needle: bytes | None) -> dict[UUID, list[bytes]]:
+        """The stored states (in version order) of these streams that contain ``needle``
+        (every state when None): a superset the caller decodes and filters."""
+        ...
+
+
+@lru_cache(maxsize=1 << 18)
+def uuid_of(text: str) -> UUID:
+    """A stored id (hex) as a UUID: the same ids come back batch after batch, and parsing one
+    cost more than the dict lookup does."""
+    return UUID(text)
 
 
 def chunks(items: Iterable[str], size: int = 500) -> Iterable[list[str]]:

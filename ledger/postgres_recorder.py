@@ -162,6 +162,24 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             "WHERE f.customer_id = %s ORDER BY s.notification_id"
         )
         self.count_facts_statement = sql("SELECT COUNT(*) AS n FROM {schema}.journey_facts")
+        self.select_identities_by_customer_statement = sql(
+            "SELECT customer_id, identity FROM {schema}.journey_identities "
+            "WHERE customer_id = ANY(%s::uuid[]) ORDER BY customer_id, identity"
+        )
+        self.select_stream_versions_statement = sql(
+            "SELECT originator_id, MAX(originator_version) AS v FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%s::uuid[]) GROUP BY originator_id"
+        )
+        self.select_first_states_statement = sql(
+            "SELECT originator_id, state FROM {schema}.{events} "
+            "WHERE originator_version = 1 AND originator_id = ANY(%s::uuid[])"
+        )
+        self.select_stream_states_statement = sql(
+            "SELECT originator_id, state FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%s::uuid[]) "
+            "AND (%s::bytea IS NULL OR position(%s::bytea IN state) > 0) "
+            "ORDER BY originator_id, originator_version"
+        )
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -290,6 +308,40 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             return {}
         return {r["customer_id"]: bytes(r["key"]) if r["key"] is not None else None
                 for r in self._fetch(self.select_keys_statement, wanted)}
+
+    @_RETRY
+    def identities_by_customer(self, ids: Iterable[UUID]) -> dict[UUID, list[str]]:
+        wanted = list(ids)
+        found: dict[UUID, list[str]] = {}
+        if wanted:
+            for r in self._fetch(self.select_identities_by_customer_statement, wanted):
+                found.setdefault(r["customer_id"], []).append(r["identity"])
+        return found
+
+    @_RETRY
+    def stream_versions(self, ids: Iterable[UUID]) -> dict[UUID, int]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        rows = self._fetch(self.select_stream_versions_statement, wanted)
+        return {r["originator_id"]: int(r["v"]) for r in rows}
+
+    @_RETRY
+    def first_states(self, ids: Iterable[UUID]) -> dict[UUID, bytes]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        return {r["originator_id"]: bytes(r["state"])
+                for r in self._fetch(self.select_first_states_statement, wanted)}
+
+    @_RETRY
+    def stream_states(self, ids: Iterable[UUID], needle: bytes | None) -> dict[UUID, list[bytes]]:
+        wanted = list(ids)
+        found: dict[UUID, list[bytes]] = {}
+        if wanted:
+            for r in self._fetch(self.select_stream_states_statement, wanted, needle, needle):
+                found.setdefault(r["originator_id"], []).append(bytes(r["state"]))
+        return found
 
     @_RETRY
     def fact_count(self) -> int:
