@@ -62,11 +62,12 @@ def cmd_rebuild(args: argparse.Namespace, journey: Journey) -> int:
             tick = _ticker("rebuild")
             result = rebuilder.from_kafka(
                 journey.app, target, bootstrap=args.bootstrap or settings.kafka_bootstrap,
-                topic=args.topic or settings.events_topic, batch=args.batch,
+                topic=args.topic or settings.events_topic, batch=args.batch or DEFAULT_BATCH,
                 on_progress=_progress("rebuild"),
                 on_read=lambda n: tick(f"{n:,} records read from the topic"))
         else:
-            result = rebuilder.from_store(journey.app, target, batch=args.batch,
+            result = rebuilder.from_store(journey.app, target,
+                                          batch=args.batch or rebuilder.REBUILD_BATCH,
                                           on_progress=_progress("rebuild"))
     except rebuilder.RebuildError as error:
         print(f"journey replay rebuild: {error}", file=sys.stderr)
@@ -253,7 +254,9 @@ def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, 
     r.add_argument("--source", choices=("store", "kafka"), default="store",
                    help="store: the event store's log; kafka: the topic journey.events from its start")
     r.add_argument("--into", help="a new or empty directory (default DATA_DIR/rebuild-<timestamp>)")
-    r.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="events per transaction")
+    r.add_argument("--batch", type=int, default=None,
+                   help="events per transaction (default: 1,000,000 from the store, "
+                        f"{DEFAULT_BATCH:,} from Kafka)")
     r.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP)")
     r.add_argument("--topic", help="events topic (env JOURNEY_EVENTS_TOPIC)")
     r.add_argument("--json", action="store_true")
