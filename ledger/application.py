@@ -43,6 +43,14 @@ class JourneyApplication(Application[UUID]):
     def index(self) -> WriteIndex:
         return cast(WriteIndex, self.recorder)
 
+    def close(self) -> None:
+        # The SQLite recorder checkpoints its WAL beside the writer (ledger/wal_checkpoint.py):
+        # the copy in flight finishes before the store closes.
+        wait = getattr(self.recorder, "wait_for_checkpoint", None)
+        if wait is not None:
+            wait()
+        super().close()
+
 
 def sqlite_env(path: str, cache_size: int = DEFAULT_CACHE_SIZE) -> dict[str, str]:
     env = {

@@ -7,9 +7,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
-from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteCursor,
+    SQLiteProcessRecorder,
+)
 
-from ledger import chain
+from ledger import chain, wal_checkpoint
 from ledger.index import CustomerRecord, IndexChanges, chunks
 from ledger.index import uuid_of as _uuid
 
@@ -20,6 +24,35 @@ WRITER_CACHE_KIB = 65536
 
 
 class JourneySQLiteRecorder(SQLiteProcessRecorder):
+    _checkpointer: wal_checkpoint.BackgroundCheckpointer | None = None
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # Checkpoints run beside the writer, not in its COMMIT (see ledger/wal_checkpoint.py).
+        checkpointer = self._background_checkpointer()
+        if checkpointer is not None:
+            checkpointer.before_write()
+        returning = super().insert_events(stored_events, **kwargs)
+        if checkpointer is not None:
+            checkpointer.start()
+        return returning
+
+    def _background_checkpointer(self) -> wal_checkpoint.BackgroundCheckpointer | None:
+        pool = self.datastore.pool
+        if not wal_checkpoint.WRITER_LIMIT_PAGES or pool.is_sqlite_memory_mode:
+            return None
+        if self._checkpointer is None:
+            self._checkpointer = wal_checkpoint.BackgroundCheckpointer(
+                pool.db_name, pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT)
+        return self._checkpointer
+
+    def wait_for_checkpoint(self) -> None:
+        """Called before the store is closed (JourneyApplication.close): as SQLite's own
+        checkpoint in COMMIT did, so once closed the database file is complete without its WAL."""
+        if self._checkpointer is not None:
+            self._checkpointer.wait()
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -48,6 +81,8 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
     ) -> Sequence[int] | None:
         if WRITER_CACHE_KIB:
             c.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        if wal_checkpoint.WRITER_LIMIT_PAGES and not self.datastore.pool.is_sqlite_memory_mode:
+            c.execute(f"PRAGMA wal_autocheckpoint = {wal_checkpoint.WRITER_LIMIT_PAGES}")
         # One executemany instead of eventsourcing's row-by-row inserts (it wants each rowid).
         # Inside this write transaction SQLite gives the rows consecutive rowids after the
         # current maximum, so the notification ids are the last n up to the new maximum.
@@ -114,6 +149,7 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
     def scrub(self) -> None:
         """After a forget: copy the WAL into the database file and truncate it, so the pages
         that held the deleted rows (and the old keys) are overwritten in the file too."""
+        self.wait_for_checkpoint()  # a checkpoint in flight would make this one return busy
         with self.datastore.transaction(commit=False) as c:
             c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             c.fetchall()
