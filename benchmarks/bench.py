@@ -171,16 +171,23 @@ def _stored_rows(journey: Journey, table: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in c.fetchall()]
 
 
+def _fresh_like(journey: Journey, path: Path) -> sqlite3.Connection:
+    """A fresh SQLite file with the store's schema, journal mode and synchronous setting."""
+    mode, sync, schema, _ = _sqlite_settings(journey)
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute(f"PRAGMA journal_mode={mode}")
+    con.execute(f"PRAGMA synchronous={sync}")
+    for statement in schema:
+        con.execute(statement)
+    return con
+
+
 def sqlite_limit(journey: Journey, path: Path) -> tuple[int, float]:
     """Raw sqlite3 inserts of the store's rows into a fresh file like it: (rows, seconds)."""
-    mode, sync, schema, table = _sqlite_settings(journey)
+    table = _sqlite_settings(journey)[3]
     rows = _stored_rows(journey, table)
-    con = sqlite3.connect(path, isolation_level=None)
+    con = _fresh_like(journey, path)
     try:
-        con.execute(f"PRAGMA journal_mode={mode}")
-        con.execute(f"PRAGMA synchronous={sync}")
-        for statement in schema:
-            con.execute(statement)
         insert = (f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
                   "VALUES (?, ?, ?, ?)")
 
@@ -206,7 +213,7 @@ def schema_limit(journey: Journey, path: Path) -> tuple[int, float]:
     (WITHOUT ROWID: stored in key order) are shuffled with a fixed seed and cut into as many
     chunks as there are event batches, each chunk sorted, as the writer inserts a batch's
     index rows; chunk i of every table goes into transaction i."""
-    mode, sync, schema, table = _sqlite_settings(journey)
+    table = _sqlite_settings(journey)[3]
     recorder: Any = journey.app.recorder
     #: name -> (columns, rows, stored in key order)
     tables: dict[str, tuple[list[str], list[tuple[Any, ...]], bool]] = {}
@@ -223,13 +230,8 @@ def schema_limit(journey: Journey, path: Path) -> tuple[int, float]:
             tables[str(name)] = (columns, rows, keyed)
     events = len(tables[table][1])
     batches = max(1, -(-events // SQLITE_BATCH))
-    con = sqlite3.connect(path, isolation_level=None)
+    con = _fresh_like(journey, path)
     try:
-        con.execute(f"PRAGMA journal_mode={mode}")
-        con.execute(f"PRAGMA synchronous={sync}")
-        for statement in schema:
-            con.execute(statement)
-
         def load() -> None:
             for i in range(batches):
                 con.execute("BEGIN")
