@@ -34,7 +34,19 @@ class Measured:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set, MiB.
+
+    On Linux it is ``VmHWM`` of /proc/self/status, the high-water mark of this process's own
+    memory map. ``ru_maxrss`` is no good for a spawned worker there: exec() folds the
+    forking parent's high-water mark into it, so every worker reported the bench's size.
+    Elsewhere ``ru_maxrss`` (bytes on macOS)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

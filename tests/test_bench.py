@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import workers
 from benchmarks.bench import KAFKA_PATHS, NO_LIMIT, PATHS, Row, growth_table, run, svg_plot, table
 from journey.cli import main
 
@@ -39,7 +40,7 @@ def test_small_run_without_kafka(tmp_path: Path, capsys: pytest.CaptureFixture[s
     # Each worker ran in a process of its own: its peak memory is reported, and it is not the
     # bench's (which holds the workload and the limit runs' rows as well).
     for path in ("append (JSONL -> SQLite)", "projection (store -> DuckDB)", "rebuild from store"):
-        assert 0 < rows[path]["peak_rss_mib"], rows[path]
+        assert rows[path]["peak_rss_mib"] > 0, rows[path]
     assert "saving one event per call" in rows["append, one save per event (baseline)"]["note"]
     assert "median" in rows["can-contact"]["note"] and "p99" in rows["can-contact"]["note"]
     for path in KAFKA_PATHS:
@@ -101,3 +102,22 @@ def test_small_run_with_kafka(kafka_broker: Any, tmp_path: Path) -> None:
         assert (row.limit_rate or 0) > 0 and (row.ratio or 0) > 0, row
         if path != "end to end via Kafka":  # one worker per step; end to end is their sum
             assert (row.peak_rss_mib or 0) > 0, row
+
+
+def _touch(mib: int) -> int:
+    """Runs in a spawned worker: make ``mib`` MiB resident."""
+    block = bytearray(mib * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return len(block)
+
+
+def test_a_workers_peak_memory_is_its_own_not_the_bench_process() -> None:
+    """exec() folds the forking parent's ru_maxrss into the child's: the bench once reported
+    its own size for every Kafka worker. A worker's peak must not include the parent's."""
+    ballast = bytearray(300 * 1024 * 1024)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    measured = workers.in_worker(_touch, 20)
+    assert measured.result == 20 * 1024 * 1024
+    assert 20 < measured.peak_rss_mib < workers.peak_rss_mib() - 250, (measured, workers.peak_rss_mib())
