@@ -25,9 +25,10 @@ Each path and its limit run in the same run on the same payloads (the facts of
 
 ``ratio`` is the path's rate over the limit's rate (1.0 = as fast as the raw part allows).
 
+The append, the projection, the rebuild and the Kafka workers each run in a spawned process
+of their own (:mod:`benchmarks.workers`), which reports its own seconds and peak memory.
 ``journey bench --growth 10000,100000`` (:func:`growth`) runs ``python -m benchmarks.bench`` once
-per size in a fresh process and a fresh directory, so the peak RSS each reports
-(``getrusage(RUSAGE_SELF).ru_maxrss``) belongs to that size alone.
+per size in a fresh process and a fresh directory.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
 from benchmarks import baseline, workers
@@ -59,9 +59,10 @@ from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from journey.policy import load_policy
+from journey.runtime import tune_gc
 from ledger import chain
 from ledger.application import history_of
-from projections.duckdb_store import EVENT_COLUMNS, SCHEMA, ProjectionStore
+from projections.duckdb_store import EVENT_COLUMNS, SCHEMA, ProjectionStore, connect
 from replay import asof
 
 SEED = 3
@@ -263,7 +264,7 @@ def arrow_limit(projections: ProjectionStore, path: Path) -> tuple[int, float]:
     text timestamps and JSON) into a fresh DuckDB file, 20,000 per transaction."""
     table = projections.con.sql(
         f"SELECT {', '.join(_AS_TEXT)} FROM events ORDER BY position").to_arrow_table()
-    con = duckdb.connect(str(path))
+    con = connect(str(path))
     try:
         for statement in SCHEMA:
             con.execute(statement)
@@ -664,12 +665,17 @@ def main(argv: list[str] | None = None) -> int:
     (what ``journey bench --growth`` starts per size)."""
     import logging
 
+    # The raw limits run in this process: with the same collector settings as the workers, or
+    # a 1M-fact workload held here makes every young collection slow the limit down.
+    tune_gc()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=main.__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temporary one)")
     parser.add_argument("--bootstrap", help="an existing Kafka broker")
     parser.add_argument("--no-kafka", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", type=Path,
+                        help="with --json: write the document to this file (what --growth reads)")
     args = parser.parse_args(argv)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     with ExitStack() as stack:
@@ -677,8 +683,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = run(args.events, kafka_bootstrap=args.bootstrap, with_kafka=not args.no_kafka,
                    workdir=workdir)
     if args.json:
-        doc = document(args.events, rows)
-        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        text = orjson.dumps(document(args.events, rows), option=orjson.OPT_INDENT_2).decode() + "\n"
+        if args.out:
+            args.out.write_text(text)
+        else:
+            sys.stdout.write(text)
     else:
         print(table(rows))
         print(f"peak RSS {workers.peak_rss_mib():,.0f} MiB")
@@ -697,17 +706,20 @@ def growth(sizes: list[int], workdir: Path, *, kafka_bootstrap: str | None = Non
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     docs = []
     for n in sizes:
+        # The document comes back in a file: a run's standard output is not only ours (DuckDB
+        # once printed a progress bar into it and a 1M run's result was lost).
+        out = workdir / f"n{n}.json"
         argv = [sys.executable, "-m", "benchmarks.bench", "--events", str(n), "--json",
-                "--workdir", str(workdir / f"n{n}")]
+                "--workdir", str(workdir / f"n{n}"), "--out", str(out)]
         if not with_kafka:
             argv.append("--no-kafka")
         elif kafka_bootstrap:
             argv += ["--bootstrap", kafka_bootstrap]
         _say(f"growth: {n:,} events in a fresh process")
-        done = subprocess.run(argv, stdout=subprocess.PIPE, env=env, cwd=root, check=False)
+        done = subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, cwd=root, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"python -m benchmarks.bench --events {n} exited {done.returncode}")
-        docs.append(orjson.loads(done.stdout))
+        docs.append(orjson.loads(out.read_bytes()))
     return docs
 
 

@@ -30,6 +30,7 @@ from benchmarks import workers
 from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
+from journey.runtime import tune_gc
 
 PARTITIONS = 4
 #: The producer settings the ledger's own producers use, so the raw limit is comparable.
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", help="a PostgreSQL URL for the event store (default SQLite)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    tune_gc()  # as the workers and the CLI do
     with broker(args.bootstrap) as servers, tempfile.TemporaryDirectory() as tmp:
         result = run_pipeline(args.events, servers, Path(tmp), args.postgres)
     result.pop("settings")

@@ -96,6 +96,15 @@ def unpack_doc(packed: Packed) -> bytes:
     return bytes(pa.decompress(blob, decompressed_size=size, codec="lz4", asbytes=True))
 
 
+def connect(path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for this project: without DuckDB's progress bar, which it prints to
+    standard output for any query over 2 s and which would corrupt ``--json`` output (a 1M-event
+    bench run lost its result document to it)."""
+    con = duckdb.connect(path, read_only=read_only)
+    con.execute("SET enable_progress_bar = false")  # a session option: not settable at connect
+    return con
+
+
 class ProjectionStore:
     """Owns the DuckDB connection: applies batches, answers the readers' queries."""
 
@@ -104,7 +113,7 @@ class ProjectionStore:
         """``start``: the position before the first (0 for the store's log, -1 for offsets)."""
         self.path = str(path)
         self.name = name
-        self.con = duckdb.connect(self.path, read_only=read_only)
+        self.con = connect(self.path, read_only=read_only)
         if not read_only:
             self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             for statement in SCHEMA:
@@ -150,7 +159,7 @@ class ProjectionStore:
         os.replace(fresh, self.path)
         if os.path.exists(self.path + ".wal"):
             os.remove(self.path + ".wal")
-        self.con = duckdb.connect(self.path)
+        self.con = connect(self.path)
         self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
 
     def position(self, cursor: str | None = None) -> int:

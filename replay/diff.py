@@ -28,6 +28,7 @@ import duckdb
 import orjson
 
 from projections import derived
+from projections.duckdb_store import connect
 
 TABLES = ("events", "customers", "customer_views", "identities", "customer_aliases")
 SKIPPED_TABLES = ("projection_position",)
@@ -187,7 +188,7 @@ def _short(value: Any, width: int = 40) -> str:
 
 def diff(live: Path, other: Path, examples: int = 3) -> DiffResult:
     """Compare the live projections file with ``other`` (a rebuild), table by table."""
-    con = duckdb.connect(":memory:")
+    con = connect(":memory:")
     try:
         attach(con, live, "live")
         attach(con, other, "other")

@@ -33,6 +33,7 @@ import duckdb
 import orjson
 
 from domain.personal import PERSONAL_DATA
+from projections.duckdb_store import connect
 
 if TYPE_CHECKING:
     from journey.bootstrap import Journey
@@ -296,7 +297,7 @@ def write_analyst_db(snapshot: Export) -> Path:
     try:
         for leftover in leftovers:
             leftover.unlink(missing_ok=True)
-        con = duckdb.connect(str(temporary))
+        con = connect(str(temporary))
         try:
             for statement in view_statements(snapshot):
                 con.execute(statement)
@@ -319,7 +320,7 @@ def open_snapshot(directory: Path) -> tuple[duckdb.DuckDBPyConnection, Export]:
     snapshot = read_manifest(directory)
     if snapshot is None:
         raise NoSnapshot(f"no analyst snapshot in {directory} yet")
-    con = duckdb.connect(":memory:")
+    con = connect(":memory:")
     try:
         for statement in view_statements(snapshot):
             con.execute(statement)
