@@ -58,8 +58,14 @@ def split(fact: Fact) -> tuple[Fact, dict[str, Any]]:
     """
     ref = fact.get("customer")
     data = fact.get("data")
-    personal_ref = ({k: v for k, v in ref.items() if is_personal_reference(k, v)}
-                    if isinstance(ref, dict) else {})
+    # Only a customer_id can be a ledger id (public): the per-identity check runs only when one
+    # is there. It ran for every identity of every fact and was most of the sealing time.
+    if not isinstance(ref, dict):
+        personal_ref: dict[str, Any] = {}
+    elif "customer_id" in ref:
+        personal_ref = {k: v for k, v in ref.items() if is_personal_reference(k, v)}
+    else:
+        personal_ref = dict(ref)
     personal_data = ({k: v for k, v in data.items() if k in PERSONAL_DATA and v is not None}
                      if isinstance(data, dict) and fact.get("type") not in NO_PERSONAL_DATA else {})
     personal: dict[str, Any] = {}

@@ -59,40 +59,11 @@ def decrypt(key: bytes, envelope: str, event_id: str) -> dict[str, Any] | None:
 PERSONAL_ATTRIBUTES = ("customer_number",)
 
 
-def split(fact: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """:func:`domain.personal.split`, with its per-identity check skipped where it cannot
-    matter: only a ``customer_id`` can be a ledger id (public). It ran for every identity of
-    every fact and was most of the sealing time. ``tests/unit/test_sealing.py`` holds the two
-    to the same result."""
-    ref = fact.get("customer")
-    data = fact.get("data")
-    if not isinstance(ref, dict):
-        personal_ref: dict[str, Any] = {}
-    elif "customer_id" in ref:
-        personal_ref = {k: v for k, v in ref.items() if personal.is_personal_reference(k, v)}
-    else:
-        personal_ref = dict(ref)
-    if isinstance(data, dict) and fact.get("type") not in personal.NO_PERSONAL_DATA:
-        names = personal.PERSONAL_DATA
-        personal_data = {k: v for k, v in data.items() if k in names and v is not None}
-    else:
-        personal_data = {}
-    private: dict[str, Any] = {}
-    public = dict(fact)
-    if personal_ref:
-        private["customer"] = personal_ref
-        public["customer"] = {k: (None if k in personal_ref else v) for k, v in ref.items()}  # type: ignore[union-attr]
-    if personal_data:
-        private["data"] = personal_data
-        public["data"] = {k: (None if k in personal_data else v) for k, v in data.items()}  # type: ignore[union-attr]
-    return public, private
-
-
 def seal(fact: dict[str, Any], ring: KeyRing, attributes: dict[str, Any] | None = None,
          customer_id: UUID | None = None, nonce: bytes | None = None) -> dict[str, Any]:
     """The fact as stored: public part in clear, personal part (and ``attributes``) encrypted.
     ``customer_id`` is ``fact["customer_uuid"]`` when the caller has it as a UUID already."""
-    public, private = split(fact)
+    public, private = personal.split(fact)
     if attributes:
         private["event"] = attributes
     if not private:

@@ -1,4 +1,4 @@
-"""The write path's shortcuts agree with the definitions they shortcut (ledger/crypto_mapper.py,
+"""The write path's shortcuts agree with the definitions they shortcut (domain/personal.py,
 ledger/writer.py): the personal/public split and the event ids of facts."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from domain import identity, personal
 from journey import demo_data
-from ledger.crypto_mapper import split
 from ledger.writer import event_id
 
 _refs = st.dictionaries(
@@ -20,6 +19,26 @@ _refs = st.dictionaries(
 _data = st.dictionaries(
     st.sampled_from([*sorted(personal.PERSONAL_DATA), "purpose", "case_id", "other"]),
     st.one_of(st.none(), st.text(max_size=10), st.integers()), max_size=6)
+
+
+def split(fact: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The definition: every identity asked whether it is personal, no shortcut."""
+    ref: Any = fact.get("customer")
+    data: Any = fact.get("data")
+    personal_ref = ({k: v for k, v in ref.items() if personal.is_personal_reference(k, v)}
+                    if isinstance(ref, dict) else {})
+    personal_data = ({k: v for k, v in data.items() if k in personal.PERSONAL_DATA and v is not None}
+                     if isinstance(data, dict) and fact.get("type") not in personal.NO_PERSONAL_DATA
+                     else {})
+    private: dict[str, Any] = {}
+    public = dict(fact)
+    if personal_ref:
+        private["customer"] = personal_ref
+        public["customer"] = {k: (None if k in personal_ref else v) for k, v in ref.items()}
+    if personal_data:
+        private["data"] = personal_data
+        public["data"] = {k: (None if k in personal_data else v) for k, v in data.items()}
+    return public, private
 
 
 @settings(max_examples=300)
