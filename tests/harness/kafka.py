@@ -264,9 +264,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _random_cluster_id() -> str:
-    """Same format as ``kafka-storage random-uuid``: url-safe base64 of 16 bytes, no padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+def _random_cluster_id(draw: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """Same format and rule as Kafka's ``Uuid.randomUuid``: url-safe base64 of 16 bytes, no
+    padding, never starting with ``-``. One id in 64 would start with a dash, and the storage
+    tool's argument parser reads it as an option ("--cluster-id: expected one argument"); that
+    failed a CI run."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(draw()).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _load_prctl() -> Callable[..., int] | None:
