@@ -495,9 +495,8 @@ class _BatchProjection:
         if self.moves and all(move[0] == "merge" for move in self.moves):
             self._merge_rows(aliases_before)
             self.moves = []
-        con.register("new_events", pa.Table.from_pydict(self.rows))
-        con.execute(f"INSERT INTO events SELECT {', '.join(_EVENT_CASTS)} FROM new_events")
-        con.unregister("new_events")
+        _over(con, f"INSERT INTO events SELECT {', '.join(_EVENT_CASTS)} FROM arrow_batch",
+              pa.Table.from_pydict(self.rows))
         for move in self.moves:
             if move[0] == "merge":
                 _, alias, survivor, at = move
@@ -510,10 +509,9 @@ class _BatchProjection:
                 con.execute("INSERT INTO customer_aliases VALUES (?, ?)", [alias, survivor])
                 continue
             _, absorbed, members, event_ids = move
-            con.register("split_events", pa.Table.from_pydict({"event_id": sorted(event_ids)}))
-            con.execute("UPDATE events SET customer_id = ? WHERE event_id IN "
-                        "(SELECT event_id FROM split_events)", [absorbed])
-            con.unregister("split_events")
+            _over(con, "UPDATE events SET customer_id = ? WHERE event_id IN "
+                  "(SELECT event_id FROM arrow_batch)",
+                  pa.Table.from_pydict({"event_id": sorted(event_ids)}), [absorbed])
             con.execute("DELETE FROM customer_aliases WHERE alias = ?", [absorbed])
             for member in sorted(members - {absorbed}):
                 con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
@@ -549,23 +547,17 @@ class _BatchProjection:
         con = self.store.con
         changes = {old: new for old, new in moved.items() if old != new}
         if changes:
-            con.register("merged_owners", pa.Table.from_pydict(
-                {"old": list(changes), "new": list(changes.values())}))
-            con.execute("UPDATE events SET customer_id = merged_owners.new FROM merged_owners "
-                        "WHERE events.customer_id = merged_owners.old")
-            con.unregister("merged_owners")
+            _over(con, "UPDATE events SET customer_id = arrow_batch.new FROM arrow_batch "
+                  "WHERE events.customer_id = arrow_batch.old",
+                  pa.Table.from_pydict({"old": list(changes), "new": list(changes.values())}))
         aliases = self.aliases
         changed = {a: c for a, c in aliases.items() if aliases_before.get(a) != c}
         gone = [a for a in aliases_before if a not in aliases]
         if changed or gone:
-            con.register("alias_changes", pa.Table.from_pydict(
-                {"alias": [*changed, *gone]}))
-            con.execute("DELETE FROM customer_aliases WHERE alias IN (SELECT alias FROM alias_changes)")
-            con.unregister("alias_changes")
-            con.register("new_aliases", pa.Table.from_pydict(
-                {"alias": list(changed), "customer_id": list(changed.values())}))
-            con.execute("INSERT INTO customer_aliases SELECT alias, customer_id FROM new_aliases")
-            con.unregister("new_aliases")
+            _over(con, "DELETE FROM customer_aliases WHERE alias IN (SELECT alias FROM arrow_batch)",
+                  pa.Table.from_pydict({"alias": [*changed, *gone]}))
+            _over(con, "INSERT INTO customer_aliases SELECT alias, customer_id FROM arrow_batch",
+                  pa.Table.from_pydict({"alias": list(changed), "customer_id": list(changed.values())}))
 
     def _fold(self, sf: StoredFact, record_row: bool = True) -> None:
         fact = catalogue.upcast(sf.fact)
@@ -640,18 +632,19 @@ class _BatchProjection:
         stored = self.store.stored_ids()
         touched = sorted(cid for cid in dirty if cid in stored)
         if touched:  # a customer without a view has no rows in these tables either
-            con.register("touched", pa.Table.from_pydict({"customer_id": touched}))
+            ids_table = pa.Table.from_pydict({"customer_id": touched})
             for table in ("customer_views", "customers", "identities"):
-                con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
-            con.unregister("touched")
+                _over(con, f"DELETE FROM {table} WHERE customer_id IN "
+                      "(SELECT customer_id FROM arrow_batch)", ids_table)
+            del ids_table
         specs = []
         for spec in derived.tables():
             ids = {cid for cid, fed in self.fed.items()
                    if cid in dirty and ("*" in fed or not spec.reads or fed & spec.reads)}
             if ids:
-                con.register("touched", pa.Table.from_pydict({"customer_id": sorted(ids)}))
-                con.execute(f"DELETE FROM {spec.name} WHERE customer_id IN (SELECT customer_id FROM touched)")
-                con.unregister("touched")
+                _over(con, f"DELETE FROM {spec.name} WHERE customer_id IN "
+                      "(SELECT customer_id FROM arrow_batch)",
+                      pa.Table.from_pydict({"customer_id": sorted(ids)}))
                 specs.append((spec, ids))
         live = [cid for cid, packed in dirty.items() if packed is not None]
         stored.difference_update(cid for cid, packed in dirty.items() if packed is None)
@@ -673,19 +666,17 @@ class _BatchProjection:
     def _write_slice(self, ids: list[str], docs: list[bytes], views: list[View],
                      specs: list[tuple[derived.DerivedTable, set[str]]]) -> None:
         con = self.store.con
-        con.register("new_views", pa.Table.from_pydict({
-            "customer_id": ids,
-            "position": pa.array([v["position"] for v in views], pa.int64()),
-            "view": [doc.decode() for doc in docs],
-        }))
-        con.execute("INSERT INTO customer_views SELECT customer_id, position, view FROM new_views")
-        con.unregister("new_views")
+        _over(con, "INSERT INTO customer_views SELECT customer_id, position, view FROM arrow_batch",
+              pa.Table.from_pydict({
+                  "customer_id": ids,
+                  "position": pa.array([v["position"] for v in views], pa.int64()),
+                  "view": [doc.decode() for doc in docs],
+              }))
         rendered = [customer_view.summary(v) for v in views]
         customers = pa.Table.from_pylist([_customer_row(r) for r in rendered],
                                          schema=_CUSTOMER_SCHEMA)
-        con.register("new_customers", customers)
-        con.execute("INSERT INTO customers SELECT * FROM new_customers")
-        con.unregister("new_customers")
+        _over(con, "INSERT INTO customers SELECT * FROM arrow_batch", customers)
+        del customers
         idents = {"identity": [], "customer_id": []}  # type: dict[str, list[str]]
         for r in rendered:
             if r.get("forgotten"):
@@ -695,17 +686,26 @@ class _BatchProjection:
                 idents["customer_id"].append(r["customer_id"])
             idents["identity"].append(f"ledger:{r['customer_id']}")
             idents["customer_id"].append(r["customer_id"])
-        con.register("new_identities", pa.Table.from_pydict(idents))
-        con.execute("INSERT INTO identities SELECT * FROM new_identities")
-        con.unregister("new_identities")
+        _over(con, "INSERT INTO identities SELECT * FROM arrow_batch", pa.Table.from_pydict(idents))
         for spec, wanted in specs:
             rows = [row for cid, view in zip(ids, views, strict=True) if cid in wanted
                     for row in spec.rows(view)]
             if not rows:
                 continue
-            con.register("new_rows", pa.Table.from_pylist(rows, schema=spec.schema))
-            con.execute(f"INSERT INTO {spec.name} SELECT * FROM new_rows")
-            con.unregister("new_rows")
+            _over(con, f"INSERT INTO {spec.name} SELECT * FROM arrow_batch",
+                  pa.Table.from_pylist(rows, schema=spec.schema))
+
+
+def _over(con: duckdb.DuckDBPyConnection, sql: str, arrow_batch: pa.Table,
+          parameters: list[Any] | None = None) -> None:
+    """Run ``sql``, in which the name ``arrow_batch`` is this Arrow table.
+
+    DuckDB finds the table by a replacement scan of this frame's local of that name. Not
+    ``con.register()``: a registered object stays referenced by the open transaction until
+    it commits, even after ``unregister``, so a 200k-event transaction kept every Arrow table
+    it had written (95 MiB of events rows after ten chunks, 310 MiB at the end, measured with
+    ``pa.total_allocated_bytes()``). The scanned table is freed when this call returns."""
+    con.execute(sql, parameters)
 
 
 def _release_memory() -> None:
