@@ -73,17 +73,29 @@ _DELETED: View = {}
 #: Views kept in memory between batches, packed (LZ4-compressed JSON: about 2 KB for the
 #: average view of a 1M-event ledger, against 18 KB as Python dicts).
 VIEW_CACHE_SIZE = 200_000
-#: Customers whose rows a transaction's end writes per statement (bounds the decoded views).
-WRITE_SLICE = 5_000
+#: Customers whose rows a transaction's end writes per statement (bounds the decoded views:
+#: 5,000 at a time put ~85 MiB more on a 1M projection's peak; the statements cost no more).
+WRITE_SLICE = 1_000
 
 #: The writer's DuckDB memory; it spills to disk beyond. With DuckDB's default (80% of the
-#: machine's RAM) its buffers alone took over 1 GB of a 1M-event projection's process.
-MEMORY_LIMIT = "300MB"
+#: machine's RAM) its buffers alone took over 1 GB of a 1M-event projection's process; at
+#: 300MB it used 280 MB at each transaction's end, at 150MB 140 MB at no cost in speed, and
+#: at 100MB a merge's UPDATE of the events table failed with DuckDB's Out of Memory Error.
+MEMORY_LIMIT = "200MB"
 #: After a transaction of at least this many facts, freed memory is handed back to the OS.
 RELEASE_AFTER = 50_000
 
 #: A view as kept between chunks and batches: (JSON length, LZ4 frame of the JSON).
 Packed = tuple[int, bytes]
+
+
+#: A stored view not yet parsed: packed (from the cache or this transaction) or JSON text.
+Stored = Packed | str
+
+
+def parse_stored(raw: Stored) -> View:
+    view: View = orjson.loads(raw if isinstance(raw, str) else unpack_doc(raw))
+    return view
 
 
 def pack(view: View) -> Packed:
@@ -215,6 +227,7 @@ class ProjectionStore:
                 projection.fold_chunk(fresh)
                 last = fresh[-1].position
                 count += len(fresh)
+                _release_memory()  # the chunk's facts and views: ~25 MiB less at the peak
             if not count:
                 return 0
             projection.finish()
@@ -279,8 +292,15 @@ class ProjectionStore:
         Fresh objects each time (the cache keeps them packed); a rolled-back batch clears
         the cache, so only committed state survives a failure.
         """
+        return {cid: parse_stored(raw) for cid, raw in self.load_docs(customer_ids).items()}
+
+    def load_docs(self, customer_ids: Sequence[str]) -> dict[str, Stored]:
+        """:meth:`load_views` before parsing: packed from the cache, else JSON from the file.
+
+        A projection parses each one when it first folds into it: a 20k-fact chunk touches
+        ~15k customers, and all their views as dicts at once were ~270 MB at 1M events."""
         cache = self.cache
-        found = {cid: orjson.loads(unpack_doc(cache[cid])) for cid in customer_ids if cid in cache}
+        found: dict[str, Stored] = {cid: cache[cid] for cid in customer_ids if cid in cache}
         stored = self.stored_ids()
         missing = [cid for cid in customer_ids if cid not in found and cid in stored]
         if missing:
@@ -291,7 +311,7 @@ class ProjectionStore:
                 rows = self.con.execute(
                     "SELECT customer_id, view FROM customer_views WHERE customer_id IN "
                     "(SELECT unnest(?::VARCHAR[]))", [missing]).fetchall()
-            found.update((cid, orjson.loads(doc)) for cid, doc in rows)
+            found.update(rows)
         return found
 
     def stored_ids(self) -> set[str]:
@@ -344,6 +364,8 @@ class _BatchProjection:
         self.moves: list[tuple[Any, ...]] = []
         #: Customers whose stored views were read in bulk for this chunk.
         self.loaded: set[str] = set()
+        #: Those views not parsed yet (each is parsed when first folded into).
+        self.docs: dict[str, Stored] = {}
         #: Views this transaction changed, packed after each chunk (None: deleted, merged
         #: away): only one chunk's views are Python objects at a time, the rest are ~9x smaller.
         self.dirty: dict[str, Packed | None] = {}
@@ -425,9 +447,12 @@ class _BatchProjection:
     def _view(self, customer_id: str) -> View:
         view = self.views.get(customer_id)
         if view is None:
-            # Customers of the batch were loaded in bulk: absent there means new.
-            if customer_id not in self.loaded and not self.private:
+            # Customers of the batch were read in bulk (docs): absent there, and not put
+            # away packed since (dirty), means new.
+            if (customer_id in self.docs or customer_id in self.dirty
+                    or (customer_id not in self.loaded and not self.private)):
                 view = self._load([customer_id]).get(customer_id)
+                self.docs.pop(customer_id, None)
             if view is None:
                 view = customer_view.new_view(customer_id)
             self.views[customer_id] = view
@@ -449,15 +474,27 @@ class _BatchProjection:
         # The records merged away in this chunk too: one bulk read, not a point read each
         # (about 1 ms apiece on a cold cache: 6,000 per 200k facts).
         wanted.update(sf.fact["data"]["from"] for sf in batch if sf.fact["type"] == "customer.merged")
-        self.views.update(self._load(sorted(wanted)))
+        self.docs = self._load_docs(sorted(wanted))
         self.loaded = wanted
+        last, pinned = _last_uses(batch, aliases)
+        dirty, views = self.dirty, self.views
         applied = 0
-        for sf in batch:
+        for i, sf in enumerate(batch):
             customer_id = aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"])
-            if sf.position <= self._view(customer_id)["position"]:
-                continue  # a redelivery: this customer's view already holds it
-            self._fold(sf)
-            applied += 1
+            if sf.position > self._view(customer_id)["position"]:
+                self._fold(sf)
+                applied += 1
+            # else a redelivery: this customer's view already holds it
+            owner = aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"])
+            if last.get(owner) == i and owner not in pinned:
+                # The chunk's last fact of this customer: put the view away packed now, so
+                # only the views of customers still to come are dicts (a later use, if
+                # any, unpacks it again from dirty).
+                view = views.pop(owner, None)
+                if view is not None and view is not _DELETED:
+                    dirty[owner] = pack(view)
+                elif view is not None:
+                    views[owner] = view
         self.applied += applied
         if applied:
             self._flush_rows(before)
@@ -467,16 +504,47 @@ class _BatchProjection:
         for cid, view in self.views.items():
             self.dirty[cid] = None if view is _DELETED else pack(view)
         self.views = {}
+        self.docs = {}
         self.loaded = set()
         return applied
 
-    def _load(self, customer_ids: Sequence[str]) -> dict[str, View]:
-        """Views as this transaction left them, else as stored; absent ones are not returned."""
+    def _load_docs(self, customer_ids: Sequence[str]) -> dict[str, Stored]:
+        """:meth:`_load` without parsing."""
         dirty = self.dirty
-        found: dict[str, View] = {}
+        found: dict[str, Stored] = {}
         rest = []
         for cid in customer_ids:
             if cid in dirty:
+                packed = dirty[cid]
+                if packed is not None:
+                    found[cid] = packed
+            else:
+                rest.append(cid)
+        if rest:
+            found.update(self.store.load_docs(rest))
+            self._uncache(rest)
+        return found
+
+    def _uncache(self, customer_ids: Sequence[str]) -> None:
+        """Drop the cached copies of views this transaction has read: it keeps its own (dirty)
+        and puts them back when it ends. Both at once were 60-90 MiB of a 1M projection; a
+        rollback clears the cache anyway, and a view read but not changed is read again from
+        the file when next needed."""
+        if not self.private:
+            cache = self.store.cache
+            for cid in customer_ids:
+                cache.pop(cid, None)
+
+    def _load(self, customer_ids: Sequence[str]) -> dict[str, View]:
+        """Views as this transaction left them, else as stored; absent ones are not returned."""
+        dirty, docs = self.dirty, self.docs
+        found: dict[str, View] = {}
+        rest = []
+        for cid in customer_ids:
+            raw = docs.get(cid)  # read in bulk for this chunk, not parsed yet
+            if raw is not None:
+                found[cid] = parse_stored(raw)
+            elif cid in dirty:
                 packed = dirty[cid]
                 if packed is not None:
                     found[cid] = orjson.loads(unpack_doc(packed))
@@ -484,6 +552,7 @@ class _BatchProjection:
                 rest.append(cid)
         if rest:
             found.update(self.store.load_views(rest))
+            self._uncache(rest)
         return found
 
     def finish(self) -> None:
@@ -662,6 +731,9 @@ class _BatchProjection:
             docs = [unpack_doc(dirty[cid]) for cid in part]  # type: ignore[arg-type]
             views = [orjson.loads(doc) for doc in docs]
             self._write_slice(part, docs, views, specs)
+            if len(live) > WRITE_SLICE:
+                del docs, views
+                _release_memory()
 
     def _write_slice(self, ids: list[str], docs: list[bytes], views: list[View],
                      specs: list[tuple[derived.DerivedTable, set[str]]]) -> None:
@@ -706,6 +778,22 @@ def _over(con: duckdb.DuckDBPyConnection, sql: str, arrow_batch: pa.Table,
     it had written (95 MiB of events rows after ten chunks, 310 MiB at the end, measured with
     ``pa.total_allocated_bytes()``). The scanned table is freed when this call returns."""
     con.execute(sql, parameters)
+
+
+def _last_uses(batch: Sequence[StoredFact], aliases: dict[str, str]) -> tuple[dict[str, int], set[str]]:
+    """Each owner's last fact in ``batch`` (its index), and the records a merge or an unmerge
+    in it involves: their owners change within the chunk, so their views stay until its end."""
+    last: dict[str, int] = {}
+    pinned: set[str] = set()
+    for i, sf in enumerate(batch):
+        fact = sf.fact
+        stream_customer = fact["customer_uuid"]
+        owner = aliases.get(stream_customer, stream_customer)
+        last[owner] = i
+        if fact["type"] in ("customer.merged", "customer.unmerged"):
+            other = fact["data"]["from"]
+            pinned.update((stream_customer, owner, other, aliases.get(other, other)))
+    return last, pinned
 
 
 def _release_memory() -> None:
