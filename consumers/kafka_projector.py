@@ -47,6 +47,10 @@ LOCK_WAIT_S = 60.0
 APPLY_RECORDS = 40_000
 #: ... or when the oldest gathered record has waited this long (a live feed stays fresh).
 APPLY_AFTER_S = 2.0
+#: DuckDB's memory per partition file: each file is its own DuckDB instance, so one process
+#: owning four partitions at the single-file limit (200MB) could give DuckDB 800 MB. A
+#: partition's transaction is at most APPLY_RECORDS facts, a fifth of ``journey project``'s.
+PARTITION_MEMORY_LIMIT = "100MB"
 
 
 @dataclass
@@ -84,7 +88,8 @@ class PartitionStores:
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
             try:
-                store = ProjectionStore(path, name=self.cursor(partition), start=-1)
+                store = ProjectionStore(path, name=self.cursor(partition), start=-1,
+                                        memory_limit=PARTITION_MEMORY_LIMIT)
                 break
             except duckdb.IOException:
                 # The previous owner (another instance) has not closed the file yet.

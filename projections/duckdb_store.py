@@ -121,13 +121,15 @@ class ProjectionStore:
     """Owns the DuckDB connection: applies batches, answers the readers' queries."""
 
     def __init__(self, path: str | Path, name: str = "main", read_only: bool = False,
-                 start: int = 0) -> None:
-        """``start``: the position before the first (0 for the store's log, -1 for offsets)."""
+                 start: int = 0, memory_limit: str = MEMORY_LIMIT) -> None:
+        """``start``: the position before the first (0 for the store's log, -1 for offsets).
+        ``memory_limit``: DuckDB's, for this file (each file is its own DuckDB instance)."""
+        self.memory_limit = memory_limit
         self.path = str(path)
         self.name = name
         self.con = connect(self.path, read_only=read_only)
         if not read_only:
-            self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
             for statement in SCHEMA:
                 self.con.execute(statement)
             for table in derived.tables():
@@ -172,7 +174,7 @@ class ProjectionStore:
         if os.path.exists(self.path + ".wal"):
             os.remove(self.path + ".wal")
         self.con = connect(self.path)
-        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
 
     def position(self, cursor: str | None = None) -> int:
         """The last source position applied: a store notification id, or a Kafka offset.
