@@ -112,14 +112,18 @@ class PartitionStores:
 class Pending:
     """Records polled but not applied yet, per partition, and since when.
 
+    Held as the messages' bytes, decoded when their partition is applied: up to APPLY_RECORDS
+    per owned partition wait here at once, and a decoded fact (dicts and strings) is several
+    times the size of its message.
+
     Nothing here is a promise: the partition's file holds its offset, so records dropped here
     (a revocation, a crash) are read again by whoever owns the partition next."""
 
     def __init__(self) -> None:
-        self.records: dict[int, list[tuple[int, StoredFact]]] = {}
+        self.records: dict[int, list[tuple[int, bytes]]] = {}
         self.since: dict[int, float] = {}
 
-    def add(self, partition: int, records: list[tuple[int, StoredFact]]) -> None:
+    def add(self, partition: int, records: list[tuple[int, bytes]]) -> None:
         if records:
             self.records.setdefault(partition, []).extend(records)
             self.since.setdefault(partition, time.monotonic())
@@ -129,7 +133,7 @@ class Pending:
         return [p for p, records in self.records.items()
                 if everything or len(records) >= APPLY_RECORDS or now - self.since[p] >= APPLY_AFTER_S]
 
-    def take(self, partition: int) -> list[tuple[int, StoredFact]]:
+    def take(self, partition: int) -> list[tuple[int, bytes]]:
         self.since.pop(partition, None)
         return self.records.pop(partition, [])
 
@@ -211,15 +215,16 @@ def run_projector(
             outage.succeeded()
             for tp, messages in polled.items():
                 if tp.partition in stores.open:  # else revoked between poll and here
-                    pending.add(tp.partition, [(m.offset, decode_event(m.value)) for m in messages])
+                    pending.add(tp.partition, [(m.offset, m.value) for m in messages])
             # A short poll means the consumer has caught up: apply what it holds now.
             applied = False
             for partition in pending.due(everything=sum(map(len, polled.values())) < MAX_POLL_RECORDS):
-                records = pending.take(partition)
+                taken = pending.take(partition)
                 store = stores.open.get(partition)
                 if store is None:
                     continue
-                records = _opened(app, records)
+                records = _opened(app, [(offset, decode_event(value)) for offset, value in taken])
+                del taken
                 stats.applied += store.apply_tracked(stores.cursor(partition), records, history,
                                                      before_commit=before_commit)
                 stats.records += len(records)
