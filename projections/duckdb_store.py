@@ -539,23 +539,10 @@ class _BatchProjection:
 
     def _load(self, customer_ids: Sequence[str]) -> dict[str, View]:
         """Views as this transaction left them, else as stored; absent ones are not returned."""
-        dirty, docs = self.dirty, self.docs
-        found: dict[str, View] = {}
-        rest = []
-        for cid in customer_ids:
-            raw = docs.get(cid)  # read in bulk for this chunk, not parsed yet
-            if raw is not None:
-                found[cid] = parse_stored(raw)
-            elif cid in dirty:
-                packed = dirty[cid]
-                if packed is not None:
-                    found[cid] = orjson.loads(unpack_doc(packed))
-            else:
-                rest.append(cid)
-        if rest:
-            found.update(self.store.load_views(rest))
-            self._uncache(rest)
-        return found
+        docs = self.docs  # read in bulk for this chunk, not parsed yet
+        raw = {cid: docs[cid] for cid in customer_ids if cid in docs}
+        raw.update(self._load_docs([cid for cid in customer_ids if cid not in docs]))
+        return {cid: parse_stored(doc) for cid, doc in raw.items()}
 
     def finish(self) -> None:
         """Write every touched customer's view and derived rows."""
