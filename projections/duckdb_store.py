@@ -82,7 +82,8 @@ WRITE_SLICE = 1_000
 #: 300MB it used 280 MB at each transaction's end, at 150MB 140 MB at no cost in speed, and
 #: at 100MB a merge's UPDATE of the events table failed with DuckDB's Out of Memory Error.
 MEMORY_LIMIT = "200MB"
-#: After a transaction of at least this many facts, freed memory is handed back to the OS.
+#: After a transaction of at least this many facts (and after each further chunk of one),
+#: freed memory is handed back to the OS.
 RELEASE_AFTER = 50_000
 
 #: A view as kept between chunks and batches: (JSON length, LZ4 frame of the JSON).
@@ -229,7 +230,8 @@ class ProjectionStore:
                 projection.fold_chunk(fresh)
                 last = fresh[-1].position
                 count += len(fresh)
-                _release_memory()  # the chunk's facts and views: ~25 MiB less at the peak
+                if count >= RELEASE_AFTER:  # a catch-up, not a live follower's few facts
+                    _release_memory()  # the chunk's facts and views: ~25 MiB off the peak
             if not count:
                 return 0
             projection.finish()
@@ -487,16 +489,14 @@ class _BatchProjection:
                 self._fold(sf)
                 applied += 1
             # else a redelivery: this customer's view already holds it
-            owner = aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"])
-            if last.get(owner) == i and owner not in pinned:
-                # The chunk's last fact of this customer: put the view away packed now, so
-                # only the views of customers still to come are dicts (a later use, if
-                # any, unpacks it again from dirty).
-                view = views.pop(owner, None)
-                if view is not None and view is not _DELETED:
-                    dirty[owner] = pack(view)
-                elif view is not None:
-                    views[owner] = view
+            if last.get(customer_id) == i and customer_id not in pinned:
+                # The chunk's last fact of this customer: put the view away packed now, as
+                # the chunk's end does, so only the views of customers still to come are
+                # dicts (a later use, if any, unpacks it again from dirty). A merge or an
+                # unmerge changes owners, but the records it involves are pinned.
+                view = views.pop(customer_id, None)
+                if view is not None:
+                    dirty[customer_id] = None if view is _DELETED else pack(view)
         self.applied += applied
         if applied:
             self._flush_rows(before)
