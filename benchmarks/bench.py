@@ -497,8 +497,9 @@ def kafka_rows(events: int, workdir: Path, bootstrap_servers: str | None) -> lis
     slower = (produced, produce_s) if produce_s >= consume_s else (consumed, consume_s)
     rows = []
     for path, name, (limit_n, limit_s), note in (
-            ("relay (store -> Kafka)", "relay (store -> journey.events)", (produced, produce_s),
-             "limit: raw kafka-python produce"),
+            ("relay (store -> Kafka)", "relay (store -> journey.events)",
+             step("raw produce of the relay's messages (limit)"),
+             "limit: raw kafka-python produce of the relay's own messages, same producer settings"),
             ("ingest (Kafka -> store)", "ingest (touchpoints -> store)", (consumed, consume_s),
              "limit: raw kafka-python consume"),
             ("projection from Kafka", "projection (journey.events -> DuckDB)",

@@ -4,8 +4,9 @@
 
 Steps, each timed: raw kafka-python produce of the facts' bytes (the limit of any producer),
 raw consume of them (the limit of any consumer), then the ledger's own path on the same
-payloads: produce to journey.touchpoints, ingest (-> store), relay (store -> journey.events),
-projection from Kafka (-> one DuckDB file per partition). Without --bootstrap a throwaway
+payloads: produce to journey.touchpoints, ingest (-> store), raw produce of the relay's own
+messages (the relay's limit: the same bytes, headers and producer settings), relay (store ->
+journey.events), projection from Kafka (-> one DuckDB file per partition). Without --bootstrap a throwaway
 broker is started from the test harness (Kafka jars from Maven Central).
 """
 
@@ -111,7 +112,8 @@ def run_pipeline(events: int, bootstrap_servers: str, workdir: Path, postgres_ur
     run = uuid.uuid4().hex[:8]
     raw, touchpoints, events_topic = (f"bench-{run}-raw", f"bench-{run}-touchpoints",
                                       f"bench-{run}-events")
-    create_topics(bootstrap_servers, raw, touchpoints, events_topic)
+    raw_events = f"bench-{run}-raw-events"
+    create_topics(bootstrap_servers, raw, touchpoints, events_topic, raw_events)
     steps: list[Step] = []
     n = len(payloads)
     print(f"pipeline: {n:,} touchpoints, {PARTITIONS} partitions, store "
@@ -131,10 +133,15 @@ def run_pipeline(events: int, bootstrap_servers: str, workdir: Path, postgres_ur
         stats = timed_worker("ingest (touchpoints -> store)", n, steps, workers.kafka_ingest,
                              settings, f"bench-{run}-ingest")
         head = journey.app.recorder.max_notification_id() or 0
+        raw_relay = workers.in_worker(workers.raw_produce_relay_messages, settings, raw_events).result
+        steps.append(Step("raw produce of the relay's messages (limit)", raw_relay["messages"],
+                          raw_relay["seconds"]))
+        print(f"  {steps[-1].name:<34} {steps[-1].seconds:8.2f} s  {steps[-1].rate:10,.0f}/s",
+              file=sys.stderr)
         timed_worker("relay (store -> journey.events)", head, steps, workers.relay, settings)
         projected = timed_worker("projection (journey.events -> DuckDB)", head, steps,
                                  workers.kafka_project, settings, f"bench-{run}-projector")
-        total = sum(s.seconds for s in steps[2:])
+        total = sum(s.seconds for s in steps if not s.name.endswith("(limit)"))
         steps.append(Step("end to end (produce..projection)", n, total))
         return {"touchpoints": n, "stored_events": head, "recorded": stats["recorded"],
                 "dead_lettered": stats["dead_lettered"], "projected": projected["applied"],

@@ -120,6 +120,36 @@ def rebuild(directory: Path, target: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------ the Kafka workers
 
 
+def raw_produce_relay_messages(settings: Any, topic: str) -> dict[str, Any]:
+    """The relay's limit: kafka-python sending the very messages the relay sends (the same
+    keys, values, headers and timestamps, built by the relay's own code before the clock
+    starts) with the relay's producer settings, as a plain ``send()`` loop and one flush."""
+    from kafka import KafkaProducer
+
+    from consumers.relay import PRODUCER_CONFIG, Relay
+    from journey.bootstrap import bootstrap
+
+    journey = bootstrap(settings)
+    try:
+        relay = Relay(app=journey.app, bootstrap=settings.kafka_bootstrap, topic=topic)
+        notifications = journey.app.recorder.select_notifications(0, 1 << 62)
+        messages = [item.message for item in relay._outgoing(notifications)]
+        del notifications
+    finally:
+        journey.close()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, **PRODUCER_CONFIG)
+    try:
+        started = time.perf_counter()
+        for key, value, headers, timestamp_ms in messages:
+            producer.send(topic, key=key, value=value, headers=headers, timestamp_ms=timestamp_ms)
+        producer.flush()
+        seconds = time.perf_counter() - started
+    finally:
+        producer.close()
+    return {"messages": len(messages), "seconds": seconds,
+            "bytes": sum(len(m[1]) for m in messages)}
+
+
 def kafka_ingest(settings: Any, group: str) -> dict[str, Any]:
     """``journey ingest``: journey.touchpoints into the store, until caught up."""
     from consumers.kafka_ingest import KafkaIngest

@@ -56,11 +56,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
+from kafka.partitioner.default import murmur2
 
-from consumers.wire import encode_event
+from consumers.wire import Message, encode_event, encode_stored
 from ledger import chain as hash_chain
-from ledger.application import JourneyApplication, StoredFact, decode_sealed
+from ledger.application import JourneyApplication, decode_sealed
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,9 @@ class Relay:
     #: Test hook: called with the batch number after the flush, before the position is recorded.
     after_flush: Callable[[int], None] | None = None
     _producer: Any = field(default=None, init=False, repr=False)
+    #: The topic's partitions as the current producer knows them, and each customer's.
+    _partitions: list[int] | None = field(default=None, init=False, repr=False)
+    _partition_of: dict[bytes, int] = field(default_factory=dict, init=False, repr=False)
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -234,6 +238,7 @@ class Relay:
 
     def _drop_producer(self, timeout: float) -> None:
         producer, self._producer = self._producer, None
+        self._partitions = None  # a new producer reads the topic's partitions again
         if producer is not None:
             try:
                 producer.close(timeout=timeout)
@@ -296,7 +301,7 @@ class Relay:
                     stop.wait(self.poll_interval)
                     continue
                 # Personal fields leave the store still encrypted (docs/privacy.md).
-                batch = [decode_sealed(self.app, n) for n in notifications]
+                batch = self._outgoing(notifications)
                 extra = (hash_chain.kafka_headers(recorder, batch[0].position, batch[-1].position)
                          if self.chain else None)
                 try:
@@ -321,17 +326,32 @@ class Relay:
         return RelaySummary(self.topic, published, batches, start_position, position, head, seconds,
                             failures, unconfirmed, stopped=stop.is_set())
 
-    def _publish(self, batch: Sequence[StoredFact], stop: threading.Event,
+    def _outgoing(self, notifications: Sequence[Notification]) -> list[Outgoing]:
+        """The batch's messages. A plain store's JSON states are spliced into the values as
+        they are (consumers/wire.py); a state the bytes alone cannot say enough about, or a
+        store whose mapper encrypts or compresses, is decoded (still sealed) and re-encoded."""
+        mapper = self.app.mapper
+        plain = mapper.cipher is None and mapper.compressor is None
+        batch = []
+        for n in notifications:
+            message = (encode_stored(n.id, str(n.originator_id), n.originator_version, n.state)
+                       if plain else None)
+            if message is None:
+                message = encode_event(decode_sealed(self.app, n))
+            batch.append(Outgoing(n.id, message))
+        return batch
+
+    def _publish(self, batch: Sequence[Outgoing], stop: threading.Event,
                  waiting: Callable[[], None], extra: dict[int, list[tuple[str, bytes]]] | None = None) -> int:
         """Send the batch and wait until the broker acknowledged all of it. Returns the number
         of failed attempts (each followed by a re-send of the whole batch with a new producer).
         Raises _Abandoned if ``stop`` is set while the broker cannot confirm."""
         from kafka.errors import KafkaError, KafkaTimeoutError
 
-        messages = [encode_event(sf) for sf in batch]
+        messages = [item.message for item in batch]
         if extra:
-            messages = [(k, v, h + extra.get(sf.position, []))
-                        for (k, v, h), sf in zip(messages, batch, strict=True)]
+            messages = [(k, v, h + extra.get(item.position, []), t)
+                        for (k, v, h, t), item in zip(messages, batch, strict=True)]
         failures = 0
         delay = 0.5
         while True:
@@ -341,9 +361,9 @@ class Relay:
                 if self._producer is None:
                     self._producer = self._new_producer()
                 producer = self._producer
-                for (key, value, headers), sf in zip(messages, batch, strict=True):
+                for key, value, headers, timestamp_ms in messages:
                     futures.append(self._send(producer, key, value, headers, errors, stop, waiting,
-                                              _millis(sf)))
+                                              timestamp_ms))
                 self._flush(producer, stop, waiting)
             except (KafkaError, OSError) as error:
                 if isinstance(error, KafkaTimeoutError) and stop.is_set():
@@ -363,23 +383,40 @@ class Relay:
                 raise _Abandoned
             delay = min(delay * 2, 30.0)
 
-    def _check_order(self, batch: Sequence[StoredFact], futures: Sequence[Any]) -> None:
+    def _check_order(self, batch: Sequence[Outgoing], futures: Sequence[Any]) -> None:
         """After a failed attempt: a customer whose earlier event failed while a later one was
         written now has them out of order on the topic (see the module docstring)."""
         failed: dict[str, int] = {}
         broken: dict[str, tuple[int, int]] = {}
-        for sf, future in zip(batch, futures, strict=False):
-            customer = sf.fact["customer_uuid"]
+        for item, future in zip(batch, futures, strict=False):
+            customer = item.message[0].decode()
             if future.failed():
-                failed.setdefault(customer, sf.position)
+                failed.setdefault(customer, item.position)
             elif future.succeeded() and customer in failed and customer not in broken:
-                broken[customer] = (failed[customer], sf.position)
+                broken[customer] = (failed[customer], item.position)
         if broken:
             sample = ", ".join(f"{c} (position {a} failed, {b} written)" for c, (a, b) in
                                list(broken.items())[:5])
             log.error("ORDER BROKEN on %s for %d customers: %s; consumers that drop position <= last "
                       "will miss the failed events: replay these customers from the store",
                       self.topic, len(broken), sample)
+
+    def _partition(self, producer: Any, key: bytes) -> int | None:
+        """The partition kafka-python's default partitioner would choose for ``key``, computed
+        once per customer: its pure-Python murmur2 was the largest single cost of a send. None
+        (kafka-python partitions, waiting for metadata as it does) until the producer has the
+        topic's partitions."""
+        partitions = self._partitions
+        if partitions is None:
+            known = producer._metadata.partitions_for_topic(self.topic)
+            if not known:
+                return None
+            partitions = self._partitions = sorted(known)
+            self._partition_of.clear()
+        partition = self._partition_of.get(key)
+        if partition is None:
+            partition = self._partition_of[key] = partition_for(key, partitions)
+        return partition
 
     def _send(self, producer: Any, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
               errors: list[BaseException], stop: threading.Event, waiting: Callable[[], None],
@@ -390,6 +427,7 @@ class Relay:
         while True:
             try:
                 future = producer.send(self.topic, key=key, value=value, headers=headers,
+                                       partition=self._partition(producer, key),
                                        timestamp_ms=timestamp_ms)
                 future.add_errback(errors.append)
                 return future
@@ -418,7 +456,15 @@ class Relay:
                 waiting()
 
 
-def _millis(sf: StoredFact) -> int:
-    """A message's timestamp is when the ledger recorded the event, so a reader can seek by
-    time (``offsets_for_times``) to what the company knew at an instant (replay/kafka_asof.py)."""
-    return int(sf.recorded_at.timestamp() * 1000)
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One event of a batch: its store position and its message."""
+
+    position: int
+    message: Message
+
+
+def partition_for(key: bytes, partitions: Sequence[int]) -> int:
+    """kafka-python's DefaultPartitioner (the Java client's too) for a keyed message."""
+    return partitions[(int(murmur2(key)) & 0x7FFFFFFF) % len(partitions)]

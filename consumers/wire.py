@@ -1,11 +1,25 @@
 """How a recorded event travels on Kafka (topic journey.events).
 
-key      the customer id (UTF-8), so one customer's events stay in one partition, in order
-value    orjson: position, event_id, customer_id, stream_id, stream_version, recorded_at, fact
+key      the customer id (``fact["customer_uuid"]``, UTF-8), so one customer's events stay in
+         one partition, in order
+value    a JSON object: ``{"v":2,"position":P,"stream_id":"...","stream_version":N,"state":S}``
+         where S is the event's state exactly as the store holds it (``timestamp``, the sealed
+         ``fact``, and eventsourcing's own fields on a stream's first event)
 headers  type, event_id, stream_id, customer_version (the stream version), position
 
 ``position`` is the store's notification id: a consumer that has applied position p for a
 customer knows any message of that customer with position <= p is a redelivery.
+
+Why the stored bytes travel as they are (format 2): the relay's own work per event competes
+with kafka-python's sender thread for the GIL, and decoding each stored state only to encode
+the same fact again was most of that work (docs/performance.md, "relay"). The relay now
+splices the stored bytes into the value and finds the key and the headers' fields in them
+(:func:`encode_stored`); a state it cannot read that way is decoded and re-encoded
+(:func:`encode_event`), with the same result.
+
+Format 1 (``position``, ``event_id``, ``customer_id``, ``stream_id``, ``stream_version``,
+``recorded_at``, ``fact``) is what relays before format 2 published; the topic is kept forever,
+so :func:`decode_event` reads both.
 """
 
 from __future__ import annotations
@@ -20,36 +34,92 @@ from ledger.application import StoredFact
 
 Headers = list[tuple[str, bytes]]
 
+#: (key, value, headers, timestamp in ms since the epoch: when the ledger recorded the event).
+Message = tuple[bytes, bytes, Headers, int]
 
-def encode_event(sf: StoredFact) -> tuple[bytes, bytes, Headers]:
-    # The relay's own work per event competes with kafka-python's sender thread for the GIL,
-    # so every microsecond here is one the producer does not get: one str() of the stream id,
-    # %-formatted bytes for the numbers.
-    fact = sf.fact
-    event_id = fact["event_id"]
-    customer = fact["customer_uuid"]
-    stream = str(sf.stream_id)
-    value = {
-        "position": sf.position,
-        "event_id": event_id,
-        "customer_id": customer,
-        "stream_id": stream,
-        "stream_version": sf.stream_version,
-        "recorded_at": sf.recorded_at.isoformat(),
-        "fact": fact,
-    }
-    headers = [
-        ("type", fact["type"].encode()),
-        ("event_id", event_id.encode()),
-        ("stream_id", stream.encode()),
-        ("customer_version", b"%d" % sf.stream_version),
-        ("position", b"%d" % sf.position),
+_CUSTOMER = b'"customer_uuid":"'
+_TYPE = b'"type":"'
+_EVENT_ID = b'"event_id":"'
+_TIMESTAMP = b'{"timestamp":"'
+
+
+def _value(position: int, stream_id: str, stream_version: int, state: bytes) -> bytes:
+    return b'{"v":2,"position":%d,"stream_id":"%s","stream_version":%d,"state":%s}' % (
+        position, stream_id.encode(), stream_version, state)
+
+
+def _headers(type_: bytes, event_id: bytes, stream_id: str, stream_version: int, position: int) -> Headers:
+    return [
+        ("type", type_),
+        ("event_id", event_id),
+        ("stream_id", stream_id.encode()),
+        ("customer_version", b"%d" % stream_version),
+        ("position", b"%d" % position),
     ]
-    return customer.encode(), orjson.dumps(value), headers
+
+
+def _string_at(state: bytes, key: bytes) -> bytes | None:
+    """The value of the one string-valued ``key`` in ``state``, or None when the bytes alone
+    cannot say which it is: the key occurs more than once (a fact's data may hold its own
+    ``type``), not at all, or its value holds an escape. Inside a JSON string a quote is always
+    escaped, so ``"key":"`` outside a string can only be that key with a string value."""
+    if state.count(key) != 1:
+        return None
+    start = state.find(key) + len(key)
+    end = state.find(b'"', start)
+    value = state[start:end]
+    return None if end < 0 or b"\\" in value else value
+
+
+def _millis(stamp: datetime) -> int:
+    """A message's timestamp is when the ledger recorded the event, so a reader can seek by
+    time (``offsets_for_times``) to what the company knew at an instant (replay/kafka_asof.py)."""
+    return int(stamp.timestamp() * 1000)
+
+
+def encode_stored(position: int, stream_id: str, stream_version: int, state: bytes) -> Message | None:
+    """The message of one stored event, from its stored JSON state without decoding it; None
+    when the state cannot be read that way (the caller then uses :func:`encode_event`).
+
+    ``stream_id`` is the stream's UUID in its canonical (dashed) form."""
+    customer = _string_at(state, _CUSTOMER)
+    type_ = _string_at(state, _TYPE)
+    event_id = _string_at(state, _EVENT_ID)
+    if customer is None or type_ is None or event_id is None or not state.startswith(_TIMESTAMP):
+        return None
+    # The transcoder writes the timestamp first; its value is an ISO 8601 string.
+    end = state.find(b'"', len(_TIMESTAMP))
+    try:
+        stamp = datetime.fromisoformat(state[len(_TIMESTAMP):end].decode())
+    except ValueError:
+        return None
+    return (customer, _value(position, stream_id, stream_version, state),
+            _headers(type_, event_id, stream_id, stream_version, position), _millis(stamp))
+
+
+def encode_event(sf: StoredFact) -> Message:
+    """The message of a decoded fact: the same message :func:`encode_stored` makes of its
+    stored bytes (a state holding the timestamp and the fact, which is all consumers read)."""
+    fact = sf.fact
+    stream = str(sf.stream_id)
+    state = orjson.dumps({"timestamp": sf.recorded_at, "fact": fact})
+    return (fact["customer_uuid"].encode(), _value(sf.position, stream, sf.stream_version, state),
+            _headers(fact["type"].encode(), fact["event_id"].encode(), stream, sf.stream_version,
+                     sf.position), _millis(sf.recorded_at))
 
 
 def decode_event(value: bytes) -> StoredFact:
+    """A message value of either format as the fact it carries (personal part still sealed)."""
     doc: dict[str, Any] = orjson.loads(value)
+    state = doc.get("state")
+    if state is not None:
+        return StoredFact(
+            position=int(doc["position"]),
+            stream_id=UUID(doc["stream_id"]),
+            stream_version=int(doc["stream_version"]),
+            recorded_at=datetime.fromisoformat(state["timestamp"]),
+            fact=state["fact"],
+        )
     return StoredFact(
         position=int(doc["position"]),
         stream_id=UUID(doc["stream_id"]),

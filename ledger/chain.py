@@ -510,8 +510,9 @@ def checkpoint_of(report: Report) -> Checkpoint:
 
 # -- Kafka -----------------------------------------------------------------------------------------
 #
-# journey.events carries the decoded fact (consumers/wire.py), not the stored bytes, so a message
-# alone cannot be hashed. A relay with ``chain=True`` adds four headers to every message:
+# journey.events carried the decoded fact (format 1 of consumers/wire.py), not the stored bytes,
+# so a message alone could not be hashed; format 2 carries the stored state, but as part of a
+# larger value. A relay with ``chain=True`` adds four headers to every message:
 # chain_customer (hex), chain_prev and chain_hash (hex) and chain_state (the stored bytes).
 # verify_messages recomputes every link from them, checks each customer's continuity, checks that
 # the value says what the stored bytes say, and compares the heads with a checkpoint.
@@ -624,21 +625,31 @@ def _same_fact(published: dict[str, Any], stored: dict[str, Any]) -> bool:
 
 
 def _value_differs(value: bytes, state: bytes, position: int, stream_id: UUID, version: int) -> str | None:
-    """What the message value says that its stored bytes (or headers) do not, if anything."""
+    """What the message value says that its stored bytes (or headers) do not, if anything.
+
+    Format 2 values (consumers/wire.py) carry a state: the stored one spliced in, or for an
+    event the relay had to decode, its timestamp and fact re-encoded; both are compared by the
+    timestamp and the fact, which is what consumers read."""
     try:
         doc = orjson.loads(value)
         stored = orjson.loads(state)
-        if not _same_fact(doc["fact"], stored["fact"]):
+        if "state" in doc:
+            fields = {"v", "position", "stream_id", "stream_version", "state"}
+            fact, recorded_at = doc["state"]["fact"], doc["state"]["timestamp"]
+        else:
+            fields = {"position", "event_id", "customer_id", "stream_id", "stream_version",
+                      "recorded_at", "fact"}
+            fact, recorded_at = doc["fact"], doc["recorded_at"]
+            if doc["customer_id"] != fact["customer_uuid"] or doc["event_id"] != fact["event_id"]:
+                return "the value's customer_id or event_id differs from its fact"
+        if not _same_fact(fact, stored["fact"]):
             return "the value's fact differs from the stored event"
-        if datetime.fromisoformat(doc["recorded_at"]) != datetime.fromisoformat(stored["timestamp"]):
+        if datetime.fromisoformat(recorded_at) != datetime.fromisoformat(stored["timestamp"]):
             return "the value's recorded_at differs from the stored event"
         if (int(doc["position"]), UUID(doc["stream_id"]), int(doc["stream_version"])) != \
                 (position, stream_id, version):
             return "the value's position, stream or version differs from the headers"
-        if doc["customer_id"] != doc["fact"]["customer_uuid"] or doc["event_id"] != doc["fact"]["event_id"]:
-            return "the value's customer_id or event_id differs from its fact"
-        if set(doc) != {"position", "event_id", "customer_id", "stream_id", "stream_version",
-                        "recorded_at", "fact"}:
+        if set(doc) != fields:
             return "the value has unexpected fields"
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         return f"the value cannot be read as an event ({type(error).__name__})"

@@ -44,8 +44,8 @@ def publish(journey: Journey, bootstrap: str, topic: str, start: int = 0, stop: 
     head = recorder.max_notification_id() or 0
     sent = 0
     for n in recorder.select_notifications(start, head + 1, stop=stop, inclusive_of_start=False):
-        key, value, headers = encode_event(decode_sealed(journey.app, n))
-        producer.send(topic, key=key, value=value, headers=headers)
+        key, value, headers, timestamp_ms = encode_event(decode_sealed(journey.app, n))
+        producer.send(topic, key=key, value=value, headers=headers, timestamp_ms=timestamp_ms)
         sent += 1
     producer.flush()
     producer.close()
