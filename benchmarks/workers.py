@@ -131,10 +131,9 @@ def raw_produce_relay_messages(settings: Any, topic: str) -> dict[str, Any]:
 
     journey = bootstrap(settings)
     try:
-        relay = Relay(app=journey.app, bootstrap=settings.kafka_bootstrap, topic=topic)
-        notifications = journey.app.recorder.select_notifications(0, 1 << 62)
-        messages = [item.message for item in relay._outgoing(notifications)]
-        del notifications
+        relay = Relay(app=journey.app, bootstrap=settings.kafka_bootstrap, topic=topic,
+                      batch_size=1 << 62)
+        messages = [item.message for item in relay._outgoing(relay._read(0, None))]
     finally:
         journey.close()
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, **PRODUCER_CONFIG)

@@ -55,6 +55,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
 from kafka.partitioner.default import murmur2
@@ -62,6 +63,7 @@ from kafka.partitioner.default import murmur2
 from consumers.wire import Message, encode_event, encode_stored
 from ledger import chain as hash_chain
 from ledger.application import JourneyApplication, decode_sealed
+from ledger.sqlite_recorder import JourneySQLiteRecorder, Row
 
 log = logging.getLogger(__name__)
 
@@ -291,8 +293,7 @@ class Relay:
             while not stop.is_set():
                 if stop_at is not None and position >= stop_at:
                     break
-                notifications = recorder.select_notifications(
-                    position, self.batch_size, stop=stop_at, inclusive_of_start=False)
+                notifications = self._read(position, stop_at)
                 if not notifications:
                     if stop_at is not None:
                         break
@@ -326,19 +327,41 @@ class Relay:
         return RelaySummary(self.topic, published, batches, start_position, position, head, seconds,
                             failures, unconfirmed, stopped=stop.is_set())
 
-    def _outgoing(self, notifications: Sequence[Notification]) -> list[Outgoing]:
+    def _read(self, position: int, stop_at: int | None) -> Sequence[Notification] | list[Row]:
+        """The next batch after ``position``: rows as they are from a plain SQLite store (no
+        Notification and UUID per row), else the recorder's notifications."""
+        recorder = self.app.recorder
+        if isinstance(recorder, JourneySQLiteRecorder) and self._plain():
+            return recorder.select_rows(position, self.batch_size, stop_at)
+        return recorder.select_notifications(position, self.batch_size, stop=stop_at,
+                                             inclusive_of_start=False)
+
+    def _plain(self) -> bool:
+        """The stored states are JSON as the transcoder wrote them (no cipher, no compressor)."""
+        mapper = self.app.mapper
+        return mapper.cipher is None and mapper.compressor is None
+
+    def _outgoing(self, notifications: Sequence[Notification] | list[Row]) -> list[Outgoing]:
         """The batch's messages. A plain store's JSON states are spliced into the values as
         they are (consumers/wire.py); a state the bytes alone cannot say enough about, or a
         store whose mapper encrypts or compresses, is decoded (still sealed) and re-encoded."""
-        mapper = self.app.mapper
-        plain = mapper.cipher is None and mapper.compressor is None
+        plain = self._plain()
         batch = []
         for n in notifications:
-            message = (encode_stored(n.id, str(n.originator_id), n.originator_version, n.state)
-                       if plain else None)
-            if message is None:
-                message = encode_event(decode_sealed(self.app, n))
-            batch.append(Outgoing(n.id, message))
+            if isinstance(n, tuple):
+                position, hex_id, version, topic, state = n
+                stream = f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
+                message = encode_stored(position, stream, version, state)
+                if message is None:
+                    notification = Notification(id=position, originator_id=UUID(hex_id),
+                                                originator_version=version, topic=topic, state=state)
+                    message = encode_event(decode_sealed(self.app, notification))
+            else:
+                message = (encode_stored(n.id, str(n.originator_id), n.originator_version, n.state)
+                           if plain else None)
+                if message is None:
+                    message = encode_event(decode_sealed(self.app, n))
+            batch.append(Outgoing(n[0] if isinstance(n, tuple) else n.id, message))
         return batch
 
     def _publish(self, batch: Sequence[Outgoing], stop: threading.Event,

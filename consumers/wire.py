@@ -24,6 +24,7 @@ so :func:`decode_event` reads both.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -37,9 +38,10 @@ Headers = list[tuple[str, bytes]]
 #: (key, value, headers, timestamp in ms since the epoch: when the ledger recorded the event).
 Message = tuple[bytes, bytes, Headers, int]
 
-_CUSTOMER = b'"customer_uuid":"'
-_TYPE = b'"type":"'
-_EVENT_ID = b'"event_id":"'
+#: The three string fields the relay reads from a stored state, each with its value. Inside a
+#: JSON string a quote is always escaped, so ``"type":"`` can only be a key named ``type``
+#: with a string value, and ``[^"]*`` cannot run past the value's closing quote.
+_FIELDS = re.compile(rb'"(customer_uuid|type|event_id)":"([^"]*)"')
 _TIMESTAMP = b'{"timestamp":"'
 
 
@@ -58,17 +60,17 @@ def _headers(type_: bytes, event_id: bytes, stream_id: str, stream_version: int,
     ]
 
 
-def _string_at(state: bytes, key: bytes) -> bytes | None:
-    """The value of the one string-valued ``key`` in ``state``, or None when the bytes alone
-    cannot say which it is: the key occurs more than once (a fact's data may hold its own
-    ``type``), not at all, or its value holds an escape. Inside a JSON string a quote is always
-    escaped, so ``"key":"`` outside a string can only be that key with a string value."""
-    if state.count(key) != 1:
+def _fields(state: bytes) -> dict[bytes, bytes] | None:
+    """The fact's ``customer_uuid``, ``type`` and ``event_id`` from the stored bytes, or None
+    when the bytes alone cannot say which they are: a key occurs more than once (a fact's data
+    may hold a ``type`` of its own) or not at all, or a value holds an escape."""
+    found = _FIELDS.findall(state)
+    if len(found) != 3:
         return None
-    start = state.find(key) + len(key)
-    end = state.find(b'"', start)
-    value = state[start:end]
-    return None if end < 0 or b"\\" in value else value
+    fields = dict(found)
+    if len(fields) != 3 or b"\\" in found[0][1] + found[1][1] + found[2][1]:
+        return None
+    return fields
 
 
 def _millis(stamp: datetime) -> int:
@@ -82,10 +84,8 @@ def encode_stored(position: int, stream_id: str, stream_version: int, state: byt
     when the state cannot be read that way (the caller then uses :func:`encode_event`).
 
     ``stream_id`` is the stream's UUID in its canonical (dashed) form."""
-    customer = _string_at(state, _CUSTOMER)
-    type_ = _string_at(state, _TYPE)
-    event_id = _string_at(state, _EVENT_ID)
-    if customer is None or type_ is None or event_id is None or not state.startswith(_TIMESTAMP):
+    fields = _fields(state)
+    if fields is None or not state.startswith(_TIMESTAMP):
         return None
     # The transcoder writes the timestamp first; its value is an ISO 8601 string.
     end = state.find(b'"', len(_TIMESTAMP))
@@ -93,8 +93,9 @@ def encode_stored(position: int, stream_id: str, stream_version: int, state: byt
         stamp = datetime.fromisoformat(state[len(_TIMESTAMP):end].decode())
     except ValueError:
         return None
-    return (customer, _value(position, stream_id, stream_version, state),
-            _headers(type_, event_id, stream_id, stream_version, position), _millis(stamp))
+    return (fields[b"customer_uuid"], _value(position, stream_id, stream_version, state),
+            _headers(fields[b"type"], fields[b"event_id"], stream_id, stream_version, position),
+            _millis(stamp))
 
 
 def encode_event(sf: StoredFact) -> Message:

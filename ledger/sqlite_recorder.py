@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
@@ -21,6 +21,9 @@ from ledger.index import uuid_of as _uuid
 #: of random keys from the OS for every batch; 64 MiB holds them up to a few 100k events: the
 #: batch inserts of a 100k append took 2.4-2.7 s instead of 3.4-3.9 s (A/B, two runs each).
 WRITER_CACHE_KIB = 65536
+
+#: A stored event as :meth:`JourneySQLiteRecorder.select_rows` reads it.
+Row = tuple[int, str, int, str, bytes]
 
 
 class JourneySQLiteRecorder(SQLiteProcessRecorder):
@@ -203,6 +206,21 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             (i.hex for i in ids),
         )
         return {_uuid(r[0]) for r in rows}
+
+    def select_rows(self, after: int, limit: int, stop: int | None = None) -> list[Row]:
+        """(position, stream id as 32 hex digits, stream version, topic, state) of the events
+        after position ``after`` (up to ``stop``), in log order: what ``select_notifications``
+        returns, without a Notification and a UUID per row, which were half the relay's read."""
+        sql = (f"SELECT rowid, originator_id, originator_version, topic, state "
+               f"FROM {self.events_table_name} WHERE rowid > ?")
+        params: tuple[int, ...] = (after,)
+        if stop is not None:
+            sql += " AND rowid <= ?"
+            params = (after, stop)
+        with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None  # plain tuples: this cursor only
+            c.execute(sql + " ORDER BY rowid LIMIT ?", (*params, limit))
+            return cast(list[Row], c.fetchall())
 
     def facts_of(self, customer_id: UUID) -> list[Notification]:
         """Every stored event whose fact resolved to this customer, in log order."""
