@@ -113,18 +113,12 @@ def decode_event(value: bytes) -> StoredFact:
     """A message value of either format as the fact it carries (personal part still sealed)."""
     doc: dict[str, Any] = orjson.loads(value)
     state = doc.get("state")
-    if state is not None:
-        return StoredFact(
-            position=int(doc["position"]),
-            stream_id=UUID(doc["stream_id"]),
-            stream_version=int(doc["stream_version"]),
-            recorded_at=datetime.fromisoformat(state["timestamp"]),
-            fact=state["fact"],
-        )
+    recorded_at, fact = ((state["timestamp"], state["fact"]) if state is not None
+                         else (doc["recorded_at"], doc["fact"]))
     return StoredFact(
         position=int(doc["position"]),
         stream_id=UUID(doc["stream_id"]),
         stream_version=int(doc["stream_version"]),
-        recorded_at=datetime.fromisoformat(doc["recorded_at"]),
-        fact=doc["fact"],
+        recorded_at=datetime.fromisoformat(recorded_at),
+        fact=fact,
     )
