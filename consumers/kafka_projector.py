@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from consumers.broker_outage import Outage, is_transient
 from consumers.wire import decode_event
 from domain.personal import ENVELOPE
 from ledger.application import JourneyApplication, StoredFact, history_of, open_fact
-from projections.duckdb_store import ProjectionStore
+from projections.duckdb_store import ProjectionStore, release_memory
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,28 @@ LOCK_WAIT_S = 60.0
 APPLY_RECORDS = 40_000
 #: ... or when the oldest gathered record has waited this long (a live feed stays fresh).
 APPLY_AFTER_S = 2.0
-#: DuckDB's memory per partition file: each file is its own DuckDB instance, so one process
-#: owning four partitions at the single-file limit (200MB) could give DuckDB 800 MB. A
-#: partition's transaction is at most APPLY_RECORDS facts, a fifth of ``journey project``'s.
+#: Records of a transaction decoded and folded at a time (``journey project`` reads 20,000 at a
+#: time too). A poll can leave more than APPLY_RECORDS waiting for one partition (52,000 were
+#: seen at 1M events); decoded at once, the largest transaction's facts set the process's peak.
+APPLY_CHUNK = 20_000
+#: DuckDB's memory for the partition file being written: each file is its own DuckDB instance
+#: with its own limit. A partition's transaction is at most a few APPLY_CHUNKs of facts, a
+#: fifth of ``journey project``'s; below ~100MB DuckDB can fail a large transaction's merge
+#: UPDATE with its Out of Memory Error (uncommitted rows cannot be spilled).
 PARTITION_MEMORY_LIMIT = "100MB"
+#: ... and for each of the others, while this instance owns more than one partition: the
+#: partitions are applied one at a time, so only one file needs its working memory. At the
+#: working limit the idle files kept theirs (70-95 MB each at 1M events, ~250 MB of a
+#: four-partition projector's peak): DuckDB keeps the blocks it has read until its limit is
+#: reached, and gives them back only when the limit is lowered.
+IDLE_MEMORY_LIMIT = "8MB"
+#: Records applied to a partition's file since it was last parked, from which it is parked
+#: again after its transaction: parking costs a CHECKPOINT and re-reading the partition's
+#: views, which a catch-up's 40,000-record transactions amortise and a live feed's few records
+#: per transaction would not (a file fed only small transactions stays at the working limit,
+#: which bounds it anyway). A transaction this large also hands freed memory back to the OS
+#: after each chunk it folds.
+PARK_AFTER = 10_000
 
 
 @dataclass
@@ -76,6 +94,9 @@ class PartitionStores:
         self.directory = directory
         self.topic = topic
         self.open: dict[int, ProjectionStore] = {}
+        #: Open files at IDLE_MEMORY_LIMIT, and each open file's records since it was parked.
+        self.parked: set[int] = set()
+        self.unparked: dict[int, int] = {}
         directory.mkdir(parents=True, exist_ok=True)
 
     def cursor(self, partition: int) -> str:
@@ -97,9 +118,34 @@ class PartitionStores:
                     raise
                 time.sleep(0.2)
         self.open[partition] = store
+        self.unparked[partition] = 0
         return store
 
+    def apply(self, partition: int, chunks: Iterable[Sequence[tuple[int, StoredFact]]], count: int,
+              history: Callable[[str], list[StoredFact]],
+              before_commit: Callable[[], None] | None = None) -> int:
+        """Apply one partition's ``count`` records (with its offset) to its file, in one
+        transaction; returns the new facts.
+
+        The partitions are applied one at a time, so one DuckDB working budget is enough for
+        the process: a parked file gets PARTITION_MEMORY_LIMIT back for its transaction, and
+        while this instance owns more than one partition a file is parked (IDLE_MEMORY_LIMIT)
+        after a transaction that brings it to PARK_AFTER records since it was last parked."""
+        store = self.open[partition]
+        if partition in self.parked:
+            _set_memory_limit(store, store.memory_limit)
+            self.parked.discard(partition)
+        applied = store.apply_tracked_chunks(self.cursor(partition), chunks, history,
+                                             before_commit=before_commit, release_after=PARK_AFTER)
+        self.unparked[partition] = self.unparked.get(partition, 0) + count
+        if len(self.open) > 1 and self.unparked[partition] >= PARK_AFTER and _park(store):
+            self.parked.add(partition)
+            self.unparked[partition] = 0
+        return applied
+
     def release(self, partition: int) -> None:
+        self.parked.discard(partition)
+        self.unparked.pop(partition, None)
         store = self.open.pop(partition, None)
         if store is not None:
             store.close()
@@ -107,6 +153,34 @@ class PartitionStores:
     def release_all(self) -> None:
         for partition in list(self.open):
             self.release(partition)
+
+
+def _set_memory_limit(store: ProjectionStore, limit: str) -> None:
+    store.con.execute(f"SET memory_limit = '{limit}'")
+
+
+def _park(store: ProjectionStore) -> bool:
+    """Give back the memory of a partition file between its transactions.
+
+    A CHECKPOINT first: until one, the committed rows and index changes since the last are
+    held in memory and can only be spilled to a temporary file, not dropped, and DuckDB
+    refuses a limit below them (what is left is re-read from the file when next needed).
+    DuckDB checkpoints by itself once the log passes 16 MiB, which a transaction of a few
+    thousand events mostly does, so this adds little writing. Should DuckDB still refuse the
+    limit (something it cannot evict), the file keeps the working limit: memory, not
+    correctness, is at stake."""
+    store.con.execute("CHECKPOINT")
+    # The packed views of the partition's customers (~45 MB each at 1M events) go too: read
+    # again from the file by the next transaction, which touches most of them anyway.
+    store.cache.clear()
+    try:
+        _set_memory_limit(store, IDLE_MEMORY_LIMIT)
+    except duckdb.OutOfMemoryException as error:
+        log.debug("partition file %s kept its memory: %s", store.path, error)
+        return False
+    finally:
+        release_memory()
+    return True
 
 
 class Pending:
@@ -213,23 +287,26 @@ def run_projector(
                 outage.failed(error)
                 continue
             outage.succeeded()
+            got = sum(map(len, polled.values()))
             for tp, messages in polled.items():
                 if tp.partition in stores.open:  # else revoked between poll and here
                     pending.add(tp.partition, [(m.offset, m.value) for m in messages])
+            # Only the values wait: a poll's ConsumerRecords (headers and all, ~25 MiB for
+            # 20,000) were otherwise alive through every apply below.
+            del polled
             # A short poll means the consumer has caught up: apply what it holds now.
             applied = False
-            for partition in pending.due(everything=sum(map(len, polled.values())) < MAX_POLL_RECORDS):
+            for partition in pending.due(everything=got < MAX_POLL_RECORDS):
                 taken = pending.take(partition)
-                store = stores.open.get(partition)
-                if store is None:
+                if partition not in stores.open:
                     continue
-                records = _opened(app, [(offset, decode_event(value)) for offset, value in taken])
+                count = len(taken)  # _fact_chunks empties ``taken`` as it decodes
+                stats.records += count
+                stats.applied += stores.apply(partition, _fact_chunks(app, taken), count,
+                                              history, before_commit)
                 del taken
-                stats.applied += store.apply_tracked(stores.cursor(partition), records, history,
-                                                     before_commit=before_commit)
-                stats.records += len(records)
                 applied = True
-            if polled:
+            if got:
                 idle_since = time.monotonic()
             if applied:
                 consumer.commit_async()  # for lag monitoring only; the truth is in the files
@@ -248,14 +325,35 @@ def run_projector(
     return stats
 
 
+def _fact_chunks(app: JourneyApplication, taken: list[tuple[int, bytes]],
+                 size: int | None = None) -> Iterator[list[tuple[int, StoredFact]]]:
+    """A partition's records as opened facts, ``size`` (APPLY_CHUNK) at a time, each chunk
+    decoded only when asked for. ``taken`` is emptied as it goes: each message's bytes are let
+    go once decoded, so the records are never all held as bytes and as facts at once."""
+    size = size or APPLY_CHUNK
+    taken.reverse()
+    while taken:
+        chunk: list[tuple[int, StoredFact]] = []
+        while taken and len(chunk) < size:
+            offset, value = taken.pop()
+            chunk.append((offset, decode_event(value)))
+        yield _opened(app, chunk)
+        del chunk  # before the next chunk is decoded
+
+
 def _opened(app: JourneyApplication, sealed: list[tuple[int, StoredFact]]) -> list[tuple[int, StoredFact]]:
     """The records' facts opened with the store's keys, fetched in one query for the poll
-    (one query per record's customer otherwise: a key lookup per new customer)."""
+    (one query per record's customer otherwise: a key lookup per new customer).
+
+    Opened in place: each sealed fact (its envelope and all) is dropped as its opened one
+    takes its place, not kept until the whole list is opened."""
     owners = {sf.fact["customer_uuid"] for _, sf in sealed
               if isinstance(sf.fact.get("customer_uuid"), str) and ENVELOPE in sf.fact}
     if len(owners) > 1:
         app.keys.prefetch([UUID(owner) for owner in owners])
-    return [(offset, open_fact(app, sf)) for offset, sf in sealed]
+    for i, (offset, sf) in enumerate(sealed):
+        sealed[i] = (offset, open_fact(app, sf))
+    return sealed
 
 
 def _caught_up(consumer: KafkaConsumer, stores: PartitionStores, topic: str, idle_since: float,

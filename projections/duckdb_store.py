@@ -231,7 +231,7 @@ class ProjectionStore:
                 last = fresh[-1].position
                 count += len(fresh)
                 if count >= RELEASE_AFTER:  # a catch-up, not a live follower's few facts
-                    _release_memory()  # the chunk's facts and views: ~25 MiB off the peak
+                    release_memory()  # the chunk's facts and views: ~25 MiB off the peak
             if not count:
                 return 0
             projection.finish()
@@ -241,7 +241,7 @@ class ProjectionStore:
         if projection.forgotten_any:
             self.compact()
         if count >= RELEASE_AFTER:
-            _release_memory()
+            release_memory()
         return count
 
     def apply_tracked(self, cursor: str, records: Sequence[tuple[int, StoredFact]],
@@ -254,20 +254,47 @@ class ProjectionStore:
         is skipped too (the relay redelivers after a crash). ``history(customer_id)`` reads
         a merged-away customer's facts from the store when their view lives elsewhere.
         """
+        return self.apply_tracked_chunks(cursor, [records], history, before_commit)
+
+    def apply_tracked_chunks(self, cursor: str, chunks: Iterable[Sequence[tuple[int, StoredFact]]],
+                             history: Callable[[str], list[StoredFact]] | None = None,
+                             before_commit: Any = None, release_after: int = RELEASE_AFTER) -> int:
+        """:meth:`apply_tracked` over consecutive chunks of one partition's records, in ONE
+        transaction (what :meth:`apply_chunks` is to :meth:`apply`): each chunk's facts are
+        folded and its events rows written as it comes, the views at the end. A caller that
+        decodes each chunk when it is asked for holds one chunk's facts at a time, not the
+        transaction's (the Kafka projector's Python peak grew with its largest transaction).
+        From ``release_after`` records on, freed memory is handed back after each chunk and
+        at the end, as :meth:`apply_chunks` does."""
+        count = 0
         with self._transaction(), _no_cyclic_gc():
             done = self.position(cursor)
-            fresh = [(o, sf) for o, sf in records if o > done]
-            if not fresh:
-                return 0
-            projection = _BatchProjection(self, [sf for _, sf in fresh], history or self.history)
+            projection = _BatchProjection(self, [], history or self.history)
             projection.partitioned = True
-            applied = projection.write()
-            self._advance(cursor, fresh[-1][0])
+            last: int | None = None
+            for chunk in chunks:
+                count += len(chunk)
+                fresh = [(offset, sf) for offset, sf in chunk if offset > done]
+                if fresh:
+                    last = fresh[-1][0]
+                    projection.fold_chunk([sf for _, sf in fresh])
+                # Before the next chunk is made: a generator's next chunk is built while the
+                # loop variable still holds this one.
+                del chunk, fresh
+                if count >= release_after:
+                    release_memory()
+            if last is None:
+                return 0
+            if projection.applied:  # else every fact was a redelivery: only the offset moves
+                projection.finish()
+            self._advance(cursor, last)
             if before_commit is not None:
                 before_commit()
         if projection.forgotten_any:
             self.compact()
-        return applied
+        if count >= release_after:
+            release_memory()
+        return projection.applied
 
     def _advance(self, cursor: str, position: int) -> None:
         self.con.execute("DELETE FROM projection_position WHERE name = ?", [cursor])
@@ -722,7 +749,7 @@ class _BatchProjection:
             self._write_slice(part, docs, views, specs)
             if len(live) > WRITE_SLICE:
                 del docs, views
-                _release_memory()
+                release_memory()
 
     def _write_slice(self, ids: list[str], docs: list[bytes], views: list[View],
                      specs: list[tuple[derived.DerivedTable, set[str]]]) -> None:
@@ -785,7 +812,7 @@ def _last_uses(batch: Sequence[StoredFact], aliases: dict[str, str]) -> tuple[di
     return last, pinned
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
     """Hand freed memory back to the OS after a big transaction: Arrow's pool and glibc's
     heap otherwise keep the transaction's peak (400 MB of a 1M projection) for good."""
     pa.default_memory_pool().release_unused()
