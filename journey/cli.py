@@ -358,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that only read the ledger: they refuse a data directory without one, where the
+#: others (append, ingest, serve...) start a new ledger.
+READERS = frozenset({"customer", "status", "can-contact", "violations", "cases", "case", "promises",
+                     "inbox", "warranty", "greetings", "verify", "subject-access", "sql", "plot",
+                     "export"})
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
     "append": cmd_append,
     "customer": cmd_customer,
@@ -379,6 +385,11 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
     settings = Settings.load(args.data_dir)
     if args.command == "demo":
         return cmd_demo(args, settings)
+    if args.command in READERS and settings.store == "sqlite" and not settings.data_dir.exists():
+        # A mistyped --data-dir must not answer "unknown customer" from a ledger made on the spot.
+        print(f"journey {args.command}: no ledger at {settings.data_dir} (no such directory; "
+              "check --data-dir or JOURNEY_HOME)", file=sys.stderr)
+        return 2
     journey = bootstrap(settings)
     try:
         return COMMANDS[args.command](args, journey)

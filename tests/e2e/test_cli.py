@@ -104,3 +104,19 @@ def test_append_from_stdin_in_a_real_process(tmp_path: Path) -> None:
         input="\n".join(facts) + "\n", capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "recorded 5, duplicates 0, rejected 0"
+
+
+def test_a_reading_command_refuses_a_place_without_a_ledger_and_creates_nothing(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    typo = tmp_path / "ledegr"
+    for args in (("customer", "+34600000001"), ("status", "--json"), ("can-contact", "+34600000001", "--channel", "phone", "--purpose", "commercial")):
+        code, out, err = run(capsys, typo, *args)
+        assert (code, out) == (2, ""), args
+        assert f"no ledger at {typo}" in err
+    assert not typo.exists()
+    # A recording command starts one there, and the readers then answer.
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text("".join(orjson.dumps(f).decode() + "\n" for f in demo_data.generate(3, seed=2)))
+    assert run(capsys, typo, "append", str(facts))[0] == 0
+    code, out, _ = run(capsys, typo, "status", "--json")
+    assert code == 0 and orjson.loads(out)
