@@ -489,14 +489,6 @@ class _BatchProjection:
             self.views[customer_id] = view
         return view
 
-    def write(self) -> int:
-        """Fold and write ``batch`` (one chunk); returns the facts that were not redeliveries."""
-        self.fold_chunk(self.batch)
-        if not self.applied:
-            return 0
-        self.finish()
-        return self.applied
-
     def fold_chunk(self, batch: Sequence[StoredFact]) -> int:
         """Fold a chunk and write its events rows and record moves (views wait for finish)."""
         aliases = self.aliases
