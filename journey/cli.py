@@ -359,10 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that only read the ledger: they refuse a data directory without one, where the
-#: others (append, ingest, serve...) start a new ledger.
+#: others (append, ingest, serve...) start a new ledger. (``sql`` and ``plot`` read the
+#: analyst snapshot and say themselves that there is none yet.)
 READERS = frozenset({"customer", "status", "can-contact", "violations", "cases", "case", "promises",
-                     "inbox", "warranty", "greetings", "verify", "subject-access", "sql", "plot",
-                     "export"})
+                     "inbox", "warranty", "greetings", "verify", "subject-access", "export"})
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
     "append": cmd_append,
