@@ -141,8 +141,8 @@ class PartitionStores:
         if partition in self.parked:
             _set_memory_limit(store, store.memory_limit)
             self.parked.discard(partition)
-        applied = store.apply_tracked_chunks(self.cursor(partition), chunks, history,
-                                             before_commit=before_commit, release_after=PARK_AFTER)
+        applied = store.apply_tracked(self.cursor(partition), chunks, history,
+                                      before_commit=before_commit, release_after=PARK_AFTER)
         self.unparked[partition] = self.unparked.get(partition, 0) + count
         if len(self.open) > 1 and self.unparked[partition] >= PARK_AFTER and _park(store):
             self.parked.add(partition)

@@ -244,28 +244,23 @@ class ProjectionStore:
             release_memory()
         return count
 
-    def apply_tracked(self, cursor: str, records: Sequence[tuple[int, StoredFact]],
+    def apply_tracked(self, cursor: str, chunks: Iterable[Sequence[tuple[int, StoredFact]]],
                       history: Callable[[str], list[StoredFact]] | None = None,
-                      before_commit: Any = None) -> int:
-        """Project Kafka records ``(offset, fact)`` of one partition, with the offset.
+                      before_commit: Any = None, release_after: int = RELEASE_AFTER) -> int:
+        """Project Kafka records ``(offset, fact)`` of one partition, with the offset, in ONE
+        transaction; returns the new facts.
 
         Records at or below the partition's recorded offset are skipped (a rebalance or a
         restart redelivers them); a fact at or below its customer's applied store position
         is skipped too (the relay redelivers after a crash). ``history(customer_id)`` reads
         a merged-away customer's facts from the store when their view lives elsewhere.
-        """
-        return self.apply_tracked_chunks(cursor, [records], history, before_commit)
 
-    def apply_tracked_chunks(self, cursor: str, chunks: Iterable[Sequence[tuple[int, StoredFact]]],
-                             history: Callable[[str], list[StoredFact]] | None = None,
-                             before_commit: Any = None, release_after: int = RELEASE_AFTER) -> int:
-        """:meth:`apply_tracked` over consecutive chunks of one partition's records, in ONE
-        transaction (what :meth:`apply_chunks` is to :meth:`apply`): each chunk's facts are
-        folded and its events rows written as it comes, the views at the end. A caller that
-        decodes each chunk when it is asked for holds one chunk's facts at a time, not the
-        transaction's (the Kafka projector's Python peak grew with its largest transaction).
-        From ``release_after`` records on, freed memory is handed back after each chunk and
-        at the end, as :meth:`apply_chunks` does."""
+        The records come in consecutive chunks (what :meth:`apply_chunks` does for the log):
+        each chunk's facts are folded and its events rows written as it comes, the views at
+        the end. A caller that decodes each chunk when it is asked for holds one chunk's facts
+        at a time, not the transaction's (the Kafka projector's Python peak grew with its
+        largest transaction). From ``release_after`` records on, freed memory is handed back
+        after each chunk and at the end."""
         count = 0
         with self._transaction(), _no_cyclic_gc():
             done = self.position(cursor)
