@@ -15,6 +15,8 @@ same view the projection would hold had it seen exactly those facts.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +27,9 @@ from domain import catalogue
 from ledger.application import JourneyApplication, StoredFact, opener, record_history, sealed_history_of
 from projections import customer_view
 from projections.customer_view import View
-from replay import fact_reader
+from replay import asof_checkpoints, fact_reader
+
+log = logging.getLogger("journey.asof")
 
 Axis = Literal["recorded", "occurred"]
 Keep = Callable[[StoredFact], bool]
@@ -141,20 +145,21 @@ class AsOf:
             })
         return rows
 
+    @staticmethod
+    def late_entry(sf: StoredFact, recorded: str | None = None) -> dict[str, Any]:
+        return {"event_id": sf.fact["event_id"], "type": sf.fact["type"], "position": sf.position,
+                "occurred_at": sf.fact["occurred_at"],
+                "recorded_at": sf.recorded_at.isoformat() if recorded is None else recorded}
+
     def to_json(self) -> dict[str, Any]:
         prepared = prepare(self.facts)
         iso = {id(p[0]): p[3] for p in prepared}  # late facts are among the facts: ISO once
-
-        def recorded(sf: StoredFact) -> str:
-            return iso[id(sf)] if id(sf) in iso else sf.recorded_at.isoformat()
         return {
             **customer_view.render(_fold(self.customer_id, prepared), now=self.at),
             "as_of": {"axis": self.axis, "at": self.at.isoformat(),
                       "facts": len(self.facts),
                       "through_position": max((sf.position for sf in self.facts), default=0)},
-            "recorded_late": [{"event_id": sf.fact["event_id"], "type": sf.fact["type"],
-                               "position": sf.position, "occurred_at": sf.fact["occurred_at"],
-                               "recorded_at": recorded(sf)} for sf in self.late],
+            "recorded_late": [self.late_entry(sf, iso.get(id(sf))) for sf in self.late],
             "timeline": self._timeline(prepared),
         }
 
@@ -169,6 +174,43 @@ def as_of(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis) -
     facts = gather_cut(app, customer_id, fact_reader.Cut("occurred", at),
                        lambda sf: occurred_at(sf) <= at)
     return AsOf(customer_id, axis, at, facts, late=[sf for sf in facts if sf.recorded_at > at])
+
+
+def paged(doc: dict[str, Any], limit: int, oldest: bool = False, *, timeline_total: int | None = None,
+          late_total: int | None = None) -> dict[str, Any]:
+    """An as-of document with its timeline and its ``recorded_late`` list cut to one page: the
+    latest ``limit`` entries of each (the oldest with ``oldest``), as the API's customer
+    document cuts the live timeline. The totals say how many there are in all."""
+    def page(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return (items[:limit] if oldest else items[-limit:]) if limit > 0 else []
+    timeline, late = doc["timeline"], doc["recorded_late"]
+    return {**doc, "timeline": page(timeline), "recorded_late": page(late),
+            "timeline_page": {"limit": limit, "order": "oldest" if oldest else "latest",
+                              "total": len(timeline) if timeline_total is None else timeline_total},
+            "recorded_late_page": {"limit": limit,
+                                   "total": len(late) if late_total is None else late_total}}
+
+
+def document(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis, limit: int,
+             oldest: bool = False) -> dict[str, Any] | None:
+    """``customer_id``'s as-of document (``AsOf.to_json``) with one page of its timeline and of
+    its late facts (:func:`paged`); None when no fact passes the cut.
+
+    A record with a long history is answered from its fold checkpoint (replay/asof_checkpoints.py,
+    made on its first such view): the same document, at a cost that follows the page and the
+    facts near ``at`` rather than the whole history. Anything a checkpoint cannot answer
+    (merged records, a forgotten person, another store) folds every fact."""
+    at = at.astimezone(UTC)
+    try:
+        return asof_checkpoints.paged_view(app, customer_id, at, axis, limit, oldest)
+    except asof_checkpoints.Unavailable:
+        pass
+    except (sqlite3.Error, OSError) as error:  # the checkpoint file: derived data, never in the way
+        log.warning("as-of checkpoints unavailable (%s); folding every fact", error)
+    result = as_of(app, customer_id, at, axis)
+    if not result.facts:
+        return None
+    return paged(result.to_json(), limit, oldest)
 
 
 def through_position(app: JourneyApplication, customer_id: str, position: int) -> list[StoredFact]:
