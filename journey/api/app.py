@@ -17,9 +17,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
@@ -364,6 +364,45 @@ def _routes(app: FastAPI, desk: Desk) -> None:
                                     desk.reads.position, limit=limit, before=before)
             except UnknownPosition as error:
                 raise ApiError(422, str(error), {"before": before}) from None
+        return _doc(token, doc)
+
+    @app.get("/api/customers/{ref}/as-of", tags=["customers"],
+             responses=_errors(401, 403, 404, 422),
+             summary="the customer's view at an instant, folded from the event store "
+                     "(journey customer REF --occurred-by T | --as-of T --json), one page of "
+                     "its timeline",
+             description="Exactly one of `occurred_by` (what had happened by T, including facts "
+                         "recorded later: they are listed in `recorded_late`) and `recorded_by` "
+                         "(what the ledger knew at T). T is an ISO 8601 instant with its offset. "
+                         "`timeline` and `recorded_late` hold the latest `limit` entries (the "
+                         "oldest with `order=oldest`); `timeline_page.total` and "
+                         "`recorded_late_page.total` count them all.")
+    def customer_as_of(ref: Ref, request: Request, token: Reader,
+                       occurred_by: Annotated[str | None, Query(max_length=64)] = None,
+                       recorded_by: Annotated[str | None, Query(max_length=64)] = None,
+                       limit: Annotated[int, Query(ge=1, le=500)] = CUSTOMER_TIMELINE,
+                       order: Literal["latest", "oldest"] = "latest") -> Response:
+        from replay import asof
+
+        key = _key(request, token, ref)
+        if (occurred_by is None) == (recorded_by is None):
+            raise ApiError(422, "give exactly one of occurred_by and recorded_by",
+                           {"occurred_by": occurred_by, "recorded_by": recorded_by})
+        name, text = ("occurred_by", occurred_by) if occurred_by is not None else ("recorded_by", recorded_by)
+        try:
+            at = catalogue.parse_instant(cast(str, text), name).astimezone(UTC)
+        except InvalidFact as error:
+            raise ApiError(422, str(error), {name: text}) from None
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before the first instant in UTC
+            raise ApiError(422, f"{name}: {text!r} is out of range", {name: text}) from None
+        axis: asof.Axis = "occurred" if name == "occurred_by" else "recorded"
+        with desk.fresh() as journey:
+            customer_id = asof.resolve(journey.app, key)
+            doc = (None if customer_id is None
+                   else asof.document(journey.app, customer_id, at, axis, limit, order == "oldest"))
+        if doc is None:
+            raise ApiError(404, f"nobody known as {ref!r} ({key}) by {at.isoformat()}",
+                           {"ref": ref, "key": key, name: text})
         return _doc(token, doc)
 
     @app.get("/api/customers/{ref}/can-contact", tags=["customers"],

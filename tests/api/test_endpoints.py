@@ -98,6 +98,36 @@ def test_timeline_pages_newest_first_until_next_before_is_null(
     assert pages == -(-len(cli) // 3)
 
 
+def test_as_of_is_the_cli_document_with_one_page_of_each_list(
+        served: TestClient, secrets: dict[str, str], home: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    timeline = cli_json(capsys, home, "customer", "C-1002")["timeline"]
+    at = timeline[30]["occurred_at"]
+    for param, flag in (("occurred_by", "--occurred-by"), ("recorded_by", "--as-of")):
+        moment = at if param == "occurred_by" else timeline[30]["recorded_at"]
+        cli = cli_json(capsys, home, "customer", "C-1002", flag, moment)
+        api = get(served, secrets, "/api/customers/C-1002/as-of", **{param: moment, "limit": 5})
+        assert api["timeline"] == cli["timeline"][-5:] and api["recorded_late"] == cli["recorded_late"][-5:]
+        assert api.pop("timeline_page") == {"limit": 5, "order": "latest", "total": len(cli["timeline"])}
+        assert api.pop("recorded_late_page") == {"limit": 5, "total": len(cli["recorded_late"])}
+        assert api == {**cli, "timeline": api["timeline"], "recorded_late": api["recorded_late"]}
+        oldest = get(served, secrets, "/api/customers/C-1002/as-of", **{param: moment, "order": "oldest"})
+        assert oldest["timeline"] == cli["timeline"][:50]
+
+
+def test_as_of_refuses_unclear_instants_and_says_when_nobody_was_known(
+        served: TestClient, secrets: dict[str, str]) -> None:
+    h = auth(secrets[ADMIN])
+    for params in ({}, {"occurred_by": NOW, "recorded_by": NOW}, {"occurred_by": "2026-01-01T10:00"},
+                   {"recorded_by": "yesterday"}, {"occurred_by": "0001-01-01T00:00:00+05:00"}):
+        response = served.get("/api/customers/C-1001/as-of", params=params, headers=h)
+        assert response.status_code == 422, (params, response.text)
+        assert set(response.json()) == {"error", "detail"}
+    response = served.get("/api/customers/C-1001/as-of", params={"occurred_by": "2000-01-01T00:00:00Z"},
+                          headers=h)
+    assert response.status_code == 404 and "by 2000-01-01" in response.json()["error"]
+
+
 def test_timeline_with_an_unknown_cursor_is_422(served: TestClient, secrets: dict[str, str]) -> None:
     response = served.get("/api/customers/C-1001/timeline", params={"before": 999999},
                           headers=auth(secrets[ADMIN]))
@@ -202,6 +232,7 @@ def test_root_redirects_to_the_console_and_openapi_is_served(served: TestClient)
     assert response.headers["location"] == "/console/"
     spec = served.get("/openapi.json").json()
     for path in ("/api/me", "/api/customers/{ref}", "/api/customers/{ref}/timeline",
+                 "/api/customers/{ref}/as-of",
                  "/api/customers/{ref}/can-contact", "/api/cases", "/api/cases/{case_ref}",
                  "/api/promises", "/api/inbox", "/api/warranty/{query}", "/api/facts",
                  "/api/session"):

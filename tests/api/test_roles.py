@@ -41,6 +41,8 @@ def _endpoints() -> list[tuple[str, str, Permission | None, dict[str, Any]]]:
         ("GET", "/api/me", None, {}),
         ("GET", "/api/customers/C-1001", Permission.READ_CUSTOMERS, {}),
         ("GET", "/api/customers/C-1001/timeline", Permission.READ_CUSTOMERS, {"params": {"limit": 5}}),
+        ("GET", "/api/customers/C-1001/as-of", Permission.READ_CUSTOMERS,
+         {"params": {"occurred_by": "2026-12-31T00:00:00+01:00"}}),
         ("GET", "/api/customers/C-1001/can-contact", Permission.READ_CUSTOMERS,
          {"params": {"channel": "phone", "purpose": "commercial"}}),
         ("GET", "/api/cases", Permission.READ_LISTS, {"params": {"overdue": "true"}}),
