@@ -332,12 +332,12 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
     answer (the caller folds every fact)."""
     from replay.asof import AsOf, paged, prepare
 
+    recorder = app.recorder
+    if not isinstance(recorder, JourneySQLiteRecorder) or _count(recorder, customer_id) < MIN_FACTS:
+        raise Unavailable("too few facts to need one, or not a SQLite store")
     files = checkpoint_file(app)
     if files is None:
         raise Unavailable("no checkpoint file for this store")
-    recorder = cast(JourneySQLiteRecorder, app.recorder)
-    if _count(recorder, customer_id) < MIN_FACTS:
-        raise Unavailable("too few facts to need one")
     cp = files.load(customer_id)
     fresh: list[StoredFact] = []
     if cp is not None:
