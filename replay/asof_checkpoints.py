@@ -22,9 +22,11 @@ the same documents. Only the page of the timeline asked for is read and opened.
 A checkpoint is made on the first paged view of a record with at least ``MIN_FACTS`` facts,
 and only for a record with nothing merged into it and not forgotten: a merge marker or a
 forget among the new facts drops it (those views fold several records, or erase: the full
-path does them). A checkpoint carries the hash of the code that folds (``FOLD_VERSION``), so
-a release that folds differently ignores the old ones. They live in a SQLite file next to the
-ledger (``asof-checkpoints.sqlite``): derived data, deleting the file loses nothing.
+path does them), and such a record is listed as refused, so its later views fold every fact
+without reading its history once more to find out. A checkpoint carries the hash of the
+code that folds (``FOLD_VERSION``), so a release that folds differently ignores the old ones.
+They live in a SQLite file next to the ledger (``asof-checkpoints.sqlite``): derived data,
+deleting the file loses nothing.
 """
 
 from __future__ import annotations
@@ -88,7 +90,12 @@ FOLD_VERSION = _fold_version()
 
 
 class Unavailable(Exception):
-    """No checkpoint can answer this view: the caller folds every fact."""
+    """No checkpoint can answer this view: the caller folds every fact. ``final``: none ever
+    will (a merge or a forget is in the record's history for good)."""
+
+    def __init__(self, reason: str, final: bool = False) -> None:
+        super().__init__(reason)
+        self.final = final
 
 
 def micros(moment: datetime) -> int:
@@ -126,6 +133,20 @@ class CheckpointFile:
             "CREATE TABLE IF NOT EXISTS checkpoints (customer_id TEXT PRIMARY KEY, "
             "fold_version TEXT NOT NULL, covered BLOB NOT NULL, facts BLOB NOT NULL, "
             "cuts BLOB NOT NULL, occurred_states BLOB NOT NULL, recorded_states BLOB NOT NULL)")
+        # Records that will never have one: looked up so that their views do not read the
+        # whole history twice (once to find the merge, once to fold) every time.
+        self.con.execute("CREATE TABLE IF NOT EXISTS refused (customer_id TEXT PRIMARY KEY, "
+                         "reason TEXT NOT NULL)")
+
+    def refused(self, customer_id: str) -> bool:
+        with self.lock:
+            return self.con.execute("SELECT 1 FROM refused WHERE customer_id = ?",
+                                    (customer_id,)).fetchone() is not None
+
+    def refuse(self, customer_id: str, reason: str) -> None:
+        with self.lock:
+            self.con.execute("DELETE FROM checkpoints WHERE customer_id = ?", (customer_id,))
+            self.con.execute("INSERT OR REPLACE INTO refused VALUES (?, ?)", (customer_id, reason))
 
     def load(self, customer_id: str) -> Checkpoint | None:
         with self.lock:
@@ -147,10 +168,6 @@ class CheckpointFile:
                 "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (cp.customer_id, FOLD_VERSION, orjson.dumps(cp.covered), facts.tobytes(),
                  orjson.dumps(cp.cuts), cp.sealed["occurred"], cp.sealed["recorded"]))
-
-    def drop(self, customer_id: str) -> None:
-        with self.lock:
-            self.con.execute("DELETE FROM checkpoints WHERE customer_id = ?", (customer_id,))
 
 
 #: One file handle per open ledger (dropped with it).
@@ -276,7 +293,7 @@ def build(app: JourneyApplication, customer_id: str) -> Checkpoint:
     history = record_history(read, customer_id, lambda sf: True)
     facts = history.facts
     if history.members != {customer_id} or history.split_off or any(_disqualifies(sf) for sf in facts):
-        raise Unavailable("the record has merges or was forgotten")
+        raise Unavailable("the record has merges or was forgotten", final=True)
     if len(facts) < MIN_FACTS:
         raise Unavailable("too few facts to need one")
     key = app.keys.key_of(UUID(customer_id))
@@ -338,15 +355,22 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
     files = checkpoint_file(app)
     if files is None:
         raise Unavailable("no checkpoint file for this store")
+    if files.refused(customer_id):
+        raise Unavailable("the record has merges or was forgotten", final=True)
     cp = files.load(customer_id)
     fresh: list[StoredFact] = []
     if cp is not None:
         fresh = _uncovered(recorder, customer_id, cp.covered)
         if any(_disqualifies(sf) for sf in fresh):
-            files.drop(customer_id)
-            raise Unavailable("the record was merged or forgotten since its checkpoint")
+            files.refuse(customer_id, "merged or forgotten since its checkpoint")
+            raise Unavailable("the record was merged or forgotten since its checkpoint", final=True)
     if cp is None or len(fresh) > REBUILD_AFTER:
-        cp = build(app, customer_id)
+        try:
+            cp = build(app, customer_id)
+        except Unavailable as error:
+            if error.final:
+                files.refuse(customer_id, str(error))
+            raise
         files.save(cp)
         log.info("as-of checkpoint of %s: %d facts, %d + %d fold states", customer_id,
                  len(cp.positions), len(cp.cuts["occurred"]), len(cp.cuts["recorded"]))

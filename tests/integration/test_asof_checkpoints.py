@@ -182,10 +182,32 @@ def test_a_merge_or_a_forget_after_the_checkpoint_drops_it(
         assert checkpointed(journey) == set()
         assert got == reference(journey, customer_id, at, "recorded", 5, False)
         assert got is not None and got["merged_from"]
+        files = asof_checkpoints.checkpoint_file(journey.app)
+        assert files is not None and files.refused(customer_id)
         journey.ledger.forget("customer_id:C-990000", "test")
-        got = asof.document(journey.app, customer_id, at + timedelta(days=1), "recorded", 5)
+        with mock.patch.object(asof_checkpoints, "build", side_effect=AssertionError("looked again")):
+            got = asof.document(journey.app, customer_id, at + timedelta(days=1), "recorded", 5)
         assert got == reference(journey, customer_id, at + timedelta(days=1), "recorded", 5, False)
         assert checkpointed(journey) == set()
+
+
+def test_a_record_with_a_merge_in_its_history_is_refused_once(
+        heavy: tuple[Journey, str, list[dict[str, Any]]]) -> None:
+    journey, customer_id, _ = heavy
+    other = {"type": "customer.registered", "id": "r-other", "source": "crm",
+             "customer": {"customer_id": "C-1"}, "occurred_at": "2025-03-01T10:00:00+01:00",
+             "data": {"name": "Ana Other", "phone": "+34600000009"}}
+    merged = {"type": "customer.merged", "id": "m-1", "source": "crm",
+              "customer": {"customer_id": "C-990000"}, "occurred_at": "2025-02-01T10:00:00+01:00",
+              "data": {"from": {"customer_id": "C-1"}, "reason": "same person"}}
+    append(journey, [other, merged], batch_size=2)
+    at = datetime.fromisoformat("2025-06-01T00:00:00+00:00")
+    with low_thresholds(min_facts=100, snapshots=8, rebuild_after=20):
+        first = asof.document(journey.app, customer_id, at, "occurred", 5)
+        with mock.patch.object(asof_checkpoints, "build", side_effect=AssertionError("looked again")):
+            again = asof.document(journey.app, customer_id, at, "occurred", 5)
+    assert first == again == reference(journey, customer_id, at, "occurred", 5, False)
+    assert again is not None and again["merged_from"]
 
 
 def test_a_checkpoint_made_by_other_fold_code_is_not_used(
