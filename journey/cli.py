@@ -359,10 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that only read the ledger: they refuse a data directory without one, where the
-#: others (append, ingest, serve...) start a new ledger. (``sql`` and ``plot`` read the
-#: analyst snapshot and say themselves that there is none yet.)
+#: others (append, ingest, serve...) start a new ledger.
 READERS = frozenset({"customer", "status", "can-contact", "violations", "cases", "case", "promises",
                      "inbox", "warranty", "greetings", "verify", "subject-access", "export"})
+#: Commands that read the analyst snapshot only: without a data directory there is none (they
+#: say so, as in a ledger never exported, and make no ledger on the spot).
+SNAPSHOT_READERS = frozenset({"sql", "plot"})
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
     "append": cmd_append,
@@ -390,6 +392,10 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
         print(f"journey {args.command}: no ledger at {settings.data_dir} (no such directory; "
               "check --data-dir or JOURNEY_HOME)", file=sys.stderr)
         return 2
+    if args.command in SNAPSHOT_READERS and not settings.data_dir.exists():
+        from journey.cli_analytics import no_snapshot
+
+        return no_snapshot(args.command, settings)
     journey = bootstrap(settings)
     try:
         return COMMANDS[args.command](args, journey)

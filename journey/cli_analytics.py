@@ -38,6 +38,7 @@ from journey.analytics.snapshots import (
     request_export,
 )
 from journey.bootstrap import Journey
+from journey.config import Settings
 from journey.references import reference_key
 
 
@@ -47,6 +48,11 @@ def _dump(obj: Any) -> None:
 
 def _is_lock_error(error: BaseException) -> bool:
     return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+
+
+def no_snapshot(command: str, settings: Settings) -> int:
+    """The answer of ``sql`` and ``plot`` when there is no analyst snapshot to read."""
+    return _no_snapshot(command, analytics_dir(settings))
 
 
 def _no_snapshot(command: str, directory: Path) -> int:

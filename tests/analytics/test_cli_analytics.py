@@ -80,6 +80,7 @@ def test_no_snapshot_yet_says_to_run_export(tmp_path: Path, capsys: pytest.Captu
     assert "no analyst snapshot" in err and "run `journey export`" in err
     code, _, err = run(capsys, tmp_path / "empty", "plot", "base", "--out", str(tmp_path / "b.svg"))
     assert code == 2 and "run `journey export`" in err
+    assert not (tmp_path / "empty").exists()  # no ledger made on the spot
 
 
 def test_sql_never_opens_the_projections(demo_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
