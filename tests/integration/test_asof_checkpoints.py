@@ -72,6 +72,14 @@ def checkpointed(journey: Journey) -> set[str]:
     return {r[0] for r in files.con.execute("SELECT customer_id FROM checkpoints")}
 
 
+def viewed(journey: Journey, customer_id: str, at: datetime) -> asof_checkpoints.CheckpointFile:
+    """The checkpoint file after one paged view of ``customer_id`` at ``at``."""
+    asof.document(journey.app, customer_id, at, "occurred", 5)
+    files = asof_checkpoints.checkpoint_file(journey.app)
+    assert files is not None
+    return files
+
+
 @settings(PROPERTY, max_examples=200)
 @given(story=stories(), data=st.data())
 def test_a_paged_view_from_a_checkpoint_is_the_full_folds_page(
@@ -144,9 +152,7 @@ def test_facts_after_the_checkpoint_are_folded_in_and_many_of_them_rebuild_it(
     journey, customer_id, facts = heavy
     at = datetime.fromisoformat(facts[200]["occurred_at"]).astimezone(UTC)
     with low_thresholds(min_facts=100, snapshots=8, rebuild_after=20):
-        asof.document(journey.app, customer_id, at, "occurred", 5)
-        files = asof_checkpoints.checkpoint_file(journey.app)
-        assert files is not None
+        files = viewed(journey, customer_id, at)
         covered = files.load(customer_id)
         assert covered is not None and len(covered.positions) == 300
         # A late upload: facts that happened in the middle of the history, recorded now.
@@ -164,20 +170,24 @@ def test_facts_after_the_checkpoint_are_folded_in_and_many_of_them_rebuild_it(
         assert rebuilt is not None and len(rebuilt.positions) == 339  # 39 new: past REBUILD_AFTER
 
 
+def another_merged_in(when: str) -> list[dict[str, Any]]:
+    """Customer C-1 registered, then merged into C-990000 at ``when``."""
+    return [{"type": "customer.registered", "id": "r-other", "source": "crm",
+             "customer": {"customer_id": "C-1"}, "occurred_at": "2025-03-01T10:00:00+01:00",
+             "data": {"name": "Ana Other", "phone": "+34600000009"}},
+            {"type": "customer.merged", "id": "m-1", "source": "crm",
+             "customer": {"customer_id": "C-990000"}, "occurred_at": when,
+             "data": {"from": {"customer_id": "C-1"}, "reason": "same person"}}]
+
+
 def test_a_merge_or_a_forget_after_the_checkpoint_drops_it(
         heavy: tuple[Journey, str, list[dict[str, Any]]]) -> None:
     journey, customer_id, _ = heavy
     at = datetime.now(UTC) + timedelta(days=1)
-    other = {"type": "customer.registered", "id": "r-other", "source": "crm",
-             "customer": {"customer_id": "C-1"}, "occurred_at": "2025-03-01T10:00:00+01:00",
-             "data": {"name": "Ana Other", "phone": "+34600000009"}}
-    merged = {"type": "customer.merged", "id": "m-1", "source": "crm",
-              "customer": {"customer_id": "C-990000"}, "occurred_at": "2025-12-30T10:00:00+01:00",
-              "data": {"from": {"customer_id": "C-1"}, "reason": "same person"}}
     with low_thresholds(min_facts=100, snapshots=8, rebuild_after=20):
         asof.document(journey.app, customer_id, at, "recorded", 5)
         assert checkpointed(journey) == {customer_id}
-        append(journey, [other, merged], batch_size=2)
+        append(journey, another_merged_in("2025-12-30T10:00:00+01:00"), batch_size=2)
         got = asof.document(journey.app, customer_id, at, "recorded", 5)
         assert checkpointed(journey) == set()
         assert got == reference(journey, customer_id, at, "recorded", 5, False)
@@ -194,13 +204,7 @@ def test_a_merge_or_a_forget_after_the_checkpoint_drops_it(
 def test_a_record_with_a_merge_in_its_history_is_refused_once(
         heavy: tuple[Journey, str, list[dict[str, Any]]]) -> None:
     journey, customer_id, _ = heavy
-    other = {"type": "customer.registered", "id": "r-other", "source": "crm",
-             "customer": {"customer_id": "C-1"}, "occurred_at": "2025-03-01T10:00:00+01:00",
-             "data": {"name": "Ana Other", "phone": "+34600000009"}}
-    merged = {"type": "customer.merged", "id": "m-1", "source": "crm",
-              "customer": {"customer_id": "C-990000"}, "occurred_at": "2025-02-01T10:00:00+01:00",
-              "data": {"from": {"customer_id": "C-1"}, "reason": "same person"}}
-    append(journey, [other, merged], batch_size=2)
+    append(journey, another_merged_in("2025-02-01T10:00:00+01:00"), batch_size=2)
     at = datetime.fromisoformat("2025-06-01T00:00:00+00:00")
     with low_thresholds(min_facts=100, snapshots=8, rebuild_after=20):
         first = asof.document(journey.app, customer_id, at, "occurred", 5)
@@ -215,9 +219,7 @@ def test_a_checkpoint_made_by_other_fold_code_is_not_used(
     journey, customer_id, facts = heavy
     at = datetime.fromisoformat(facts[100]["occurred_at"]).astimezone(UTC)
     with low_thresholds(min_facts=100, snapshots=8, rebuild_after=20):
-        asof.document(journey.app, customer_id, at, "occurred", 5)
-        files = asof_checkpoints.checkpoint_file(journey.app)
-        assert files is not None
+        files = viewed(journey, customer_id, at)
         files.con.execute("UPDATE checkpoints SET fold_version = 'another release'")
         assert files.load(customer_id) is None
         got = asof.document(journey.app, customer_id, at, "occurred", 5)
