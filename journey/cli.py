@@ -312,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("customer", help="the unified view of one customer")
     p.add_argument("ref", help="+34..., @handle, e-mail, customer number, ledger id, or kind:value")
-    p.add_argument("--limit", type=int, default=None, help="show at most N timeline events")
+    p.add_argument("--limit", type=int, default=None,
+                   help="show at most N timeline events (the oldest; with --as-of/--occurred-by also "
+                        "at most N late facts, from the fold checkpoint of a long history)")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--as-of", metavar="T",
                       help="the view as the company knew it at T (facts recorded by T), from the store")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -211,6 +211,8 @@ def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int
         except LookupError as error:
             print(f"journey customer: {error}", file=sys.stderr)
             return 2
+    elif customer_id is not None and args.limit is not None:
+        return _customer_page(args, journey, key, customer_id, at, axis)
     elif customer_id is not None:
         result = asof.as_of(journey.app, customer_id, at, axis)
     if result is None or not result.facts:
@@ -237,6 +239,44 @@ def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int
         for sf in result.late:
             print(f"  {sf.fact['occurred_at']}  {sf.fact['type']:<22} recorded "
                   f"{sf.recorded_at.isoformat()}  position {sf.position}  {sf.fact['event_id']}")
+    return 0
+
+
+def _customer_page(args: argparse.Namespace, journey: Journey, key: str, customer_id: str,
+                   at: datetime, axis: Literal["recorded", "occurred"]) -> int:
+    """``--as-of/--occurred-by T --limit N`` from the store: the document of the API's as-of
+    view with the oldest N timeline events and late facts (``replay.asof.document``, which
+    answers a long history from its fold checkpoint instead of folding every fact)."""
+    from journey.textview import render_text
+    from replay import asof
+
+    doc = asof.document(journey.app, customer_id, at, axis, max(args.limit, 0), oldest=True)
+    if doc is None:
+        when = "known" if axis == "recorded" else "seen"
+        print(f"journey customer: nobody {when} as {args.ref!r} ({key}) by {at.isoformat()}",
+              file=sys.stderr)
+        return 3
+    if args.json:
+        _dump(doc)
+        return 0
+    facts, late = doc["timeline_page"]["total"], doc["recorded_late_page"]["total"]
+    if axis == "recorded":
+        print(f"As the ledger knew it at {at.isoformat()} (facts recorded by then: {facts}, "
+              f"through store position {doc['as_of']['through_position']}; "
+              f"the oldest {len(doc['timeline'])} shown)")
+    else:
+        print(f"What had happened by {at.isoformat()} ({facts} facts, {late} of them recorded after "
+              f"that instant; the oldest {len(doc['timeline'])} shown)")
+    print()
+    print(render_text(doc, doc["timeline"], today=at.date()))
+    if late:
+        print()
+        shown = len(doc["recorded_late"])
+        print(f"Recorded late (occurred by {at.isoformat()}, recorded after it): {late}"
+              + ("" if shown == late else f" (the oldest {shown} shown)"))
+        for e in doc["recorded_late"]:
+            print(f"  {e['occurred_at']}  {e['type']:<22} recorded {e['recorded_at']}  "
+                  f"position {e['position']}  {e['event_id']}")
     return 0
 
 

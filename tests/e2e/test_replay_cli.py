@@ -113,6 +113,21 @@ def test_as_of_and_occurred_by_differ_by_a_late_upload(capsys: pytest.CaptureFix
     assert code == 0
     assert "Recorded late" in out and "address.changed" in out and "(recorded late)" in out
 
+    # --limit N: the oldest N timeline events and late facts, with the totals (the API's page).
+    code, out, err = run(capsys, home, "customer", PHONE, "--occurred-by", t, "--limit", "2", "--json")
+    assert code == 0, err
+    page = orjson.loads(out)
+    assert page["timeline"] == happened["timeline"][:2]
+    assert page["timeline_page"] == {"limit": 2, "order": "oldest", "total": 3}
+    assert page["recorded_late"] == happened["recorded_late"]
+    assert page["recorded_late_page"] == {"limit": 2, "total": 1}
+    assert {k: v for k, v in page.items() if k not in ("timeline", "timeline_page", "recorded_late_page")} == {
+        k: v for k, v in happened.items() if k != "timeline"}
+    code, out, _ = run(capsys, home, "customer", PHONE, "--occurred-by", t, "--limit", "1")
+    assert code == 0
+    assert "(3 facts, 1 of them recorded after that instant; the oldest 1 shown)" in out
+    assert "Recorded late" in out and "address.changed" in out
+
     # Far enough ahead, both axes are the live view.
     code, out, _ = run(capsys, home, "customer", PHONE, "--json")
     live = orjson.loads(out)
