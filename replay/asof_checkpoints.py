@@ -199,18 +199,34 @@ def _open_file(app: JourneyApplication) -> CheckpointFile | None:
 
 
 def _seal(key: bytes, customer_id: str, axis: str, states: list[bytes]) -> bytes:
-    plain = zlib.compress(orjson.dumps([s.decode() for s in states]), 1)
-    nonce = os.urandom(_NONCE)
-    return nonce + AESGCM(key).encrypt(nonce, plain, f"{customer_id}/{axis}/{FOLD_VERSION}".encode())
+    """Each fold state compressed and sealed on its own, length-prefixed one after the other:
+    a view opens the one it starts from (a record with thousands of address changes has
+    states of megabytes; opening all 16 took 116 of its 195 ms)."""
+    aead = AESGCM(key)
+    parts = []
+    for j, state in enumerate(states):
+        nonce = os.urandom(_NONCE)
+        sealed = nonce + aead.encrypt(nonce, zlib.compress(state, 1), _aad(customer_id, axis, j))
+        parts.append(len(sealed).to_bytes(4, "big") + sealed)
+    return b"".join(parts)
 
 
-def _open(key: bytes, customer_id: str, axis: str, sealed: bytes) -> list[str]:
+def _open(key: bytes, customer_id: str, axis: str, sealed: bytes, j: int) -> bytes:
+    """The ``j``-th fold state of :func:`_seal`'s output, as JSON."""
+    at = 0
+    for _ in range(j):
+        at += 4 + int.from_bytes(sealed[at:at + 4], "big")
+    size = int.from_bytes(sealed[at:at + 4], "big")
+    part = sealed[at + 4:at + 4 + size]
     try:
-        plain = AESGCM(key).decrypt(sealed[:_NONCE], sealed[_NONCE:],
-                                    f"{customer_id}/{axis}/{FOLD_VERSION}".encode())
+        plain = AESGCM(key).decrypt(part[:_NONCE], part[_NONCE:], _aad(customer_id, axis, j))
     except InvalidTag as error:
         raise Unavailable("the checkpoint does not open with the record's key") from error
-    return cast(list[str], orjson.loads(zlib.decompress(plain)))
+    return zlib.decompress(plain)
+
+
+def _aad(customer_id: str, axis: str, j: int) -> bytes:
+    return f"{customer_id}/{axis}/{j}/{FOLD_VERSION}".encode()
 
 
 # ------------------------------------------------------------------------- reading
@@ -424,7 +440,7 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
             opened[position] = opener(by_position[position])
         return opened[position]
 
-    view = (cast(View, orjson.loads(_open(key, customer_id, axis, cp.sealed[axis])[j])) if base
+    view = (cast(View, orjson.loads(_open(key, customer_id, axis, cp.sealed[axis], j))) if base
             else customer_view.new_view(customer_id))
     _fold_into(view, prepare([fact(p) for p in (*to_fold, *(sf.position for sf in fresh_kept))]))
     through = max(max((positions[i] for i in kept), default=0),
