@@ -15,6 +15,7 @@ is left alone. Pure data and functions, no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -113,8 +114,12 @@ PROVINCES: dict[str, tuple[str, tuple[str, ...]]] = {
 _CODE = re.compile(r"[0-9]{5}")
 
 
+@functools.lru_cache(maxsize=8192)
 def normalise(name: str) -> str:
-    """A place name as compared: lower case, no accents, punctuation as single spaces."""
+    """A place name as compared: lower case, no accents, punctuation as single spaces.
+
+    Cached: a view renders a check for every address in its contact history, and the same few
+    city names come back (10 µs each uncached: half of an as-of view of 5,000 moves)."""
     text = unicodedata.normalize("NFKD", name.strip().lower())
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text).split())
