@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -102,10 +102,15 @@ def fold(customer_id: str, facts: list[StoredFact]) -> View:
 
 def _fold(customer_id: str, prepared: list[Prepared]) -> View:
     view = customer_view.new_view(customer_id)
+    fold_into(view, prepared)
+    return view
+
+
+def fold_into(view: View, prepared: Iterable[Prepared]) -> None:
+    """Fold prepared facts into a fold state (a fresh one, or a checkpoint's)."""
     entry_of, apply = customer_view.entry_of, customer_view.apply
     for sf, fact, channel, recorded in prepared:
         apply(view, fact, entry_of(fact, sf.position, recorded), channel)
-    return view
 
 
 @dataclass

@@ -301,7 +301,7 @@ def _disqualifies(sf: StoredFact) -> bool:
 def build(app: JourneyApplication, customer_id: str) -> Checkpoint:
     """A checkpoint of the record's facts as they are now; raises Unavailable when the record
     cannot have one (merged records, forgotten, no key, too few facts)."""
-    from replay.asof import prepare
+    from replay.asof import fold_into, prepare
 
     read = fact_reader.reader(app, fact_reader.Cut("position", position=2**62))
     if read is None:
@@ -334,7 +334,7 @@ def build(app: JourneyApplication, customer_id: str) -> Checkpoint:
         states: list[bytes] = []
         folded = 0
         for n, i in enumerate(order):
-            _fold_into(view, [prepared[i]])
+            fold_into(view, [prepared[i]])
             folded += 1
             last = n + 1 == len(order)
             if folded >= spacing and not last and times[order[n + 1]] > times[i]:
@@ -349,12 +349,6 @@ def build(app: JourneyApplication, customer_id: str) -> Checkpoint:
                       array("q", (recorded[i] for i in by_occurred)), cuts, sealed)
 
 
-def _fold_into(view: View, prepared: Iterable[Any]) -> None:
-    entry_of, apply = customer_view.entry_of, customer_view.apply
-    for sf, fact, channel, recorded in prepared:
-        apply(view, fact, entry_of(fact, sf.position, recorded), channel)
-
-
 # ------------------------------------------------------------------------- views
 
 
@@ -363,7 +357,7 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
     """``replay.asof.document`` from the record's checkpoint (made now if it has none): the
     same document; None when no fact passes the cut. Raises Unavailable when no checkpoint can
     answer (the caller folds every fact)."""
-    from replay.asof import AsOf, paged, prepare
+    from replay.asof import AsOf, fold_into, paged, prepare
 
     recorder = app.recorder
     if not isinstance(recorder, JourneySQLiteRecorder) or _count(recorder, customer_id) < MIN_FACTS:
@@ -442,7 +436,7 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
 
     view = (cast(View, orjson.loads(_open(key, customer_id, axis, cp.sealed[axis], j))) if base
             else customer_view.new_view(customer_id))
-    _fold_into(view, prepare([fact(p) for p in (*to_fold, *(sf.position for sf in fresh_kept))]))
+    fold_into(view, prepare([fact(p) for p in (*to_fold, *(sf.position for sf in fresh_kept))]))
     through = max(max((positions[i] for i in kept), default=0),
                   max((sf.position for sf in fresh_kept), default=0))
     shown = [fact(p) for _, p in page]
