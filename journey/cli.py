@@ -128,6 +128,9 @@ def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
     except InvalidFact as error:
         print(f"journey customer: {error}", file=sys.stderr)
         return 2
+    if args.limit is not None and args.limit < 1:
+        print(f"journey customer: --limit must be at least 1 (got {args.limit})", file=sys.stderr)
+        return 2
     if args.as_of or args.occurred_by:
         from journey.cli_replay import cmd_customer_at
 

@@ -188,7 +188,6 @@ def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int
     """``journey customer REF --as-of T | --occurred-by T``: folded from the event store."""
     from domain import catalogue
     from domain.errors import InvalidFact
-    from journey.textview import render_text
     from replay import asof
 
     flag, text = ("--as-of", args.as_of) if args.as_of else ("--occurred-by", args.occurred_by)
@@ -198,8 +197,8 @@ def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int
         print(f"journey customer: {error}", file=sys.stderr)
         return 2
     customer_id = asof.resolve(journey.app, key)
-    result = None
     axis: asof.Axis = "recorded" if args.as_of else "occurred"
+    doc: dict[str, Any] | None = None
     if customer_id is not None and getattr(args, "source", "store") == "kafka":
         from replay.kafka_asof import as_of_kafka
 
@@ -211,73 +210,52 @@ def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int
         except LookupError as error:
             print(f"journey customer: {error}", file=sys.stderr)
             return 2
+        if result.facts:
+            doc = result.to_json()
+            if args.limit is not None:
+                doc = asof.paged(doc, args.limit, oldest=True)
     elif customer_id is not None and args.limit is not None:
-        return _customer_page(args, journey, key, customer_id, at, axis)
+        # The API's paged document (oldest N): a long history is answered from its checkpoint.
+        doc = asof.document(journey.app, customer_id, at, axis, args.limit, oldest=True)
     elif customer_id is not None:
         result = asof.as_of(journey.app, customer_id, at, axis)
-    if result is None or not result.facts:
-        when = "known" if args.as_of else "seen"
-        print(f"journey customer: nobody {when} as {args.ref!r} ({key}) by {at.isoformat()}",
-              file=sys.stderr)
-        return 3
-    doc = result.to_json()
-    timeline = doc["timeline"][:args.limit] if args.limit is not None else doc["timeline"]
-    if args.json:
-        _dump({**doc, "timeline": timeline})
-        return 0
-    if args.as_of:
-        print(f"As the ledger knew it at {at.isoformat()} (facts recorded by then: "
-              f"{len(result.facts)}, through store position {doc['as_of']['through_position']})")
-    else:
-        print(f"What had happened by {at.isoformat()} ({len(result.facts)} facts, "
-              f"{len(result.late)} of them recorded after that instant)")
-    print()
-    print(render_text(doc, timeline, today=at.date()))
-    if result.late:
-        print()
-        print(f"Recorded late (occurred by {at.isoformat()}, recorded after it): {len(result.late)}")
-        for sf in result.late:
-            print(f"  {sf.fact['occurred_at']}  {sf.fact['type']:<22} recorded "
-                  f"{sf.recorded_at.isoformat()}  position {sf.position}  {sf.fact['event_id']}")
-    return 0
-
-
-def _customer_page(args: argparse.Namespace, journey: Journey, key: str, customer_id: str,
-                   at: datetime, axis: Literal["recorded", "occurred"]) -> int:
-    """``--as-of/--occurred-by T --limit N`` from the store: the document of the API's as-of
-    view with the oldest N timeline events and late facts (``replay.asof.document``, which
-    answers a long history from its fold checkpoint instead of folding every fact)."""
-    from journey.textview import render_text
-    from replay import asof
-
-    doc = asof.document(journey.app, customer_id, at, axis, max(args.limit, 0), oldest=True)
+        doc = result.to_json() if result.facts else None
     if doc is None:
-        when = "known" if axis == "recorded" else "seen"
+        when = "known" if args.as_of else "seen"
         print(f"journey customer: nobody {when} as {args.ref!r} ({key}) by {at.isoformat()}",
               file=sys.stderr)
         return 3
     if args.json:
         _dump(doc)
         return 0
-    facts, late = doc["timeline_page"]["total"], doc["recorded_late_page"]["total"]
+    _print_at(doc, at, axis)
+    return 0
+
+
+def _print_at(doc: dict[str, Any], at: datetime, axis: Literal["recorded", "occurred"]) -> None:
+    """An as-of document for people: whole, or one page of it (``asof.paged``) with its totals."""
+    from journey.textview import render_text
+
+    facts = doc["as_of"]["facts"]
+    timeline, late = doc["timeline"], doc["recorded_late"]
+    paged = "timeline_page" in doc
+    late_total = doc["recorded_late_page"]["total"] if paged else len(late)
+    shown = f"; the oldest {len(timeline)} shown" if paged else ""
     if axis == "recorded":
         print(f"As the ledger knew it at {at.isoformat()} (facts recorded by then: {facts}, "
-              f"through store position {doc['as_of']['through_position']}; "
-              f"the oldest {len(doc['timeline'])} shown)")
+              f"through store position {doc['as_of']['through_position']}{shown})")
     else:
-        print(f"What had happened by {at.isoformat()} ({facts} facts, {late} of them recorded after "
-              f"that instant; the oldest {len(doc['timeline'])} shown)")
+        print(f"What had happened by {at.isoformat()} ({facts} facts, {late_total} of them recorded "
+              f"after that instant{shown})")
     print()
-    print(render_text(doc, doc["timeline"], today=at.date()))
-    if late:
+    print(render_text(doc, timeline, today=at.date()))
+    if late_total:
         print()
-        shown = len(doc["recorded_late"])
-        print(f"Recorded late (occurred by {at.isoformat()}, recorded after it): {late}"
-              + ("" if shown == late else f" (the oldest {shown} shown)"))
-        for e in doc["recorded_late"]:
+        print(f"Recorded late (occurred by {at.isoformat()}, recorded after it): {late_total}"
+              + ("" if len(late) == late_total else f" (the oldest {len(late)} shown)"))
+        for e in late:
             print(f"  {e['occurred_at']}  {e['type']:<22} recorded {e['recorded_at']}  "
                   f"position {e['position']}  {e['event_id']}")
-    return 0
 
 
 def cmd_replay(args: argparse.Namespace, journey: Journey) -> int:

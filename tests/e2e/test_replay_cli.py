@@ -127,6 +127,9 @@ def test_as_of_and_occurred_by_differ_by_a_late_upload(capsys: pytest.CaptureFix
     assert code == 0
     assert "(3 facts, 1 of them recorded after that instant; the oldest 1 shown)" in out
     assert "Recorded late" in out and "address.changed" in out
+    for bad in ("0", "-2"):
+        code, _, err = run(capsys, home, "customer", PHONE, "--occurred-by", t, "--limit", bad)
+        assert code == 2 and "--limit must be at least 1" in err
 
     # Far enough ahead, both axes are the live view.
     code, out, _ = run(capsys, home, "customer", PHONE, "--json")
