@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from domain import catalogue
@@ -33,6 +33,7 @@ log = logging.getLogger("journey.asof")
 
 Axis = Literal["recorded", "occurred"]
 Keep = Callable[[StoredFact], bool]
+T = TypeVar("T")
 
 
 def occurred_at(sf: StoredFact) -> datetime:
@@ -181,15 +182,19 @@ def as_of(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis) -
     return AsOf(customer_id, axis, at, facts, late=[sf for sf in facts if sf.recorded_at > at])
 
 
+def page_of(items: Sequence[T], limit: int, oldest: bool) -> list[T]:
+    """The latest ``limit`` items of a list in time order (the oldest with ``oldest``)."""
+    return list(items[:limit] if oldest else items[-limit:]) if limit > 0 else []
+
+
 def paged(doc: dict[str, Any], limit: int, oldest: bool = False, *, timeline_total: int | None = None,
           late_total: int | None = None) -> dict[str, Any]:
     """An as-of document with its timeline and its ``recorded_late`` list cut to one page: the
     latest ``limit`` entries of each (the oldest with ``oldest``), as the API's customer
     document cuts the live timeline. The totals say how many there are in all."""
-    def page(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return (items[:limit] if oldest else items[-limit:]) if limit > 0 else []
     timeline, late = doc["timeline"], doc["recorded_late"]
-    return {**doc, "timeline": page(timeline), "recorded_late": page(late),
+    return {**doc, "timeline": page_of(timeline, limit, oldest),
+            "recorded_late": page_of(late, limit, oldest),
             "timeline_page": {"limit": limit, "order": "oldest" if oldest else "latest",
                               "total": len(timeline) if timeline_total is None else timeline_total},
             "recorded_late_page": {"limit": limit,

@@ -357,7 +357,7 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
     """``replay.asof.document`` from the record's checkpoint (made now if it has none): the
     same document; None when no fact passes the cut. Raises Unavailable when no checkpoint can
     answer (the caller folds every fact)."""
-    from replay.asof import AsOf, fold_into, paged, prepare
+    from replay.asof import AsOf, fold_into, page_of, paged, prepare
 
     recorder = app.recorder
     if not isinstance(recorder, JourneySQLiteRecorder) or _count(recorder, customer_id) < MIN_FACTS:
@@ -415,13 +415,12 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
         return None
     fresh_order = sorted(((_occurred_us(sf), sf.position, sf) for sf in fresh_kept),
                          key=lambda x: (x[0], x[1]))
-    tail = (kept[:limit] if oldest else kept[-limit:]) if limit else []
-    merged = list(heapq.merge([(occurred[i], positions[i]) for i in tail],
+    merged = list(heapq.merge([(occurred[i], positions[i]) for i in page_of(kept, limit, oldest)],
                               [(o, p) for o, p, _ in fresh_order]))
-    page = (merged[:limit] if oldest else merged[-limit:]) if limit else []
+    page = page_of(merged, limit, oldest)
     late_positions = sorted(late_positions + [sf.position for sf in fresh_kept
                                               if axis == "occurred" and sf.recorded_at > at])
-    late_page = (late_positions[:limit] if oldest else late_positions[-limit:]) if limit else []
+    late_page = page_of(late_positions, limit, oldest)
 
     by_position = {sf.position: sf for sf in fresh_kept}
     wanted = [p for p in (*to_fold, *(p for _, p in page), *late_page) if p not in by_position]
@@ -447,6 +446,6 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
         **customer_view.render(view, now=at),
         "as_of": {"axis": axis, "at": at.isoformat(), "facts": total, "through_position": through},
         "recorded_late": [AsOf.late_entry(sf) for sf in late],
-        "timeline": result._timeline(prepare(shown)),
+        "timeline": result.timeline(),
     }
     return paged(doc, limit, oldest, timeline_total=total, late_total=len(late_positions))
