@@ -56,6 +56,7 @@ from benchmarks import baseline, workers
 from consumers.jsonl_ingest import ingest
 from domain.contact_policy import CHANNELS, ContactHistory, decide
 from journey import demo_data
+from journey.api.service import CUSTOMER_TIMELINE
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from journey.policy import load_policy
@@ -74,8 +75,6 @@ LOOKUPS = 20
 #: The synthetic customers whose as-of views are timed: facts each, and their customer number.
 HEAVY = ((1000, "C-981000"), (10_000, "C-990000"))
 ASOF_RUNS = 5
-#: Timeline events in the as-of document timed (the API's customer documents show 50).
-ASOF_PAGE = 50
 
 KAFKA_PATHS = ("relay (store -> Kafka)", "ingest (Kafka -> store)", "projection from Kafka",
                "end to end via Kafka")
@@ -419,7 +418,7 @@ def heavy_customer(n: int, number: str, seed: int = SEED) -> list[dict[str, Any]
 
 @dataclass
 class AsOfTimes:
-    #: the API's as-of document (latest ASOF_PAGE timeline events), one per run
+    #: the API's as-of document (latest CUSTOMER_TIMELINE timeline events), one per run
     paged: list[float]
     #: the first of them: it makes the record's fold checkpoint when it has enough facts
     first: float
@@ -434,12 +433,12 @@ class AsOfTimes:
 def _time_asof(journey: Journey, customer_id: str, at: datetime, runs: int) -> AsOfTimes:
     read = history_of(journey.app)
     t0 = time.perf_counter()
-    doc = asof.document(journey.app, customer_id, at, "occurred", ASOF_PAGE)
+    doc = asof.document(journey.app, customer_id, at, "occurred", CUSTOMER_TIMELINE)
     first = time.perf_counter() - t0
     times = AsOfTimes([], first, [], [], doc or {}, 0)
     for _ in range(runs):
         t0 = time.perf_counter()
-        times.doc = asof.document(journey.app, customer_id, at, "occurred", ASOF_PAGE) or {}
+        times.doc = asof.document(journey.app, customer_id, at, "occurred", CUSTOMER_TIMELINE) or {}
         t1 = time.perf_counter()
         asof.as_of(journey.app, customer_id, at, "occurred").to_json()
         t2 = time.perf_counter()
@@ -453,7 +452,7 @@ def _time_asof(journey: Journey, customer_id: str, at: datetime, runs: int) -> A
 
 def asof_rows(journey: Journey, runs: int = ASOF_RUNS) -> list[Row]:
     """Record the HEAVY customers, then time each one's as-of view at the middle of its history
-    (the API's document: the view and the latest ASOF_PAGE timeline events) vs reading its
+    (the API's document: the view and the latest CUSTOMER_TIMELINE timeline events) vs reading its
     facts alone (history_of, no fold); medians of ``runs``, after a first view that makes the
     record's fold checkpoint (replay/asof_checkpoints.py) when it has enough facts."""
     from journey.references import reference_key
@@ -477,7 +476,7 @@ def asof_rows(journey: Journey, runs: int = ASOF_RUNS) -> list[Row]:
                         detail={"median_ms": path_s * 1000, "limit_median_ms": limit_s * 1000,
                                 "first_ms": t.first * 1000, "full_median_ms": full_s * 1000},
                         note=(f"{number}: {kept:,} of {t.stored:,} facts occurred by {at.date()}; "
-                              f"latest {ASOF_PAGE} events, median of {runs}: {path_s * 1000:.1f} ms "
+                              f"latest {CUSTOMER_TIMELINE} events, median of {runs}: {path_s * 1000:.1f} ms "
                               f"(first view {t.first * 1000:.1f} ms; whole timeline "
                               f"{full_s * 1000:.1f} ms); limit: history_of alone {limit_s * 1000:.1f} ms")))
     return rows
