@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from consumers.relay import DEFAULT_BATCH, Relay
+from consumers.relay import DEFAULT_BATCH, READ_AHEAD_MIN, Relay
 from journey.bootstrap import Journey
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
@@ -47,7 +47,7 @@ def cmd_relay(args: argparse.Namespace, journey: Journey) -> int:
     stop = stop_flag()
     relay = Relay(journey.app, bootstrap=args.bootstrap or settings.kafka_bootstrap,
                   topic=args.topic or settings.events_topic, partitions=settings.partitions,
-                  batch_size=args.batch, after_flush=_fault_pause())
+                  batch_size=args.batch, after_flush=_fault_pause(), read_ahead=args.read_ahead)
     try:
         summary = relay.run(follow=not args.once, stop=stop)
     finally:
@@ -80,5 +80,8 @@ def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, 
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                    help="events per flush and recorded position (the redelivery window after a crash)")
     p.add_argument("--once", action="store_true", help="stop at the store's head instead of following it")
+    p.add_argument("--read-ahead", action=argparse.BooleanOptionalAction, default=None,
+                   help="read the store and build the messages in a second process (default: when "
+                        f"the backlog is {READ_AHEAD_MIN:,} events or more; a SQLite store only)")
     p.add_argument("--json", action="store_true")
     commands["relay"] = cmd_relay

@@ -26,6 +26,19 @@ WRITER_CACHE_KIB = 65536
 Row = tuple[int, str, int, str, bytes]
 
 
+def rows_after(cursor: Any, table: str, after: int, limit: int, stop: int | None = None) -> list[Row]:
+    """The rows of :meth:`JourneySQLiteRecorder.select_rows` through any cursor that returns
+    plain tuples: the relay's read-ahead process (consumers/relay_reader.py) has a plain
+    ``sqlite3`` connection of its own, not the application's recorder."""
+    sql = f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} WHERE rowid > ?"
+    params: tuple[int, ...] = (after,)
+    if stop is not None:
+        sql += " AND rowid <= ?"
+        params = (after, stop)
+    cursor.execute(sql + " ORDER BY rowid LIMIT ?", (*params, limit))
+    return cast(list[Row], cursor.fetchall())
+
+
 class JourneySQLiteRecorder(SQLiteProcessRecorder):
     _checkpointer: wal_checkpoint.BackgroundCheckpointer | None = None
 
@@ -217,16 +230,9 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
         """(position, stream id as 32 hex digits, stream version, topic, state) of the events
         after position ``after`` (up to ``stop``), in log order: what ``select_notifications``
         returns, without a Notification and a UUID per row, which were half the relay's read."""
-        sql = (f"SELECT rowid, originator_id, originator_version, topic, state "
-               f"FROM {self.events_table_name} WHERE rowid > ?")
-        params: tuple[int, ...] = (after,)
-        if stop is not None:
-            sql += " AND rowid <= ?"
-            params = (after, stop)
         with self.datastore.transaction(commit=False) as c:
             c.sqlite_cursor.row_factory = None  # plain tuples: this cursor only
-            c.execute(sql + " ORDER BY rowid LIMIT ?", (*params, limit))
-            return cast(list[Row], c.fetchall())
+            return rows_after(c, self.events_table_name, after, limit, stop)
 
     def facts_of(self, customer_id: UUID) -> list[Notification]:
         """Every stored event whose fact resolved to this customer, in log order."""

@@ -217,6 +217,36 @@ def test_stop_and_restart_resume_without_duplicates(
     assert check.records == len(everything) and check.duplicates == []
 
 
+def test_read_ahead_process_killed_mid_run_loses_and_doubles_nothing(
+        journey: Journey, kafka_broker: KafkaEndpoint, kafka_topic_prefix: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The relay reads the store in a second process (consumers/relay_reader.py); when that
+    process dies, the relay reads on by itself from the position it recorded."""
+    append(journey, facts_for(150, seed=25))
+    facts = stored(journey)
+    topic = kafka_topic_prefix + "events"
+    killed: list[int] = []
+
+    def kill_reader(batch: int) -> None:
+        reader = relay._reader
+        if batch == 2 and reader is not None and reader.process.pid is not None:
+            os.kill(reader.process.pid, signal.SIGKILL)
+            reader.process.join(10)
+            killed.append(reader.process.pid)
+
+    relay = relay_for(journey, kafka_broker, topic, batch_size=300, read_ahead=True,
+                      after_flush=kill_reader)
+    try:
+        done = relay.run(follow=False)
+    finally:
+        relay.close()
+    assert killed, "the read-ahead process was running at batch 2"
+    assert "the read-ahead process is gone" in caplog.text
+    assert done.published == len(facts) and done.position == facts[-1].position
+    check = check_topic(kafka_broker.bootstrap, topic, facts)
+    assert check.records == len(facts) and check.duplicates == []
+
+
 def relay_process(home: Path, bootstrap: str, topic: str, *args: str,
                   env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
@@ -226,9 +256,28 @@ def relay_process(home: Path, bootstrap: str, topic: str, *args: str,
         env={**os.environ, **(env or {})})
 
 
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for init to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("read_ahead", ["--no-read-ahead", "--read-ahead"])
 def test_sigkill_mid_run_then_restart_loses_nothing_and_redelivers_one_batch(
-        tmp_path: Path, kafka_broker: KafkaEndpoint, kafka_topic_prefix: str) -> None:
+        tmp_path: Path, kafka_broker: KafkaEndpoint, kafka_topic_prefix: str, read_ahead: str) -> None:
+    """With ``--read-ahead`` a second process reads the store: it must not outlive the relay."""
     home = tmp_path / "ledger"
     journey = open_journey(home)
     try:
@@ -241,13 +290,17 @@ def test_sigkill_mid_run_then_restart_loses_nothing_and_redelivers_one_batch(
     topic = kafka_topic_prefix + "events"
 
     # The worst moment: batch 3 is flushed to the broker, its position not yet recorded.
-    relay = relay_process(home, kafka_broker.bootstrap, topic, "--batch", str(batch),
+    relay = relay_process(home, kafka_broker.bootstrap, topic, "--batch", str(batch), read_ahead,
                           env={"JOURNEY_FAULT_RELAY_PAUSE_AFTER_FLUSH": "3"})
     try:
         wait_for_line(relay, "fault: relay paused after flush of batch 3")
+        readers = children(relay.pid)
     finally:
         relay.send_signal(signal.SIGKILL)
         relay.communicate()
+    # The read-ahead process, and multiprocessing's resource tracker that spawning started.
+    assert bool(readers) == (read_ahead == "--read-ahead")
+    wait_until(lambda: not any(running(pid) for pid in readers), 30, "the relay's children to exit")
     journey = open_journey(home)
     try:
         tracked = published_position(journey.app, topic)
@@ -256,7 +309,7 @@ def test_sigkill_mid_run_then_restart_loses_nothing_and_redelivers_one_batch(
     assert tracked == facts[2 * batch - 1].position  # two batches recorded, the third not
 
     # The restarted relay (follow mode, stopped with SIGTERM once at the head) sends batch 3 again.
-    relay = relay_process(home, kafka_broker.bootstrap, topic, "--batch", str(batch), "--json")
+    relay = relay_process(home, kafka_broker.bootstrap, topic, "--batch", str(batch), "--json", read_ahead)
     journey = open_journey(home)
     try:
         wait_until(lambda: published_position(journey.app, topic) == facts[-1].position, 120,
