@@ -342,7 +342,12 @@ class Relay:
     def _start_reader(self, position: int, head: int, stop_at: int | None) -> None:
         wanted = self.read_ahead if self.read_ahead is not None else head - position >= READ_AHEAD_MIN
         if wanted and self._plain() and isinstance(self.app.recorder, JourneySQLiteRecorder):
-            self._reader = relay_reader.start(self.app.recorder, position, stop_at, self.batch_size)
+            try:
+                self._reader = relay_reader.start(self.app.recorder, position, stop_at, self.batch_size)
+            except Exception as error:  # no process to be had (a daemonic parent cannot have one,
+                # the system refused a fork): the relay reads the store itself, as it can
+                log.warning("cannot start the read-ahead process (%r); reading the store in the relay",
+                            error)
             if self._reader is not None:
                 log.info("reading the store in process %d", self._reader.process.pid)
 

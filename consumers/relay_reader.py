@@ -83,8 +83,13 @@ class ReadAhead:
         self._conn, child_end = context.Pipe(duplex=False)
         self.process = context.Process(target=_serve, name="journey-relay-reader", daemon=True,
                                        args=(db_path, table, after, stop_at, batch, child_end))
-        self.process.start()
-        child_end.close()
+        try:
+            self.process.start()
+        except BaseException:
+            self._conn.close()
+            raise
+        finally:
+            child_end.close()
         self.ended = False
 
     def take(self, position: int) -> list[Item] | None:

@@ -4,12 +4,14 @@ own position, and when the relay dies the process does not outlive it."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +158,28 @@ def test_by_default_only_a_long_backlog_is_read_ahead(journey: Journey) -> None:
     forced = Relay(app=journey.app, bootstrap="unused:9092", read_ahead=False)
     forced._start_reader(0, head=10 * READ_AHEAD_MIN, stop_at=None)
     assert forced._reader is None, "read_ahead=False is obeyed whatever the backlog"
+
+
+def _relay_in_daemon(home: str, out: Any) -> None:
+    journey = open_journey(Path(home))
+    try:
+        relay = Relay(app=journey.app, bootstrap="unused:9092", batch_size=BATCH, read_ahead=True)
+        relay._start_reader(0, head=0, stop_at=None)
+        out.put((relay._reader is None, [o.position for o in relay._next_batch(0, None)]))
+    finally:
+        journey.close()
+
+
+def test_a_relay_that_cannot_start_the_process_reads_the_store_itself(journey: Journey) -> None:
+    """A daemonic process may not have children: the relay in one reads the store itself."""
+    home = Path(journey.app.recorder.datastore.pool.db_name).parent  # type: ignore[attr-defined]
+    expected = [o.position for o in inline(journey)[:BATCH]]
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    daemon = context.Process(target=_relay_in_daemon, args=(str(home), out), daemon=True)
+    daemon.start()
+    try:
+        without_process, positions = out.get(timeout=60)
+    finally:
+        daemon.join(30)
+    assert without_process and positions == expected
