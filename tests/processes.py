@@ -45,3 +45,13 @@ def wait_for_health(url: str, process: subprocess.Popen[str], log: Callable[[], 
         if process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"journey serve did not come up (exit {process.poll()}):\n{log()}")
         time.sleep(0.1)
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` runs. A zombie (exited, waiting for init to reap it) does not: an
+    orphan's exit is what a test that kills its parent waits for."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -22,6 +22,7 @@ from journey.bootstrap import Journey
 from ledger.sqlite_recorder import JourneySQLiteRecorder
 from tests.integration.test_wire import DECOYS
 from tests.ledgers import append, open_journey
+from tests.processes import running
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 97  # not a divisor of the store's size: the last batch is short
@@ -127,23 +128,14 @@ def test_the_process_exits_when_the_relay_is_killed(journey: Journey) -> None:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
         time.sleep(1.0)  # the child has read a batch and waits in send
-        assert _alive(child)
+        assert running(child)
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.communicate()
     deadline = time.monotonic() + 30
-    while _alive(child):
+    while running(child):
         assert time.monotonic() < deadline, "the read-ahead process outlived the relay"
         time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, already exited but not reaped by init, is not alive)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_by_default_only_a_long_backlog_is_read_ahead(journey: Journey) -> None:

@@ -25,7 +25,7 @@ from journey.bootstrap import Journey
 from ledger.application import StoredFact, decode_sealed
 from tests.harness.conftest_kafka import KafkaEndpoint
 from tests.ledgers import append, open_journey
-from tests.processes import wait_for_line
+from tests.processes import running, wait_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.kafka
@@ -262,15 +262,6 @@ def children(pid: int) -> list[int]:
             return [int(c) for c in f.read().split()]
     except FileNotFoundError:
         return []
-
-
-def running(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting for init to reap it does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.slow
