@@ -61,7 +61,7 @@ from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
 from kafka.partitioner.default import murmur2
 
 from consumers import relay_reader
-from consumers.relay_reader import ReadAhead, stored_message
+from consumers.relay_reader import ReadAhead
 from consumers.wire import Message, encode_event, encode_stored
 from ledger import chain as hash_chain
 from ledger.application import JourneyApplication, decode_sealed
@@ -362,8 +362,7 @@ class Relay:
         if self._reader is not None:
             items = self._reader.take(position)
             if items is not None:
-                return [Outgoing(p, item if len(item) == 4 else self._decoded(item))
-                        for p, item in items]
+                return self._finished(items)
             self._stop_reader()
         return self._outgoing(self._read(position, stop_at))
 
@@ -381,6 +380,12 @@ class Relay:
         mapper = self.app.mapper
         return mapper.cipher is None and mapper.compressor is None
 
+    def _finished(self, items: list[relay_reader.Item]) -> list[Outgoing]:
+        """Messages as :func:`relay_reader.items_of` left them, with the rows it could not
+        make into messages decoded here, with the application."""
+        return [Outgoing(p, item if len(item) == 4 else self._decoded(item))
+                for p, item in items]
+
     def _decoded(self, row: Row) -> Message:
         """The message of a row whose stored bytes alone cannot make it."""
         position, hex_id, version, topic, state = row
@@ -392,12 +397,12 @@ class Relay:
         """The batch's messages. A plain store's JSON states are spliced into the values as
         they are (consumers/wire.py); a state the bytes alone cannot say enough about, or a
         store whose mapper encrypts or compresses, is decoded (still sealed) and re-encoded."""
+        if notifications and isinstance(notifications[0], tuple):
+            return self._finished(relay_reader.items_of(notifications))  # type: ignore[arg-type]
         plain = self._plain()
         batch = []
         for n in notifications:
-            if isinstance(n, tuple):
-                batch.append(Outgoing(n[0], stored_message(n) or self._decoded(n)))
-                continue
+            assert not isinstance(n, tuple)
             message = (encode_stored(n.id, str(n.originator_id), n.originator_version, n.state)
                        if plain else None)
             batch.append(Outgoing(n.id, message or encode_event(decode_sealed(self.app, n))))

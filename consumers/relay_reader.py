@@ -10,7 +10,7 @@ them costs the relay ~0.5 µs per event.
 
 What it does not change: the relay alone records its position, after the broker acknowledged
 the batch. The child only reads (its own ``sqlite3`` connection; SQLite in WAL mode lets it
-read beside the writer) and is always at most one batch ahead: a pipe holds a few KB, so
+read beside the writer) and is always at most one batch ahead: a pipe holds 64 KB, so
 the child waits in ``send`` until the relay takes the batch. If the child dies or says
 something unexpected, the relay stops using it and reads the store itself from its own
 position: the worst case is a slower batch, never a skipped or doubled one. If the relay dies,
@@ -56,7 +56,7 @@ def items_of(rows: list[Row]) -> list[Item]:
 
 def _serve(db_path: str, table: str, after: int, stop_at: int | None, batch: int, out: Connection) -> None:
     """The child: send ``(after, items)`` batch after batch, then ``None`` when done."""
-    db = sqlite3.connect(db_path, check_same_thread=False)
+    db = sqlite3.connect(db_path)
     try:
         db.execute("PRAGMA query_only = 1")
         cursor = db.cursor()
