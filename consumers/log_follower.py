@@ -7,12 +7,19 @@ gaps after rejected writes; a gap is never treated as loss, the position simply 
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
 
 from ledger.application import JourneyApplication, StoredFact, decode_notifications
-from projections.duckdb_store import ProjectionStore
+from ledger.sqlite_recorder import JourneySQLiteRecorder
+from projections.duckdb_store import LogOrderNeeded, ProjectionStore
+
+log = logging.getLogger(__name__)
 
 #: Facts per DuckDB transaction. Each transaction rewrites every customer it touched once
 #: (view, customers, identities, derived rows): at 20,000 a 1M-event catch-up rewrote most
@@ -21,6 +28,10 @@ from projections.duckdb_store import ProjectionStore
 DEFAULT_BATCH = 200_000
 #: Facts read from the store and decoded at a time.
 READ_CHUNK = 20_000
+#: Positions in a transaction from which a SQLite store's log is read record group by record
+#: group rather than in log order (ledger/record_groups.py): each touched customer's view is
+#: then unpacked and packed once per transaction instead of once per chunk that touches it.
+GROUPED_MIN = 20_000
 
 
 @dataclass(slots=True)
@@ -37,10 +48,15 @@ def catch_up(
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[Progress], None] | None = None,
     before_commit: Callable[[], None] | None = None,
+    grouped: bool | None = None,
 ) -> int:
     """Project everything recorded so far; returns the number of facts projected.
 
     ``batch_size`` facts (at most) go into each DuckDB transaction, with their position.
+    ``grouped``: read a SQLite store's log record group by record group (None: for
+    transactions of at least :data:`GROUPED_MIN` positions; False: always in log order). The
+    result is the same; a stretch whose merges need log order is rolled back and read again
+    in log order.
     """
     started = time.monotonic()
     head = app.recorder.max_notification_id() or 0
@@ -66,7 +82,47 @@ def catch_up(
                 on_progress(Progress(projected + int(read["facts"]), int(read["position"]), head,
                                      time.monotonic() - started))
 
+    def grouped_chunks(positions: Sequence[int], at: int) -> Iterator[list[StoredFact]]:
+        recorder = app.recorder
+        assert isinstance(recorder, JourneySQLiteRecorder)
+        for i in range(0, len(positions), chunk):
+            rows = recorder.select_rows_at(positions[i:i + chunk])
+            batch = decode_notifications(app, [
+                Notification(id=r[0], originator_id=UUID(r[1]), originator_version=r[2],
+                             topic=r[3], state=r[4]) for r in rows])
+            yield batch
+            read["facts"] += len(batch)
+            if on_progress is not None:
+                on_progress(Progress(projected + int(read["facts"]), at, head,
+                                     time.monotonic() - started))
+
+    use_groups = grouped
     while read["position"] < head and not read["end"]:
         read["facts"] = 0
+        at = int(read["position"])
+        end = min(head, at + batch_size)
+        window = None if use_groups is False else _grouped_window(app, at, end, bool(use_groups))
+        if window is not None:
+            positions, groups = window
+            try:
+                projected += store.apply_chunks(grouped_chunks(positions, at),
+                                                before_commit=before_commit, groups=groups, end=end)
+                read["position"] = end
+                continue
+            except LogOrderNeeded as reason:
+                # Rolled back; this stretch, and the rest of this catch-up, in log order.
+                log.info("positions %d-%d need log order (%s)", at + 1, end, reason)
+                use_groups = False
+                read["facts"] = 0
         projected += store.apply_chunks(chunks(), before_commit=before_commit)
     return projected
+
+
+def _grouped_window(app: JourneyApplication, after: int, end: int, always: bool
+                    ) -> tuple[Sequence[int], dict[str, str]] | None:
+    """The stretch (after, end] record group by record group, when it is long enough to gain
+    from it (or ``always``) and the store can say which record each event belongs to (a
+    SQLite store)."""
+    if (end - after < GROUPED_MIN and not always) or not isinstance(app.recorder, JourneySQLiteRecorder):
+        return None
+    return app.recorder.grouped_positions(after, end)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
@@ -13,7 +15,7 @@ from eventsourcing.sqlite import (
     SQLiteProcessRecorder,
 )
 
-from ledger import chain, wal_checkpoint
+from ledger import chain, record_groups, wal_checkpoint
 from ledger.index import CustomerRecord, IndexChanges, chunks
 from ledger.index import uuid_of as _uuid
 
@@ -233,6 +235,37 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.sqlite_cursor.row_factory = None  # plain tuples: this cursor only
             return rows_after(c, self.events_table_name, after, limit, stop)
+
+    def grouped_positions(self, after: int, stop: int) -> tuple[array[int], dict[str, str]] | None:
+        """The positions after ``after`` up to ``stop``, record group by record group
+        (ledger/record_groups.py), and the groups (record -> root, as facts name records;
+        records alone in their group are left out). None when the chain does not name the
+        record of every event in the range (a store written before the chain was added)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None
+            c.execute("SELECT customer_id, merged_into FROM journey_customers "
+                      "WHERE merged_into IS NOT NULL")
+            roots = record_groups.components(c.fetchall())
+            c.execute(f"SELECT count(*) FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ?",
+                      (after, stop))
+            [(events,)] = c.fetchall()
+            c.execute("SELECT position, customer_id FROM journey_chain "
+                      "WHERE position > ? AND position <= ? ORDER BY position", (after, stop))
+            positions = record_groups.grouped(iter(c.sqlite_cursor), roots)
+        if len(positions) != events:
+            return None
+        return positions, record_groups.as_ids(roots)
+
+    def select_rows_at(self, positions: Sequence[int]) -> list[Row]:
+        """The rows of :meth:`select_rows` at these positions, in the order given."""
+        with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None
+            c.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state FROM "
+                f"{self.events_table_name} WHERE rowid IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(list(positions)).decode(),))
+            found = {row[0]: row for row in c.fetchall()}
+        return [found[p] for p in positions if p in found]
 
     def facts_of(self, customer_id: UUID) -> list[Notification]:
         """Every stored event whose fact resolved to this customer, in log order."""

@@ -210,17 +210,25 @@ class ProjectionStore:
         """
         return self.apply_chunks([batch], before_commit)
 
-    def apply_chunks(self, chunks: Iterable[Sequence[StoredFact]], before_commit: Any = None) -> int:
+    def apply_chunks(self, chunks: Iterable[Sequence[StoredFact]], before_commit: Any = None,
+                     groups: dict[str, str] | None = None, end: int | None = None) -> int:
         """Project consecutive batches of the log in ONE transaction; returns the new facts.
 
         Each chunk's events rows and record moves are written as they come (so only one
         chunk's facts are in memory), but each touched customer's view, ``customers``,
         ``identities`` and derived rows once, at the end: a customer touched by ten chunks
         was rewritten ten times, on tables that grow with the ledger (the 1M slowdown).
+
+        ``groups`` (record -> root of its group, ledger/record_groups.py): the chunks hold a
+        stretch of the log record group by record group rather than in log order, and ``end``
+        is the last position of that stretch. A fact that needs log order (its view already
+        holds a later fact, or a merge reaches outside its group) raises
+        :class:`LogOrderNeeded` and the transaction is rolled back.
         """
         with self._transaction(), _no_cyclic_gc():
             done = self.position()
             projection = _BatchProjection(self, [], self.history)
+            projection.groups = groups
             last = done
             count = 0
             for chunk in chunks:
@@ -228,13 +236,16 @@ class ProjectionStore:
                 if not fresh:
                     continue
                 projection.fold_chunk(fresh)
-                last = fresh[-1].position
+                last = max(last, fresh[-1].position)
                 count += len(fresh)
                 if count >= RELEASE_AFTER:  # a catch-up, not a live follower's few facts
                     release_memory()  # the chunk's facts and views: ~25 MiB off the peak
-            if not count:
+            if end is not None:
+                last = max(last, end)
+            if not count and last == done:
                 return 0
-            projection.finish()
+            if count:
+                projection.finish()
             self._advance(self.name, last)
             if before_commit is not None:
                 before_commit()
@@ -374,6 +385,11 @@ class ProjectionStore:
                 for t in ("events", "customers", "customer_views", "identities")}
 
 
+class LogOrderNeeded(Exception):
+    """A stretch of the log read record group by record group holds a fact whose fold needs
+    the log's order: read the stretch again in log order (consumers/log_follower.py)."""
+
+
 class _BatchProjection:
     """Folds one batch into views and rows, then writes them with set-based statements."""
 
@@ -412,6 +428,9 @@ class _BatchProjection:
         #: every alias (23k merges at 1M events made that quadratic). Entries may be stale:
         #: the aliases dict is checked before an alias is moved.
         self.pointing: dict[str, list[str]] | None = None
+        #: Read record group by record group (ledger/record_groups.py): record -> its group's
+        #: root; None: in log order.
+        self.groups: dict[str, str] | None = None
 
     def _pointing(self) -> dict[str, list[str]]:
         if self.pointing is None:
@@ -502,6 +521,10 @@ class _BatchProjection:
             if sf.position > self._view(customer_id)["position"]:
                 self._fold(sf)
                 applied += 1
+            elif self.groups is not None:
+                # Not a redelivery (the log has none): a fact of another group folded into
+                # this view first.
+                raise LogOrderNeeded(f"position {sf.position} after a later fact of {customer_id}")
             # else a redelivery: this customer's view already holds it
             if last.get(customer_id) == i and customer_id not in pinned:
                 # The chunk's last fact of this customer: put the view away packed now, as
@@ -648,6 +671,10 @@ class _BatchProjection:
             self.forgotten_any = True
         else:
             fed.update(("case",) if kind.startswith("case.") else customer_view.SECTIONS.get(kind, ()))
+        if self.groups is not None and kind in ("customer.merged", "customer.unmerged"):
+            other = fact["data"]["from"]
+            self._one_group(stream_customer, customer_id, other, aliases.get(other, other),
+                            *(a for a in self._pointing().get(other, ()) if aliases.get(a) == other))
         if fact["type"] == "customer.merged":
             absorbed = fact["data"]["from"]
             absorbed_view = self._absorbed_view(absorbed)
@@ -666,6 +693,8 @@ class _BatchProjection:
             absorbed = fact["data"]["from"]
             self.views[customer_id], _, _ = self._rebuild(customer_id, sf.position, without=absorbed)
             restored, members, event_ids = self._rebuild(absorbed, sf.position)
+            if self.groups is not None:
+                self._one_group(customer_id, *members)
             self.views[absorbed] = _DELETED if self.partitioned else restored
             for member in members:
                 if member == absorbed:
@@ -695,6 +724,15 @@ class _BatchProjection:
                   None if hidden else orjson.dumps(data).decode())
         for column, value in zip(EVENT_COLUMNS, values, strict=True):
             self.rows[column].append(value)
+
+    def _one_group(self, *records: str) -> None:
+        """Records a merge or an unmerge ties together must be folded in log order: in a
+        stretch read group by group, they must all be in the fact's group."""
+        groups = self.groups
+        assert groups is not None
+        roots = {groups.get(record, record) for record in records}
+        if len(roots) > 1:
+            raise LogOrderNeeded(f"a merge ties records of {len(roots)} groups: {sorted(records)}")
 
     def _write_views(self) -> None:
         """Replace the rows of every customer this transaction changed: the view, the
