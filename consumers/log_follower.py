@@ -32,6 +32,12 @@ READ_CHUNK = 20_000
 #: group rather than in log order (ledger/record_groups.py): each touched customer's view is
 #: then unpacked and packed once per transaction instead of once per chunk that touches it.
 GROUPED_MIN = 20_000
+#: Facts per DuckDB transaction of a stretch read record group by record group. Such a
+#: transaction writes each group's rows as soon as the group is complete, so its memory does
+#: not grow with its length, and each customer is written once per transaction: a 1M-event
+#: catch-up in one transaction took 88 s where five of 200k took 163 s (docs/performance.md).
+#: A killed catch-up loses at most this stretch's work, never its consistency.
+GROUPED_BATCH = 1_000_000
 
 
 @dataclass(slots=True)
@@ -45,30 +51,34 @@ class Progress:
 def catch_up(
     app: JourneyApplication,
     store: ProjectionStore,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     before_commit: Callable[[], None] | None = None,
     grouped: bool | None = None,
+    read_chunk: int = READ_CHUNK,
 ) -> int:
     """Project everything recorded so far; returns the number of facts projected.
 
-    ``batch_size`` facts (at most) go into each DuckDB transaction, with their position.
+    ``batch_size`` facts (at most) go into each DuckDB transaction, with their position
+    (None: :data:`GROUPED_BATCH` for a stretch read record group by record group,
+    :data:`DEFAULT_BATCH` in log order).
     ``grouped``: read a SQLite store's log record group by record group (None: for
     transactions of at least :data:`GROUPED_MIN` positions; False: always in log order). The
     result is the same; a stretch whose merges need log order is rolled back and read again
-    in log order.
+    in log order. ``read_chunk``: facts read from the store and decoded at a time.
     """
     started = time.monotonic()
     head = app.recorder.max_notification_id() or 0
-    chunk = max(1, min(batch_size, READ_CHUNK))
+    in_order = batch_size or DEFAULT_BATCH
+    chunk = max(1, min(in_order, read_chunk))
     read = {"position": store.position(), "facts": 0, "end": False}
     projected = 0
 
     def chunks() -> Iterator[list[StoredFact]]:
         taken = 0
-        while read["position"] < head and taken < batch_size:
+        while read["position"] < head and taken < in_order:
             notifications = app.recorder.select_notifications(
-                int(read["position"]), min(chunk, batch_size - taken), stop=head,
+                int(read["position"]), min(chunk, in_order - taken), stop=head,
                 inclusive_of_start=False)
             if not notifications:
                 read["end"] = True
@@ -100,7 +110,7 @@ def catch_up(
     while read["position"] < head and not read["end"]:
         read["facts"] = 0
         at = int(read["position"])
-        end = min(head, at + batch_size)
+        end = min(head, at + (batch_size or GROUPED_BATCH))
         window = None if use_groups is False else _grouped_window(app, at, end, bool(use_groups))
         if window is not None:
             positions, groups = window

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from consumers.jsonl_ingest import IngestSummary, ingest
-from consumers.log_follower import DEFAULT_BATCH, Progress, catch_up
+from consumers.log_follower import Progress, catch_up
 from journey.config import Settings
 from ledger.application import JourneyApplication, history_of, open_application, sqlite_env
 from ledger.writer import Ledger
@@ -37,7 +37,7 @@ class Journey:
         return self._projections
 
     def project(self, on_progress: Callable[[Progress], None] | None = None,
-                before_commit: Callable[[], None] | None = None, batch: int = DEFAULT_BATCH) -> int:
+                before_commit: Callable[[], None] | None = None, batch: int | None = None) -> int:
         """Bring the embedded projections up to the store's head."""
         return catch_up(self.app, self.projections, batch_size=batch, on_progress=on_progress,
                         before_commit=before_commit)

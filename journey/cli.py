@@ -20,7 +20,7 @@ from typing import IO, Any
 import orjson
 
 from consumers.jsonl_ingest import IngestSummary, RejectedLine, ingest
-from consumers.log_follower import DEFAULT_BATCH, Progress
+from consumers.log_follower import DEFAULT_BATCH, GROUPED_BATCH, Progress
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
@@ -331,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("project", help="bring the projections up to date with the store")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="events per projection transaction")
+    p.add_argument("--batch", type=int, default=None,
+                   help=f"events per projection transaction (default: {DEFAULT_BATCH:,}, or "
+                        f"{GROUPED_BATCH:,} for a long catch-up of a SQLite store, read record by record)")
     p.add_argument("--source", choices=("store", "kafka"), default="store",
                    help="store: follow the event store (embedded); kafka: consume journey.events "
                         "into one DuckDB file per partition (distributed)")

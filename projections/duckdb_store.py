@@ -223,7 +223,10 @@ class ProjectionStore:
         stretch of the log record group by record group rather than in log order, and ``end``
         is the last position of that stretch. A fact that needs log order (its view already
         holds a later fact, or a merge reaches outside its group) raises
-        :class:`LogOrderNeeded` and the transaction is rolled back.
+        :class:`LogOrderNeeded` and the transaction is rolled back. Read that way, every group
+        but the chunk's last is complete when its chunk ends: its customers' rows are written
+        then (:meth:`_BatchProjection.settle`), so memory holds one chunk's groups whatever the
+        transaction's length, and each customer is written once per transaction.
         """
         with self._transaction(), _no_cyclic_gc():
             done = self.position()
@@ -236,6 +239,8 @@ class ProjectionStore:
                 if not fresh:
                     continue
                 projection.fold_chunk(fresh)
+                if groups is not None:
+                    projection.settle(fresh[-1])
                 last = max(last, fresh[-1].position)
                 count += len(fresh)
                 if count >= RELEASE_AFTER:  # a catch-up, not a live follower's few facts
@@ -734,11 +739,31 @@ class _BatchProjection:
         if len(roots) > 1:
             raise LogOrderNeeded(f"a merge ties records of {len(roots)} groups: {sorted(records)}")
 
-    def _write_views(self) -> None:
-        """Replace the rows of every customer this transaction changed: the view, the
-        ``customers`` row, the identities, and each derived table whose sections were fed."""
+    def settle(self, last: StoredFact) -> None:
+        """Write the rows of the customers whose groups are complete, in a stretch read record
+        group by record group: all the chunk's groups but that of its ``last`` fact, which may
+        go on in the next chunk. What is written leaves this transaction's memory; a later
+        fact of the same customer (a group the store no longer joins, after an unmerge) finds
+        the written view, as the next transaction would, and writes it again."""
+        groups = self.groups
+        assert groups is not None
+        record = last.fact["customer_uuid"]
+        owner = self.aliases.get(record, record)
+        keep = {groups.get(record, record), groups.get(owner, owner)}
+        done = [cid for cid in self.dirty if groups.get(cid, cid) not in keep]
+        if not done:
+            return
+        self._write_views({cid: self.dirty.pop(cid) for cid in done})
+        for cid in done:
+            self.fed.pop(cid, None)
+
+    def _write_views(self, dirty: dict[str, Packed | None] | None = None) -> None:
+        """Replace the rows of every customer this transaction changed (or of ``dirty``: some of
+        them): the view, the ``customers`` row, the identities, and each derived table whose
+        sections were fed."""
         con = self.store.con
-        dirty = self.dirty
+        if dirty is None:
+            dirty = self.dirty
         stored = self.store.stored_ids()
         touched = sorted(cid for cid in dirty if cid in stored)
         if touched:  # a customer without a view has no rows in these tables either
@@ -751,11 +776,16 @@ class _BatchProjection:
         for spec in derived.tables():
             ids = {cid for cid, fed in self.fed.items()
                    if cid in dirty and ("*" in fed or not spec.reads or fed & spec.reads)}
-            if ids:
+            if not ids:
+                continue
+            # Each DELETE scans its table: a catch-up writing new customers chunk by chunk
+            # (settle) would scan every derived table once per chunk for nothing.
+            old = sorted(cid for cid in ids if cid in stored)
+            if old:
                 _over(con, f"DELETE FROM {spec.name} WHERE customer_id IN "
                       "(SELECT customer_id FROM arrow_batch)",
-                      pa.Table.from_pydict({"customer_id": sorted(ids)}))
-                specs.append((spec, ids))
+                      pa.Table.from_pydict({"customer_id": old}))
+            specs.append((spec, ids))
         live = [cid for cid, packed in dirty.items() if packed is not None]
         stored.difference_update(cid for cid, packed in dirty.items() if packed is None)
         stored.update(live)
