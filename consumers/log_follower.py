@@ -35,7 +35,7 @@ GROUPED_MIN = 20_000
 #: Facts per DuckDB transaction of a stretch read record group by record group. Such a
 #: transaction writes each group's rows as soon as the group is complete, so its memory does
 #: not grow with its length, and each customer is written once per transaction: a 1M-event
-#: catch-up in one transaction took 88 s where five of 200k took 163 s (docs/performance.md).
+#: catch-up took 95 s in one such transaction, 163 s in five of 200k (docs/performance.md).
 #: A killed catch-up loses at most this stretch's work, never its consistency.
 GROUPED_BATCH = 1_000_000
 

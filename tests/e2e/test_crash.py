@@ -11,8 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from consumers.log_follower import GROUPED_MIN, READ_CHUNK, catch_up
 from journey import demo_data
-from ledger.application import decode_notification
+from ledger.application import decode_notification, history_of
 from projections.duckdb_store import ProjectionStore
 from tests.ledgers import open_journey, tables
 from tests.processes import wait_for_line
@@ -68,6 +69,50 @@ def test_projection_runner_killed_mid_batch_resumes_without_loss_or_doubles(tmp_
         journey.projections.close()
         journey._projections = ProjectionStore(tmp_path / "rebuilt.duckdb")
         journey.project()
+        assert tables(journey) == resumed
+    finally:
+        journey.close()
+
+
+def test_a_long_catch_up_killed_after_writing_complete_groups_keeps_nothing_of_them(tmp_path: Path) -> None:
+    """A catch-up of more than GROUPED_MIN positions reads the log record group by record group
+    and writes each complete group's rows inside its (1M-position) transaction as it goes.
+    Killed before that transaction commits, the file holds none of them; the rerun gives the
+    projection that a catch-up in log order gives."""
+    source = tmp_path / "in.jsonl"
+    write_input(source, 2500)
+    home = tmp_path / "ledger"
+    subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "append",
+                    str(source), "--no-project"], cwd=ROOT, check=True, capture_output=True)
+    journey = open_journey(home)
+    head = journey.app.recorder.max_notification_id()
+    journey.close()
+    assert head > GROUPED_MIN + READ_CHUNK // 4  # more than one chunk, in one grouped transaction
+
+    runner = journey_process(home, "project", env={"JOURNEY_FAULT_PAUSE_BEFORE_COMMIT": "1"})
+    wait_for_line(runner, "fault: paused before commit of batch 1")
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+
+    store = ProjectionStore(home / "projections.duckdb")
+    try:
+        assert store.position() == 0
+        assert store.table_counts() == {"events": 0, "customers": 0, "customer_views": 0, "identities": 0}
+    finally:
+        store.close()
+
+    done = subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project",
+                           "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert orjson.loads(done.stdout)["position"] == head
+
+    journey = open_journey(home)
+    try:
+        resumed = tables(journey)
+        assert len({row[1] for row in resumed["events"]}) == len(resumed["events"]) == head
+        journey.projections.close()
+        journey._projections = ProjectionStore(tmp_path / "in-log-order.duckdb")
+        journey._projections.history = history_of(journey.app)
+        catch_up(journey.app, journey._projections, grouped=False)
         assert tables(journey) == resumed
     finally:
         journey.close()
