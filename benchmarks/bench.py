@@ -205,7 +205,8 @@ def sqlite_limit(journey: Journey, path: Path) -> tuple[int, float]:
     return len(rows), seconds
 
 
-def schema_limit(journey: Journey, path: Path) -> tuple[int, float]:
+def schema_limit(journey: Journey, path: Path, batch: int = SQLITE_BATCH,
+                 cache_kib: int | None = None) -> tuple[int, float]:
     """Raw sqlite3 inserts of EVERY row an append writes (the events and the ledger's index,
     key and chain tables) into a fresh file like the store: (events, seconds).
 
@@ -214,7 +215,8 @@ def schema_limit(journey: Journey, path: Path) -> tuple[int, float]:
     Python, bound an append. Rows of tables with a rowid go in their stored order; the others
     (WITHOUT ROWID: stored in key order) are shuffled with a fixed seed and cut into as many
     chunks as there are event batches, each chunk sorted, as the writer inserts a batch's
-    index rows; chunk i of every table goes into transaction i."""
+    index rows; chunk i of every table goes into transaction i. ``batch`` events per
+    transaction; ``cache_kib``: the connection's page cache (SQLite's default: 2 MiB)."""
     table = _sqlite_settings(journey)[3]
     recorder: Any = journey.app.recorder
     #: name -> (columns, rows, stored in key order)
@@ -231,8 +233,10 @@ def schema_limit(journey: Journey, path: Path) -> tuple[int, float]:
                 random.Random(SEED).shuffle(rows)
             tables[str(name)] = (columns, rows, keyed)
     events = len(tables[table][1])
-    batches = max(1, -(-events // SQLITE_BATCH))
+    batches = max(1, -(-events // batch))
     con = _fresh_like(journey, path)
+    if cache_kib:
+        con.execute(f"PRAGMA cache_size = -{cache_kib}")
     try:
         def load() -> None:
             for i in range(batches):

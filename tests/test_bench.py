@@ -121,3 +121,22 @@ def test_a_workers_peak_memory_is_its_own_not_the_bench_process() -> None:
     measured = workers.in_worker(_touch, 20)
     assert measured.result == 20 * 1024 * 1024
     assert 20 < measured.peak_rss_mib < workers.peak_rss_mib() - 250, (measured, workers.peak_rss_mib())
+
+
+def test_schema_floor_inserts_every_stored_event_of_a_ledger(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import schema_floor
+    from journey import demo_data
+    from tests.ledgers import open_journey
+
+    journey = open_journey(tmp_path)
+    try:
+        journey.record(list(demo_data.generate(30, seed=3)))
+        stored = journey.app.recorder.max_notification_id()
+    finally:
+        journey.close()
+    assert schema_floor.main([str(tmp_path), "--batch", "50", "--cache-mib", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{stored:,} events, 50 per transaction, cache 8 MiB:"), out
+    with pytest.raises(SystemExit):
+        schema_floor.main([str(tmp_path / "nowhere")])
