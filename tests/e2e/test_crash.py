@@ -33,15 +33,37 @@ def write_input(path: Path, customers: int) -> int:
     return demo_data.write_jsonl(path, demo_data.generate(customers, seed=5))
 
 
-def test_projection_runner_killed_mid_batch_resumes_without_loss_or_doubles(tmp_path: Path) -> None:
+def recorded_ledger(tmp_path: Path, customers: int) -> tuple[Path, int]:
+    """A ledger of generated facts, appended by ``journey append --no-project``; its head."""
     source = tmp_path / "in.jsonl"
-    write_input(source, 200)
+    write_input(source, customers)
     home = tmp_path / "ledger"
     subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "append",
                     str(source), "--no-project"], cwd=ROOT, check=True, capture_output=True)
     journey = open_journey(home)
-    head = journey.app.recorder.max_notification_id()
+    head = int(journey.app.recorder.max_notification_id() or 0)
     journey.close()
+    return home, head
+
+
+def committed(home: Path) -> tuple[int, dict[str, int]]:
+    """What the projections file holds after a crash: its position and its row counts."""
+    store = ProjectionStore(home / "projections.duckdb")
+    try:
+        return store.position(), store.table_counts()
+    finally:
+        store.close()
+
+
+def project_to_the_head(home: Path) -> int:
+    """``journey project`` run to its end: the position it reports."""
+    done = subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project",
+                           "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return int(orjson.loads(done.stdout)["position"])
+
+
+def test_projection_runner_killed_mid_batch_resumes_without_loss_or_doubles(tmp_path: Path) -> None:
+    home, head = recorded_ledger(tmp_path, 200)
     assert head > 1500
 
     runner = journey_process(home, "project", "--batch", "500",
@@ -50,16 +72,11 @@ def test_projection_runner_killed_mid_batch_resumes_without_loss_or_doubles(tmp_
     runner.send_signal(signal.SIGKILL)
     runner.wait()
 
-    store = ProjectionStore(home / "projections.duckdb")
-    try:  # two batches committed, the third (its rows and its position) is gone
-        assert store.position() == 1000
-        assert store.table_counts()["events"] == 1000
-    finally:
-        store.close()
+    # Two batches committed; the third (its rows and its position) is gone.
+    position, counts = committed(home)
+    assert position == 1000 and counts["events"] == 1000
 
-    done = subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project",
-                           "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert orjson.loads(done.stdout)["position"] == head
+    assert project_to_the_head(home) == head
 
     journey = open_journey(home)
     try:
@@ -79,14 +96,7 @@ def test_a_long_catch_up_killed_after_writing_complete_groups_keeps_nothing_of_t
     and writes each complete group's rows inside its (1M-position) transaction as it goes.
     Killed before that transaction commits, the file holds none of them; the rerun gives the
     projection that a catch-up in log order gives."""
-    source = tmp_path / "in.jsonl"
-    write_input(source, 2500)
-    home = tmp_path / "ledger"
-    subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "append",
-                    str(source), "--no-project"], cwd=ROOT, check=True, capture_output=True)
-    journey = open_journey(home)
-    head = journey.app.recorder.max_notification_id()
-    journey.close()
+    home, head = recorded_ledger(tmp_path, 2500)
     assert head > GROUPED_MIN + READ_CHUNK // 4  # more than one chunk, in one grouped transaction
 
     runner = journey_process(home, "project", env={"JOURNEY_FAULT_PAUSE_BEFORE_COMMIT": "1"})
@@ -94,16 +104,9 @@ def test_a_long_catch_up_killed_after_writing_complete_groups_keeps_nothing_of_t
     runner.send_signal(signal.SIGKILL)
     runner.wait()
 
-    store = ProjectionStore(home / "projections.duckdb")
-    try:
-        assert store.position() == 0
-        assert store.table_counts() == {"events": 0, "customers": 0, "customer_views": 0, "identities": 0}
-    finally:
-        store.close()
+    assert committed(home) == (0, {"events": 0, "customers": 0, "customer_views": 0, "identities": 0})
 
-    done = subprocess.run([sys.executable, "-m", "journey.cli", "--data-dir", str(home), "project",
-                           "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert orjson.loads(done.stdout)["position"] == head
+    assert project_to_the_head(home) == head
 
     journey = open_journey(home)
     try:
