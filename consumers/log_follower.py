@@ -67,9 +67,13 @@ def catch_up(
     result is the same; a stretch whose merges need log order is rolled back and read again
     in log order. ``read_chunk``: facts read from the store and decoded at a time.
     """
+    if (batch_size is not None and batch_size < 1) or read_chunk < 1:
+        # Below 1 the loop below would read nothing and never reach the head.
+        raise ValueError(f"a catch-up needs a batch and a read chunk of at least 1 "
+                         f"(batch_size={batch_size}, read_chunk={read_chunk})")
     started = time.monotonic()
     head = app.recorder.max_notification_id() or 0
-    in_order = batch_size or DEFAULT_BATCH
+    in_order = DEFAULT_BATCH if batch_size is None else batch_size
     chunk = max(1, min(in_order, read_chunk))
     read = {"position": store.position(), "facts": 0, "end": False}
     projected = 0
@@ -110,7 +114,7 @@ def catch_up(
     while read["position"] < head and not read["end"]:
         read["facts"] = 0
         at = int(read["position"])
-        end = min(head, at + (batch_size or GROUPED_BATCH))
+        end = min(head, at + (GROUPED_BATCH if batch_size is None else batch_size))
         window = None if use_groups is False else _grouped_window(app, at, end, bool(use_groups))
         if window is not None:
             positions, groups = window

@@ -155,6 +155,9 @@ def _fault_pause() -> Callable[[], None] | None:
 def cmd_project(args: argparse.Namespace, journey: Journey) -> int:
     if args.source == "kafka":
         return _project_from_kafka(args, journey)
+    if args.batch is not None and args.batch < 1:
+        print("journey project: --batch must be at least 1", file=sys.stderr)
+        return 2
     started = time.monotonic()
     count = journey.project(on_progress=_project_progress(Ticker("project")), batch=args.batch,
                             before_commit=_fault_pause())

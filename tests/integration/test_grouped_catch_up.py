@@ -15,11 +15,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import hypothesis.strategies as st
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from consumers.log_follower import catch_up
 from journey.bootstrap import Journey
+from journey.cli import main
 from journey.references import reference_key
 from ledger import record_groups
 from ledger.application import history_of
@@ -181,3 +183,26 @@ def test_groups_join_every_record_merged_into_another_and_keep_each_groups_log_o
     assert {roots[r] for r in "bcde"} == {roots.get("a", "a")} and "x" not in roots
     rows = [(1, "x"), (2, "c"), (3, "y"), (4, "a"), (5, "x"), (6, "e"), (7, "y")]
     assert list(record_groups.grouped(rows, roots)) == [1, 5, 2, 4, 6, 3, 7]
+
+
+def test_a_batch_below_one_is_refused_clearly_and_projects_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``journey project --batch -5`` used to loop forever without reaching the head, and
+    ``--batch 0`` silently meant the default."""
+    journey = _ledger(tmp_path / "ledger", [reg(0), touch(1, 0, 2)])
+    try:
+        store = ProjectionStore(tmp_path / "p.duckdb")
+        try:
+            for bad in ({"batch_size": 0}, {"batch_size": -5}, {"read_chunk": 0}):
+                with pytest.raises(ValueError, match="at least 1"):
+                    catch_up(journey.app, store, **bad)  # type: ignore[arg-type]
+            assert store.position() == 0
+        finally:
+            store.close()
+    finally:
+        journey.close()
+    for bad in ("0", "-5"):
+        assert main(["--data-dir", str(tmp_path / "ledger"), "project", "--batch", bad]) == 2
+        assert "journey project: --batch must be at least 1" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path / "ledger"), "project", "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["position"] == 2
