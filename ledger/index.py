@@ -30,6 +30,9 @@ class IndexChanges:
 
     #: (event_id, customer_id, stream_id, stream_version) of every recorded fact.
     facts: list[tuple[str, str, str, int]] = field(default_factory=list)
+    #: event_id -> keyed content digest (ledger/fact_digest.py) of the facts a sender sent;
+    #: the ledger's own facts have none.
+    digests: dict[str, bytes] = field(default_factory=dict)
     #: identity key -> owning customer id (inserted or re-pointed).
     identities: dict[str, UUID] = field(default_factory=dict)
     #: identity key -> the owner the batch read (None: nobody). The recorder checks it under
@@ -50,6 +53,15 @@ class WriteIndex(Protocol):
     """Bulk reads of the index; implemented by each store's recorder."""
 
     def known_events(self, event_ids: Iterable[str]) -> set[str]: ...
+
+    def fact_digests(self, event_ids: Iterable[str]) -> dict[str, tuple[UUID, bytes | None]]:
+        """(customer record, content digest) of these recorded facts; the digest is None for
+        facts recorded before digests were kept and for the ledger's own facts."""
+        ...
+
+    def recorded_fact(self, event_id: str) -> Notification | None:
+        """The stored event of a recorded fact (to say how a conflicting one differs)."""
+        ...
 
     def identity_owners(self, keys: Iterable[str]) -> dict[str, UUID]: ...
 

@@ -49,7 +49,26 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
         # EXISTS on the same catalog rows fails with "tuple concurrently updated". One
         # transaction-scoped advisory lock makes the schema set-up take turns.
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        # eventsourcing read whether its tracking table exists (and its migration row) before
+        # this transaction, so every process starting on a new database saw none and inserted
+        # the migration row after the first had: "Failed to record tracking for __migration__
+        # 1". Read again under the lock (each statement sees what committed before it).
+        curs.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                     "AND table_name = %s", (self.datastore.schema, self.tracking_table_name))
+        self.tracking_table_exists = curs.fetchone() is not None
+        self.tracking_migration_current = self.tracking_migration_previous = (
+            self._max_tracking_id(self.table_migration_identifier, curs)
+            if self.tracking_table_exists else None)
         super()._create_table(curs)
+        # Stores created before facts had content digests get the column; their rows keep
+        # NULL (compared as duplicates, docs/decisions.md). Asked first: ALTER TABLE takes
+        # an exclusive lock on the table even when the column is there.
+        curs.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                     "AND table_name = 'journey_facts' AND column_name = 'digest'",
+                     (self.datastore.schema,))
+        if curs.fetchone() is None:
+            curs.execute(SQL("ALTER TABLE {}.journey_facts ADD COLUMN digest bytea").format(
+                Identifier(self.datastore.schema)))
 
     def __init__(
         self,
@@ -70,7 +89,7 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
         self.sql_create_statements.extend([
             sql("CREATE TABLE IF NOT EXISTS {schema}.journey_facts ("
                 "event_id uuid PRIMARY KEY, customer_id uuid NOT NULL, "
-                "stream_id uuid NOT NULL, stream_version bigint NOT NULL)"),
+                "stream_id uuid NOT NULL, stream_version bigint NOT NULL, digest bytea)"),
             # facts_of(customer): a merged-away prospect's history, read by the projections.
             sql("CREATE INDEX IF NOT EXISTS journey_facts_by_customer "
                 "ON {schema}.journey_facts (customer_id)"),
@@ -117,9 +136,10 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
         # A plain INSERT for facts: a fact recorded meanwhile by another writer fails the whole
         # batch (IntegrityError), which the writer retries against the new state.
         self.insert_facts_statement = sql(
-            "INSERT INTO {schema}.journey_facts (event_id, customer_id, stream_id, stream_version) "
-            "SELECT * FROM json_to_recordset(%s::json) "
-            "AS x(e uuid, c uuid, s uuid, v bigint)"
+            "INSERT INTO {schema}.journey_facts "
+            "(event_id, customer_id, stream_id, stream_version, digest) "
+            "SELECT x.e, x.c, x.s, x.v, decode(x.d, 'hex') FROM json_to_recordset(%s::json) "
+            "AS x(e uuid, c uuid, s uuid, v bigint, d text)"
         )
         self.upsert_identities_statement = sql(
             "INSERT INTO {schema}.journey_identities (identity, customer_id) "
@@ -139,6 +159,16 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
         )
         self.select_known_events_statement = sql(
             "SELECT event_id FROM {schema}.journey_facts WHERE event_id = ANY(%s::uuid[])"
+        )
+        self.select_fact_digests_statement = sql(
+            "SELECT event_id, customer_id, digest FROM {schema}.journey_facts "
+            "WHERE event_id = ANY(%s::uuid[])"
+        )
+        self.select_recorded_fact_statement = sql(
+            "SELECT s.notification_id, s.originator_id, s.originator_version, s.topic, s.state "
+            "FROM {schema}.journey_facts f JOIN {schema}.{events} s "
+            "ON s.originator_id = f.stream_id AND s.originator_version = f.stream_version "
+            "WHERE f.event_id = %s"
         )
         self.select_identity_owners_statement = sql(
             "SELECT identity, customer_id FROM {schema}.journey_identities "
@@ -258,6 +288,22 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
         return {str(r["event_id"]) for r in self._fetch(self.select_known_events_statement, ids)}
 
     @_RETRY
+    def fact_digests(self, event_ids: Iterable[str]) -> dict[str, tuple[UUID, bytes | None]]:
+        ids = [UUID(e) for e in event_ids]
+        if not ids:
+            return {}
+        rows = self._fetch(self.select_fact_digests_statement, ids)
+        return {str(r["event_id"]): (r["customer_id"], None if r["digest"] is None else bytes(r["digest"]))
+                for r in rows}
+
+    @_RETRY
+    def recorded_fact(self, event_id: str) -> Notification | None:
+        rows = self._fetch(self.select_recorded_fact_statement, UUID(event_id))
+        return Notification(id=rows[0]["notification_id"], originator_id=rows[0]["originator_id"],
+                            originator_version=rows[0]["originator_version"], topic=rows[0]["topic"],
+                            state=bytes(rows[0]["state"])) if rows else None
+
+    @_RETRY
     def identity_owners(self, keys: Iterable[str]) -> dict[str, UUID]:
         wanted = list(keys)
         if not wanted:
@@ -352,9 +398,11 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
 def _index_params(changes: IndexChanges) -> tuple[str | None, str | None, str | None]:
     """One JSON document per index table (None where a table has nothing to write)."""
     facts = None
+    digests = changes.digests
     if changes.facts:
         facts = orjson.dumps(
-            [{"e": e, "c": c, "s": s, "v": v} for e, c, s, v in changes.facts]
+            [{"e": e, "c": c, "s": s, "v": v, "d": d.hex() if (d := digests.get(e)) else None}
+             for e, c, s, v in changes.facts]
         ).decode()
     identities = None
     if changes.identities:

@@ -8,11 +8,12 @@ from typing import Any, cast
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteCursor,
     SQLiteProcessRecorder,
+    SQLiteTransaction,
 )
 
 from ledger import chain, record_groups, wal_checkpoint
@@ -41,8 +42,43 @@ def rows_after(cursor: Any, table: str, after: int, limit: int, stop: int | None
     return cast(list[Row], cursor.fetchall())
 
 
+class _ImmediateTransaction(SQLiteTransaction):
+    """eventsourcing's transaction, begun with the write lock taken (waiting for it up to the
+    lock timeout) instead of on the first write: a transaction that has read before another
+    process commits can never write after it (SQLite fails it, without waiting)."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        return cursor
+
+
 class JourneySQLiteRecorder(SQLiteProcessRecorder):
     _checkpointer: wal_checkpoint.BackgroundCheckpointer | None = None
+
+    def create_table(self) -> None:
+        """The schema, its migrations and eventsourcing's migration tracking row, in one
+        transaction that holds the write lock from its start.
+
+        eventsourcing reads whether the tracking table exists before its transaction, so
+        processes opening a new store together each saw none and each inserted the tracking
+        row: all but the first failed ("Failed to record tracking for __migration__ 1"). Read
+        under the lock, the state is the one the transaction changes."""
+        with self.datastore.get_connection(commit=True) as conn, \
+                _ImmediateTransaction(conn, commit=True) as c, c:
+            c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tracking'")
+            self.tracking_table_exists = c.fetchone() is not None
+            self.tracking_migration_current = self.tracking_migration_previous = (
+                self._max_tracking_id(self.table_migration_identifier, c)
+                if self.tracking_table_exists else None)
+            self._create_table(c)
+            # Stores created before facts had content digests get the column; their rows keep
+            # NULL (compared as duplicates, docs/decisions.md).
+            c.execute("SELECT 1 FROM pragma_table_info('journey_facts') WHERE name = 'digest'")
+            if c.fetchone() is None:
+                c.execute("ALTER TABLE journey_facts ADD COLUMN digest BLOB")
+        if not self.datastore.single_row_tracking and self.tracking_migration_current is not None:
+            raise OperationalError("Can't do multi-row tracking with single-row tracking table")
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -76,7 +112,7 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             *super().construct_create_table_statements(),
             "CREATE TABLE IF NOT EXISTS journey_facts ("
             "event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
-            "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL) WITHOUT ROWID",
+            "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL, digest BLOB) WITHOUT ROWID",
             # Which facts resolved to a customer (``facts_of``: as-of views, unmerges, subject
             # access). Covering: the rows' event_id keys are random, so fetching stream and
             # version from the table cost one B-tree descent per fact (35 ms of a 10k-fact
@@ -131,7 +167,11 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             # batch (IntegrityError), which the writer retries against the new state.
             # Sorted by key: the rows of a batch then land on neighbouring B-tree pages in turn
             # instead of on random ones (event ids are random), which halved this insert.
-            c.executemany("INSERT INTO journey_facts VALUES (?,?,?,?)", sorted(changes.facts))
+            digests = changes.digests
+            c.executemany(
+                "INSERT INTO journey_facts (event_id, customer_id, stream_id, stream_version, digest) "
+                "VALUES (?,?,?,?,?)",
+                [(e, cu, s, v, digests.get(e)) for e, cu, s, v in sorted(changes.facts)])
             self._check_owners(c, changes)
             c.executemany(
                 "INSERT INTO journey_identities VALUES (?,?) "
@@ -203,6 +243,24 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
     def known_events(self, event_ids: Iterable[str]) -> set[str]:
         rows = self._select("SELECT event_id FROM journey_facts WHERE event_id IN ({})", event_ids)
         return {row[0] for row in rows}
+
+    def fact_digests(self, event_ids: Iterable[str]) -> dict[str, tuple[UUID, bytes | None]]:
+        rows = self._select(
+            "SELECT event_id, customer_id, digest FROM journey_facts WHERE event_id IN ({})", event_ids)
+        return {row[0]: (_uuid(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows}
+
+    def recorded_fact(self, event_id: str) -> Notification | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT s.rowid, s.originator_id, s.originator_version, s.topic, s.state "
+                f"FROM journey_facts f JOIN {self.events_table_name} s "
+                "ON s.originator_id = f.stream_id AND s.originator_version = f.stream_version "
+                "WHERE f.event_id = ?", (event_id,))
+            r = c.fetchone()
+        if r is None:
+            return None
+        return Notification(id=r[0], originator_id=self.convert_originator_id(r[1]),
+                            originator_version=r[2], topic=r[3], state=r[4])
 
     def identity_owners(self, keys: Iterable[str]) -> dict[str, UUID]:
         rows = self._select(

@@ -12,8 +12,12 @@ aggregates would have stored (ledger/streams.py); everything that reads the stor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +25,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 from uuid import UUID
 
+import orjson
 from eventsourcing.domain import datetime_now_with_tzinfo
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
@@ -28,6 +33,7 @@ from domain import catalogue, identity
 from domain.case import Case
 from domain.customer import Customer
 from domain.errors import FactRejected, InvalidFact
+from ledger import conflicts, fact_digest
 from ledger import streams as st
 from ledger.application import JourneyApplication, decode_notification
 from ledger.crypto_mapper import NONCE_BYTES, CryptoMapper, seal_state
@@ -36,8 +42,22 @@ from ledger.streams import UNKNOWN, Stream, StreamCache
 
 Fact = dict[str, Any]
 
-#: How often a batch is retried after another writer changed the same streams meanwhile.
+log = logging.getLogger("journey.writer")
+
+#: How often a forget is retried after another writer changed the same streams meanwhile.
 MAX_ATTEMPTS = 5
+
+#: Conflicts in a row after which a batch is recorded in two halves: each half touches fewer
+#: streams, so it is less likely to meet another writer, and a conflict redoes less work.
+SPLIT_AFTER = 3
+
+#: The back-off between attempts: a random wait up to BASE * 2^conflicts, at most CAP seconds
+#: (random, so writers that collided do not collide again in step).
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 2.0
+
+#: The store's head when this Ledger cannot vouch for its caches (nothing written or seen yet).
+_UNSEEN = -1
 
 
 @dataclass(slots=True)
@@ -65,13 +85,31 @@ class ForgetResult:
     forgotten_at: str | None = None
 
 
-class Ledger:
-    """Records facts; thin: resolve, check the streams' rules, save the batch."""
+def _no_turn() -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
 
-    def __init__(self, app: JourneyApplication) -> None:
+
+class Ledger:
+    """Records facts; thin: resolve, check the streams' rules, save the batch.
+
+    Several writers may share a store (processes on one SQLite file, workers on one
+    PostgreSQL database). A batch that meets another writer's changes fails as a whole in the
+    store (IntegrityError) and is redone against the new state, for as long as others keep
+    writing. ``take_turn`` (a lock shared by the writers, say) is held around each attempt:
+    writers that take turns never conflict, because a writer whose turn starts after another
+    wrote first drops what it cached.
+    """
+
+    def __init__(self, app: JourneyApplication,
+                 take_turn: Callable[[], contextlib.AbstractContextManager[None]] | None = None) -> None:
         self.app = app
+        self.take_turn = take_turn or _no_turn
         #: What the writer knows of each stream, kept between batches (ledger/streams.py).
         self.streams = StreamCache()
+        #: The store's head (last notification id) the caches are known to agree with.
+        self._head = _UNSEEN
+        #: The head read when the current attempt began.
+        self._attempt_head = _UNSEEN
 
     def append(self, batch: Sequence[tuple[int, Fact]], tracking: Tracking | None = None,
                before_commit: Callable[[BatchResult], None] | None = None) -> BatchResult:
@@ -81,22 +119,73 @@ class Ledger:
         so a redelivered batch is refused as a whole by the store. ``before_commit`` sees the
         batch's outcome (its rejections) before anything is stored, so a caller can hand the
         rejections on (to a dead-letter topic) first: a crash can then repeat, never lose
-        them. It may be called more than once when the batch is retried after a conflict.
+        them. It may be called more than once when the batch is retried after a conflict, and
+        once per part when an untracked batch that keeps conflicting is recorded in parts.
         """
-        for attempt in range(MAX_ATTEMPTS):
+        # What each fact says, taken before the writer adds to the facts (an attempt that
+        # failed has added event ids, customers and a merge's identities).
+        contents = [fact_digest.content_bytes(fact) for _, fact in batch]
+        return self._append(batch, contents, tracking, before_commit)
+
+    def _append(self, batch: Sequence[tuple[int, Fact]], contents: Sequence[bytes],
+                tracking: Tracking | None,
+                before_commit: Callable[[BatchResult], None] | None) -> BatchResult:
+        conflicts = 0
+        while True:
             try:
-                return _BatchWriter(self.app, batch, self.streams).run(tracking, before_commit)
-            except IntegrityError:
+                return self._attempt(batch, contents, tracking, before_commit)
+            except IntegrityError as error:
+                started = self._attempt_head
                 self._drop_cache()
                 if tracking is not None and self._tracked(tracking):
                     return BatchResult(duplicates=len(batch))
-                if attempt == MAX_ATTEMPTS - 1:
+                if self._store_head() == started:
+                    # Nothing was written while the attempt ran: no other writer caused this,
+                    # and the same attempt would fail the same way.
                     raise
+                conflicts += 1
+                where = _describe(batch)
+                if tracking is None and len(batch) > 1 and conflicts >= SPLIT_AFTER:
+                    log.warning("%s met other writers' changes %d times in a row (%s): "
+                                "recording it in two halves", where, conflicts, error)
+                    half = len(batch) // 2
+                    first = self._append(batch[:half], contents[:half], None, before_commit)
+                    return _combined(first, self._append(batch[half:], contents[half:], None,
+                                                         before_commit))
+                delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(conflicts, 16)))
+                log.warning("%s met another writer's changes (%s): redoing it (retry %d) in %.2f s",
+                            where, error, conflicts, delay)
+                time.sleep(delay)
             except BaseException:
                 # A half-applied batch must never leak pending versions into the next save.
                 self._drop_cache()
                 raise
-        raise AssertionError("unreachable")
+
+    def _attempt(self, batch: Sequence[tuple[int, Fact]], contents: Sequence[bytes],
+                 tracking: Tracking | None,
+                 before_commit: Callable[[BatchResult], None] | None) -> BatchResult:
+        with self.take_turn():
+            head = self._begin_turn()
+            writer = _BatchWriter(self.app, batch, self.streams, contents)
+            result = writer.run(tracking, before_commit)
+            written = writer.written
+            if not written:
+                self._head = head
+            elif written[0] == head + 1:
+                self._head = written[-1]  # nobody wrote between the head read and this batch
+            return result
+
+    def _begin_turn(self) -> int:
+        """Read the store's head; drop the caches if another writer moved it since this
+        Ledger last looked (its cached stream versions and keys may be stale)."""
+        head = self._attempt_head = self._store_head()
+        if head != self._head:
+            self._drop_cache()
+        self._head = _UNSEEN  # until the attempt ends well
+        return head
+
+    def _store_head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
 
     def forget(self, reference_key: str, reason: str) -> ForgetResult | None:
         """Erase a customer (GDPR art. 17) by crypto-shredding; None when nobody has the key.
@@ -108,7 +197,9 @@ class Ledger:
         """
         for attempt in range(MAX_ATTEMPTS):
             try:
-                result = _BatchWriter(self.app, [], self.streams).forget(reference_key, reason)
+                with self.take_turn():
+                    self._begin_turn()
+                    result = _BatchWriter(self.app, [], self.streams).forget(reference_key, reason)
             except IntegrityError:
                 self._drop_cache()
                 if attempt == MAX_ATTEMPTS - 1:
@@ -133,6 +224,18 @@ class Ledger:
         # The key ring too: a key created meanwhile by another writer is read again.
         self.app.keys.reset()
         self.streams.clear()
+        self._head = _UNSEEN
+
+
+def _describe(batch: Sequence[tuple[int, Fact]]) -> str:
+    if not batch:
+        return "a batch without facts"
+    return f"a batch of {len(batch)} fact(s) (lines {batch[0][0]}-{batch[-1][0]})"
+
+
+def _combined(first: BatchResult, second: BatchResult) -> BatchResult:
+    return BatchResult(first.recorded + second.recorded, first.duplicates + second.duplicates,
+                       first.derived + second.derived, first.rejected + second.rejected)
 
 
 @dataclass(slots=True)
@@ -150,10 +253,16 @@ class _Pending:
 
 class _BatchWriter:
     def __init__(self, app: JourneyApplication, batch: Sequence[tuple[int, Fact]],
-                 streams: StreamCache) -> None:
+                 streams: StreamCache, contents: Sequence[bytes] = ()) -> None:
         self.app = app
         self.index = app.index
         self.batch = batch
+        #: Each fact's content as sent (ledger/fact_digest.py), in batch order.
+        self.contents = contents
+        #: event id -> content, of the facts this batch may record (their digests are stored).
+        self.sent: dict[str, bytes] = {}
+        #: The notification ids of the stored events (empty until stored).
+        self.written: Sequence[int] = ()
         self.changes = IndexChanges()
         self.result = BatchResult()
         #: Stream states across batches, and those this batch touched (never evicted meanwhile).
@@ -184,6 +293,7 @@ class _BatchWriter:
                 self._record(fact)
             except (FactRejected, InvalidFact) as error:
                 self.result.rejected.append(Rejection(line, str(error)))
+        self.result.rejected.sort(key=lambda r: r.line)
         if before_commit is not None:
             before_commit(self.result)
         # The events are stored in the order the facts arrived, not grouped by stream, so the
@@ -207,7 +317,7 @@ class _BatchWriter:
             stored.append(StoredEvent(originator_id=p.stream_id, originator_version=p.version,
                                       topic=p.topic, state=encode(state)))
         self.changes.keys = ring.pending
-        self.app.recorder.insert_events(stored, tracking=tracking, index=self.changes)
+        self.written = self.app.recorder.insert_events(stored, tracking=tracking, index=self.changes) or ()
         ring.committed()
 
     def forget(self, reference_key: str, reason: str) -> ForgetResult | None:
@@ -251,17 +361,50 @@ class _BatchWriter:
         return owner
 
     def _drop_duplicates(self) -> list[tuple[int, Fact]]:
+        """The facts not recorded yet. A fact whose source and id are known is a duplicate
+        when it says the same as the recorded one (or the earlier one of this batch), and is
+        rejected as a conflict when it says something else."""
+        contents = self.contents or [fact_digest.content_bytes(f) for _, f in self.batch]
         for _, fact in self.batch:
             fact["event_id"] = event_id(fact["source"], fact["id"])
         known = self.index.known_events(f["event_id"] for _, f in self.batch)
+        recorded = self.index.fact_digests(known) if known else {}
+        ring = self.app.keys
+        ring.prefetch({customer for customer, digest in recorded.values() if digest is not None})
+        first: dict[str, int] = {}  # event id -> where in the batch it was first met
         fresh = []
-        for line, fact in self.batch:
-            if fact["event_id"] in known:
-                self.result.duplicates += 1
+        for i, (line, fact) in enumerate(self.batch):
+            eid = fact["event_id"]
+            if eid in known:
+                customer, stored = recorded.get(eid, (None, None))
+                # No digest (recorded before digests were kept) or no key (the customer was
+                # forgotten): nothing to compare with, a duplicate as it always was.
+                key = ring.key_of(customer) if customer is not None and stored is not None else None
+                if key is None or fact_digest.digest(key, contents[i]) == stored:
+                    self.result.duplicates += 1
+                else:
+                    self.result.rejected.append(Rejection(line, self._recorded_conflict(eid, contents[i])))
+            elif eid in first:
+                j = first[eid]
+                if contents[j] == contents[i]:
+                    self.result.duplicates += 1
+                else:
+                    reason = conflicts.batch_conflict(fact, orjson.loads(contents[i]),
+                                                      orjson.loads(contents[j]), self.batch[j][0])
+                    self.result.rejected.append(Rejection(line, reason))
             else:
-                known.add(fact["event_id"])
+                first[eid] = i
+                self.sent[eid] = contents[i]
                 fresh.append((line, fact))
         return fresh
+
+    def _recorded_conflict(self, eid: str, content: bytes) -> str:
+        """Read back the recorded fact (only for a conflict: rare) to say what differs."""
+        notification = self.index.recorded_fact(eid)
+        if notification is None:  # the index names a fact the store does not hold
+            return f"conflict: a different fact was recorded with this source and id (event {eid})"
+        stored = decode_notification(self.app, notification)
+        return conflicts.recorded_conflict(orjson.loads(content), stored)
 
     def _prefetch(self, facts: list[tuple[int, Fact]]) -> None:
         """Read in a few bulk queries what the batch's facts will ask about: identity owners,
@@ -475,6 +618,10 @@ class _BatchWriter:
              customer_id: UUID) -> None:
         self.pending.append(_Pending(stream_id, version, topic, state, customer_id))
         self.changes.facts.append((fact["event_id"], customer_id.hex, stream_id.hex, version))
+        content = self.sent.get(fact["event_id"])
+        if content is not None:  # a sender's fact (the ledger's own have no digest)
+            self.changes.digests[fact["event_id"]] = fact_digest.digest(
+                self.app.keys.key_for_write(customer_id), content)
         if fact["source"] == "ledger":
             self.result.derived += 1
         else:
