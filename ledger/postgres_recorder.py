@@ -44,21 +44,38 @@ _RETRY = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
 SCHEMA_LOCK_KEY = 0x6A6F75726E6579
 
 class JourneyPostgresRecorder(PostgresProcessRecorder):
+    def create_table(self) -> None:
+        """The schema, its migrations and eventsourcing's migration tracking row, in one
+        transaction under one advisory lock, so processes starting together take turns.
+
+        eventsourcing creates its composite type in a transaction of its own (two processes
+        creating it at once: a duplicate key in pg_type) and reads whether its tracking table
+        exists before its transaction (processes starting on a new database each saw none and
+        inserted the migration row after the first had: "Failed to record tracking for
+        __migration__ 1"). Here both happen under the lock, the state read after taking it
+        (each statement sees what committed before it). Concurrent CREATE ... IF NOT EXISTS
+        on the same catalog rows fails too ("tuple concurrently updated"): also under it."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+            curs.execute("SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+                         "WHERE n.nspname = %s AND t.typname = %s",
+                         (self.datastore.schema, self.stored_event_type_name))
+            if curs.fetchone() is None:
+                for statement in self.sql_create_statements:
+                    if "CREATE TYPE" in statement.as_string():
+                        curs.execute(statement, prepare=False)
+            curs.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                         "AND table_name = %s", (self.datastore.schema, self.tracking_table_name))
+            self.tracking_table_exists = curs.fetchone() is not None
+            self.tracking_migration_current = self.tracking_migration_previous = (
+                self._max_tracking_id(self.table_migration_identifier, curs)
+                if self.tracking_table_exists else None)
+            self._create_table(curs)
+        self.datastore.register_type_adapters()
+        if not self.datastore.single_row_tracking and self.tracking_migration_current is not None:
+            raise OperationalError("Can't do multi-row tracking with single-row tracking table")
+
     def _create_table(self, curs: Cursor[DictRow]) -> None:
-        # Workers start together (ingest, relay, projectors): concurrent CREATE ... IF NOT
-        # EXISTS on the same catalog rows fails with "tuple concurrently updated". One
-        # transaction-scoped advisory lock makes the schema set-up take turns.
-        curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        # eventsourcing read whether its tracking table exists (and its migration row) before
-        # this transaction, so every process starting on a new database saw none and inserted
-        # the migration row after the first had: "Failed to record tracking for __migration__
-        # 1". Read again under the lock (each statement sees what committed before it).
-        curs.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
-                     "AND table_name = %s", (self.datastore.schema, self.tracking_table_name))
-        self.tracking_table_exists = curs.fetchone() is not None
-        self.tracking_migration_current = self.tracking_migration_previous = (
-            self._max_tracking_id(self.table_migration_identifier, curs)
-            if self.tracking_table_exists else None)
         super()._create_table(curs)
         # Stores created before facts had content digests get the column; their rows keep
         # NULL (compared as duplicates, docs/decisions.md). Asked first: ALTER TABLE takes
