@@ -104,7 +104,7 @@ def test_processes_opening_a_new_postgres_database_together_all_succeed(
     opener = ("import sys\nfrom ledger.application import open_application\n"
               "from ledger.postgres_recorder import postgres_env\n"
               "open_application(postgres_env(sys.argv[1])).close()\nprint('opened')\n")
-    for _ in range(3):  # fresh databases: the race is narrow (main lost it 7 times in 10)
+    for _ in range(3):  # fresh databases: the race is narrow (unguarded, 7 rounds in 10 failed)
         name = f"test_{uuid.uuid4().hex[:16]}"
         params = postgres_server.create_database(name)
         try:

@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 
 from domain import identity
-from journey.bootstrap import Journey
+from journey.bootstrap import Journey, bootstrap
+from journey.config import Settings
 from ledger import fact_digest
 from ledger.writer import event_id
+from tests.harness.postgres import PostgresParams
 from tests.ledgers import append, open_journey, record
 
 CALL = {"type": "call.outbound", "id": "c1", "source": "cc", "customer": {"phone": "+34600000001"},
@@ -170,5 +173,29 @@ def test_a_ledger_from_before_digests_is_migrated_in_place(tmp_path: Path) -> No
         assert record(journey, changed(new, outcome="no_answer")).rejected
         assert [n.originator_version for n in journey.app.index.facts_of(
             identity.prospect_uuid("phone:+34600000001"))] == [1, 2]
+    finally:
+        journey.close()
+
+
+@pytest.mark.postgres
+def test_a_postgres_ledger_from_before_digests_is_migrated_in_place(
+        postgres_db: PostgresParams, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, store="postgres", postgres_url=postgres_db.url)
+    journey = bootstrap(settings)
+    record(journey, CALL)
+    journey.close()
+    with psycopg.connect(postgres_db.dsn) as conn:
+        conn.execute("ALTER TABLE journey_facts DROP COLUMN digest")
+    journey = bootstrap(settings)
+    try:
+        with psycopg.connect(postgres_db.dsn) as conn:
+            rows = conn.execute("SELECT event_id::text, digest FROM journey_facts").fetchall()
+        assert rows == [(event_id("cc", "c1"), None)]
+        resent = record(journey, changed(CALL, outcome="no_answer"))
+        assert (resent.recorded, resent.duplicates, resent.rejected) == (0, 1, [])
+        new = {**CALL, "id": "c2"}
+        assert record(journey, new).recorded == 1
+        [rejection] = record(journey, changed(new, outcome="no_answer")).rejected
+        assert 'data.outcome: recorded "answered", sent "no_answer"' in rejection.reason
     finally:
         journey.close()
