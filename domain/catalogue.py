@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain import identity
 from domain.errors import InvalidFact
+from domain.limits import DEFAULT_LIMITS, Limits, check_date, check_instant, check_name, check_tree
 
 Fact = dict[str, Any]
 
@@ -189,29 +190,48 @@ def upcast(fact: Fact) -> Fact:
     return {**fact, "v": v, "data": data}
 
 
-def parse_instant(value: object, where: str) -> datetime:
-    """An ISO 8601 instant that must carry its UTC offset: local times are ambiguous."""
+def parse_instant(value: object, where: str, limits: Limits = DEFAULT_LIMITS) -> datetime:
+    """An ISO 8601 instant that must carry its UTC offset: local times are ambiguous.
+
+    It must also lie within ``limits``' range, so that every reader can convert it to UTC.
+    """
     if not isinstance(value, str):
         raise InvalidFact(f"{where}: expected an ISO 8601 string, got {type(value).__name__}")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidFact(
-            f"{where}: {value!r} is not an ISO 8601 timestamp (like 2012-01-09T22:00:00+01:00)"
+            f"{where}: {_clip(value)} is not an ISO 8601 timestamp (like 2012-01-09T22:00:00+01:00)"
         ) from None
     if moment.tzinfo is None:
         raise InvalidFact(f"{where}: {value!r} has no UTC offset (write it like {value}+01:00)")
-    return moment
+    return check_instant(moment, where, limits)
 
 
-def validate(raw: object) -> Fact:
+def _clip(value: str, width: int = 80) -> str:
+    """``repr`` of a value quoted in a reason, cut so that a reason stays one readable line."""
+    return repr(value) if len(value) <= width else f"{value[:width]!r}... ({len(value):,} characters)"
+
+
+def validate(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
     """Check one raw fact against the contract and return it normalised.
 
     Raises :class:`InvalidFact` naming the first problem. Unknown ``data`` fields are kept
-    (sources may know more than the catalogue); known ones must have the right type.
+    (sources may know more than the catalogue); known ones must have the right type. Every
+    value must keep within ``limits`` (domain/limits.py), so that every reader can read it.
+    """
+    return validate_counting_keys(raw, limits)[0]
+
+
+def validate_counting_keys(raw: object, limits: Limits = DEFAULT_LIMITS) -> tuple[Fact, int]:
+    """:func:`validate`, also returning how many object keys ``raw`` holds.
+
+    A parser that keeps only the last of repeated keys (orjson, json) compares that number
+    with the keys written in the text to notice a repeated one without parsing twice.
     """
     if not isinstance(raw, dict):
         raise InvalidFact(f"expected a JSON object, got {type(raw).__name__}")
+    keys = check_tree(raw, limits)
     type_name = raw.get("type")
     if not isinstance(type_name, str):
         raise InvalidFact("type: missing" if type_name is None else "type: expected a string")
@@ -227,12 +247,13 @@ def validate(raw: object) -> Fact:
             raise InvalidFact(f"{name}: missing")
         if not isinstance(value, str) or not value.strip():
             raise InvalidFact(f"{name}: expected a non-empty string")
+        check_name(value, name, limits)
     if "customer" not in raw:
         raise InvalidFact("customer: missing (give at least one identity, like {\"phone\": ...})")
     ref = identity.parse_reference(raw["customer"])
     if "occurred_at" not in raw:
         raise InvalidFact("occurred_at: missing")
-    occurred = parse_instant(raw["occurred_at"], "occurred_at")
+    occurred = parse_instant(raw["occurred_at"], "occurred_at", limits)
     fact: Fact = {
         "type": type_name,
         "v": spec.version,
@@ -246,11 +267,11 @@ def validate(raw: object) -> Fact:
         if value is not None:
             if not isinstance(value, str):
                 raise InvalidFact(f"{name}: expected a string, got {type(value).__name__}")
-            fact[name] = value
+            fact[name] = check_name(value, name, limits)
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise InvalidFact(f"{sorted(unknown)[0]}: unknown top-level field (put it inside data)")
-    data = _validate_data(spec, raw.get("data"))
+    data = _validate_data(spec, raw.get("data"), limits)
     if type_name == "customer.registered":
         for kind in ("phone", "email", "twitter"):
             if kind in data:
@@ -258,7 +279,7 @@ def validate(raw: object) -> Fact:
     elif type_name == "identity.linked":
         data["value"] = identity.normalise(data["kind"], data["value"], "data.value")
     fact["data"] = data
-    return fact
+    return fact, keys
 
 
 def claimed_identities(fact: Mapping[str, Any]) -> list[str]:
@@ -273,7 +294,7 @@ def claimed_identities(fact: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _validate_data(spec: EventType, raw: object) -> dict[str, Any]:
+def _validate_data(spec: EventType, raw: object, limits: Limits) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -290,7 +311,7 @@ def _validate_data(spec: EventType, raw: object) -> dict[str, Any]:
             else:
                 data.pop(fld.name, None)
             continue
-        data[fld.name] = _check(fld, value, where)
+        data[fld.name] = _check(fld, value, where, limits)
     return data
 
 
@@ -300,7 +321,7 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:60]
 
 
-def _check(fld: Field, value: object, where: str) -> Any:
+def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMITS) -> Any:
     kind = fld.kind
     if kind == "str":
         if not isinstance(value, str):
@@ -322,6 +343,9 @@ def _check(fld: Field, value: object, where: str) -> Any:
             raise InvalidFact(f"{where}: expected an integer, got {_describe(value)}")
         if value < 0:
             raise InvalidFact(f"{where}: must not be negative, got {value}")
+        ceiling = _int_ceiling(fld.name, limits)
+        if ceiling is not None and value > ceiling:
+            raise InvalidFact(f"{where}: {value:,} is more than {ceiling:,}, the most the ledger accepts")
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -335,21 +359,25 @@ def _check(fld: Field, value: object, where: str) -> Any:
         if not isinstance(value, str):
             raise InvalidFact(f"{where}: expected a date like 1980-05-17, got {_describe(value)}")
         try:
-            return date.fromisoformat(value).isoformat()
+            day = date.fromisoformat(value)
         except ValueError:
-            raise InvalidFact(f"{where}: {value!r} is not a date like 1980-05-17") from None
+            raise InvalidFact(f"{where}: {_clip(value)} is not a date like 1980-05-17") from None
+        return check_date(day, where, limits).isoformat()
     if kind == "datetime":
         # A due date may be a plain date (end of that day is implied by readers) or an instant.
         if isinstance(value, str) and len(value) == 10:
-            return _check(Field(fld.name, "date"), value, where)
-        return parse_instant(value, where).isoformat()
+            return _check(Field(fld.name, "date"), value, where, limits)
+        return parse_instant(value, where, limits).isoformat()
     if kind == "tz":
         if not isinstance(value, str):
             raise InvalidFact(f"{where}: expected an IANA time zone name, got {_describe(value)}")
         try:
+            if len(value) > limits.max_name:
+                raise ValueError(value)
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidFact(f"{where}: {value!r} is not an IANA time zone (like Europe/Madrid)") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones
+            raise InvalidFact(f"{where}: {_clip(value)} is not an IANA time zone "
+                              "(like Europe/Madrid)") from None
         return value
     if kind == "identity_kind":
         if value not in identity.LINKABLE_KINDS:
@@ -372,6 +400,15 @@ def _check(fld: Field, value: object, where: str) -> Any:
             raise InvalidFact(f"{where}: expected a list of strings, got {_describe(value)}")
         return value
     raise AssertionError(f"catalogue field kind {kind!r} has no checker")  # a catalogue bug
+
+
+def _int_ceiling(name: str, limits: Limits) -> int | None:
+    """The largest value of a catalogue integer whose size readers build on (dates, sums)."""
+    if name == "warranty_months":
+        return limits.max_warranty_months
+    if name == "duration_s":
+        return limits.max_duration_s
+    return None
 
 
 def _check_address(value: object, where: str) -> dict[str, Any]:
