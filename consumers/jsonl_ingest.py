@@ -180,15 +180,34 @@ def parse_line(raw: Line, limits: Limits | None = None) -> catalogue.Fact:
         raise InvalidFact(f"could not be checked ({type(error).__name__}: {str(error)[:200]})") from None
 
 
+def fact_parser() -> Callable[[Line], catalogue.Fact]:
+    """:func:`parse_line` with the configured limits, read once for a whole file or batch.
+
+    When the configuration cannot be read, every line is rejected with the reason.
+    """
+    try:
+        limits = configured_limits()
+    except InvalidFact as misconfigured:
+        reason = str(misconfigured)
+
+        def refuse(raw: Line) -> catalogue.Fact:
+            raise InvalidFact(reason)
+        return refuse
+    return lambda raw: parse_line(raw, limits)
+
+
+def strip_bom(raw: Line) -> Line:
+    """``raw`` without a leading UTF-8 byte order mark (spreadsheets and Windows tools write one)."""
+    if isinstance(raw, bytes):
+        return raw[3:] if raw.startswith(BOM) else raw
+    return raw[1:] if raw.startswith("\ufeff") else raw
+
+
 def _parse(raw: Line, limits: Limits) -> catalogue.Fact:
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
     if size > limits.max_fact_bytes:
         raise InvalidFact(too_long(size, limits))
-    if isinstance(raw, bytes):
-        if raw.startswith(BOM):
-            raw = raw[3:]
-    elif raw.startswith("\ufeff"):
-        raw = raw[1:]
+    raw = strip_bom(raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -197,9 +216,13 @@ def _parse(raw: Line, limits: Limits) -> catalogue.Fact:
     if may_repeat_keys(raw, keys):
         repeated = repeated_key(raw)
         if repeated is not None:
-            raise InvalidFact(f"{repeated}: the key appears more than once in one object "
-                              "(which value is meant?)")
+            raise InvalidFact(repeated_reason(repeated))
     return fact
+
+
+def repeated_reason(key: str) -> str:
+    shown = key if len(key) <= 80 else f"{key[:80]}..."
+    return f"{shown}: the key appears more than once in one object (which value is meant?)"
 
 
 def too_long(size: int, limits: Limits) -> str:
@@ -243,7 +266,7 @@ def repeated_key(raw: Line) -> str | None:
     try:
         json.loads(raw, object_pairs_hook=_refuse_repeats)
     except _Repeated as repeated:
-        return repeated.key if len(repeated.key) <= 80 else f"{repeated.key[:80]}..."
+        return repeated.key
     return None
 
 
@@ -270,10 +293,7 @@ def ingest(
         if on_progress is not None:
             on_progress(summary)
 
-    try:
-        limits: Limits | InvalidFact = configured_limits()
-    except InvalidFact as misconfigured:
-        limits = misconfigured
+    parse = fact_parser()
     for number, raw in enumerate(split_lines(lines), start=1):
         if isinstance(raw, OverlongLine):
             summary.lines += 1
@@ -283,9 +303,7 @@ def ingest(
             continue
         summary.lines += 1
         try:
-            if isinstance(limits, InvalidFact):
-                raise limits
-            batch.append((number, parse_line(raw, limits)))
+            batch.append((number, parse(raw)))
             texts[number] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         except InvalidFact as error:
             summary.rejected.append(RejectedLine(number, str(error), reject_text(raw)))

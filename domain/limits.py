@@ -45,6 +45,10 @@ class Limits:
     #: registration is about 1 KiB; 256 KiB leaves room for long notes while a batch of
     #: 2,000 facts stays within a projection's memory.
     max_fact_bytes: int = 256 * 1024
+    #: Bytes of one request to ``POST /api/facts``: its 10,000 facts at most, of about 1 KiB
+    #: each as sources send them, with room to spare. Larger loads are files for
+    #: ``journey append``, which reads them line by line.
+    max_request_bytes: int = 32 * 1024 * 1024
     #: Characters of any string value (a note, a social post, an e-mail subject).
     max_string: int = 64 * 1024
     #: Characters of ``id``, ``source``, ``department``, ``agent`` and of any object key: names,
@@ -208,14 +212,14 @@ def check_tree(value: object, limits: Limits = DEFAULT_LIMITS) -> int:
         where = where.removeprefix(".")
         raise InvalidFact(f"{where}: {bad.message}" if where else bad.message) from None
     except RecursionError:
-        raise InvalidFact(f"nested more than {limits.max_depth} levels deep") from None
+        raise InvalidFact(f"nested deeper than {limits.max_depth} levels") from None
 
 
 def _walk(value: object, depth: int, limits: Limits) -> int:
     """The keys inside ``value``; scalars are checked in the loops (a call each costs more)."""
     if type(value) is dict:
         if depth > limits.max_depth:
-            raise _Violation(f"nested more than {limits.max_depth} levels deep inside data")
+            raise _Violation(f"nested deeper than {limits.max_depth} levels")
         if len(value) > limits.max_keys:
             raise _Violation(f"an object with {len(value):,} keys; at most {limits.max_keys:,}")
         keys = len(value)
@@ -237,7 +241,7 @@ def _walk(value: object, depth: int, limits: Limits) -> int:
         return keys
     if type(value) is list:
         if depth > limits.max_depth:
-            raise _Violation(f"nested more than {limits.max_depth} levels deep inside data")
+            raise _Violation(f"nested deeper than {limits.max_depth} levels")
         if len(value) > limits.max_items:
             raise _Violation(f"a list of {len(value):,} items; at most {limits.max_items:,}")
         keys = 0
