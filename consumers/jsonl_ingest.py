@@ -24,7 +24,7 @@ import orjson
 
 from domain import catalogue
 from domain.errors import InvalidFact
-from domain.limits import DEFAULT_LIMITS, Limits, limits_from
+from domain.limits import DEFAULT_LIMITS, Limits, check_tree, limits_from
 from ledger.writer import BatchResult, Ledger, Rejection
 
 #: Facts per store transaction. One save per event runs at ~1-2k/s; thousands per save are
@@ -211,13 +211,23 @@ def _parse(raw: Line, limits: Limits) -> catalogue.Fact:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise InvalidFact(f"not valid JSON ({error})") from None
-    fact, keys = catalogue.validate_counting_keys(value, limits)
+        raise InvalidFact(_not_json(raw, error)) from None
+    keys = check_tree(value, limits)
     if may_repeat_keys(raw, keys):
         repeated = repeated_key(raw)
         if repeated is not None:
             raise InvalidFact(repeated_reason(repeated))
-    return fact
+    return catalogue.validate_checked(value, limits)
+
+
+def _not_json(raw: Line, error: orjson.JSONDecodeError) -> str:
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return (f"not UTF-8 text (byte 0x{raw[bad.start]:02x} at byte {bad.start + 1}); "
+                    "facts are JSON in UTF-8: save the file as UTF-8")
+    return f"not valid JSON ({error})"
 
 
 def repeated_reason(key: str) -> str:

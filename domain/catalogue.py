@@ -220,18 +220,20 @@ def validate(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
     (sources may know more than the catalogue); known ones must have the right type. Every
     value must keep within ``limits`` (domain/limits.py), so that every reader can read it.
     """
-    return validate_counting_keys(raw, limits)[0]
+    if not isinstance(raw, dict):
+        raise InvalidFact(f"expected a JSON object, got {type(raw).__name__}")
+    check_tree(raw, limits)
+    return validate_checked(raw, limits)
 
 
-def validate_counting_keys(raw: object, limits: Limits = DEFAULT_LIMITS) -> tuple[Fact, int]:
-    """:func:`validate`, also returning how many object keys ``raw`` holds.
+def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
+    """:func:`validate` of a value whose sizes :func:`domain.limits.check_tree` already passed.
 
-    A parser that keeps only the last of repeated keys (orjson, json) compares that number
-    with the keys written in the text to notice a repeated one without parsing twice.
+    A parser that needs the key count ``check_tree`` returns (to notice repeated keys before
+    judging the fact) calls it first and this after, so the value is walked once.
     """
     if not isinstance(raw, dict):
         raise InvalidFact(f"expected a JSON object, got {type(raw).__name__}")
-    keys = check_tree(raw, limits)
     type_name = raw.get("type")
     if not isinstance(type_name, str):
         raise InvalidFact("type: missing" if type_name is None else "type: expected a string")
@@ -279,7 +281,7 @@ def validate_counting_keys(raw: object, limits: Limits = DEFAULT_LIMITS) -> tupl
     elif type_name == "identity.linked":
         data["value"] = identity.normalise(data["kind"], data["value"], "data.value")
     fact["data"] = data
-    return fact, keys
+    return fact
 
 
 def claimed_identities(fact: Mapping[str, Any]) -> list[str]:

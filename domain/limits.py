@@ -150,9 +150,7 @@ def check_date(day: date, where: str, limits: Limits = DEFAULT_LIMITS) -> date:
 
 
 def _show(moment: datetime) -> str:
-    if moment.astimezone(UTC).time() == datetime.min.time():
-        return moment.astimezone(UTC).date().isoformat()
-    return moment.isoformat()
+    return moment.astimezone(UTC).isoformat()
 
 
 def _offset(offset: timedelta) -> str:
@@ -279,7 +277,7 @@ def _scalar(value: object, where: str | None) -> None:
         if not math.isfinite(value):
             raise _Violation(f"{value} is not a finite number", where)
         if abs(value) > JSON_SAFE_INTEGER:
-            raise _Violation(f"{value:g} is outside ±{JSON_SAFE_INTEGER:,} (a number that large "
+            raise _Violation(f"{value!r} is outside ±{JSON_SAFE_INTEGER:,} (a number that large "
                              "is an integer the parser rounded, or no amount at all)", where)
         return
     raise _Violation(f"a {type(value).__name__} is not a JSON value", where)
