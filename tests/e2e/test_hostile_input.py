@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from journey.api.app import create_app
 from journey.config import Settings
 from tests.api.conftest import auth, make_tokens
+from tests.harness.conftest_kafka import KafkaEndpoint
 
 CUSTOMER = {"customer_id": "C-H1"}
 WHEN = "2026-03-01T10:00:00+01:00"
@@ -332,3 +333,37 @@ def test_api_readers_answer_after_the_hostile_requests(api: tuple[TestClient, di
     answer = client.get("/api/customers/C-H1", headers=auth(secrets["admin"]))
     assert answer.status_code == 200, answer.text[:300]
     assert any(e["source_id"] == "after-a" for e in answer.json()["timeline"])
+
+
+# ------------------------------------------------------------------------ Kafka ingest
+
+
+@pytest.mark.kafka
+def test_kafka_ingest_dead_letters_the_hostile_messages_with_their_reasons(
+        kafka_broker: KafkaEndpoint, kafka_topic_prefix: str, tmp_path: Path) -> None:
+    from consumers import dlq
+    from tests.kafka.test_ingest import create_topic, produce, run_ingest
+    from tests.ledgers import open_journey
+
+    bootstrap, topic, dlq_topic = (kafka_broker.bootstrap, kafka_topic_prefix + "tp",
+                                   kafka_topic_prefix + "dlq")
+    cases = [c for c in HOSTILE if c.kafka]
+    cases.append(Hostile("a 300 KB message", line(fact("big", data={
+        f"note{i}": "z" * 60_000 for i in range(5)})), "a fact is at most 262,144 bytes"))
+    accepted = [REGISTRATION, b"\xef\xbb\xbf" + good(1), good(2) + b"\r\n", good(3) + b"\r"]
+    values = [*accepted, *(c.text for c in cases)]
+    create_topic(bootstrap, topic, partitions=1)
+    produce(bootstrap, topic, [(0, value, None, []) for value in values])
+
+    journey = open_journey(tmp_path / "ledger")
+    try:
+        stats = run_ingest(journey, bootstrap, topic, dlq_topic)
+        assert (stats.recorded, stats.dead_lettered) == (len(accepted), len(cases))
+    finally:
+        journey.close()
+    letters = {e.source_offset: e for e in dlq.read_dead_letters(bootstrap, dlq_topic)}
+    assert set(letters) == set(range(len(accepted), len(values)))
+    for offset, case in enumerate(cases, start=len(accepted)):
+        assert case.reason is not None and case.reason in letters[offset].reason.lower(), (
+            case.name, letters[offset].reason)
+        assert letters[offset].value == case.text  # the original bytes, for a replay
