@@ -258,6 +258,21 @@ def test_spreadsheet_line_ends_are_read_as_lines(tmp_path: Path, ending: bytes) 
     assert {e["source_id"] for e in orjson.loads(shown.stdout)["timeline"]} == {"reg", "good-1", "good-2", "good-3"}
 
 
+def test_dlq_replay_of_a_corrected_file_judges_it_like_append(tmp_path: Path) -> None:
+    """Lines that are still hostile are not sent; a file of nothing but those needs no broker."""
+    from consumers import dlq
+
+    source = tmp_path / "corrected.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + b"\r".join([HOSTILE[0].text, b"", HUGE_FACT, nested(300)]) + b"\r")
+    with source.open("rb") as handle:
+        result = dlq.replay_lines("127.0.0.1:1", "journey.touchpoints", handle, origin=source.name)
+    assert result.sent == 0
+    assert [n for n, _ in result.invalid] == [1, 3, 4]
+    assert "is before 1900-01-01" in result.invalid[0][1]
+    assert "a fact is at most 262,144 bytes" in result.invalid[1][1]
+    assert "nested deeper than 16 levels" in result.invalid[2][1]
+
+
 # ------------------------------------------------------------------------ POST /api/facts
 
 
