@@ -382,9 +382,10 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
                               "(like Europe/Madrid)") from None
         return value
     if kind == "identity_kind":
-        if value not in identity.LINKABLE_KINDS:
+        if not isinstance(value, str) or value not in identity.LINKABLE_KINDS:
             kinds = ", ".join(sorted(identity.LINKABLE_KINDS))
-            raise InvalidFact(f"{where}: {value!r} is not one of {kinds}")
+            shown = _clip(value) if isinstance(value, str) else _describe(value)
+            raise InvalidFact(f"{where}: {shown} is not one of {kinds}")
         return value
     if kind == "channels":
         if value == "all":
