@@ -252,7 +252,7 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
         check_name(value, name, limits)
     if "customer" not in raw:
         raise InvalidFact("customer: missing (give at least one identity, like {\"phone\": ...})")
-    ref = identity.parse_reference(raw["customer"])
+    ref = identity.parse_reference(_short_names(raw["customer"], "customer", limits))
     if "occurred_at" not in raw:
         raise InvalidFact("occurred_at: missing")
     occurred = parse_instant(raw["occurred_at"], "occurred_at", limits)
@@ -279,7 +279,8 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
             if kind in data:
                 data[kind] = identity.normalise(kind, data[kind], f"data.{kind}")
     elif type_name == "identity.linked":
-        data["value"] = identity.normalise(data["kind"], data["value"], "data.value")
+        value = _short_names({"value": data["value"]}, "data", limits)["value"]
+        data["value"] = identity.normalise(data["kind"], value, "data.value")
     fact["data"] = data
     return fact
 
@@ -339,7 +340,7 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
                 raise InvalidFact(f"{where}: {value!r} is not a ledger customer id; name the record "
                                   "like the customer field, e.g. {\"customer_id\": \"C-2\"}")
             return value
-        return identity.parse_reference(value, where)
+        return identity.parse_reference(_short_names(value, where, limits), where)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidFact(f"{where}: expected an integer, got {_describe(value)}")
@@ -403,6 +404,15 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
             raise InvalidFact(f"{where}: expected a list of strings, got {_describe(value)}")
         return value
     raise AssertionError(f"catalogue field kind {kind!r} has no checker")  # a catalogue bug
+
+
+def _short_names(value: Any, where: str, limits: Limits) -> Any:
+    """``value``, once its string members are known to be names (identities), not texts."""
+    if isinstance(value, dict):
+        for kind, item in value.items():
+            if isinstance(item, str) and len(item) > limits.max_name:
+                raise InvalidFact(f"{where}.{kind}: {len(item):,} characters; at most {limits.max_name:,}")
+    return value
 
 
 def _int_ceiling(name: str, limits: Limits) -> int | None:
