@@ -6,8 +6,9 @@ a reason a person understands; all the others are recorded. The input can be re-
 after fixing it: recorded facts come back as duplicates (their ``(source, id)`` is the
 idempotency key) and nothing doubles.
 
-Files are read as spreadsheets and old systems write them: a UTF-8 byte order mark before the
-first line is ignored, and a line ends at ``\\r\\n``, ``\\n`` or a lone ``\\r``.
+Files are read as spreadsheets and old systems write them: a UTF-8 byte order mark at the start
+of a line (of the first, usually) is ignored, and a line ends at ``\\r\\n``, ``\\n`` or a lone
+``\\r``.
 """
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ class Limits:
     #: not text. Together with refusing control characters in ``source`` and ``id`` this keeps
     #: the idempotency key ``source`` + U+001F + ``id`` unambiguous.
     max_name: int = 512
-    #: Levels of objects and lists inside ``data`` (``{"data": {"a": {"b": 1}}}`` is 2): an
-    #: address is 1, the deepest catalogue field 2. The store's JSON encoder stops at 254
+    #: Levels of objects and lists from ``data`` down (``{"data": {"a": {"b": 1}}}`` is 2):
+    #: an address is 2, the deepest the catalogue goes. The store's JSON encoder stops at 254
     #: levels; anything deep enough to get near is not a touchpoint.
     max_depth: int = 16
     #: Keys of one object.
