@@ -239,10 +239,11 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
         raise InvalidFact("type: missing" if type_name is None else "type: expected a string")
     spec = TYPES.get(type_name)
     if spec is None or spec.system:
-        close = difflib.get_close_matches(type_name, [t for t, s in TYPES.items() if not s.system], 1)
+        inputs = [t for t, s in TYPES.items() if not s.system]
+        close = difflib.get_close_matches(type_name, inputs, 1) if len(type_name) <= 100 else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         why = "is written by the ledger itself" if spec else "unknown type"
-        raise InvalidFact(f"type: {why} {type_name!r}{hint}")
+        raise InvalidFact(f"type: {why} {_clip(type_name)}{hint}")
     for name in ("id", "source"):
         value = raw.get(name)
         if value is None:
@@ -320,7 +321,7 @@ def _validate_data(spec: EventType, raw: object, limits: Limits) -> dict[str, An
 
 def _describe(value: object) -> str:
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {_clip(value)}"
     return f"{type(value).__name__} {value!r}"[:60]
 
 
@@ -330,14 +331,14 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
         if not isinstance(value, str):
             raise InvalidFact(f"{where}: expected a string, got {_describe(value)}")
         if fld.choices and value not in fld.choices:
-            raise InvalidFact(f"{where}: {value!r} is not one of {', '.join(fld.choices)}")
+            raise InvalidFact(f"{where}: {_clip(value)} is not one of {', '.join(fld.choices)}")
         return value
     if kind == "ref":
         # Another record: a reference object like ``customer`` ({"customer_id": "C-2"}) or the
         # ledger id of a customer as a string (what the ledger writes).
         if isinstance(value, str):
             if identity.ledger_uuid(value) is None:
-                raise InvalidFact(f"{where}: {value!r} is not a ledger customer id; name the record "
+                raise InvalidFact(f"{where}: {_clip(value)} is not a ledger customer id; name the record "
                                   "like the customer field, e.g. {\"customer_id\": \"C-2\"}")
             return value
         return identity.parse_reference(_short_names(value, where, limits), where)
@@ -395,7 +396,8 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
             raise InvalidFact(f"{where}: expected \"all\" or a list of channels, got {_describe(value)}")
         for item in value:
             if item not in CHANNELS:
-                raise InvalidFact(f"{where}: {item!r} is not one of {', '.join(CHANNELS)}")
+                shown = _clip(item) if isinstance(item, str) else _describe(item)
+                raise InvalidFact(f"{where}: {shown} is not one of {', '.join(CHANNELS)}")
         return sorted(set(value))
     if kind == "address":
         return _check_address(value, where)

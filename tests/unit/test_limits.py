@@ -167,7 +167,7 @@ def test_no_line_raises_anything_but_invalid_fact(raw: bytes) -> None:
 
 # ------------------------------------------------------------------------ idempotency keys
 
-names = st.text(st.characters(min_codepoint=0, max_codepoint=0x200), min_size=1, max_size=6)
+names = st.text(st.sampled_from("ab\x1f:é\x00\x85 "), min_size=1, max_size=4)
 
 
 @given(names, names, names, names)
@@ -176,8 +176,11 @@ def test_accepted_source_and_id_pairs_never_share_an_event_id(
         source_a: str, id_a: str, source_b: str, id_b: str) -> None:
     first = accepted({**BASE, "source": source_a, "id": id_a})
     second = accepted({**BASE, "source": source_b, "id": id_b})
-    assume(first is not None and second is not None)
-    assert first is not None and second is not None
+    if first is None or second is None:
+        assert "\x1f" in source_a + id_a + source_b + id_b or not (
+            source_a + id_a + source_b + id_b).isprintable() or not all(
+            x.strip() for x in (source_a, id_a, source_b, id_b))
+        return
     if (source_a, id_a) != (source_b, id_b):
         assert event_id(source_a, id_a) != event_id(source_b, id_b)
 
