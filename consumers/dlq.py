@@ -17,13 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from io import IOBase
+from typing import IO, Any, cast
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from consumers.jsonl_ingest import parse_line
+from consumers.jsonl_ingest import OverlongLine, fact_parser, read_lines, split_lines, strip_bom, too_long
 from consumers.kafka_ingest import (
     DLQ_HEADERS,
     H_REASON,
@@ -33,6 +34,7 @@ from consumers.kafka_ingest import (
     Headers,
 )
 from domain.errors import InvalidFact
+from domain.limits import DEFAULT_LIMITS
 
 #: Header naming the DLQ entry a re-submitted message came from ("topic:partition:offset").
 H_REPLAYED_FROM = "journey.replayed_from"
@@ -207,16 +209,28 @@ class FileReplay:
     invalid: list[tuple[int, str]] = field(default_factory=list)
 
 
-def replay_lines(bootstrap: str, topic: str, lines: Iterable[bytes], origin: str = "") -> FileReplay:
-    """Produce corrected facts (JSON Lines) to ``topic``; lines that still fail are not sent."""
+def replay_lines(bootstrap: str, topic: str, lines: Iterable[bytes] | IO[bytes],
+                 origin: str = "") -> FileReplay:
+    """Produce corrected facts (JSON Lines) to ``topic``; lines that still fail are not sent.
+
+    The file is read as ``journey append`` reads one (a byte order mark, CRLF or CR-only line
+    ends, over-long lines refused unread) and each line judged by the same contract and
+    limits, so what is sent is what the ingest consumer will accept.
+    """
     out = FileReplay()
     sends: list[tuple[str, bytes | None, bytes | None, Headers]] = []
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
+    parse = fact_parser()
+    source = read_lines(cast(IO[bytes], lines)) if isinstance(lines, IOBase) else lines
+    for number, raw in enumerate(split_lines(source), start=1):
+        if isinstance(raw, OverlongLine):
+            out.invalid.append((number, too_long(raw.size, DEFAULT_LIMITS)))
+            continue
+        text = strip_bom(raw)
+        line = (text if isinstance(text, bytes) else text.encode()).strip()
         if not line:
             continue
         try:
-            parse_line(line)
+            parse(line)
         except InvalidFact as error:
             out.invalid.append((number, str(error)))
             continue

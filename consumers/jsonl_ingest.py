@@ -1,26 +1,53 @@
 """JSON Lines -> ledger: parse, validate, record in batches; a bad line never takes its neighbours.
 
-Every line is judged alone. A line that is not JSON, or breaks the contract, or is refused by
-the ledger's state, is reported with its line number and a reason a person understands; all
-the others are recorded. The input can be re-run whole after fixing it: recorded facts come
-back as duplicates (their ``(source, id)`` is the idempotency key) and nothing doubles.
+Every line is judged alone. A line that is not JSON, or breaks the contract or its limits
+(domain/limits.py), or is refused by the ledger's state, is reported with its line number and
+a reason a person understands; all the others are recorded. The input can be re-run whole
+after fixing it: recorded facts come back as duplicates (their ``(source, id)`` is the
+idempotency key) and nothing doubles.
+
+Files are read as spreadsheets and old systems write them: a UTF-8 byte order mark at the start
+of a line (of the first, usually) is ignored, and a line ends at ``\\r\\n``, ``\\n`` or a lone
+``\\r``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import IO, Any
 
 import orjson
 
 from domain import catalogue
 from domain.errors import InvalidFact
+from domain.limits import DEFAULT_LIMITS, Limits, check_tree, limits_from
 from ledger.writer import BatchResult, Ledger, Rejection
 
 #: Facts per store transaction. One save per event runs at ~1-2k/s; thousands per save are
 #: an order of magnitude faster, and a batch is small enough to redo after a conflict.
 DEFAULT_BATCH = 2000
+
+#: Bytes of an over-long line kept in the rejects file: enough to find it in the source.
+REJECT_TEXT_BYTES = 1024
+#: Bytes read at a time by :func:`read_lines`.
+READ_CHUNK = 1 << 20
+
+BOM = b"\xef\xbb\xbf"
+
+Line = bytes | str
+
+
+@dataclass(frozen=True, slots=True)
+class OverlongLine:
+    """A line longer than any fact may be: only its first bytes were kept, and its length."""
+
+    head: bytes
+    size: int
 
 
 @dataclass(slots=True)
@@ -44,18 +71,222 @@ class IngestSummary:
         return self.lines / self.seconds if self.seconds > 0 else 0.0
 
 
-def parse_line(raw: bytes | str) -> catalogue.Fact:
-    """One line of input as a validated fact; raises InvalidFact with a readable reason."""
+# ---------------------------------------------------------------------------- configuration
+
+
+def configured_limits() -> Limits:
+    """The contract's limits with the instant range of ``JOURNEY_EARLIEST`` / ``JOURNEY_LATEST``.
+
+    A setting that cannot be read makes every fact rejected with a reason naming it: the
+    ledger accepts nothing rather than facts judged against bounds nobody meant.
+    """
+    return _limits(os.environ.get("JOURNEY_EARLIEST"), os.environ.get("JOURNEY_LATEST"))
+
+
+@lru_cache(maxsize=8)
+def _limits(earliest: str | None, latest: str | None) -> Limits:
+    if earliest is None and latest is None:
+        return DEFAULT_LIMITS
+    try:
+        return limits_from(earliest, latest)
+    except ValueError as error:
+        raise InvalidFact(f"the ledger's configuration JOURNEY_EARLIEST/JOURNEY_LATEST: {error}; "
+                          "no fact is accepted until it is fixed") from None
+
+
+# ---------------------------------------------------------------------------- lines
+
+
+def read_lines(handle: IO[bytes], limit: int | None = None) -> Iterator[bytes | OverlongLine]:
+    """The lines of a binary file, without their line ends, read in chunks.
+
+    A line ends at ``\\r\\n``, ``\\n`` or a lone ``\\r`` (universal newlines). A line longer
+    than ``limit`` bytes (default: the largest fact) is not held in memory: it comes as an
+    :class:`OverlongLine` with its first bytes, so a file that is one huge line is refused
+    instead of exhausting memory.
+    """
+    limit = DEFAULT_LIMITS.max_fact_bytes if limit is None else limit
+    pending = b""
+    overlong: OverlongLine | None = None
+    skip_lf = False
+    while chunk := handle.read(READ_CHUNK):
+        if skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the \n of a \r\n cut in two by the reads
+        buffer = pending + chunk
+        skip_lf = False
+        if b"\r" in buffer:
+            skip_lf = buffer.endswith(b"\r")
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        parts = buffer.split(b"\n")
+        pending = parts.pop()
+        if overlong is not None:
+            if not parts:
+                overlong = OverlongLine(overlong.head, overlong.size + len(pending))
+                pending = b""
+                continue
+            yield OverlongLine(overlong.head, overlong.size + len(parts[0]))
+            overlong = None
+            parts = parts[1:]
+        for part in parts:
+            yield part if len(part) <= limit else OverlongLine(part[:REJECT_TEXT_BYTES], len(part))
+        if len(pending) > limit:
+            overlong = OverlongLine(pending[:REJECT_TEXT_BYTES], len(pending))
+            pending = b""
+    if overlong is not None:
+        yield overlong
+    elif pending:
+        yield pending
+
+
+def split_lines(lines: Iterable[Line | OverlongLine]) -> Iterator[Line | OverlongLine]:
+    """The logical lines of ``lines`` as a file object or a list gives them.
+
+    A file object iterated in binary mode splits at ``\\n`` only; here a line's own ``\\r\\n``
+    or ``\\n`` is dropped and a lone ``\\r`` inside it ends a line too, so a file written
+    with CR-only line ends reads as the lines a spreadsheet shows.
+    """
+    for raw in lines:
+        if isinstance(raw, OverlongLine):
+            yield raw
+            continue
+        if isinstance(raw, bytes):
+            if raw.endswith(b"\n"):
+                raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+            if b"\r" in raw:
+                yield from raw.removesuffix(b"\r").split(b"\r")
+                continue
+        else:
+            if raw.endswith("\n"):
+                raw = raw[:-2] if raw.endswith("\r\n") else raw[:-1]
+            if "\r" in raw:
+                yield from raw.removesuffix("\r").split("\r")
+                continue
+        yield raw
+
+
+# ---------------------------------------------------------------------------- one fact
+
+
+def parse_line(raw: Line, limits: Limits | None = None) -> catalogue.Fact:
+    """One line of input as a validated fact; raises InvalidFact with a readable reason.
+
+    Nothing else escapes: whatever a hostile line makes the parser or the checks raise is
+    reported as that line's reason, so one line can never take its neighbours with it.
+    """
+    try:
+        return _parse(raw, configured_limits() if limits is None else limits)
+    except InvalidFact:
+        raise
+    except Exception as error:  # a check that broke: the line is refused, never the batch
+        raise InvalidFact(f"could not be checked ({type(error).__name__}: {str(error)[:200]})") from None
+
+
+def fact_parser() -> Callable[[Line], catalogue.Fact]:
+    """:func:`parse_line` with the configured limits, read once for a whole file or batch.
+
+    When the configuration cannot be read, every line is rejected with the reason.
+    """
+    try:
+        limits = configured_limits()
+    except InvalidFact as misconfigured:
+        reason = str(misconfigured)
+
+        def refuse(raw: Line) -> catalogue.Fact:
+            raise InvalidFact(reason)
+        return refuse
+    return lambda raw: parse_line(raw, limits)
+
+
+def strip_bom(raw: Line) -> Line:
+    """``raw`` without a leading UTF-8 byte order mark (spreadsheets and Windows tools write one)."""
+    if isinstance(raw, bytes):
+        return raw[3:] if raw.startswith(BOM) else raw
+    return raw[1:] if raw.startswith("\ufeff") else raw
+
+
+def _parse(raw: Line, limits: Limits) -> catalogue.Fact:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > limits.max_fact_bytes:
+        raise InvalidFact(too_long(size, limits))
+    raw = strip_bom(raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise InvalidFact(f"not valid JSON ({error})") from None
-    return catalogue.validate(value)
+        raise InvalidFact(_not_json(raw, error)) from None
+    keys = check_tree(value, limits)
+    if may_repeat_keys(raw, keys):
+        repeated = repeated_key(raw)
+        if repeated is not None:
+            raise InvalidFact(repeated_reason(repeated))
+    return catalogue.validate_checked(value, limits)
+
+
+def _not_json(raw: Line, error: orjson.JSONDecodeError) -> str:
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return (f"not UTF-8 text (byte 0x{raw[bad.start]:02x} at byte {bad.start + 1}); "
+                    "facts are JSON in UTF-8: save the file as UTF-8")
+    return f"not valid JSON ({error})"
+
+
+def repeated_reason(key: str) -> str:
+    shown = key if len(key) <= 80 else f"{key[:80]}..."
+    return f"{shown}: the key appears more than once in one object (which value is meant?)"
+
+
+def too_long(size: int, limits: Limits) -> str:
+    return (f"{size:,} bytes; a fact is at most {limits.max_fact_bytes:,} bytes "
+            f"({limits.max_fact_bytes // 1024} KiB), so it was not read")
+
+
+def may_repeat_keys(raw: Line, keys: int) -> bool:
+    """False only when the text certainly writes each of its ``keys`` object keys once.
+
+    With whitespace taken out, every key written in the text is followed by ``":``, and so
+    is nothing else except an escaped quote before a colon or a string value starting with
+    one. The count of ``":`` is therefore at least the keys written; when it equals the
+    keys the parser kept, none was written twice. Only otherwise (rare) is the text parsed
+    again keeping every key (:func:`repeated_key`). Two passes over the bytes cost about a
+    microsecond a line; parsing every line twice would cost five.
+    """
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    return data.translate(None, b" \t\n\r").count(b'":') != keys
+
+
+class _Repeated(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Repeated(key)
+            seen.add(key)
+    return obj
+
+
+def repeated_key(raw: Line) -> str | None:
+    """The first key written twice in one object of ``raw`` (valid JSON), or None."""
+    try:
+        json.loads(raw, object_pairs_hook=_refuse_repeats)
+    except _Repeated as repeated:
+        return repeated.key
+    return None
+
+
+# ---------------------------------------------------------------------------- many facts
 
 
 def ingest(
     ledger: Ledger,
-    lines: Iterable[bytes | str],
+    lines: Iterable[Line | OverlongLine],
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[IngestSummary], None] | None = None,
 ) -> IngestSummary:
@@ -73,16 +304,20 @@ def ingest(
         if on_progress is not None:
             on_progress(summary)
 
-    for number, raw in enumerate(lines, start=1):
+    parse = fact_parser()
+    for number, raw in enumerate(split_lines(lines), start=1):
+        if isinstance(raw, OverlongLine):
+            summary.lines += 1
+            summary.rejected.append(_overlong(number, raw))
+            continue
         if not raw.strip():
             continue
         summary.lines += 1
         try:
-            batch.append((number, parse_line(raw)))
+            batch.append((number, parse(raw)))
             texts[number] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         except InvalidFact as error:
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            summary.rejected.append(RejectedLine(number, str(error), text.rstrip("\r\n")))
+            summary.rejected.append(RejectedLine(number, str(error), reject_text(raw)))
         if len(batch) >= batch_size:
             flush()
     if batch:
@@ -90,6 +325,23 @@ def ingest(
     summary.rejected.sort(key=lambda r: r.line)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def reject_text(raw: Line) -> str:
+    """A rejected line as the rejects file keeps it: whole, unless too long to be a fact."""
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")
+    if len(data) > DEFAULT_LIMITS.max_fact_bytes:
+        return _cut(data[:REJECT_TEXT_BYTES], len(data))
+    return data.decode("utf-8", "replace")
+
+
+def _overlong(number: int, line: OverlongLine) -> RejectedLine:
+    return RejectedLine(number, too_long(line.size, DEFAULT_LIMITS), _cut(line.head, line.size))
+
+
+def _cut(head: bytes, size: int) -> str:
+    return (head[:REJECT_TEXT_BYTES].decode("utf-8", "ignore")
+            + f" [... cut: the line has {size:,} bytes, only the first {REJECT_TEXT_BYTES:,} are kept]")
 
 
 def _account(summary: IngestSummary, result: BatchResult, texts: dict[int, str]) -> None:
@@ -101,4 +353,4 @@ def _account(summary: IngestSummary, result: BatchResult, texts: dict[int, str])
 
 
 def _rejected(rejection: Rejection, texts: dict[int, str]) -> RejectedLine:
-    return RejectedLine(rejection.line, rejection.reason, texts.get(rejection.line, "").rstrip("\r\n"))
+    return RejectedLine(rejection.line, rejection.reason, texts.get(rejection.line, ""))

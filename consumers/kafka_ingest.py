@@ -15,9 +15,10 @@ One message is one fact (the JSON Lines contract, docs/events.md). The consumer:
   commit and the Kafka commit) is at or below the tracked offset: it is skipped here, and if it
   ever reached the store the tracking row would refuse the whole batch. Either way it records
   nothing.
-- **Dead letters.** A message that is not a valid fact (``InvalidFact`` from parsing) goes to the
-  DLQ topic with its original key, value (the original bytes) and headers, plus
-  ``dlq.reason``, ``dlq.source_topic``, ``dlq.source_partition`` and ``dlq.source_offset``.
+- **Dead letters.** A message that is not a valid fact (``InvalidFact`` from parsing: broken
+  JSON, the contract, or its limits, docs/events.md "Limits") goes to the DLQ topic with its
+  original key, value (the original bytes) and headers, plus ``dlq.reason``,
+  ``dlq.source_topic``, ``dlq.source_partition`` and ``dlq.source_offset``.
   Those are produced and ``flush()``-ed (every send acknowledged, or the loop fails) **before**
   the store commit of the batch, so a crash can only *duplicate* a DLQ entry (the batch is
   redone and its rejects sent again), never lose one. The dedupe key of a DLQ entry is
@@ -52,7 +53,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.structs import OffsetAndMetadata
 
 from consumers.broker_outage import Outage, is_transient
-from consumers.jsonl_ingest import parse_line
+from consumers.jsonl_ingest import fact_parser
 from domain import catalogue
 from domain.errors import InvalidFact
 from ledger.writer import BatchResult, Ledger
@@ -294,11 +295,12 @@ class KafkaIngest:
         by_offset = {r.offset: r for r in fresh}
         valid: list[tuple[int, catalogue.Fact]] = []
         invalid = 0
+        parse = fact_parser()
         for r in fresh:
             try:
                 if r.value is None:
                     raise InvalidFact("empty message (no value)")
-                valid.append((r.offset, parse_line(r.value)))
+                valid.append((r.offset, parse(r.value)))
             except InvalidFact as error:
                 self.dlq.send(r, str(error))
                 invalid += 1

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain import identity
 from domain.errors import InvalidFact
+from domain.limits import DEFAULT_LIMITS, Limits, check_date, check_instant, check_name, check_tree
 
 Fact = dict[str, Any]
 
@@ -189,26 +190,47 @@ def upcast(fact: Fact) -> Fact:
     return {**fact, "v": v, "data": data}
 
 
-def parse_instant(value: object, where: str) -> datetime:
-    """An ISO 8601 instant that must carry its UTC offset: local times are ambiguous."""
+def parse_instant(value: object, where: str, limits: Limits = DEFAULT_LIMITS) -> datetime:
+    """An ISO 8601 instant that must carry its UTC offset: local times are ambiguous.
+
+    It must also lie within ``limits``' range, so that every reader can convert it to UTC.
+    """
     if not isinstance(value, str):
         raise InvalidFact(f"{where}: expected an ISO 8601 string, got {type(value).__name__}")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidFact(
-            f"{where}: {value!r} is not an ISO 8601 timestamp (like 2012-01-09T22:00:00+01:00)"
+            f"{where}: {_clip(value)} is not an ISO 8601 timestamp (like 2012-01-09T22:00:00+01:00)"
         ) from None
     if moment.tzinfo is None:
         raise InvalidFact(f"{where}: {value!r} has no UTC offset (write it like {value}+01:00)")
-    return moment
+    return check_instant(moment, where, limits)
 
 
-def validate(raw: object) -> Fact:
+def _clip(value: str, width: int = 80) -> str:
+    """``repr`` of a value quoted in a reason, cut so that a reason stays one readable line."""
+    return repr(value) if len(value) <= width else f"{value[:width]!r}... ({len(value):,} characters)"
+
+
+def validate(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
     """Check one raw fact against the contract and return it normalised.
 
     Raises :class:`InvalidFact` naming the first problem. Unknown ``data`` fields are kept
-    (sources may know more than the catalogue); known ones must have the right type.
+    (sources may know more than the catalogue); known ones must have the right type. Every
+    value must keep within ``limits`` (domain/limits.py), so that every reader can read it.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidFact(f"expected a JSON object, got {type(raw).__name__}")
+    check_tree(raw, limits)
+    return validate_checked(raw, limits)
+
+
+def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
+    """:func:`validate` of a value whose sizes :func:`domain.limits.check_tree` already passed.
+
+    A parser that needs the key count ``check_tree`` returns (to notice repeated keys before
+    judging the fact) calls it first and this after, so the value is walked once.
     """
     if not isinstance(raw, dict):
         raise InvalidFact(f"expected a JSON object, got {type(raw).__name__}")
@@ -217,22 +239,24 @@ def validate(raw: object) -> Fact:
         raise InvalidFact("type: missing" if type_name is None else "type: expected a string")
     spec = TYPES.get(type_name)
     if spec is None or spec.system:
-        close = difflib.get_close_matches(type_name, [t for t, s in TYPES.items() if not s.system], 1)
+        inputs = [t for t, s in TYPES.items() if not s.system]
+        close = difflib.get_close_matches(type_name, inputs, 1) if len(type_name) <= 100 else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         why = "is written by the ledger itself" if spec else "unknown type"
-        raise InvalidFact(f"type: {why} {type_name!r}{hint}")
+        raise InvalidFact(f"type: {why} {_clip(type_name)}{hint}")
     for name in ("id", "source"):
         value = raw.get(name)
         if value is None:
             raise InvalidFact(f"{name}: missing")
         if not isinstance(value, str) or not value.strip():
             raise InvalidFact(f"{name}: expected a non-empty string")
+        check_name(value, name, limits)
     if "customer" not in raw:
         raise InvalidFact("customer: missing (give at least one identity, like {\"phone\": ...})")
-    ref = identity.parse_reference(raw["customer"])
+    ref = identity.parse_reference(_short_names(raw["customer"], "customer", limits))
     if "occurred_at" not in raw:
         raise InvalidFact("occurred_at: missing")
-    occurred = parse_instant(raw["occurred_at"], "occurred_at")
+    occurred = parse_instant(raw["occurred_at"], "occurred_at", limits)
     fact: Fact = {
         "type": type_name,
         "v": spec.version,
@@ -246,17 +270,18 @@ def validate(raw: object) -> Fact:
         if value is not None:
             if not isinstance(value, str):
                 raise InvalidFact(f"{name}: expected a string, got {type(value).__name__}")
-            fact[name] = value
+            fact[name] = check_name(value, name, limits)
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise InvalidFact(f"{sorted(unknown)[0]}: unknown top-level field (put it inside data)")
-    data = _validate_data(spec, raw.get("data"))
+    data = _validate_data(spec, raw.get("data"), limits)
     if type_name == "customer.registered":
         for kind in ("phone", "email", "twitter"):
             if kind in data:
                 data[kind] = identity.normalise(kind, data[kind], f"data.{kind}")
     elif type_name == "identity.linked":
-        data["value"] = identity.normalise(data["kind"], data["value"], "data.value")
+        value = _short_names({"value": data["value"]}, "data", limits)["value"]
+        data["value"] = identity.normalise(data["kind"], value, "data.value")
     fact["data"] = data
     return fact
 
@@ -273,7 +298,7 @@ def claimed_identities(fact: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _validate_data(spec: EventType, raw: object) -> dict[str, Any]:
+def _validate_data(spec: EventType, raw: object, limits: Limits) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -290,38 +315,41 @@ def _validate_data(spec: EventType, raw: object) -> dict[str, Any]:
             else:
                 data.pop(fld.name, None)
             continue
-        data[fld.name] = _check(fld, value, where)
+        data[fld.name] = _check(fld, value, where, limits)
     return data
 
 
 def _describe(value: object) -> str:
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {_clip(value)}"
     return f"{type(value).__name__} {value!r}"[:60]
 
 
-def _check(fld: Field, value: object, where: str) -> Any:
+def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMITS) -> Any:
     kind = fld.kind
     if kind == "str":
         if not isinstance(value, str):
             raise InvalidFact(f"{where}: expected a string, got {_describe(value)}")
         if fld.choices and value not in fld.choices:
-            raise InvalidFact(f"{where}: {value!r} is not one of {', '.join(fld.choices)}")
+            raise InvalidFact(f"{where}: {_clip(value)} is not one of {', '.join(fld.choices)}")
         return value
     if kind == "ref":
         # Another record: a reference object like ``customer`` ({"customer_id": "C-2"}) or the
         # ledger id of a customer as a string (what the ledger writes).
         if isinstance(value, str):
             if identity.ledger_uuid(value) is None:
-                raise InvalidFact(f"{where}: {value!r} is not a ledger customer id; name the record "
+                raise InvalidFact(f"{where}: {_clip(value)} is not a ledger customer id; name the record "
                                   "like the customer field, e.g. {\"customer_id\": \"C-2\"}")
             return value
-        return identity.parse_reference(value, where)
+        return identity.parse_reference(_short_names(value, where, limits), where)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidFact(f"{where}: expected an integer, got {_describe(value)}")
         if value < 0:
             raise InvalidFact(f"{where}: must not be negative, got {value}")
+        ceiling = _int_ceiling(fld.name, limits)
+        if ceiling is not None and value > ceiling:
+            raise InvalidFact(f"{where}: {value:,} is more than {ceiling:,}, the most the ledger accepts")
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -335,26 +363,31 @@ def _check(fld: Field, value: object, where: str) -> Any:
         if not isinstance(value, str):
             raise InvalidFact(f"{where}: expected a date like 1980-05-17, got {_describe(value)}")
         try:
-            return date.fromisoformat(value).isoformat()
+            day = date.fromisoformat(value)
         except ValueError:
-            raise InvalidFact(f"{where}: {value!r} is not a date like 1980-05-17") from None
+            raise InvalidFact(f"{where}: {_clip(value)} is not a date like 1980-05-17") from None
+        return check_date(day, where, limits).isoformat()
     if kind == "datetime":
         # A due date may be a plain date (end of that day is implied by readers) or an instant.
         if isinstance(value, str) and len(value) == 10:
-            return _check(Field(fld.name, "date"), value, where)
-        return parse_instant(value, where).isoformat()
+            return _check(Field(fld.name, "date"), value, where, limits)
+        return parse_instant(value, where, limits).isoformat()
     if kind == "tz":
         if not isinstance(value, str):
             raise InvalidFact(f"{where}: expected an IANA time zone name, got {_describe(value)}")
         try:
+            if len(value) > limits.max_name:
+                raise ValueError(value)
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidFact(f"{where}: {value!r} is not an IANA time zone (like Europe/Madrid)") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones
+            raise InvalidFact(f"{where}: {_clip(value)} is not an IANA time zone "
+                              "(like Europe/Madrid)") from None
         return value
     if kind == "identity_kind":
-        if value not in identity.LINKABLE_KINDS:
+        if not isinstance(value, str) or value not in identity.LINKABLE_KINDS:
             kinds = ", ".join(sorted(identity.LINKABLE_KINDS))
-            raise InvalidFact(f"{where}: {value!r} is not one of {kinds}")
+            shown = _clip(value) if isinstance(value, str) else _describe(value)
+            raise InvalidFact(f"{where}: {shown} is not one of {kinds}")
         return value
     if kind == "channels":
         if value == "all":
@@ -363,7 +396,8 @@ def _check(fld: Field, value: object, where: str) -> Any:
             raise InvalidFact(f"{where}: expected \"all\" or a list of channels, got {_describe(value)}")
         for item in value:
             if item not in CHANNELS:
-                raise InvalidFact(f"{where}: {item!r} is not one of {', '.join(CHANNELS)}")
+                shown = _clip(item) if isinstance(item, str) else _describe(item)
+                raise InvalidFact(f"{where}: {shown} is not one of {', '.join(CHANNELS)}")
         return sorted(set(value))
     if kind == "address":
         return _check_address(value, where)
@@ -372,6 +406,24 @@ def _check(fld: Field, value: object, where: str) -> Any:
             raise InvalidFact(f"{where}: expected a list of strings, got {_describe(value)}")
         return value
     raise AssertionError(f"catalogue field kind {kind!r} has no checker")  # a catalogue bug
+
+
+def _short_names(value: Any, where: str, limits: Limits) -> Any:
+    """``value``, once its string members are known to be names (identities), not texts."""
+    if isinstance(value, dict):
+        for kind, item in value.items():
+            if isinstance(item, str) and len(item) > limits.max_name:
+                raise InvalidFact(f"{where}.{kind}: {len(item):,} characters; at most {limits.max_name:,}")
+    return value
+
+
+def _int_ceiling(name: str, limits: Limits) -> int | None:
+    """The largest value of a catalogue integer whose size readers build on (dates, sums)."""
+    if name == "warranty_months":
+        return limits.max_warranty_months
+    if name == "duration_s":
+        return limits.max_duration_s
+    return None
 
 
 def _check_address(value: object, where: str) -> dict[str, Any]:

@@ -530,7 +530,12 @@ def _routes(app: FastAPI, desk: Desk) -> None:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json":
                 raise ApiError(415, "send the facts as Content-Type: application/json")
-        body = await request.body()
+        from journey.api.service import RequestTooLarge, read_body, repeated_keys
+
+        try:
+            body = await read_body(request)
+        except RequestTooLarge as error:
+            raise ApiError(413, str(error), {"max_bytes": error.limit}) from None
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as error:
@@ -545,7 +550,7 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         if len(items) > MAX_FACTS:
             raise ApiError(413, f"{len(items)} facts in one request; at most {MAX_FACTS} "
                                 "(use journey append for files)", {"max_facts": MAX_FACTS})
-        refused = _foreign_facts(token, items)
+        refused = {**repeated_keys(body, items), **_foreign_facts(token, items)}
         outcome = await run_in_threadpool(_record, desk, items, refused)
         if not outcome.rejected:
             return JSONDocument({**outcome.counts(), "rejected": 0}, status_code=201)

@@ -12,6 +12,7 @@ cut to a page, see :func:`customer_document` and :func:`timeline_page`.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -23,8 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from fastapi import Request
 
-from consumers.jsonl_ingest import ingest
+from consumers.jsonl_ingest import ingest, may_repeat_keys, repeated_reason
+from domain.errors import InvalidFact
+from domain.limits import DEFAULT_LIMITS, check_tree
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from projections.customer_view import View, render
@@ -342,11 +346,27 @@ class FactsOutcome:
 def record_facts(journey: Journey, facts: Sequence[Any],
                  refused: dict[int, str] | None = None) -> FactsOutcome:
     """Record ``facts`` as ``journey append`` does its lines; ``refused`` (index -> reason) are
-    left out before validation (a department writing for another one). Indexes are 0-based."""
-    refused = refused or {}
+    left out before validation (a department writing for another one). Indexes are 0-based.
+
+    A fact the store's JSON encoder could not even write back (nested hundreds of levels
+    deep, an integer beyond 64 bits) is judged against the limits first, so it is one
+    rejected fact with its reason, never a failed request.
+    """
+    refused = dict(refused or {})
     # A refused fact stays in the numbering as an empty line, which ingest skips: the line
     # numbers of the others remain their index + 1.
-    lines = [b"" if i in refused else orjson.dumps(f) for i, f in enumerate(facts)]
+    lines: list[bytes] = []
+    for i, item in enumerate(facts):
+        if i not in refused:
+            try:
+                check_tree(item)
+                lines.append(orjson.dumps(item))
+                continue
+            except InvalidFact as error:
+                refused[i] = str(error)
+            except (TypeError, ValueError) as error:  # whatever the checks missed
+                refused[i] = f"cannot be written as JSON ({error})"
+        lines.append(b"")
     summary = ingest(journey.ledger, lines)
     journey.project()
     problems = [FactProblem(i, why) for i, why in refused.items()]
@@ -354,3 +374,99 @@ def record_facts(journey: Journey, facts: Sequence[Any],
     problems.sort(key=lambda p: p.index)
     return FactsOutcome(len(facts), summary.recorded, summary.duplicates, summary.derived,
                         problems, journey.projections.position())
+
+
+class RequestTooLarge(ValueError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the request has {size:,} bytes or more; at most {limit:,} "
+                         f"({limit // (1024 * 1024)} MiB) are read (use journey append for files)")
+        self.size = size
+        self.limit = limit
+
+
+async def read_body(request: Request, limit: int = DEFAULT_LIMITS.max_request_bytes) -> bytes:
+    """The request's body, refused (:class:`RequestTooLarge`) as soon as it passes ``limit``.
+
+    A declared ``Content-Length`` over the limit is refused before reading anything; a body
+    sent in chunks is read only up to the limit, so no request can fill the server's memory.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _RepeatedKeys(dict[str, Any]):
+    """An object of a request body in which ``key`` was written more than once."""
+
+    key = ""
+
+
+def _mark_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _RepeatedKeys(obj)
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            marked.key = key
+            break
+        seen.add(key)
+    return marked
+
+
+def repeated_keys(body: bytes, items: Sequence[Any]) -> dict[int, str]:
+    """Facts of a request (``items``, parsed from ``body``) that write a key twice in one object.
+
+    orjson keeps the last of repeated keys; which value the sender meant is unknown, so such a
+    fact is rejected naming the key (as ``journey append`` rejects such a line). The body is
+    parsed a second time only when a count over its text says a key may repeat.
+    """
+    if not may_repeat_keys(body, _count_keys(items)):
+        return {}
+    try:
+        again = json.loads(body, object_pairs_hook=_mark_repeats)
+    except (ValueError, RecursionError):
+        # Readable by orjson (1,024 levels) but not here (about 1,000): every fact of such a
+        # body is judged without this check, and the deep one is refused by the limits.
+        return {}
+    found: dict[int, str] = {}
+    for index, item in enumerate(again if isinstance(again, list) else [again]):
+        key = _first_repeat(item)
+        if key is not None:
+            found[index] = repeated_reason(key)
+    return found
+
+
+def _count_keys(value: Any) -> int:
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def _first_repeat(value: Any) -> str | None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _RepeatedKeys):
+            return item.key
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
