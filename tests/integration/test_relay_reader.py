@@ -21,8 +21,8 @@ from journey import demo_data
 from journey.bootstrap import Journey
 from ledger.sqlite_recorder import JourneySQLiteRecorder
 from tests.integration.test_wire import DECOYS
-from tests.legacy_sealing import sealed_by_old_rule
 from tests.ledgers import append, open_journey
+from tests.legacy_sealing import sealed_by_old_rule
 from tests.processes import running
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,8 +24,8 @@ from consumers.wire import decode_event, encode_event, encode_stored
 from journey import demo_data
 from journey.bootstrap import Journey
 from ledger.application import decode_sealed
-from tests.legacy_sealing import sealed_by_old_rule
 from tests.ledgers import append, open_journey
+from tests.legacy_sealing import sealed_by_old_rule
 
 DECOYS: list[dict[str, Any]] = [
     {"type": "a public field named type"},
