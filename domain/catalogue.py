@@ -120,7 +120,7 @@ TYPES: dict[str, EventType] = {
         EventType("sms.sent", 1, (_PURPOSE_REQ, _SUBJECT), channel="sms",
                   summary="the company sent an SMS"),
         EventType("purchase.recorded", 1, (
-            _safe("product", required=True), _f("serial"), _safe("store"), _f("invoice"),
+            _safe("product", required=True), _f("serial"), _safe("store"), _safe("invoice"),
             _safe("warranty_months", "int", default=24), _safe("price", "number"),
         ), summary="a purchase; its warranty runs from occurred_at, no paper invoice needed"),
         EventType("warranty.claim_filed", 1, (

@@ -50,12 +50,13 @@ _PUBLIC_REFS: dict[str, frozenset[str]] = {
 PUBLIC_TOP = frozenset(("type", "v", "event_id", "customer_uuid", "source", "occurred_at",
                         "department", "agent", "customer", "data"))
 
-#: Data fields known to hold personal data wherever they appear, by name: every field some
-#: type declares personal, and those the ledger itself writes. Readers that cannot ask the
-#: catalogue per type (the analysts' snapshots strip these from JSON columns) use it.
-PERSONAL_DATA = frozenset(
-    {f.name for spec in TYPES.values() for f in spec.fields if f.personal}
-    | {"from_ref", "identities", "notice_for", "changed_by", "handle", "phone", "email"})
+#: Data fields that hold personal data in every type that has them, by name: what the
+#: analysts' snapshots strip from JSON columns and leave out as columns (they cannot ask the
+#: catalogue per type). Sealing does not use it: it seals every field not declared safe.
+PERSONAL_DATA = frozenset((
+    "name", "birthday", "address", "phone", "email", "twitter", "handle", "value", "text",
+    "evidence", "issue", "from_ref", "identities", "reason", "subject",
+))
 
 #: Types whose facts hold nothing personal (written by the ledger, readable after erasure).
 NO_PERSONAL_DATA = frozenset(("customer.forgotten",))
