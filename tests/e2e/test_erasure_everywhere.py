@@ -42,6 +42,7 @@ SECRETS = {
     "serial": "SN-ARB-77812",
     "rejected": "Aranburu-rejected-ref-991",
     "handle": "@nerea_arb_zb",
+    "customer number": NUMBER,
 }
 OTHER_PHONE = "+34699112233"
 OTHER_IBAN = "ES7620770024003102575766"
@@ -53,8 +54,10 @@ def _fact(kind: str, source_id: str, ref: dict[str, str], at: str, data: dict[st
             "customer": ref, "occurred_at": at, "data": data, "department": "care", "agent": "agent-17"}
 
 
-#: The first two arrive before the registration: they make prospects, which it then merges.
+#: The first three arrive before the registration: records it then merges, or completes.
 FACTS = [
+    _fact("call.outbound", "out-1", {"customer_id": NUMBER}, "2026-01-01T09:00:00+01:00",
+          {"purpose": "service", "outcome": "answered"}),
     _fact("call.inbound", CDR, {"phone": PHONE}, "2026-01-01T10:00:00+01:00",
           {"reason": SECRETS["free text"], "duration_s": 300}),
     _fact("social.mention", "tw-1", {"twitter": SECRETS["handle"]}, "2026-01-02T09:00:00+01:00",
@@ -135,10 +138,10 @@ def test_nothing_of_a_forgotten_person_is_readable_under_the_data_directory(tmp_
     first = tmp_path / "first.jsonl"
     # Other people around them: the store's index pages fill, split and are rewritten.
     crowd = list(demo_data.generate(400, seed=11))
-    first.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in [*crowd[:200], *FACTS[:2], *crowd[200:]]))
+    first.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in [*crowd[:200], *FACTS[:3], *crowd[200:]]))
     journey(home, "append", str(first))
     source = tmp_path / "facts.jsonl"
-    source.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in FACTS[2:] + REJECTED))
+    source.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in FACTS[3:] + REJECTED))
     journey(home, "append", str(source), expect=1)  # 1: some lines were rejected
     journey(home, "export", "--json")
     journey(home, "replay", "rebuild")
