@@ -34,6 +34,10 @@ class Field:
     required: bool = False
     choices: tuple[str, ...] = ()
     default: Any = None
+    #: May hold personal data: sealed under the customer's key, unreadable after a forget.
+    #: Only a field declared False here stays in clear; a field the catalogue does not know
+    #: (any name, any case, any nesting) is personal (domain/personal.py).
+    personal: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +55,20 @@ class EventType:
 
 
 def _f(name: str, kind: str = "str", required: bool = False, choices: tuple[str, ...] = (),
-       default: Any = None) -> Field:
-    return Field(name, kind, required, choices, default)
+       default: Any = None, personal: bool = True) -> Field:
+    return Field(name, kind, required, choices, default, personal)
 
 
-_PURPOSE_REQ = _f("purpose", "str", True, PURPOSES)
+def _safe(name: str, kind: str = "str", required: bool = False, choices: tuple[str, ...] = (),
+          default: Any = None) -> Field:
+    """A field that names no person (a code, a choice, a count, a ledger id): kept in clear,
+    so the analysts' counts survive a forget."""
+    return Field(name, kind, required, choices, default, False)
+
+
+_PURPOSE_REQ = _safe("purpose", "str", True, PURPOSES)
 _SUBJECT = _f("subject")
-_CASE_ID = _f("case_id", required=True)
+_CASE_ID = _safe("case_id", required=True)
 
 TYPES: dict[str, EventType] = {
     t.name: t
@@ -65,106 +76,106 @@ TYPES: dict[str, EventType] = {
         EventType("customer.registered", 1, (
             _f("name", required=True), _f("birthday", "date"), _f("address", "address"),
             _f("phone"), _f("email"), _f("twitter"),
-            _f("timezone", "tz", default="Europe/Madrid"), _f("language"),
+            _safe("timezone", "tz", default="Europe/Madrid"), _safe("language"),
         ), summary="a person becomes a customer; phone, email and twitter are linked to them"),
         EventType("identity.linked", 1, (
-            _f("kind", "identity_kind", True), _f("value", required=True),
+            _safe("kind", "identity_kind", True), _f("value", required=True),
         ), summary="another identity (phone, e-mail, handle, card, national id) is the same person"),
         EventType("address.changed", 1, (
             _f("address", "address", True), _f("reason"),
-            _f("requested_by", "str", False, ("customer", "company", "third_party"), default="company"),
+            _safe("requested_by", "str", False, ("customer", "company", "third_party"), default="company"),
         ), channel="letter", summary="postal address corrected or moved; who, why and from where "
                                      "(a change the customer did not ask for is notified to them)"),
         EventType("consent.given", 1, (
-            _f("channel", "str", True, CHANNELS), _f("purpose", "str", True, PURPOSES),
+            _safe("channel", "str", True, CHANNELS), _safe("purpose", "str", True, PURPOSES),
             _f("text", required=True), _f("evidence"),
         ), summary="provable consent: which text, through which channel, with what evidence"),
         EventType("consent.withdrawn", 1, (
-            _f("channel", "str", True, CHANNELS), _f("purpose", "str", True, PURPOSES),
+            _safe("channel", "str", True, CHANNELS), _safe("purpose", "str", True, PURPOSES),
             _f("text"), _f("evidence"),
         ), summary="a consent is taken back"),
         EventType("objection.recorded", 1, (
-            _f("channels", "channels", default="all"),
-            _f("purpose", "str", False, PURPOSES, default="commercial"),
+            _safe("channels", "channels", default="all"),
+            _safe("purpose", "str", False, PURPOSES, default="commercial"),
         ), summary="\"don't contact me\" (GDPR art. 21): absolute until consent is given again"),
         EventType("call.outbound", 1, (
-            _PURPOSE_REQ, _f("campaign"), _f("outcome", "str", False, OUTCOMES),
-            _f("duration_s", "int"),
+            _PURPOSE_REQ, _safe("campaign"), _safe("outcome", "str", False, OUTCOMES),
+            _safe("duration_s", "int"),
         ), channel="phone", summary="the company called the customer"),
-        EventType("call.inbound", 1, (_f("reason"), _f("duration_s", "int")), channel="phone",
+        EventType("call.inbound", 1, (_f("reason"), _safe("duration_s", "int")), channel="phone",
                   summary="the customer called the company"),
         EventType("social.mention", 1, (
-            _f("network", required=True), _f("handle"), _f("text", required=True), _f("to"),
+            _safe("network", required=True), _f("handle"), _f("text", required=True), _f("to"),
         ), channel="social", summary="the customer wrote about or to the brand on a social network"),
         EventType("social.reply", 1, (
             _f("in_reply_to", required=True), _f("text", required=True),
         ), channel="social", summary="the brand answered a mention"),
-        EventType("store.visit", 1, (_f("store", required=True), _f("reason")), channel="store",
+        EventType("store.visit", 1, (_safe("store", required=True), _f("reason")), channel="store",
                   summary="the customer came to a store"),
         EventType("email.sent", 1, (_PURPOSE_REQ, _SUBJECT), channel="email",
                   summary="the company e-mailed the customer"),
-        EventType("email.received", 1, (_f("purpose", "str", False, PURPOSES), _SUBJECT),
+        EventType("email.received", 1, (_safe("purpose", "str", False, PURPOSES), _SUBJECT),
                   channel="email", summary="the customer e-mailed the company"),
         EventType("letter.sent", 1, (_PURPOSE_REQ, _SUBJECT), channel="letter",
                   summary="the company wrote a letter"),
         EventType("sms.sent", 1, (_PURPOSE_REQ, _SUBJECT), channel="sms",
                   summary="the company sent an SMS"),
         EventType("purchase.recorded", 1, (
-            _f("product", required=True), _f("serial"), _f("store"), _f("invoice"),
-            _f("warranty_months", "int", default=24), _f("price", "number"),
+            _safe("product", required=True), _f("serial"), _safe("store"), _safe("invoice"),
+            _safe("warranty_months", "int", default=24), _safe("price", "number"),
         ), summary="a purchase; its warranty runs from occurred_at, no paper invoice needed"),
         EventType("warranty.claim_filed", 1, (
-            _f("claim_id", required=True), _f("serial", required=True), _f("issue"),
+            _safe("claim_id", required=True), _f("serial", required=True), _f("issue"),
         ), summary="a warranty claim for a serial number"),
         EventType("warranty.claim_decided", 1, (
-            _f("claim_id", required=True), _f("approved", "bool", True), _f("reason"),
+            _safe("claim_id", required=True), _safe("approved", "bool", True), _f("reason"),
         ), summary="a warranty claim accepted or refused"),
         EventType("case.opened", 1, (
-            _CASE_ID, _f("kind", "str", True, CASE_KINDS), _f("subject"),
+            _CASE_ID, _safe("kind", "str", True, CASE_KINDS), _f("subject"),
         ), stream="case", summary="a complaint, incident, request or warranty case starts"),
-        EventType("case.transferred", 1, (_CASE_ID, _f("to", required=True), _f("reason")),
+        EventType("case.transferred", 1, (_CASE_ID, _safe("to", required=True), _f("reason")),
                   stream="case", summary="a case moves to another department"),
         EventType("case.note", 1, (_CASE_ID, _f("text", required=True)), stream="case",
                   summary="an internal note on a case"),
         EventType("case.responded", 1, (
             _CASE_ID, _f("text", required=True),
-            _f("answer", "str", False, ("yes", "no", "partial", "info")), _f("topic"),
+            _safe("answer", "str", False, ("yes", "no", "partial", "info")), _safe("topic"),
         ), stream="case", summary="an answer given to the customer on a case; `answer` and `topic` "
                                   "let contradictions between departments be found (docs/cases.md)"),
         EventType("case.resolved", 1, (_CASE_ID, _f("resolution")), stream="case",
                   summary="a case is closed"),
         EventType("case.reopened", 1, (_CASE_ID,), stream="case", summary="a closed case reopens"),
         EventType("promise.made", 1, (
-            _f("promise_id", required=True), _f("case_id"), _f("what", required=True),
-            _f("due_by", "datetime", True), _f("topic"),
+            _safe("promise_id", required=True), _safe("case_id"), _f("what", required=True),
+            _safe("due_by", "datetime", True), _safe("topic"),
         ), summary="a department promised something: the company's promise (a \"yes\" on its topic)"),
-        EventType("promise.kept", 1, (_f("promise_id", required=True),), summary="a promise kept"),
-        EventType("promise.broken", 1, (_f("promise_id", required=True),),
+        EventType("promise.kept", 1, (_safe("promise_id", required=True),), summary="a promise kept"),
+        EventType("promise.broken", 1, (_safe("promise_id", required=True),),
                   summary="a promise not kept"),
         EventType("contract.started", 1, (
-            _f("contract_id", required=True), _f("service", required=True),
+            _safe("contract_id", required=True), _safe("service", required=True),
         ), summary="a service contract starts (a legitimate interest for contact)"),
-        EventType("contract.ended", 1, (_f("contract_id", required=True), _f("service")),
+        EventType("contract.ended", 1, (_safe("contract_id", required=True), _safe("service")),
                   summary="a service contract ends"),
         EventType("customer.merged", 1, (
-            _f("from", "ref", True), _f("reason"), _f("identities", "list"),
+            _safe("from", "ref", True), _f("reason"), _f("identities", "list"),
         ), summary="two records are one person: the record named by 'from' joins this customer "
                    "(also written by the ledger when a registration claims a prospect)"),
         EventType("customer.unmerged", 1, (
-            _f("from", "ref", True), _f("reason"), _f("identities", "list"),
+            _safe("from", "ref", True), _f("reason"), _f("identities", "list"),
         ), summary="a wrong merge undone: the record named by 'from' is a person of its own again"),
         EventType("identity.unlinked", 1, (
-            _f("kind", "identity_kind", True), _f("value", required=True), _f("to"), _f("reason"),
+            _safe("kind", "identity_kind", True), _f("value", required=True), _safe("to"), _f("reason"),
         ), system=True, summary="(ledger) an identity now belongs to another customer"),
-        EventType("customer.forgotten", 1, (_f("reason", required=True),), system=True,
+        EventType("customer.forgotten", 1, (_safe("reason", required=True),), system=True,
                   summary="(ledger) the customer was erased (GDPR art. 17): their keys are destroyed, "
                           "so no personal field of their events can be read any more "
                           "(journey forget; docs/privacy.md)"),
         EventType("contact.decided", 1, (
-            _f("channel", "str", True, CHANNELS), _f("purpose", "str", True, PURPOSES),
-            _f("at", "datetime", True), _f("campaign"), _f("allowed", "bool", True),
-            _f("reasons", "list", True), _f("policy_version", required=True),
-            _f("as_of_position", "int"),
+            _safe("channel", "str", True, CHANNELS), _safe("purpose", "str", True, PURPOSES),
+            _safe("at", "datetime", True), _safe("campaign"), _safe("allowed", "bool", True),
+            _f("reasons", "list", True), _safe("policy_version", required=True),
+            _safe("as_of_position", "int"),
         ), system=True, summary="(contact policy) may we contact them: the verdict, its reasons "
                                 "and the policy version, recorded by journey can-contact --record"),
     )

@@ -1,7 +1,8 @@
 """``journey forget REF --reason R``: erase a customer (GDPR art. 17) by crypto-shredding.
 
 Exit 0 forgotten (or already forgotten), 2 bad usage, 3 nobody known by the reference.
-See docs/privacy.md for what it does and does not do.
+What is cleaned besides the event store is journey/erasure.py's; docs/privacy.md says what it
+does and does not reach.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
     p.add_argument("ref", help="+34..., @handle, e-mail, customer number, ledger id, or kind:value")
     p.add_argument("--reason", required=True,
                    help="why (recorded in clear: write no personal data here)")
-    p.add_argument("--no-project", action="store_true", help="do not bring the projections up to date")
+    p.add_argument("--no-project", action="store_true",
+                   help="do not bring the projections up to date (the process that holds them will)")
     p.add_argument("--json", action="store_true")
     commands["forget"] = cmd_forget
 
 
 def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
     from domain.errors import InvalidFact
+    from journey.erasure import forget
     from journey.references import reference_key
 
     try:
@@ -40,19 +43,28 @@ def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
     if not args.reason.strip():
         print("journey forget: --reason must not be empty", file=sys.stderr)
         return 2
-    result = journey.ledger.forget(key, args.reason.strip())
-    if result is None:
+    erasure = forget(journey, key, args.reason.strip(), project=not args.no_project)
+    if erasure is None:
         print(f"journey forget: nobody known as {args.ref!r} ({key})", file=sys.stderr)
         return 3
-    if not args.no_project:
-        journey.project()
-    out = {"customer_id": str(result.customer_id), "already_forgotten": result.already,
-           "records": [str(r) for r in result.records], "forgotten_at": result.forgotten_at}
+    result = erasure.result
     if args.json:
-        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
-    elif result.already:
+        sys.stdout.write(orjson.dumps(erasure.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    if result.already:
         print(f"customer {result.customer_id} was already forgotten")
     else:
         print(f"customer {result.customer_id} forgotten: {len(result.records)} key(s) destroyed; "
               "their events stay, unreadable")
+    for path, lines in erasure.rejects.items():
+        print(f"  rejects: {lines} line(s) naming them redacted in {path}")
+    for directory in erasure.rebuilds:
+        print(f"  deleted {directory} (a rebuild that held them; run journey replay rebuild again)")
+    if erasure.snapshot == "refreshed":
+        print("  analyst snapshot exported again without them")
+    elif erasure.snapshot == "requested":
+        print("  analyst snapshot: asked the process holding the projections to export again")
+    if not erasure.projected:
+        print("  projections not updated here: the process that holds them applies the forget "
+              "when it follows the ledger")
     return 0

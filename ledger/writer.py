@@ -187,19 +187,25 @@ class Ledger:
     def _store_head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
-    def forget(self, reference_key: str, reason: str) -> ForgetResult | None:
+    def forget(self, reference_key: str, reason: str,
+               before_shredding: Callable[[list[UUID]], None] | None = None) -> ForgetResult | None:
         """Erase a customer (GDPR art. 17) by crypto-shredding; None when nobody has the key.
 
         ``reference_key`` is an identity key (``phone:+34...``, ``customer_id:C-1``) or
         ``ledger:<uuid>``. One transaction records ``customer.forgotten`` in the customer's
         stream, destroys the keys of the customer and of every record merged into them, and
         deletes their identity keys from the write-side index. Stored events never change.
+
+        ``before_shredding(records)`` runs while the records' keys still open their facts (the
+        last moment anything can learn what the person's data was, to find copies of it
+        outside the store: journey/erasure.py); it may run again if the transaction is retried.
         """
         for attempt in range(MAX_ATTEMPTS):
             try:
                 with self.take_turn():
                     self._begin_turn()
-                    result = _BatchWriter(self.app, [], self.streams).forget(reference_key, reason)
+                    result = _BatchWriter(self.app, [], self.streams).forget(reference_key, reason,
+                                                                             before_shredding)
             except IntegrityError:
                 self._drop_cache()
                 if attempt == MAX_ATTEMPTS - 1:
@@ -320,7 +326,8 @@ class _BatchWriter:
         self.written = self.app.recorder.insert_events(stored, tracking=tracking, index=self.changes) or ()
         ring.committed()
 
-    def forget(self, reference_key: str, reason: str) -> ForgetResult | None:
+    def forget(self, reference_key: str, reason: str,
+               before_shredding: Callable[[list[UUID]], None] | None = None) -> ForgetResult | None:
         target = self._named_by_key(reference_key)
         if target is None:
             return None
@@ -345,6 +352,8 @@ class _BatchWriter:
             "data": {"reason": reason}, "customer_uuid": str(customer_id),
         }
         fact["event_id"] = str(identity.event_uuid("ledger", fact["id"]))
+        if before_shredding is not None:
+            before_shredding(list(records))
         self._append_to_customer(customer_id, fact, record)
         self.changes.forget = records
         self.changes.forgotten_at = now

@@ -616,7 +616,8 @@ class _BatchProjection:
             for member in sorted(members - {absorbed}):
                 con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
         for customer_id in sorted(self.forgotten):
-            con.execute("UPDATE events SET ref = NULL, data = NULL WHERE customer_id = ?", [customer_id])
+            con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
+                        "WHERE customer_id = ?", [customer_id])
             self.forgotten_any = True
 
     def _merge_rows(self, aliases_before: dict[str, str]) -> None:

@@ -186,6 +186,8 @@ def opener(app: JourneyApplication) -> Callable[[StoredFact], StoredFact]:
         # personal.join, in place: the sealed fact was decoded by this reader for this call
         # alone. Same keys in the same order: the envelope goes, each section keeps its place.
         del stored[personal.ENVELOPE]
+        if "fact" in private:  # the personal top-level fields (the source id)
+            stored.update(private["fact"])
         for section in ("customer", "data"):
             if section in private:
                 if section in stored:

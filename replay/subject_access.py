@@ -6,6 +6,9 @@ every department reads, every ``raw_events`` entry of theirs from the event stor
 records merged into them, with position, stream, version and recorded_at), and their rows of
 every DuckDB table that has a ``customer_id`` column (found from the catalogue, so tables added
 later are included without touching this module), keyed by table name.
+
+A forgotten person's export is a tombstone (:func:`tombstone`): who, when, and that nothing
+personal is held.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def subject_access(journey: Journey, ref: str, now: datetime | None = None,
     if view is None:
         return None
     customer_id = view["customer_id"]
+    if view.get("forgotten"):
+        return tombstone(view, now)
     con = journey.projections.con
     merged = sorted({str(r[0]) for r in con.execute(
         "SELECT alias FROM customer_aliases WHERE customer_id = ?", [customer_id]).fetchall()}
@@ -96,6 +101,36 @@ def subject_access(journey: Journey, ref: str, now: datetime | None = None,
         "store_position": view.get("as_of_position"),
     }
     return {"summary": summary, "customer_view": view, "raw_events": raw, "tables": tables}
+
+
+def tombstone(view: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The export for a forgotten person: who the record was, when it was forgotten, and
+    that nothing personal is held. Their erased events and the counts kept for the analysts
+    are not theirs to be given (nothing in them can be tied to a person any more), and the
+    export must not carry them: it is itself a copy that leaves the ledger."""
+    customer_id = view["customer_id"]
+    summary = {
+        "who": f"customer {customer_id} (forgotten {view.get('forgotten_at')})",
+        "customer_id": customer_id,
+        "customer_number": None,
+        "name": None,
+        "kind": view.get("kind"),
+        "forgotten": True,
+        "forgotten_at": view.get("forgotten_at"),
+        "held": "nothing personal: the keys of this record were destroyed, so no personal field "
+                "of its events can be read by anyone; no identity names it any more",
+        "merged_records": [],
+        "events": 0,
+        "by_channel": {},
+        "by_department": {},
+        "departments_hold": {},
+        "first_contact": None,
+        "last_contact": None,
+        "rows_by_table": {},
+        "exported_at": now.isoformat(timespec="seconds"),
+        "store_position": view.get("as_of_position"),
+    }
+    return {"summary": summary, "customer_view": None, "raw_events": [], "tables": {}}
 
 
 def _instant(stamp: str) -> datetime:

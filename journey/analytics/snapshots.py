@@ -415,3 +415,18 @@ def exported_since(directory: Path, asked: float) -> Export | None:
 def duty(journey: Journey) -> None:
     """:func:`tick` in the shape of journey/api/duties.py's DUTIES (which ignore results)."""
     tick(journey)
+
+
+def after_forget(journey: Journey, projected: bool) -> str:
+    """A customer was forgotten: the published snapshot still holds what the projections held
+    of them, so it is replaced now (``"refreshed"``), or, when another process holds the
+    projections (it applies the forget as it follows the ledger), that process is asked to
+    export (``"requested"``); ``"none"`` when nothing was ever exported."""
+    directory = analytics_dir(journey.settings)
+    if read_manifest(directory) is None:
+        return "none"
+    if projected:
+        _remember(export(journey.projections, directory))
+        return "refreshed"
+    request_export(directory)
+    return "requested"

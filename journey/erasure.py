@@ -1,0 +1,282 @@
+"""Forgetting a person everywhere the ledger put their data, not only in the event store.
+
+Destroying the keys (``Ledger.forget``) makes the store's copy unreadable; what the ledger
+itself wrote elsewhere under its data directory is cleaned here, in this order:
+
+1. while the keys still open the person's facts, learn the values that name them (identities,
+   customer numbers, source ids, every personal field: :func:`personal_values`) and redact the
+   rejects files' lines that mention any of them: a rejected line never reached the store, so
+   no key protects it, and after the keys are gone nothing could tell which lines were theirs;
+2. destroy the keys (one transaction of the store, which then scrubs its own files);
+3. re-derive the projections (the person becomes a tombstone) and rewrite the DuckDB file
+   without its free blocks;
+4. publish a new analyst snapshot (or ask the process holding the projections for one);
+5. delete the ``rebuild-*`` directories that hold the person: a rebuild is a copy as of its
+   position, and bringing it past the forget would make it something else.
+
+A forget repeated for someone already forgotten redoes steps 3 to 5 (an earlier run may have
+stopped half-way); step 1 cannot be redone once the keys are gone. docs/privacy.md lists what
+stays out of reach.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import duckdb
+import orjson
+
+from domain import personal
+from journey.bootstrap import Journey
+from ledger.application import JourneyApplication, decode_notifications
+from ledger.writer import ForgetResult
+
+#: A free-text value this short and plain ("billing", "invoice") names nobody and would
+#: redact every other person's rejected lines that use the word.
+MIN_VALUE = 5
+#: What a redacted rejects line says instead of the line.
+REDACTED = "redacted: it named a customer who was forgotten (GDPR art. 17)"
+
+
+@dataclass
+class Erasure:
+    """What one forget did beyond the event store."""
+
+    result: ForgetResult
+    #: The projections were brought up to date here (False: another process holds them).
+    projected: bool = False
+    #: Rejects file -> lines redacted in it.
+    rejects: dict[str, int] = field(default_factory=dict)
+    #: ``rebuild-*`` directories deleted because they held the person.
+    rebuilds: list[str] = field(default_factory=list)
+    #: The analyst snapshot: "refreshed", "requested" (from the process holding the
+    #: projections) or "none" (there is no snapshot).
+    snapshot: str = "none"
+    #: Step -> seconds it took.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.result
+        return {"customer_id": str(r.customer_id), "already_forgotten": r.already,
+                "records": [str(x) for x in r.records], "forgotten_at": r.forgotten_at,
+                "projected": self.projected, "rejects_redacted": self.rejects,
+                "rebuilds_deleted": self.rebuilds, "snapshot": self.snapshot,
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+
+def forget(journey: Journey, reference_key: str, reason: str, *, project: bool = True) -> Erasure | None:
+    """Forget whoever ``reference_key`` names, everywhere under the data directory; None when
+    nobody is known by it."""
+    redacted: dict[str, int] = {}
+    clock = time.monotonic()
+
+    def before_shredding(records: list[UUID]) -> None:
+        values = personal_values(journey.app, records)
+        redacted.clear()
+        redacted.update(redact_rejects(journey.settings.rejects_dir, values))
+
+    result = journey.ledger.forget(reference_key, reason, before_shredding)
+    if result is None:
+        return None
+    erasure = Erasure(result, rejects=redacted)
+    erasure.seconds["store"] = time.monotonic() - clock
+    if project:
+        clock = time.monotonic()
+        erasure.projected = _project(journey, compact=result.already)
+        erasure.seconds["projections"] = time.monotonic() - clock
+    from journey.analytics import snapshots
+
+    clock = time.monotonic()
+    erasure.snapshot = snapshots.after_forget(journey, erasure.projected)
+    erasure.seconds["snapshot"] = time.monotonic() - clock
+    ids = {str(result.customer_id), *map(str, result.records)}
+    if erasure.projected:
+        ids.update(_aliases(journey, str(result.customer_id)))
+    erasure.rebuilds = drop_rebuilds(journey.settings.data_dir, ids)
+    return erasure
+
+
+def _project(journey: Journey, *, compact: bool) -> bool:
+    """Bring the projections past the forget (they compact their file when they apply it);
+    False when another process (``journey serve``) holds them: it applies the forget itself."""
+    try:
+        journey.project()
+        if compact:  # a repeated forget: the first run may have stopped before compacting
+            journey.projections.compact()
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        return False
+    return True
+
+
+def _aliases(journey: Journey, customer_id: str) -> set[str]:
+    rows = journey.projections.con.execute(
+        "SELECT alias FROM customer_aliases WHERE customer_id = ?", [customer_id]).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+# ----------------------------------------------------------------------------- what names them
+
+def personal_values(app: JourneyApplication, records: Iterable[UUID]) -> set[str]:
+    """Every value that names the person, from their records' facts (opened with the keys,
+    so only before they are destroyed), identity keys and customer numbers: the personal
+    part of each fact (domain/personal.py: its source id, reference and personal fields,
+    nested values included), plus the spellings a source may have used for a phone."""
+    records = list(records)
+    values: set[str] = set()
+    index = app.index
+    for record in records:
+        for key in index.identities_of(record):
+            values.add(key.split(":", 1)[1])
+        for sf in decode_notifications(app, index.facts_of(record)):
+            _, private = personal.split(sf.fact)
+            values.update(_leaves(private))
+    for found in index.customer_records(records).values():
+        if found.customer_number:
+            values.add(found.customer_number)
+    for value in list(values):
+        if value.startswith("+") and value[1:].isdigit():
+            values.add(value[1:])
+            values.add(value[-9:])  # the national number, as a local source writes it
+    return {v for v in values if _names_someone(v)}
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, str):
+        yield value.strip()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+def _names_someone(value: str) -> bool:
+    """Long enough, and not a plain lower-case word (a digit, an @, a capital or a space:
+    a number, an address, a name, a sentence)."""
+    return len(value) >= MIN_VALUE and (
+        any(c.isdigit() or c.isupper() or c.isspace() or c == "@" for c in value))
+
+
+def _pattern(values: Iterable[str]) -> re.Pattern[bytes] | None:
+    """One case-insensitive pattern for every value as UTF-8 and as JSON escapes it."""
+    forms: set[bytes] = set()
+    for value in values:
+        lowered = value.lower()
+        forms.add(lowered.encode())
+        forms.add(orjson.dumps(lowered)[1:-1])
+        forms.add(json.dumps(lowered)[1:-1].encode())
+    if not forms:
+        return None
+    return re.compile(b"|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+
+
+# ----------------------------------------------------------------------------- rejects files
+
+def redact_rejects(directory: Path, values: Iterable[str]) -> dict[str, int]:
+    """Replace every line of ``directory``'s rejects files that mentions one of ``values``;
+    returns file -> lines redacted. Each file is rewritten next to itself and moved over the
+    old one, so a reader sees the old or the new file, never half of one."""
+    pattern = _pattern(values)
+    done: dict[str, int] = {}
+    if pattern is None or not directory.is_dir():
+        return done
+    for path in sorted(directory.rglob("*.jsonl")):
+        count = _redact_file(path, pattern)
+        if count:
+            done[str(path)] = count
+    return done
+
+
+def _redact_file(path: Path, pattern: re.Pattern[bytes]) -> int:
+    lines = path.read_bytes().splitlines(keepends=True)
+    count = 0
+    out = []
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    for number, line in enumerate(lines, 1):
+        if pattern.search(line.lower()) is None:
+            out.append(line)
+            continue
+        count += 1
+        out.append(orjson.dumps(_redacted(line, number, at, pattern)) + b"\n")
+    if count:
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(b"".join(out))
+        with contextlib.suppress(OSError):
+            os.chmod(temporary, path.stat().st_mode)
+        os.replace(temporary, path)
+    return count
+
+
+def _redacted(line: bytes, number: int, at: str, pattern: re.Pattern[bytes]) -> dict[str, Any]:
+    """What stays of a redacted line: where it came from (unless that names them too)."""
+    doc: dict[str, Any] = {}
+    with contextlib.suppress(orjson.JSONDecodeError):
+        parsed = orjson.loads(line)
+        if isinstance(parsed, dict):
+            doc = parsed
+    kept: dict[str, Any] = {}
+    source = doc.get("input")
+    if isinstance(source, str) and pattern.search(source.lower().encode()) is None:
+        kept["input"] = source
+    kept["line"] = doc.get("line") if isinstance(doc.get("line"), int) else number
+    kept["reason"] = REDACTED
+    kept["text"] = None
+    kept["redacted_at"] = at
+    return kept
+
+
+# ----------------------------------------------------------------------------- rebuilds
+
+def drop_rebuilds(data_dir: Path, ids: set[str]) -> list[str]:
+    """Delete the ``rebuild-*`` directories whose projections hold any of ``ids`` (or cannot
+    be read to tell); returns the directories deleted."""
+    from replay.rebuild import FILENAME
+
+    dropped = []
+    for directory in sorted(data_dir.glob("rebuild-*")):
+        database = directory / FILENAME
+        if not directory.is_dir() or not database.exists():
+            continue
+        if _holds(database, ids) is False:
+            continue
+        shutil.rmtree(directory)
+        dropped.append(str(directory))
+    return dropped
+
+
+def _holds(database: Path, ids: set[str]) -> bool | None:
+    """Whether the rebuilt projections have rows of these records; None: cannot tell."""
+    marks = ",".join("?" * len(ids))
+    try:
+        con = duckdb.connect(str(database), read_only=True)
+    except duckdb.Error as error:
+        print(f"journey forget: {database} cannot be read ({error}); deleting it", file=sys.stderr)
+        return None
+    try:
+        for table in ("customer_views", "events", "customer_aliases"):
+            found = con.execute(f"SELECT count(*) FROM {table} WHERE customer_id IN ({marks})",
+                                sorted(ids)).fetchall()
+            if found and found[0][0]:
+                return True
+        return False
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
