@@ -91,7 +91,9 @@ def undecodable(position: int, stream_id: Any, version: int, reason: str) -> Sto
 def customer_of(sf: StoredFact) -> str | None:
     """The record a fact belongs to, when its envelope says so readably."""
     fact = sf.fact
-    record = fact.get("customer_uuid") if isinstance(fact, dict) else None
+    if not isinstance(fact, dict) or UNDECODABLE in fact:
+        return None  # a stand-in's record is not known (the relay keys it by its stream)
+    record = fact.get("customer_uuid")
     if not isinstance(record, str):
         return None
     try:
