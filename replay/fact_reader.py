@@ -152,10 +152,12 @@ def reader(app: JourneyApplication, cut: Cut, skipped: set[int] | None = None
                 stored: dict[str, Any] = decode(state)
                 sf = StoredFact(position=position, stream_id=sid, stream_version=version,
                                 recorded_at=stored["timestamp"], fact=stored["fact"])
-                if not traversable(sf) or (passes is None and not _keeps(cut, sf)):
+                if not traversable(sf):
                     raise ValueError("not a fact the readers can place")
+                if passes is None and not _keeps(cut, sf):
+                    continue
             except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError):
-                if skipped is not None and passes is not False:
+                if skipped is not None:
                     skipped.add(position)
                 continue
             kept.append(sf)
