@@ -33,8 +33,10 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer
 from consumers.broker_outage import Outage, is_transient
 from consumers.wire import decode_event
 from domain.personal import ENVELOPE
-from ledger.application import JourneyApplication, StoredFact, history_of, open_fact
+from ledger.application import JourneyApplication, StoredFact, open_fact
+from projections import quarantine, readable
 from projections.duckdb_store import ProjectionStore, release_memory
+from projections.quarantine import readable_history_of
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class PartitionStores:
             try:
                 store = ProjectionStore(path, name=self.cursor(partition), start=-1,
                                         memory_limit=PARTITION_MEMORY_LIMIT)
+                store.reader = READER
                 break
             except duckdb.IOException:
                 # The previous owner (another instance) has not closed the file yet.
@@ -240,9 +243,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
 
+#: The reader named in the partition files' quarantine entries.
+READER = "kafka-projector"
+
+
 def store_history(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
-    """Read a customer's facts from the event store (for cross-partition merges)."""
-    return history_of(app)
+    """Read a customer's facts from the event store (for cross-partition merges), without
+    those the readers cannot handle (each partition quarantines its own where they stand)."""
+    return readable_history_of(app)
 
 
 def run_projector(
@@ -342,7 +350,12 @@ def _fact_chunks(app: JourneyApplication, taken: list[tuple[int, bytes]],
         chunk: list[tuple[int, StoredFact]] = []
         while taken and len(chunk) < size:
             offset, value = taken.pop()
-            chunk.append((offset, decode_event(value)))
+            try:
+                chunk.append((offset, decode_event(value)))
+            except (ValueError, TypeError, KeyError) as error:
+                # Not a message the relay wrote: nothing says which fact it was.
+                log.error("offset %d: not an event message (%s); skipped", offset,
+                          quarantine.failure(error))
         yield _opened(app, chunk)
         del chunk  # before the next chunk is decoded
 
@@ -354,11 +367,18 @@ def _opened(app: JourneyApplication, sealed: list[tuple[int, StoredFact]]) -> li
     Opened in place: each sealed fact (its envelope and all) is dropped as its opened one
     takes its place, not kept until the whole list is opened."""
     owners = {sf.fact["customer_uuid"] for _, sf in sealed
-              if isinstance(sf.fact.get("customer_uuid"), str) and ENVELOPE in sf.fact}
+              if isinstance(sf.fact, dict) and isinstance(sf.fact.get("customer_uuid"), str)
+              and ENVELOPE in sf.fact}
     if len(owners) > 1:
         app.keys.prefetch([UUID(owner) for owner in owners])
     for i, (offset, sf) in enumerate(sealed):
-        sealed[i] = (offset, open_fact(app, sf))
+        try:
+            sealed[i] = (offset, open_fact(app, sf))
+        except quarantine.FACT_ERRORS as error:
+            # Quarantined where it stands: folding it sealed would lose its personal part.
+            sealed[i] = (offset, readable.undecodable(
+                sf.position, sf.stream_id, sf.stream_version,
+                f"cannot be opened with the store's keys: {type(error).__name__}: {error}"))
     return sealed
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from ledger.application import JourneyApplication, StoredFact, decode_notifications
+from ledger.application import JourneyApplication, StoredFact
 from ledger.sqlite_recorder import JourneySQLiteRecorder
+from projections import quarantine
 from projections.duckdb_store import LogOrderNeeded, ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,20 @@ def catch_up(
     transactions of at least :data:`GROUPED_MIN` positions; False: always in log order). The
     result is the same; a stretch whose merges need log order is rolled back and read again
     in log order. ``read_chunk``: facts read from the store and decoded at a time.
+
+    A fact the projection cannot handle is quarantined (projections/quarantine.py): most are
+    recognised before they are folded (projections/readable.py); when folding or writing a
+    stretch raises anyway, the stretch is rolled back and redone in log order, halving the
+    failing part until the facts that fail on their own are found (:func:`_isolate`).
     """
     if (batch_size is not None and batch_size < 1) or read_chunk < 1:
         # Below 1 the loop below would read nothing and never reach the head.
         raise ValueError(f"a catch-up needs a batch and a read chunk of at least 1 "
                          f"(batch_size={batch_size}, read_chunk={read_chunk})")
     started = time.monotonic()
+    # A record rebuilt from the store (an unmerge) is folded without the facts this log's
+    # projection quarantines where they stand.
+    store.history = quarantine.readable_history_of(app)
     head = app.recorder.max_notification_id() or 0
     in_order = DEFAULT_BATCH if batch_size is None else batch_size
     chunk = max(1, min(in_order, read_chunk))
@@ -87,7 +96,7 @@ def catch_up(
             if not notifications:
                 read["end"] = True
                 return
-            batch = decode_notifications(app, notifications)
+            batch = quarantine.decode(app, notifications)
             taken += len(batch)
             read["position"] = batch[-1].position
             yield batch
@@ -101,7 +110,7 @@ def catch_up(
         assert isinstance(recorder, JourneySQLiteRecorder)
         for i in range(0, len(positions), chunk):
             rows = recorder.select_rows_at(positions[i:i + chunk])
-            batch = decode_notifications(app, [
+            batch = quarantine.decode(app, [
                 Notification(id=r[0], originator_id=UUID(r[1]), originator_version=r[2],
                              topic=r[3], state=r[4]) for r in rows])
             yield batch
@@ -128,8 +137,84 @@ def catch_up(
                 log.info("positions %d-%d need log order (%s)", at + 1, end, reason)
                 use_groups = False
                 read["facts"] = 0
-        projected += store.apply_chunks(chunks(), before_commit=before_commit)
+            except quarantine.FACT_ERRORS as error:
+                log.warning("positions %d-%d: %s; isolating the facts at fault", at + 1, end,
+                            quarantine.failure(error))
+                projected += _isolate(app, store, end, chunk, before_commit)
+                read["position"] = store.position()
+                continue
+        try:
+            projected += store.apply_chunks(chunks(), before_commit=before_commit)
+        except quarantine.FACT_ERRORS as error:
+            # Rolled back to the last commit: redo the stretch this transaction was reading.
+            stop = min(head, at + in_order)
+            log.warning("positions %d-%d: %s; isolating the facts at fault", at + 1, stop,
+                        quarantine.failure(error))
+            projected += _isolate(app, store, stop, chunk, before_commit)
+            read["position"] = store.position()
+            read["end"] = False
     return projected
+
+
+def _isolate(app: JourneyApplication, store: ProjectionStore, end: int, chunk: int,
+             before_commit: Callable[[], None] | None) -> int:
+    """Project the log from the store's position up to ``end`` in log order, a chunk per
+    transaction; a chunk that fails is halved until each fact that fails on its own is found,
+    and that fact is quarantined with the position (the rest of its chunk goes on). Slow, but
+    only ever run over a stretch that failed."""
+    projected = 0
+
+    def apply(batch: list[StoredFact]) -> None:
+        nonlocal projected
+        try:
+            projected += store.apply(batch, before_commit=before_commit)
+        except quarantine.FACT_ERRORS as error:
+            if len(batch) == 1:
+                store.apply(batch, before_commit=before_commit,
+                            refuse={batch[0].position: quarantine.failure(error)})
+                log.warning("position %d quarantined: %s", batch[0].position, quarantine.failure(error))
+                return
+            half = len(batch) // 2
+            apply(batch[:half])
+            apply(batch[half:])
+
+    while (at := store.position()) < end:
+        notifications = app.recorder.select_notifications(at, chunk, stop=end, inclusive_of_start=False)
+        if not notifications:
+            break
+        apply(quarantine.decode(app, notifications))
+    return projected
+
+
+@dataclass(slots=True)
+class Retried:
+    #: Positions folded in at last (their entries are gone).
+    applied: list[int]
+    #: Entries still quarantined, with the reason as of this attempt.
+    remaining: list[quarantine.Entry]
+    #: Positions no longer in the store (their entries are gone).
+    gone: list[int]
+
+
+def retry_quarantined(app: JourneyApplication, store: ProjectionStore) -> Retried:
+    """Apply the quarantined facts again, in log order, after the projection has caught up:
+    those the readers can handle now (the code was fixed, an upcaster added, the stored event
+    corrected) are folded in and leave the quarantine; the others stay, with today's reason."""
+    catch_up(app, store)
+    result = Retried([], [], [])
+    for entry in store.quarantined():
+        notifications = app.recorder.select_notifications(entry.position, 1, stop=entry.position)
+        if not notifications or notifications[0].id != entry.position:
+            store.con.execute("DELETE FROM quarantine WHERE position = ?", [entry.position])
+            result.gone.append(entry.position)
+            continue
+        [sf] = quarantine.decode(app, notifications)
+        reason = store.reapply(sf)
+        if reason is None:
+            result.applied.append(entry.position)
+        else:
+            result.remaining.append(replace(entry, reason=reason))
+    return result
 
 
 def _grouped_window(app: JourneyApplication, after: int, end: int, always: bool

@@ -53,7 +53,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -66,6 +67,7 @@ from consumers.wire import Message, encode_event, encode_stored
 from ledger import chain as hash_chain
 from ledger.application import JourneyApplication, decode_sealed
 from ledger.sqlite_recorder import JourneySQLiteRecorder, Row
+from projections import readable
 
 log = logging.getLogger(__name__)
 
@@ -389,9 +391,23 @@ class Relay:
     def _decoded(self, row: Row) -> Message:
         """The message of a row whose stored bytes alone cannot make it."""
         position, hex_id, version, topic, state = row
-        return encode_event(decode_sealed(self.app, Notification(
-            id=position, originator_id=UUID(hex_id), originator_version=version, topic=topic,
-            state=state)))
+        return self._message(Notification(id=position, originator_id=UUID(hex_id),
+                                          originator_version=version, topic=topic, state=state))
+
+    def _message(self, n: Notification) -> Message:
+        """The message of a stored event, decoded (still sealed) and encoded again. An event
+        that cannot be decoded goes out as what it is: a stand-in saying so at its position
+        (projections/readable.py), which every reader of the topic quarantines there, as the
+        store's readers do; the relay neither stops at it nor leaves a gap in the positions."""
+        try:
+            return encode_event(decode_sealed(self.app, n))
+        except Exception as error:  # whatever the stored bytes make the mapper raise
+            reason = f"cannot be decoded: {type(error).__name__}: {str(error)[:200]}"
+            log.error("position %d %s; published as such", n.id, reason)
+            stand_in = readable.undecodable(n.id, n.originator_id, n.originator_version, reason)
+            fact = {**stand_in.fact, "customer_uuid": str(n.originator_id), "type": readable.UNDECODABLE,
+                    "event_id": ""}
+            return encode_event(replace(stand_in, fact=fact, recorded_at=datetime.now(UTC)))
 
     def _outgoing(self, notifications: Sequence[Notification] | list[Row]) -> list[Outgoing]:
         """The batch's messages. A plain store's JSON states are spliced into the values as
@@ -405,7 +421,7 @@ class Relay:
             assert not isinstance(n, tuple)
             message = (encode_stored(n.id, str(n.originator_id), n.originator_version, n.state)
                        if plain else None)
-            batch.append(Outgoing(n.id, message or encode_event(decode_sealed(self.app, n))))
+            batch.append(Outgoing(n.id, message or self._message(n)))
         return batch
 
     def _publish(self, batch: Sequence[Outgoing], stop: threading.Event,

@@ -201,11 +201,17 @@ def cmd_status(args: argparse.Namespace, journey: Journey) -> int:
     status = {"data_dir": str(journey.settings.data_dir), "store": journey.settings.store,
               "store_position": head, "projection_position": journey.projections.position(),
               **{f"{k}_rows": v for k, v in counts.items()}}
+    from projections import quarantine
+
+    held = quarantine.status(journey.projections.con)
     if args.json:
-        _dump(status)
+        _dump({**status, **held})
     else:
         for k, v in status.items():
             print(f"{k:<22} {v}")
+        print(f"{'quarantined':<22} {held['quarantined']}")
+        for e in held["quarantine_latest"]:  # the newest; `journey quarantine` lists them all
+            print(f"  position {e['position']} ({e['reader']}): {e['reason']}")
     return 0
 
 
@@ -388,7 +394,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
 PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "journey.cli_bench",
            "journey.cli_cases", "journey.cli_service", "journey.cli_greetings", "journey.cli_identity",
            "journey.cli_audit", "journey.cli_replay", "journey.cli_forget", "journey.cli_feed",
-           "journey.cli_analytics", "journey.cli_serve")
+           "journey.cli_analytics", "journey.cli_serve", "journey.cli_quarantine")
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:

@@ -177,6 +177,9 @@ def merge(survivor: View, absorbed: View) -> View:
     survivor["merged_from"] = sorted({*survivor["merged_from"], *absorbed["merged_from"],
                                       absorbed["customer_id"]})
     survivor["position"] = max(survivor["position"], absorbed["position"])
+    held = sorted({*survivor.get("quarantined", ()), *absorbed.get("quarantined", ())})
+    if held:
+        survivor["quarantined"] = held
     for bound, pick in (("first_seen", min), ("last_seen", max)):
         values = [v for v in (survivor[bound], absorbed[bound]) if v is not None]
         survivor[bound] = pick(values) if values else None
@@ -218,6 +221,9 @@ def render(view: View, now: datetime | None = None) -> dict[str, Any]:
         "first_seen": view["first_seen"],
         "last_seen": view["last_seen"],
         "merged_from": view["merged_from"],
+        # Store positions of this customer's facts the projection could not handle: the
+        # view is built without them (``journey quarantine``).
+        "quarantined": view.get("quarantined", []),
     }
 
 

@@ -10,10 +10,11 @@ Only one process may hold a DuckDB file open for writing; analysts read Parquet 
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import gc
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from domain import catalogue
 from ledger.application import StoredFact, record_history
-from projections import customer_view, derived
+from projections import customer_view, derived, quarantine, readable
 from projections.customer_view import View
 
 SCHEMA = [
@@ -57,6 +58,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS events_by_customer ON events(customer_id)",
     "CREATE INDEX IF NOT EXISTS identities_by_key ON identities(identity)",
     "CREATE INDEX IF NOT EXISTS views_by_customer ON customer_views(customer_id)",
+    quarantine.SCHEMA,
 ]
 
 EVENT_COLUMNS = ("position", "event_id", "customer_id", "stream_id", "stream_version", "type",
@@ -149,6 +151,8 @@ class ProjectionStore:
         #: The customers with a row in customer_views (read once, kept up to date by the
         #: writes): a customer not in it is new, and needs no query to find that out.
         self.stored: set[str] | None = None
+        #: The reader named in this file's quarantine entries.
+        self.reader = quarantine.PROJECTION
 
     def close(self) -> None:
         self.con.close()
@@ -203,15 +207,18 @@ class ProjectionStore:
             raise
         self.con.commit()
 
-    def apply(self, batch: Sequence[StoredFact], before_commit: Any = None) -> int:
+    def apply(self, batch: Sequence[StoredFact], before_commit: Any = None,
+              refuse: Mapping[int, str] | None = None) -> int:
         """Project one batch from the notification log; returns how many facts were new.
 
         A replayed batch (positions at or below the recorded one) projects nothing.
+        ``refuse``: positions to quarantine with these reasons (found failing on their own).
         """
-        return self.apply_chunks([batch], before_commit)
+        return self.apply_chunks([batch], before_commit, refuse=refuse)
 
     def apply_chunks(self, chunks: Iterable[Sequence[StoredFact]], before_commit: Any = None,
-                     groups: dict[str, str] | None = None, end: int | None = None) -> int:
+                     groups: dict[str, str] | None = None, end: int | None = None,
+                     refuse: Mapping[int, str] | None = None) -> int:
         """Project consecutive batches of the log in ONE transaction; returns the new facts.
 
         Each chunk's events rows and record moves are written as they come (so only one
@@ -227,11 +234,15 @@ class ProjectionStore:
         but the chunk's last is complete when its chunk ends: its customers' rows are written
         then (:meth:`_BatchProjection.settle`), so memory holds one chunk's groups whatever the
         transaction's length, and each customer is written once per transaction.
+
+        A fact the readers cannot handle (projections/readable.py) is quarantined in the same
+        transaction (projections/quarantine.py) and not counted.
         """
         with self._transaction(), _no_cyclic_gc():
             done = self.position()
             projection = _BatchProjection(self, [], self.history)
             projection.groups = groups
+            projection.refuse = refuse or {}
             last = done
             count = 0
             for chunk in chunks:
@@ -240,7 +251,7 @@ class ProjectionStore:
                     continue
                 projection.fold_chunk(fresh)
                 if groups is not None:
-                    projection.settle(fresh[-1])
+                    projection.settle(fresh)
                 last = max(last, fresh[-1].position)
                 count += len(fresh)
                 if count >= RELEASE_AFTER:  # a catch-up, not a live follower's few facts
@@ -258,7 +269,7 @@ class ProjectionStore:
             self.compact()
         if count >= RELEASE_AFTER:
             release_memory()
-        return count
+        return count - projection.held
 
     def apply_tracked(self, cursor: str, chunks: Iterable[Sequence[tuple[int, StoredFact]]],
                       history: Callable[[str], list[StoredFact]] | None = None,
@@ -383,6 +394,32 @@ class ProjectionStore:
         mark_late(rows)
         return rows
 
+    def quarantined(self, limit: int | None = None, newest_first: bool = False) -> list[quarantine.Entry]:
+        """The facts this file's projection set aside, in log order (or the newest first)."""
+        return quarantine.load(self.con, limit, newest_first)
+
+    def quarantine_count(self) -> int:
+        return quarantine.count(self.con)
+
+    def reapply(self, sf: StoredFact) -> str | None:
+        """Fold a quarantined fact into the projection now (the code or an upcaster can read
+        it at last), out of log order as a late upload is, and drop its entry, in one
+        transaction. Returns None when it was applied, else why not (its entry says so)."""
+        reason = readable.problem(sf)
+        if reason is None:
+            try:
+                with self._transaction(), _no_cyclic_gc():
+                    projection = _BatchProjection(self, [], self.history)
+                    projection.again = True
+                    projection.fold_chunk([sf])
+                    projection.finish()
+                    self.con.execute("DELETE FROM quarantine WHERE position = ?", [sf.position])
+                return None
+            except quarantine.FACT_ERRORS as error:
+                reason = quarantine.failure(error)
+        self.con.execute("UPDATE quarantine SET reason = ? WHERE position = ?", [reason, sf.position])
+        return reason
+
     def table_counts(self) -> dict[str, int]:
         # fetchall, never fetchone: DuckDB 2 refuses further work on a connection whose last
         # result was not read to the end.
@@ -436,6 +473,13 @@ class _BatchProjection:
         #: Read record group by record group (ledger/record_groups.py): record -> its group's
         #: root; None: in log order.
         self.groups: dict[str, str] | None = None
+        #: Positions to quarantine whatever the checks say (they failed on their own).
+        self.refuse: Mapping[int, str] = {}
+        #: Facts quarantined in this transaction.
+        self.held = 0
+        #: Folding quarantined facts again: a view holding later facts does not make them
+        #: redeliveries, and their marks go.
+        self.again = False
 
     def _pointing(self) -> dict[str, list[str]]:
         if self.pointing is None:
@@ -459,7 +503,8 @@ class _BatchProjection:
         rebuilt.aliases = {}  # a private fold: it must not move anybody in this file
         rebuilt.private = True
         for sf in rebuilt.batch:
-            rebuilt._fold(sf, record_row=False)
+            if readable.problem(sf) is None:
+                rebuilt._fold(sf, record_row=False)
         return rebuilt.views.get(customer_id) or self._view(customer_id)
 
     def _rebuild(self, root: str, before: int, without: str | None = None) -> tuple[View, set[str], set[str]]:
@@ -468,7 +513,8 @@ class _BatchProjection:
         records it is made of and the event ids of their facts."""
         if self.history is None:
             raise RuntimeError("customer.unmerged needs the event store (ProjectionStore.history)")
-        gathered = record_history(self.history, root, lambda sf: sf.position < before, without)
+        gathered = record_history(self.history, root,
+                                  lambda sf: sf.position < before and readable.problem(sf) is None, without)
         members, split_off = gathered.members, gathered.split_off
         private = _BatchProjection(self.store, gathered.facts, self.history)
         private.aliases = {}
@@ -508,14 +554,17 @@ class _BatchProjection:
             self.views[customer_id] = view
         return view
 
-    def fold_chunk(self, batch: Sequence[StoredFact]) -> int:
-        """Fold a chunk and write its events rows and record moves (views wait for finish)."""
+    def fold_chunk(self, chunk: Sequence[StoredFact]) -> int:
+        """Fold a chunk and write its events rows and record moves (views wait for finish);
+        quarantine the facts the readers cannot handle."""
+        batch, held = self._screen(chunk)
         aliases = self.aliases
         before = dict(aliases)
         wanted = {aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"]) for sf in batch}
         # The records merged away in this chunk too: one bulk read, not a point read each
         # (about 1 ms apiece on a cold cache: 6,000 per 200k facts).
         wanted.update(sf.fact["data"]["from"] for sf in batch if sf.fact["type"] == "customer.merged")
+        wanted.update(aliases.get(cid, cid) for _, _, cid in held if cid is not None)
         self.docs = self._load_docs(sorted(wanted))
         self.loaded = wanted
         last, pinned = _last_uses(batch, aliases)
@@ -523,7 +572,11 @@ class _BatchProjection:
         applied = 0
         for i, sf in enumerate(batch):
             customer_id = aliases.get(sf.fact["customer_uuid"], sf.fact["customer_uuid"])
-            if sf.position > self._view(customer_id)["position"]:
+            if self.again:
+                _unmark(self._view(customer_id), sf.position)
+                self._fold(sf)
+                applied += 1
+            elif sf.position > self._view(customer_id)["position"]:
                 self._fold(sf)
                 applied += 1
             elif self.groups is not None:
@@ -540,6 +593,8 @@ class _BatchProjection:
                 if view is not None:
                     dirty[customer_id] = None if view is _DELETED else pack(view)
         self.applied += applied
+        if held:
+            self._hold(held)
         if applied:
             self._flush_rows(before)
         self.rows = {c: [] for c in EVENT_COLUMNS}
@@ -551,6 +606,39 @@ class _BatchProjection:
         self.docs = {}
         self.loaded = set()
         return applied
+
+    def _screen(self, chunk: Sequence[StoredFact]
+                ) -> tuple[list[StoredFact], list[tuple[StoredFact, str, str | None]]]:
+        """The chunk's facts the readers can handle, and the others with their reasons and
+        customers (when known)."""
+        refuse = self.refuse
+        good: list[StoredFact] = []
+        held: list[tuple[StoredFact, str, str | None]] = []
+        for sf in chunk:
+            reason = refuse.get(sf.position) or readable.problem(sf)
+            if reason is None:
+                good.append(sf)
+            else:
+                held.append((sf, reason, readable.customer_of(sf)))
+        return good, held
+
+    def _hold(self, held: Sequence[tuple[StoredFact, str, str | None]]) -> None:
+        """Mark each held fact in its customer's view and write its quarantine entry."""
+        entries = []
+        for sf, reason, record in held:
+            owner = None if record is None else self.aliases.get(record, record)
+            if owner is not None:
+                view = self._view(owner)
+                if view is not _DELETED:
+                    marks = view.setdefault("quarantined", [])
+                    if sf.position not in marks:
+                        bisect.insort(marks, sf.position)
+            entries.append(quarantine.entry_of(sf, self.store.reader, reason, owner))
+        self.held += len(held)
+        if self.private:
+            return
+        _over(self.store.con, "INSERT OR IGNORE INTO quarantine SELECT *, now() FROM arrow_batch",
+              pa.Table.from_pylist([e.to_json() for e in entries], schema=_QUARANTINE_SCHEMA))
 
     def _load_docs(self, customer_ids: Sequence[str]) -> dict[str, Stored]:
         """:meth:`_load` without parsing."""
@@ -740,7 +828,7 @@ class _BatchProjection:
         if len(roots) > 1:
             raise LogOrderNeeded(f"a merge ties records of {len(roots)} groups: {sorted(records)}")
 
-    def settle(self, last: StoredFact) -> None:
+    def settle(self, chunk: Sequence[StoredFact]) -> None:
         """Write the rows of the customers whose groups are complete, in a stretch read record
         group by record group: all the chunk's groups but that of its ``last`` fact, which may
         go on in the next chunk. What is written leaves this transaction's memory; a later
@@ -748,7 +836,9 @@ class _BatchProjection:
         the written view, as the next transaction would, and writes it again."""
         groups = self.groups
         assert groups is not None
-        record = last.fact["customer_uuid"]
+        record = next((r for r in map(readable.customer_of, reversed(chunk)) if r is not None), None)
+        if record is None:
+            return
         owner = self.aliases.get(record, record)
         keep = {groups.get(record, record), groups.get(owner, owner)}
         done = [cid for cid in self.dirty if groups.get(cid, cid) not in keep]
@@ -895,6 +985,21 @@ _EVENT_CASTS = [
     else f"{c}::JSON" if c in ("ref", "data") else c
     for c in EVENT_COLUMNS
 ]
+
+_QUARANTINE_SCHEMA = pa.schema([
+    ("position", pa.int64()), ("reader", pa.string()), ("event_id", pa.string()),
+    ("originator", pa.string()), ("customer_id", pa.string()), ("type", pa.string()),
+    ("reason", pa.string()),
+])
+
+
+def _unmark(view: View, position: int) -> None:
+    marks = view.get("quarantined")
+    if marks and position in marks:
+        marks.remove(position)
+        if not marks:
+            del view["quarantined"]
+
 
 _CUSTOMER_SCHEMA = pa.schema([
     ("customer_id", pa.string()), ("customer_number", pa.string()), ("kind", pa.string()),

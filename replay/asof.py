@@ -24,8 +24,15 @@ from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from domain import catalogue
-from ledger.application import JourneyApplication, StoredFact, opener, record_history, sealed_history_of
-from projections import customer_view
+from ledger.application import (
+    JourneyApplication,
+    StoredFact,
+    decode_sealed,
+    opener,
+    record_history,
+    sealed_history_of,
+)
+from projections import customer_view, quarantine, readable
 from projections.customer_view import View
 from replay import asof_checkpoints, fact_reader
 
@@ -60,22 +67,78 @@ def resolve(app: JourneyApplication, key: str) -> str | None:
 
 
 def gather(app: JourneyApplication, root: str, keep: Keep,
-           history: Callable[[str], list[StoredFact]] | None = None) -> list[StoredFact]:
+           history: Callable[[str], list[StoredFact]] | None = None,
+           skipped: set[int] | None = None) -> list[StoredFact]:
     """``root``'s facts that pass ``keep``, with those of every record merged into it (among
-    the kept facts) and not split off again; in store-position order."""
+    the kept facts) and not split off again; in store-position order. Facts the readers
+    cannot handle (projections/readable.py) are left out, their positions put in
+    ``skipped``: the projection quarantines the same ones."""
+    out = set() if skipped is None else skipped
+    guarded = _guarded_keep(keep, out)
     if history is not None:
-        return record_history(history, root, keep).facts
+        return _readable(record_history(_screened(history, out), root, guarded).facts, out)
     # Filter on the sealed facts, open only the kept ones (times and ids are public).
-    return record_history(sealed_history_of(app), root, keep, open_kept=opener(app)).facts
+    return _readable(record_history(_sealed_history(app, out), root, guarded,
+                                    open_kept=opener(app)).facts, out)
 
 
-def gather_cut(app: JourneyApplication, root: str, cut: fact_reader.Cut, keep: Keep) -> list[StoredFact]:
+def gather_cut(app: JourneyApplication, root: str, cut: fact_reader.Cut, keep: Keep,
+               skipped: set[int] | None = None) -> list[StoredFact]:
     """:func:`gather` for a cut ``fact_reader`` can apply to the stored bytes (the same facts;
     ``keep`` must be the same cut, used where the store is not one it reads)."""
-    read = fact_reader.reader(app, cut)
+    out = set() if skipped is None else skipped
+    read = fact_reader.reader(app, cut, out)
     if read is None:
-        return gather(app, root, keep)
-    return record_history(read, root, _everything, open_kept=fact_reader.opener(app)).facts
+        return gather(app, root, keep, skipped=out)
+    return _readable(record_history(read, root, _everything, open_kept=fact_reader.opener(app)).facts,
+                     out)
+
+
+def _guarded_keep(keep: Keep, skipped: set[int]) -> Keep:
+    def guarded(sf: StoredFact) -> bool:
+        try:
+            return keep(sf)
+        except quarantine.FACT_ERRORS:
+            skipped.add(sf.position)
+            return False
+    return guarded
+
+
+def _screened(read: Callable[[str], list[StoredFact]], skipped: set[int]
+              ) -> Callable[[str], list[StoredFact]]:
+    def history(customer_id: str) -> list[StoredFact]:
+        facts = read(customer_id)
+        skipped.update(sf.position for sf in facts if not fact_reader.traversable(sf))
+        return [sf for sf in facts if fact_reader.traversable(sf)]
+    return history
+
+
+def _sealed_history(app: JourneyApplication, skipped: set[int]) -> Callable[[str], list[StoredFact]]:
+    """``sealed_history_of``, one entry at a time for a record whose entries do not all decode."""
+    fast = sealed_history_of(app)
+
+    def history(customer_id: str) -> list[StoredFact]:
+        try:
+            facts = fast(customer_id)
+        except Exception:  # some entry's fault: found one by one
+            facts = []
+            for n in app.index.facts_of(UUID(customer_id)):
+                try:
+                    facts.append(decode_sealed(app, n))
+                except Exception:  # an entry the mapper cannot decode
+                    skipped.add(n.id)
+        return _screened(lambda _: facts, skipped)(customer_id)
+    return history
+
+
+def _readable(facts: list[StoredFact], skipped: set[int]) -> list[StoredFact]:
+    kept = []
+    for sf in facts:
+        if readable.problem(sf) is None:
+            kept.append(sf)
+        else:
+            skipped.add(sf.position)
+    return kept
 
 
 def _everything(sf: StoredFact) -> bool:
@@ -122,6 +185,8 @@ class AsOf:
     facts: list[StoredFact]
     #: occurred at or before ``at`` but recorded after it (only on the ``occurred`` axis).
     late: list[StoredFact] = field(default_factory=list)
+    #: Positions of this record's facts left out because the readers cannot handle them.
+    quarantined: list[int] = field(default_factory=list)
 
     @property
     def view(self) -> View:
@@ -162,6 +227,7 @@ class AsOf:
         iso = {id(p[0]): p[3] for p in prepared}  # late facts are among the facts: ISO once
         return {
             **customer_view.render(_fold(self.customer_id, prepared), now=self.at),
+            "quarantined": self.quarantined,
             "as_of": {"axis": self.axis, "at": self.at.isoformat(),
                       "facts": len(self.facts),
                       "through_position": max((sf.position for sf in self.facts), default=0)},
@@ -173,13 +239,15 @@ class AsOf:
 def as_of(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis) -> AsOf:
     """``customer_id``'s view at ``at`` on one axis (see the module docstring)."""
     at = at.astimezone(UTC)
+    skipped: set[int] = set()
     if axis == "recorded":
         facts = gather_cut(app, customer_id, fact_reader.Cut("recorded", at),
-                           lambda sf: sf.recorded_at <= at)
-        return AsOf(customer_id, axis, at, facts)
+                           lambda sf: sf.recorded_at <= at, skipped)
+        return AsOf(customer_id, axis, at, facts, quarantined=sorted(skipped))
     facts = gather_cut(app, customer_id, fact_reader.Cut("occurred", at),
-                       lambda sf: occurred_at(sf) <= at)
-    return AsOf(customer_id, axis, at, facts, late=[sf for sf in facts if sf.recorded_at > at])
+                       lambda sf: occurred_at(sf) <= at, skipped)
+    return AsOf(customer_id, axis, at, facts, late=[sf for sf in facts if sf.recorded_at > at],
+                quarantined=sorted(skipped))
 
 
 def page_of(items: Sequence[T], limit: int, oldest: bool) -> list[T]:
@@ -217,6 +285,9 @@ def document(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis
         pass
     except (sqlite3.Error, OSError) as error:  # the checkpoint file: derived data, never in the way
         log.warning("as-of checkpoints unavailable (%s); folding every fact", error)
+    except quarantine.FACT_ERRORS as error:  # a fact the readers cannot handle: left out below
+        log.warning("as-of checkpoint of %s: %s; folding every readable fact", customer_id,
+                    quarantine.failure(error))
     result = as_of(app, customer_id, at, axis)
     if not result.facts:
         return None

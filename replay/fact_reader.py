@@ -125,9 +125,11 @@ def _keeps(cut: Cut, sf: StoredFact) -> bool:
     return sf.recorded_at <= cut.at
 
 
-def reader(app: JourneyApplication, cut: Cut) -> Callable[[str], list[StoredFact]] | None:
+def reader(app: JourneyApplication, cut: Cut, skipped: set[int] | None = None
+           ) -> Callable[[str], list[StoredFact]] | None:
     """A history reader for ``record_history`` giving each record's SEALED facts that pass
-    ``cut``, in log order; None when the store is not one this module reads."""
+    ``cut``, in log order; None when the store is not one this module reads. A fact that
+    cannot be decoded or cut is left out, its position added to ``skipped``."""
     recorder = app.recorder
     mapper = app.mapper
     if (not isinstance(recorder, JourneySQLiteRecorder) or mapper.cipher is not None
@@ -146,14 +148,34 @@ def reader(app: JourneyApplication, cut: Cut) -> Callable[[str], list[StoredFact
                 passes = _passes(cut, state)
                 if passes is False:
                     continue
-            stored: dict[str, Any] = decode(state)
-            sf = StoredFact(position=position, stream_id=sid, stream_version=version,
-                            recorded_at=stored["timestamp"], fact=stored["fact"])
-            if passes is None and not _keeps(cut, sf):
+            try:
+                stored: dict[str, Any] = decode(state)
+                sf = StoredFact(position=position, stream_id=sid, stream_version=version,
+                                recorded_at=stored["timestamp"], fact=stored["fact"])
+                if not traversable(sf):
+                    raise ValueError("not a fact the readers can place")
+                if passes is None and not _keeps(cut, sf):
+                    continue
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError):
+                if skipped is not None:
+                    skipped.add(position)
                 continue
             kept.append(sf)
         return kept
     return history
+
+
+def traversable(sf: StoredFact) -> bool:
+    """Whether ``record_history`` can place the fact (its record, its type, a merge's other
+    record): the rest of what a reader needs is checked once it is opened."""
+    fact = sf.fact
+    if not isinstance(fact, dict) or not isinstance(fact.get("type"), str) \
+            or not isinstance(fact.get("customer_uuid"), str) or not isinstance(sf.recorded_at, datetime):
+        return False
+    if fact["type"] in ("customer.merged", "customer.unmerged"):
+        data = fact.get("data")
+        return isinstance(data, dict) and isinstance(data.get("from"), str)
+    return True
 
 
 def opener(app: JourneyApplication) -> Callable[[StoredFact], StoredFact]:

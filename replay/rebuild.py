@@ -16,6 +16,7 @@ topic's facts are held in memory before they are applied (a few hundred bytes pe
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,12 @@ from typing import Any
 
 from consumers.log_follower import DEFAULT_BATCH, Progress, catch_up
 from consumers.wire import decode_event
-from ledger.application import JourneyApplication, StoredFact, history_of, open_fact
+from ledger.application import JourneyApplication, StoredFact, open_fact
+from projections import quarantine, readable
 from projections.duckdb_store import ProjectionStore
+from projections.quarantine import readable_history_of
+
+log = logging.getLogger(__name__)
 
 FILENAME = "projections.duckdb"
 
@@ -77,7 +82,7 @@ def from_store(app: JourneyApplication, directory: Path, batch: int = REBUILD_BA
     started = time.monotonic()
     store = ProjectionStore(path)
     try:
-        store.history = history_of(app)
+        store.history = readable_history_of(app)
         events = catch_up(app, store, batch_size=batch, on_progress=on_progress)
         position = store.position()
     finally:
@@ -123,7 +128,12 @@ def read_topic(bootstrap: str, topic: str, on_progress: Callable[[int], None] | 
                 for m in messages:
                     if m.offset >= ends[tp]:
                         continue
-                    sf = decode_event(m.value)
+                    try:
+                        sf = decode_event(m.value)
+                    except (ValueError, TypeError, KeyError) as error:  # not the relay's message
+                        log.error("%s[%d] offset %d: not an event message (%s); skipped",
+                                  topic, tp.partition, m.offset, error)
+                        continue
                     facts[sf.position] = sf
                     records += 1
             for tp in list(todo):
@@ -137,6 +147,16 @@ def read_topic(bootstrap: str, topic: str, on_progress: Callable[[int], None] | 
         consumer.close(autocommit=False)
 
 
+def _opened(app: JourneyApplication, sf: StoredFact) -> StoredFact:
+    """The fact opened with the store's keys; one that cannot be is quarantined where it
+    stands, as the Kafka projector does (folded sealed, it would lose its personal part)."""
+    try:
+        return open_fact(app, sf)
+    except quarantine.FACT_ERRORS as error:
+        return readable.undecodable(sf.position, sf.stream_id, sf.stream_version,
+                                    f"cannot be opened with the store's keys: {quarantine.failure(error)}")
+
+
 def from_kafka(app: JourneyApplication, directory: Path, bootstrap: str, topic: str,
                batch: int = DEFAULT_BATCH, on_progress: Callable[[Progress], None] | None = None,
                on_read: Callable[[int], None] | None = None) -> RebuildResult:
@@ -144,11 +164,11 @@ def from_kafka(app: JourneyApplication, directory: Path, bootstrap: str, topic: 
     started = time.monotonic()
     facts, records, partitions = read_topic(bootstrap, topic, on_progress=on_read)
     # Personal fields travel encrypted: open them with the store's keys (erased if forgotten).
-    ordered = [open_fact(app, facts[p]) for p in sorted(facts)]
+    ordered = [_opened(app, facts[p]) for p in sorted(facts)]
     store = ProjectionStore(path)
     events = 0
     try:
-        store.history = history_of(app)
+        store.history = readable_history_of(app)
         head = ordered[-1].position if ordered else 0
         for i in range(0, len(ordered), batch):
             chunk = ordered[i:i + batch]

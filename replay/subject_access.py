@@ -9,6 +9,10 @@ later are included without touching this module), keyed by table name.
 
 A forgotten person's export is a tombstone (:func:`tombstone`): who, when, and that nothing
 personal is held.
+
+A stored fact the readers cannot handle is data held about the person all the same: it is in
+``raw_events`` as stored (or, when it cannot even be decoded, by its position and stream) with
+the reason under ``quarantined``, and left out of the counts.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from consumers.log_follower import Progress
 from domain.catalogue import channel_of
 from journey.bootstrap import Journey
-from ledger.application import history_of
+from ledger.application import JourneyApplication, StoredFact
+from projections import quarantine, readable
 
 
 def customer_tables(journey: Journey) -> list[str]:
@@ -47,17 +54,22 @@ def subject_access(journey: Journey, ref: str, now: datetime | None = None,
         | set(view.get("merged_from") or []))
     ids = [customer_id, *[m for m in merged if m != customer_id]]
 
-    history = history_of(journey.app)
     seen: set[int] = set()
     raw = []
     for cid in ids:
-        for sf in history(cid):
+        for sf in _held(journey.app, cid):
             if sf.position in seen:
                 continue
             seen.add(sf.position)
-            raw.append({"position": sf.position, "stream_id": str(sf.stream_id),
-                        "stream_version": sf.stream_version, "recorded_at": sf.recorded_at.isoformat(),
-                        "recorded_for": cid, "fact": sf.fact})
+            reason = readable.problem(sf)
+            entry = {"position": sf.position, "stream_id": str(sf.stream_id),
+                     "stream_version": sf.stream_version, "recorded_at": _stamp(sf),
+                     "recorded_for": cid, "fact": sf.fact}
+            if reason is not None:
+                entry["quarantined"] = reason
+                if readable.UNDECODABLE in sf.fact or not _writable(sf.fact):
+                    entry["fact"] = None  # the reason says why it cannot be shown
+            raw.append(entry)
     raw.sort(key=lambda e: e["position"])
 
     tables: dict[str, list[dict[str, Any]]] = {}
@@ -71,7 +83,8 @@ def subject_access(journey: Journey, ref: str, now: datetime | None = None,
     by_department: Counter[str] = Counter()
     holds: dict[str, Counter[str]] = {}
     occurred = []
-    for e in raw:
+    readable_raw = [e for e in raw if "quarantined" not in e]
+    for e in readable_raw:
         fact = e["fact"]
         by_channel[channel_of(fact) or "none"] += 1
         department = fact.get("department")
@@ -90,7 +103,8 @@ def subject_access(journey: Journey, ref: str, now: datetime | None = None,
         "name": name,
         "kind": view.get("kind"),
         "merged_records": [m for m in ids if m != customer_id],
-        "events": len(raw),
+        "events": len(readable_raw),
+        "quarantined_events": len(raw) - len(readable_raw),
         "by_channel": dict(by_channel.most_common()),
         "by_department": dict(by_department.most_common()),
         "departments_hold": {d: dict(c.most_common()) for d, c in sorted(holds.items())},
@@ -131,6 +145,29 @@ def tombstone(view: dict[str, Any], now: datetime) -> dict[str, Any]:
         "store_position": view.get("as_of_position"),
     }
     return {"summary": summary, "customer_view": None, "raw_events": [], "tables": {}}
+
+
+def _held(app: JourneyApplication, customer_id: str) -> list[StoredFact]:
+    """Every stored entry of the record, with a stand-in for each that cannot be decoded."""
+    from uuid import UUID
+
+    return quarantine.decode(app, app.index.facts_of(UUID(customer_id)))
+
+
+def _writable(fact: Any) -> bool:
+    """Whether the export (JSON, a few levels around each fact) can hold the fact."""
+    try:
+        orjson.dumps([[[[[[[[fact]]]]]]]])
+    except orjson.JSONEncodeError:
+        return False
+    return True
+
+
+def _stamp(sf: StoredFact) -> str | None:
+    if readable.UNDECODABLE in sf.fact:
+        return None
+    stamp: Any = sf.recorded_at
+    return stamp.isoformat() if isinstance(stamp, datetime) else str(stamp)
 
 
 def _instant(stamp: str) -> datetime:

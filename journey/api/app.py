@@ -308,6 +308,20 @@ def _routes(app: FastAPI, desk: Desk) -> None:
     def health() -> Response:
         return JSONDocument({"status": "ok"})
 
+    @app.get("/api/status", tags=["server"], responses=_errors(401),
+             summary="positions, row counts and the facts the projection quarantined "
+                     "(journey status --json)")
+    def status(token: Anyone) -> Response:
+        from projections import quarantine
+
+        with desk.fresh() as journey:
+            store = journey.projections
+            doc = {"store_position": journey.app.recorder.max_notification_id() or 0,
+                   "projection_position": store.position(),
+                   **{f"{k}_rows": v for k, v in store.table_counts().items()},
+                   **quarantine.status(store.con)}
+        return _doc(token, doc)
+
     @app.get("/api/me", tags=["session"], responses=_errors(401),
              summary="who the token belongs to")
     def me(token: Anyone) -> Response:
