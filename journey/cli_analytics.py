@@ -148,11 +148,9 @@ def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey sql: cannot read the query: {error}", file=sys.stderr)
         return 2
     try:
-        con, snapshot = sandbox.open_sandbox(directory)
+        columns, rows, snapshot = sandbox.answer(directory, query)
     except NoSnapshot:
         return _no_snapshot("sql", directory)
-    try:
-        columns, rows = sandbox.run(con, query)
     except sandbox.Refused as error:
         print(f"journey sql: {error}", file=sys.stderr)
         return 2
@@ -160,13 +158,11 @@ def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
         message = str(error).strip()
         hint = ""
         if isinstance(error, duckdb.CatalogException):
-            hint = f"\n(the analyst tables and views: {', '.join(sandbox.names(con))})"
+            hint = f"\n(the analyst views: {', '.join(sandbox.names(directory))})"
         elif isinstance(error, duckdb.PermissionException):
             hint = f"\n(the analyst sandbox runs {sandbox.ALLOWS})"
         print(f"journey sql: {message}{hint}", file=sys.stderr)
         return 2
-    finally:
-        con.close()
     sys.stdout.write(render(columns, rows, fmt))
     if fmt == "table":
         age = time.time() - snapshot.exported_at

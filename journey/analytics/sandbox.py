@@ -2,20 +2,23 @@
 
 An analyst's query runs with the rights of the process, which can read ``ledger.sqlite`` (the
 keys of every customer's personal data included), ``/etc/passwd`` or anything else, and write
-files. So the snapshot is loaded into an in-memory database first, and then DuckDB is told to
-touch no file at all (``enable_external_access = false``: no ``read_*``, ``glob``, ``COPY``,
-``EXPORT``, ``ATTACH`` of a file, ``INSTALL`` or ``LOAD``) and to refuse any change of its
-configuration from then on (``lock_configuration = true``), so no statement can undo that.
+files. So before a query runs, DuckDB is told to touch no file but the snapshot's Parquet
+files (``allowed_paths``, then ``enable_external_access = false``: no other ``read_*``, no
+``glob``, ``ATTACH``, ``INSTALL`` or ``LOAD``), and to refuse any change of its configuration
+from then on (``lock_configuration = true``), so no statement can undo that.
 
-Statements are also checked by the kind DuckDB parses them as, before any runs: only queries
-(``SELECT``, ``WITH``, ``FROM``, ``VALUES``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, which DuckDB
-parses as SELECT) and ``EXPLAIN``. The rest is refused with a message that says so, rather
-than with a permission error from deep inside DuckDB, and a script is refused whole when one
-of its statements is, so ``SELECT 1; COPY ...`` runs nothing.
+Statements are checked by the kind DuckDB parses them as, all of them before any runs, so
+``SELECT 1; COPY ...`` runs nothing. Allowed: queries (``SELECT``, ``WITH``, ``FROM``,
+``VALUES``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE`` and a ``PIVOT`` with an ``IN`` list, which
+DuckDB parses as SELECT; a query cannot write), ``EXPLAIN`` and a ``PIVOT`` that finds its
+own columns (DuckDB's MULTI). Everything else is refused with a message that says so.
 
-Loading costs what reading the Parquet files costs (docs/analytics.md has the figures); views
-over the files would need the snapshot directory readable, and a directory DuckDB may read it
-may also write into with ``COPY``.
+``EXPLAIN ANALYZE`` runs the statement it explains, and a MULTI wraps whatever statement holds
+the PIVOT (a ``COPY`` too), and DuckDB writes into a path it may read. So those two run over
+a copy of the snapshot loaded into memory, with no file allowed at all; plain queries read
+the Parquet files in place, which costs nothing up front at any size of the ledger (loading
+the 20,000-customer demo's 250k events takes 0.5 s and 160 MB; a million customers would take
+minutes and gigabytes).
 """
 
 from __future__ import annotations
@@ -24,40 +27,68 @@ from pathlib import Path
 
 import duckdb
 
-from journey.analytics.snapshots import Export, NoSnapshot, load_statements, read_manifest
+from journey.analytics.snapshots import (
+    Export,
+    NoSnapshot,
+    load_statements,
+    parquet_files,
+    read_manifest,
+    view_statements,
+)
 from projections.duckdb_store import connect
 
-#: What DuckDB calls the statements an analyst may run.
-ALLOWED = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
-#: How the refusal names what was asked for (DuckDB's own name otherwise).
+#: Queries: they read the Parquet files in place.
+QUERIES = frozenset({duckdb.StatementType.SELECT})
+#: Statements that may run another statement: they run over the snapshot loaded into memory.
+WRAPPERS = frozenset({duckdb.StatementType.EXPLAIN, duckdb.StatementType.MULTI})
+#: How a refusal names what was asked for (DuckDB's own name otherwise).
 _KINDS = {
     duckdb.StatementType.LOAD: "INSTALL/LOAD",
     duckdb.StatementType.SET: "SET/RESET/USE",
     duckdb.StatementType.CALL: "CALL/CHECKPOINT",
-    duckdb.StatementType.MULTI: "a PIVOT without an IN list (it creates a type first: "
-                                "name the columns, PIVOT ... ON c IN (...))",
 }
-ALLOWS = ("queries only: SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN over "
-          "the analyst tables; no files are read or written, no database attached, no extension "
-          "loaded, no setting changed")
+ALLOWS = ("queries only: SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN over "
+          "the analyst views; no file is read but the snapshot's, none written, no database "
+          "attached, no extension loaded, no setting changed")
 
 
 class Refused(Exception):
     """A statement the sandbox does not run; the message says which and what is allowed."""
 
 
-def open_sandbox(directory: Path) -> tuple[duckdb.DuckDBPyConnection, Export]:
-    """An in-memory DuckDB holding the latest snapshot in ``directory``, locked away from files.
+def kinds(query: str) -> list[duckdb.StatementType]:
+    """The kinds of the statements in ``query``; :class:`Refused` (naming the first one that is
+    not allowed) when one is not, or when there is none. Parse errors propagate."""
+    with connect(":memory:") as parser:
+        parsed = [s.type for s in parser.extract_statements(query)]
+    if not parsed:
+        raise Refused("no statement to run (the query is empty or only comments)")
+    for number, kind in enumerate(parsed, 1):
+        if kind not in QUERIES | WRAPPERS:
+            name = _KINDS.get(kind, kind.name)
+            where = f"statement {number} of {len(parsed)}" if len(parsed) > 1 else "the statement"
+            raise Refused(f"{where} is {name}, which the analyst sandbox refuses ({ALLOWS}); "
+                          "nothing was run")
+    return parsed
 
-    Raises :class:`NoSnapshot` when nothing was exported there yet.
-    """
+
+def open_sandbox(directory: Path, *, in_memory: bool = False
+                 ) -> tuple[duckdb.DuckDBPyConnection, Export]:
+    """A locked in-memory DuckDB with the analyst views over the latest snapshot in
+    ``directory``: reading its Parquet files and no other file, or (``in_memory``) holding a
+    copy of them and reading no file at all. :class:`NoSnapshot` when nothing was exported."""
     snapshot = read_manifest(directory)
     if snapshot is None:
         raise NoSnapshot(f"no analyst snapshot in {directory} yet")
     con = connect(":memory:")
     try:
-        for statement in load_statements(snapshot):
-            con.execute(statement)
+        if in_memory:
+            for statement in load_statements(snapshot):
+                con.execute(statement)
+        else:
+            for statement in view_statements(snapshot):
+                con.execute(statement)
+            con.execute("SET allowed_paths = ?", [[str(p) for p in parquet_files(snapshot)]])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
@@ -66,35 +97,31 @@ def open_sandbox(directory: Path) -> tuple[duckdb.DuckDBPyConnection, Export]:
     return con, snapshot
 
 
-def statements(con: duckdb.DuckDBPyConnection, query: str) -> list[duckdb.Statement]:
-    """The statements of ``query``, each of a kind the sandbox runs; :class:`Refused` (naming
-    the first that is not) otherwise, or when there is none. Parse errors propagate."""
-    parsed = con.extract_statements(query)
-    if not parsed:
-        raise Refused("no statement to run (the query is empty or only comments)")
-    for number, statement in enumerate(parsed, 1):
-        if statement.type not in ALLOWED:
-            kind = _KINDS.get(statement.type, statement.type.name)
-            where = f"statement {number} of {len(parsed)}" if len(parsed) > 1 else "the statement"
-            raise Refused(f"{where} is {kind}, which the analyst sandbox refuses ({ALLOWS}); "
-                          "nothing was run")
-    return parsed
+def answer(directory: Path, query: str) -> tuple[list[str], list[tuple[object, ...]], Export]:
+    """Check every statement of ``query``, run them all, and return the columns and rows of
+    the last, with the snapshot they read. The statements run are parsed again by the sandbox
+    and checked again: what runs is what was checked."""
+    in_memory = not set(kinds(query)) <= QUERIES
+    con, snapshot = open_sandbox(directory, in_memory=in_memory)
+    try:
+        statements = con.extract_statements(query)
+        allowed = QUERIES | WRAPPERS if in_memory else QUERIES
+        if any(s.type not in allowed for s in statements):  # never: the same parser said so
+            raise Refused(f"the query parsed differently in the sandbox ({ALLOWS}); nothing was run")
+        columns: list[str] = []
+        rows: list[tuple[object, ...]] = []
+        for statement in statements:
+            cursor = con.execute(statement)
+            columns = [d[0] for d in cursor.description] if cursor.description else []
+            rows = cursor.fetchall() if columns else []
+        return columns, rows, snapshot
+    finally:
+        con.close()
 
 
-def run(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    """Run every statement of ``query`` (checked first, all of them) and return the columns
-    and rows of the last. The statements run are the very ones checked, not the text again."""
-    columns: list[str] = []
-    rows: list[tuple[object, ...]] = []
-    for statement in statements(con, query):
-        cursor = con.execute(statement)
-        columns = [d[0] for d in cursor.description] if cursor.description else []
-        rows = cursor.fetchall() if columns else []
-    return columns, rows
-
-
-def names(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The analyst tables and views, for a message about a name that is not one of them."""
-    return [str(name) for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE NOT internal UNION "
-        "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
+def names(directory: Path) -> list[str]:
+    """The analyst views, for a message about a name that is not one of them."""
+    snapshot = read_manifest(directory)
+    if snapshot is None:
+        return []
+    return sorted([*snapshot.rows, *(["contacts"] if "events" in snapshot.rows else []), "snapshot"])

@@ -284,6 +284,12 @@ def load_statements(snapshot: Export) -> list[str]:
             for t in snapshot.rows] + analyst_views(snapshot)
 
 
+def parquet_files(snapshot: Export) -> list[Path]:
+    """The absolute paths of the snapshot's files, as the views and loads name them."""
+    base = snapshot.directory.resolve()
+    return [base / f"{t}.parquet" for t in snapshot.rows]
+
+
 def analyst_views(snapshot: Export) -> list[str]:
     """``contacts`` (the touchpoints on a contact channel, with their direction) over
     ``events``, and ``snapshot`` (the export's position and times, as constants)."""
