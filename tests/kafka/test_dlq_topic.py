@@ -6,7 +6,10 @@ keeps three would lose it with that one broker.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
@@ -61,3 +64,14 @@ def test_the_clusters_replication_is_never_lowered_to_one(replicating_broker: Ka
         assert "journey-dlq" not in admin.list_topics()
     finally:
         admin.close()
+
+
+def test_ingest_says_why_it_cannot_start_instead_of_a_traceback(replicating_broker: KafkaBroker,
+                                                               tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "journey.cli", "--data-dir", str(tmp_path / "ledger"), "ingest",
+         "--bootstrap", replicating_broker.bootstrap, "--topic", "touchpoints", "--dlq-topic",
+         "touchpoints-dlq", "--once"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "cannot create the dead-letter topic touchpoints-dlq" in done.stderr
+    assert "Traceback" not in done.stderr
