@@ -21,7 +21,6 @@ from io import IOBase
 from typing import IO, Any, cast
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from consumers.jsonl_ingest import OverlongLine, fact_parser, read_lines, split_lines, strip_bom, too_long
@@ -97,18 +96,41 @@ def to_dead_letter(record: Any) -> DeadLetter:
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int = 1) -> bool:
-    """Create ``topic`` if missing (one partition keeps DLQ offsets unique); True if created."""
+    """Create ``topic`` if missing (one partition keeps DLQ offsets unique); True if created.
+
+    Replicated as the cluster replicates its topics (``default.replication.factor``): a dead
+    letter is a fact nobody has recorded yet, and on a three-broker cluster a topic with a
+    single replica would lose it with the one broker that holds it.
+    """
+    from kafka.errors import IncompatibleBrokerVersion
+
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="journey-dlq-admin")
     try:
         if topic in admin.list_topics():
             return False
         try:
-            admin.create_topics([NewTopic(topic, partitions, 1)])
+            try:  # -1: the broker's default (KIP-464, Kafka 2.4 and later)
+                admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": -1}})
+            except IncompatibleBrokerVersion:
+                admin.create_topics({topic: {"num_partitions": partitions,
+                                             "replication_factor": default_replication(admin)}})
         except TopicAlreadyExistsError:
             return False
         return True
     finally:
         admin.close()
+
+
+def default_replication(admin: Any) -> int:
+    """The ``default.replication.factor`` of the broker ``admin`` talks to (1 if unset)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    brokers = admin.describe_cluster()["brokers"]
+    broker = str(brokers[0]["broker_id"])
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.BROKER, broker, {"default.replication.factor": None})])
+    entry = described.get("broker", {}).get(broker, {}).get("default.replication.factor") or {}
+    return int(entry.get("value") or 1)
 
 
 def read_dead_letters(bootstrap: str, topic: str, *, unique: bool = True,

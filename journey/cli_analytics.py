@@ -23,7 +23,7 @@ import duckdb
 import orjson
 
 from domain.errors import InvalidFact
-from journey.analytics import plots
+from journey.analytics import plots, sandbox
 from journey.analytics.output import FORMATS, render
 from journey.analytics.snapshots import (
     INTERVAL_ENV,
@@ -148,24 +148,21 @@ def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey sql: cannot read the query: {error}", file=sys.stderr)
         return 2
     try:
-        con, snapshot = open_snapshot(directory)
+        columns, rows, snapshot = sandbox.answer(directory, query)
     except NoSnapshot:
         return _no_snapshot("sql", directory)
-    try:
-        cursor = con.execute(query)
-        columns = [d[0] for d in cursor.description] if cursor.description else []
-        rows = cursor.fetchall() if columns else []
+    except sandbox.Refused as error:
+        print(f"journey sql: {error}", file=sys.stderr)
+        return 2
     except duckdb.Error as error:
         message = str(error).strip()
         hint = ""
         if isinstance(error, duckdb.CatalogException):
-            names = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() "
-                                               "WHERE NOT internal ORDER BY 1").fetchall()]
-            hint = f"\n(the analyst views: {', '.join(names)})"
+            hint = f"\n(the analyst views: {', '.join(sandbox.names(directory))})"
+        elif isinstance(error, duckdb.PermissionException):
+            hint = f"\n(the analyst sandbox runs {sandbox.ALLOWS})"
         print(f"journey sql: {message}{hint}", file=sys.stderr)
         return 2
-    finally:
-        con.close()
     sys.stdout.write(render(columns, rows, fmt))
     if fmt == "table":
         age = time.time() - snapshot.exported_at

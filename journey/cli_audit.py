@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from journey.bootstrap import Journey
+from journey.textview import say
 from ledger import chain
 
 
@@ -85,26 +86,26 @@ def _print_report(report: chain.Report, written: str | None) -> None:
     else:
         coverage = (f"history is covered from position {report.covered_from:,} (events before it were "
                     "recorded before the chain existed)")
-    print(f"{report.events:,} events read, {report.chained:,} chained links checked, "
-          f"{report.customers:,} chains; {coverage}")
+    say(f"{report.events:,} events read, {report.chained:,} chained links checked, "
+        f"{report.customers:,} chains; {coverage}")
     for cp in report.checkpoints:
         state = "matches" if cp["matches"] else f"{cp['differences']} differences"
-        print(f"checkpoint at position {cp['position']:,} ({cp['taken_at']}): {state}")
-    print(f"{report.seconds:.2f} s, {report.rate:,.0f} events/s")
+        say(f"checkpoint at position {cp['position']:,} ({cp['taken_at']}): {state}")
+    say(f"{report.seconds:.2f} s, {report.rate:,.0f} events/s")
     first = report.first
     if first is None:
-        print("INTACT")
+        say("INTACT")
     else:
-        print(f"BROKEN: {report.problem_count} problem(s); first at position {first.position}")
+        say(f"BROKEN: {report.problem_count} problem(s); first at position {first.position}")
         where = [f"customer {first.customer_id}" if first.customer_id else "",
                  f"stream {first.stream_id}" if first.stream_id else "",
                  f"version {first.stream_version}" if first.stream_version is not None else ""]
-        print("  " + ", ".join(w for w in where if w))
-        print(f"  {first.what}")
+        say("  " + ", ".join(w for w in where if w))
+        say(f"  {first.what}")
         for p in sorted(report.problems, key=lambda p: p.position)[1:10]:
-            print(f"  then position {p.position} (customer {p.customer_id}): {p.what}")
+            say(f"  then position {p.position} (customer {p.customer_id}): {p.what}")
     if written:
-        print(f"checkpoint written to {written} (position {report.head:,})")
+        say(f"checkpoint written to {written} (position {report.head:,})")
 
 
 def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
@@ -130,12 +131,12 @@ def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
     if args.json:
         _dump({**summary, "file": str(out)})
     else:
-        print(f"subject access export for {summary['who']} written to {out}")
-        print(f"  {summary['events']} events, first contact {summary['first_contact']}, "
-              f"last {summary['last_contact']}")
+        say(f"subject access export for {summary['who']} written to {out}")
+        say(f"  {summary['events']} events, first contact {summary['first_contact']}, "
+            f"last {summary['last_contact']}")
         for kind in ("by_channel", "by_department"):
             counts = ", ".join(f"{k} {v}" for k, v in summary[kind].items())
-            print(f"  {kind.replace('_', ' ')}: {counts or '-'}")
+            say(f"  {kind.replace('_', ' ')}: {counts or '-'}")
         for table, n in summary["rows_by_table"].items():
-            print(f"  {table}: {n} rows")
+            say(f"  {table}: {n} rows")
     return 0

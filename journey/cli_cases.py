@@ -22,6 +22,7 @@ from domain import catalogue
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.references import reference_key
+from journey.textview import printable_lines
 from projections import cases as rules
 
 DEFAULT_TIMEZONE = "Europe/Madrid"  # the customer view's default (projections/customer_view.py)
@@ -392,7 +393,7 @@ def cmd_cases(args: argparse.Namespace, journey: Journey) -> int:
         _dump({"now": now.isoformat() if now else None, "answer_days": days,
                "as_of_position": journey.projections.position(), "cases": rows})
     else:
-        print("\n".join(cases_text(rows, now, days)))
+        print(printable_lines(cases_text(rows, now, days)))
     return 0
 
 
@@ -444,7 +445,7 @@ def cmd_case(args: argparse.Namespace, journey: Journey) -> int:
     if args.json:
         _dump(doc)
     else:
-        print("\n".join(case_text(doc)))
+        print(printable_lines(case_text(doc)))
     return 0
 
 
@@ -461,7 +462,7 @@ def cmd_promises(args: argparse.Namespace, journey: Journey) -> int:
         _dump({"now": now.isoformat() if now else None,
                "as_of_position": journey.projections.position(), "promises": rows})
     else:
-        print("\n".join(promises_text(rows, now)))
+        print(printable_lines(promises_text(rows, now)))
     return 0
 
 

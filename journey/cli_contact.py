@@ -38,6 +38,7 @@ from journey.bootstrap import Journey
 from journey.exclusions import FILENAME, ExclusionStore, entries_in, hashes_of
 from journey.policy import PolicyError, load_policies
 from journey.references import reference_key
+from journey.textview import say
 from projections.duckdb_store import ProjectionStore
 
 EXIT_DENIED = 4
@@ -191,12 +192,12 @@ def cmd_can_contact(args: argparse.Namespace, journey: Journey) -> int:
     else:
         verdict = "ALLOWED" if decision.allowed else "DENIED"
         campaign = f", campaign {args.campaign}" if args.campaign else ""
-        print(f"{verdict}: {args.purpose} contact by {args.channel} with {args.ref} at "
-              f"{_when(at.isoformat())}{campaign}")
+        say(f"{verdict}: {args.purpose} contact by {args.channel} with {args.ref} at "
+            f"{_when(at.isoformat())}{campaign}")
         for reason in decision.reasons:
-            print(f"  ✗ [{reason.code}] {reason.message}")
-        print(f"  (policy {decision.policy_version}, history as of position "
-              f"{decision.as_of_position})")
+            say(f"  ✗ [{reason.code}] {reason.message}")
+        say(f"  (policy {decision.policy_version}, history as of position "
+            f"{decision.as_of_position})")
     return 0 if decision.allowed else EXIT_DENIED
 
 
@@ -318,20 +319,20 @@ def cmd_violations(args: argparse.Namespace, journey: Journey) -> int:
                "checked": checked, "violations": found})
         return 0
     versions = ", ".join(sorted(p.version for p in book.policies))
-    print(f"{len(found)} of {checked} contacts broke the contact policy (versions {versions}, "
-          "each contact judged by the version in force then)"
-          + (f" since {args.since}" if args.since else ""))
+    say(f"{len(found)} of {checked} contacts broke the contact policy (versions {versions}, "
+        "each contact judged by the version in force then)"
+        + (f" since {args.since}" if args.since else ""))
     for (department, campaign), group in itertools.groupby(
             found, key=lambda v: (v["department"], v["campaign"])):
         items = list(group)
-        print(f"\n{department or '(no department)'} · campaign {campaign or '-'}: {len(items)}")
+        say("", f"{department or '(no department)'} · campaign {campaign or '-'}: {len(items)}")
         for v in items:
             who = v["customer_number"] or v["customer_id"]
             codes = ", ".join(r["code"] for r in v["reasons"])
-            print(f"  {_when(v['occurred_at'])}  {v['type']} {v['purpose']} to {who} "
-                  f"by {v['agent'] or '?'}: {codes}")
+            say(f"  {_when(v['occurred_at'])}  {v['type']} {v['purpose']} to {who} "
+                f"by {v['agent'] or '?'}: {codes}")
             for r in v["reasons"]:
-                print(f"      - {r['message']}")
+                say(f"      - {r['message']}")
     return 0
 
 

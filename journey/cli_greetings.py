@@ -24,6 +24,7 @@ from journey.bootstrap import Journey
 from journey.cli_contact import POLICY_TYPES
 from journey.exclusions import entries_in, hashes_of
 from journey.policy import PolicyError, load_policies
+from journey.textview import printable, say
 from projections import customer_view, greetings
 from projections.duckdb_store import ProjectionStore
 
@@ -168,7 +169,7 @@ def cmd_greetings(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey greetings: recorded {summary.recorded} greeting(s) as sent, "
               f"{summary.duplicates} already recorded, {len(summary.rejected)} rejected", file=sys.stderr)
         for r in summary.rejected:
-            print(f"  greeting {r.line}: {r.reason}", file=sys.stderr)
+            print(printable(f"  greeting {r.line}: {r.reason}"), file=sys.stderr)
     if args.json:
         _dump(doc)
     else:
@@ -177,23 +178,23 @@ def cmd_greetings(args: argparse.Namespace, journey: Journey) -> int:
 
 
 def _print(plan: greetings.Plan, doc: dict[str, Any]) -> None:
-    print(f"Greetings {plan.start.isoformat()} .. {plan.end.isoformat()}: {len(plan.greetings)} to send, "
-          f"{len(plan.skipped)} skipped (at most {plan.per_year} per customer in any "
-          f"{greetings.YEAR_DAYS} days; policy {doc['policy_version']})")
+    say(f"Greetings {plan.start.isoformat()} .. {plan.end.isoformat()}: {len(plan.greetings)} to send, "
+        f"{len(plan.skipped)} skipped (at most {plan.per_year} per customer in any "
+        f"{greetings.YEAR_DAYS} days; policy {doc['policy_version']})")
     for g in plan.greetings:
         who = g["customer_number"] or g["customer_id"]
-        print(f"  {g['date']}  {who}  {g['name'] or '(no name)'}  ·  {g['occasion']}  ·  "
-              f"{g['channel']} to {g['to']}")
+        say(f"  {g['date']}  {who}  {g['name'] or '(no name)'}  ·  {g['occasion']}  ·  "
+            f"{g['channel']} to {g['to']}")
         if g["channel"] == "letter" and g["address_verify"]:
-            print(f"      ! verify the address first: {', '.join(g['address_verify'])}")
+            say(f"      ! verify the address first: {', '.join(g['address_verify'])}")
     if plan.skipped:
-        print("\nSkipped")
+        say("", "Skipped")
     for s in plan.skipped:
         who = s["customer_number"] or s["customer_id"]
-        print(f"  {s['date']}  {who}  {s['name'] or '(no name)'}  ·  {s['occasion']}")
+        say(f"  {s['date']}  {who}  {s['name'] or '(no name)'}  ·  {s['occasion']}")
         for r in s["reasons"]:
             on = f" ({r['channel']})" if r["channel"] else ""
-            print(f"      ✗ [{r['code']}]{on} {r['message']}")
+            say(f"      ✗ [{r['code']}]{on} {r['message']}")
 
 
 def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:

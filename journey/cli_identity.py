@@ -19,6 +19,7 @@ import orjson
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.references import reference_key
+from journey.textview import printable, say
 
 Command = Callable[[argparse.Namespace, Journey], int]
 
@@ -67,8 +68,8 @@ def cmd_merge(args: argparse.Namespace, journey: Journey) -> int:
         sys.stdout.write(orjson.dumps({"recorded": summary.recorded, "refused": refused,
                                        "fact": fact}, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif refused:
-        print(f"journey {args.command}: refused: {refused[0]}", file=sys.stderr)
+        print(printable(f"journey {args.command}: refused: {refused[0]}"), file=sys.stderr)
     else:
         done = "merged into" if args.command == "merge" else "split off from"
-        print(f"{args.other} {done} {args.ref} ({args.reason})")
+        say(f"{args.other} {done} {args.ref} ({args.reason})")
     return 1 if refused else 0

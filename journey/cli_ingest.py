@@ -92,7 +92,14 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("journey.ingest").setLevel(logging.INFO)
     stop = stop_flag()
-    dlq.ensure_topic(bootstrap, dlq_topic, partitions=1)
+    from kafka.errors import KafkaError
+
+    try:
+        dlq.ensure_topic(bootstrap, dlq_topic, partitions=1)
+    except KafkaError as error:  # no broker, or a cluster that cannot hold the topic as it says
+        print(f"journey ingest: cannot create the dead-letter topic {dlq_topic} on {bootstrap}: "
+              f"{error}", file=sys.stderr)
+        return 2
     ingest = KafkaIngest(journey.ledger, bootstrap=bootstrap, topic=topic, dlq_topic=dlq_topic,
                          group=args.group, max_records=args.batch, on_progress=_progress(),
                          before_commit=_fault_pause())

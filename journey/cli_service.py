@@ -23,7 +23,7 @@ from domain import catalogue
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.references import reference_key
-from journey.textview import when
+from journey.textview import printable_lines, when
 from projections.warranty import serial_key
 
 NO_DEPARTMENT = "(unassigned)"
@@ -140,7 +140,7 @@ def render_inbox(doc: dict[str, Any]) -> str:
     out += ["", f"Overall: {o['answered']} answered (median {duration(o['median_s'])}, "
             f"p90 {duration(o['p90_s'])}), {o['waiting']} waiting "
             f"(oldest {duration(o['oldest_waiting_s'])})"]
-    return "\n".join(out)
+    return printable_lines(out)
 
 
 def cmd_inbox(args: argparse.Namespace, journey: Journey) -> int:
@@ -246,7 +246,7 @@ def render_warranty(doc: dict[str, Any]) -> str:
         out.append(f"  {c['claim_id']} {c['serial'] or '?'} by {_who(c)} filed "
                    f"{when(c['filed_at'])}: {c['issue'] or '-'} · {c['status'].upper()}{decided}"
                    f"{ends}{flags}")
-    return "\n".join(out)
+    return printable_lines(out)
 
 
 def cmd_warranty(args: argparse.Namespace, journey: Journey) -> int:

@@ -5,14 +5,24 @@ from __future__ import annotations
 import uuid
 
 from domain import identity
+from domain.errors import InvalidFact
+
+#: The prefix of a ledger id as keys print it (``ledger:<uuid>``), accepted back as input.
+LEDGER = "ledger"
 
 
 def reference_key(ref: str) -> str:
-    """What a person types (+34..., @handle, e-mail, C-123, a ledger id, kind:value) as a key."""
+    """What a person types (+34..., @handle, e-mail, C-123, a ledger id, kind:value) as a key.
+
+    Raises :class:`InvalidFact` (a ``ValueError``) with a message for people when ``ref`` names
+    nothing it could be: a malformed phone, e-mail, national id, or ``ledger:`` id.
+    """
     text = ref.strip()
     kind, sep, value = text.partition(":")
     if sep and kind in identity.IDENTITY_KINDS:
         return identity.key(kind, identity.normalise(kind, value, "REF"))
+    if sep and kind == LEDGER:
+        return f"{LEDGER}:{ledger_id(value)}"
     if text.startswith("@"):
         kind = "twitter"
     elif "@" in text:
@@ -21,7 +31,16 @@ def reference_key(ref: str) -> str:
         kind = "phone"
     else:
         try:
-            return "ledger:" + str(uuid.UUID(text))
+            return f"{LEDGER}:{uuid.UUID(text)}"
         except ValueError:
             kind = "customer_id"
     return identity.key(kind, identity.normalise(kind, text, "REF"))
+
+
+def ledger_id(text: str) -> uuid.UUID:
+    """The ledger id ``text`` spells; :class:`InvalidFact` when it is not a UUID."""
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        raise InvalidFact(f"REF: {text!r} is not a ledger id (a UUID, like "
+                          "0f8fad5b-d9cb-469f-a165-70867728950e)") from None

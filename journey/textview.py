@@ -1,9 +1,59 @@
-"""The customer view as text a person in a store or a call centre can read at a glance."""
+"""The customer view as text a person in a store or a call centre can read at a glance, and
+:func:`printable`, which every human-readable output passes its text through."""
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
+
+#: Characters that reorder what a terminal shows without being seen themselves (Unicode bidi
+#: embeddings, overrides and isolates, and the marks that act like them).
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that could act on a terminal shown as an escape instead.
+
+    Names, notes, tweets and every other text in a fact come from outside: an ESC starts a
+    sequence that can clear the screen, recolour, move the cursor or retitle the window; other
+    C0 and C1 controls (a CR or an 8-bit CSI included) do the like; a bidi override makes
+    "OBJECTION" read backwards; a line or paragraph separator breaks a line the reader takes
+    for one. Each is written as a Python-style escape (``\\x1b``, ``\\u202e``), visible and
+    unambiguous. One line in, one line out: a newline in the text is escaped too. ``--json``
+    output never comes here: JSON escapes control characters itself and must stay exact.
+    """
+    if text.isprintable():  # the common case: nothing to escape (spaces are printable)
+        return text
+    return "".join(_escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    if c.isprintable() or (c not in BIDI_CONTROLS and unicodedata.category(c) not in _CONTROLS):
+        return c
+    code = ord(c)
+    return _NAMED.get(c) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+#: Categories :func:`printable` escapes: controls, line and paragraph separators. Other
+#: invisible formatting characters (the zero-width joiner of emoji sequences) stay.
+_CONTROLS = frozenset({"Cc", "Zl", "Zp"})
+
+
+def printable_lines(lines: Iterable[str]) -> str:
+    """Lines (each one line of output) as printable text, joined by newlines."""
+    return "\n".join(printable(line) for line in lines)
+
+
+def say(*lines: str) -> None:
+    """Print each of ``lines`` as one printable line on standard output."""
+    print(printable_lines(lines))
+
 
 ICONS = {"phone": "☎", "sms": "✉", "email": "@", "letter": "✉", "social": "#", "store": "⌂"}
 
@@ -99,7 +149,7 @@ def render_text(view: dict[str, Any], timeline: list[dict[str, Any]], today: dat
     if view.get("forgotten"):
         counts = view.get("counts", {})
         channels = ", ".join(f"{k} {v}" for k, v in sorted(counts.get("by_channel", {}).items())) or "-"
-        return "\n".join([
+        return printable_lines([
             f"FORGOTTEN (GDPR art. 17) on {when(view.get('forgotten_at'))}",
             f"ledger id {view['customer_id']}",
             f"{counts.get('events', 0)} events kept without personal data; by channel: {channels}",
@@ -177,4 +227,4 @@ def render_text(view: dict[str, Any], timeline: list[dict[str, Any]], today: dat
     if active:
         out.insert(3, f"!! Objection on record: no {active[-1]['purpose']} contact "
                       f"({_channels(active[-1]['channels'])}) since {when(active[-1]['occurred_at'])}")
-    return "\n".join(out)
+    return printable_lines(out)

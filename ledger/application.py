@@ -53,10 +53,20 @@ class JourneyApplication(Application[UUID]):
 
 
 def sqlite_env(path: str, cache_size: int = DEFAULT_CACHE_SIZE) -> dict[str, str]:
+    """eventsourcing's settings for the SQLite store at ``path``, pinned against the environment.
+
+    Single-row tracking makes a tracked position a high-water mark (a lower one is refused);
+    with ``SINGLE_ROW_TRACKING=n`` left in a shell, a consumer's position could go backwards
+    and facts be read twice. Uuid originator ids and table creation are what the recorder's
+    schema assumes, so they are pinned too.
+    """
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "30",
+        "SINGLE_ROW_TRACKING": "y",
+        "ORIGINATOR_ID_TYPE": "uuid",
+        "CREATE_TABLE": "y",
         "APPLICATION_RECORDER_TOPIC": "ledger.sqlite_recorder:JourneySQLiteRecorder",
         "AGGREGATE_CACHE_MAXSIZE": str(cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "n",

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from journey.textview import printable
+
 FORMATS = ("table", "csv", "json")
 
 
@@ -77,9 +79,11 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Columns padded to their widest value, numbers right-aligned, then the row count."""
-    texts = [[cell(v).replace("\n", " ") for v in row] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in texts)]) for i, c in enumerate(columns)]
+    """Columns padded to their widest value, numbers right-aligned, then the row count; text
+    that could act on a terminal is escaped (CSV and JSON carry it exactly)."""
+    texts = [[printable(cell(v).replace("\n", " ")) for v in row] for row in rows]
+    heads = [printable(c) for c in columns]
+    widths = [max([len(c), *(len(r[i]) for r in texts)]) for i, c in enumerate(heads)]
     numeric = [bool(rows) and all(_numeric(row[i]) or row[i] is None for row in rows)
                for i in range(len(columns))]
 
@@ -87,7 +91,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
-    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out = [line(heads), "  ".join("-" * w for w in widths)]
     out.extend(line(r) for r in texts)
     out.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
     return "\n".join(out) + "\n"

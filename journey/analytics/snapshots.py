@@ -271,10 +271,30 @@ def view_statements(snapshot: Export) -> list[str]:
     constants (the views are rebuilt with every export).
     """
     base = snapshot.directory.resolve()
-    names = list(snapshot.rows)
-    out = [f"CREATE OR REPLACE VIEW {_ident(t)} AS "
-           f"SELECT * FROM read_parquet({_quote(base / f'{t}.parquet')})" for t in names]
-    if "events" in names:
+    return [f"CREATE OR REPLACE VIEW {_ident(t)} AS "
+            f"SELECT * FROM read_parquet({_quote(base / f'{t}.parquet')})"
+            for t in snapshot.rows] + analyst_views(snapshot)
+
+
+def load_statements(snapshot: Export) -> list[str]:
+    """The analyst tables copied into the database (``journey sql``'s sandbox, which may read
+    no file once they are in), then ``contacts`` and ``snapshot`` as in :func:`view_statements`."""
+    base = snapshot.directory.resolve()
+    return [f"CREATE TABLE {_ident(t)} AS SELECT * FROM read_parquet({_quote(base / f'{t}.parquet')})"
+            for t in snapshot.rows] + analyst_views(snapshot)
+
+
+def parquet_files(snapshot: Export) -> list[Path]:
+    """The absolute paths of the snapshot's files, as the views and loads name them."""
+    base = snapshot.directory.resolve()
+    return [base / f"{t}.parquet" for t in snapshot.rows]
+
+
+def analyst_views(snapshot: Export) -> list[str]:
+    """``contacts`` (the touchpoints on a contact channel, with their direction) over
+    ``events``, and ``snapshot`` (the export's position and times, as constants)."""
+    out = []
+    if "events" in snapshot.rows:
         cases = " ".join(f"WHEN {_quote(t)} THEN {_quote(d)}" for t, d in CONTACT_DIRECTIONS.items())
         kinds = ", ".join(_quote(t) for t in CONTACT_DIRECTIONS)
         out.append("CREATE OR REPLACE VIEW contacts AS SELECT *, CASE type " + cases + " END AS direction "

@@ -188,8 +188,24 @@ def _key(request: Request, token: Token, ref: str, what: str = "reference") -> s
         raise ApiError(422, f"{what} {ref!r}: {error}") from None
     kind = key.split(":", 1)[0]
     if kind in policy.hidden_kinds(token.role):
-        raise _forbidden(request, token, f"role {token.role!r} may not look customers up by {kind}")
+        raise _lookup_forbidden(request, token, kind)
     return key
+
+
+def _lookup_forbidden(request: Request, token: Token, kind: str) -> ApiError:
+    """The one answer to a lookup by a kind of identity the role may not see, decided before
+    (or whatever) the lookup finds: it must not tell a value somebody has from one nobody has."""
+    return _forbidden(request, token, f"role {token.role!r} may not look customers up by {kind}")
+
+
+def _hidden_kind(token: Token, text: str) -> str | None:
+    """The kind of identity ``text`` names when the caller's role may not look customers up by
+    it; None when it may, or when ``text`` names no identity at all."""
+    try:
+        kind = reference_key(text).split(":", 1)[0]
+    except InvalidFact:
+        return None
+    return kind if kind in policy.hidden_kinds(token.role) else None
 
 
 def _doc(token: Token, doc: Any, status: int = 200) -> JSONDocument:
@@ -513,13 +529,16 @@ def _routes(app: FastAPI, desk: Desk) -> None:
                  token: ListReader,
                  at: Annotated[date | None, Query(description="judge 'in warranty' on this day")] = None
                  ) -> Response:
+        hidden = _hidden_kind(token, query)
         with desk.fresh() as journey:
             doc = cli_service.warranty(journey, query, at or date.today())
+        if hidden is not None and (doc is None or doc["kind"] == "customer"):
+            # Whether somebody has it or nobody does, the same 403 (as the customers
+            # endpoints answer before looking): a 404 for nobody would confirm the others.
+            raise _lookup_forbidden(request, token, hidden)
         if doc is None:
             raise ApiError(404, f"no product with serial {query!r} and nobody known as {query!r}",
                            {"query": query})
-        if doc["kind"] == "customer":
-            _key(request, token, query)  # a lookup by a kind of identity the role may not see
         return _doc(token, doc)
 
     # ---------------------------------------------------------------- facts
