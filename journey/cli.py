@@ -32,7 +32,7 @@ from journey.faults import pause_at_batch
 from journey.forwarding import NotForwarded, Server, forward, reads_stdin, running_server
 from journey.references import reference_key
 from journey.runtime import tune_gc
-from journey.sharing import BUSY, Busy, identify
+from journey.sharing import BUSY, Busy, holder_now, identify
 from journey.textview import render_text
 
 DEMO_MARKER = ".demo"
@@ -255,6 +255,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from journey import demo_data
 
     home = settings.data_dir
+    holder = holder_now(settings.lock_path)
+    if holder is not None:
+        print(f"journey demo: {holder.describe()} is using {home}; stop it before the demo "
+              "replaces that ledger", file=sys.stderr)
+        return BUSY
     if home.exists() and any(home.iterdir()):
         if not (home / DEMO_MARKER).exists() and not args.force:
             print(f"journey demo: {home} holds a ledger that is not a demo; "

@@ -140,12 +140,8 @@ def forward(server: Server, settings: Settings, args: argparse.Namespace) -> int
             frame = orjson.loads(line)
             if "started" in frame:
                 started = True
-            elif "out" in frame:
-                sys.stdout.write(frame["out"])
-                sys.stdout.flush()
-            elif "err" in frame:
-                sys.stderr.write(frame["err"])
-                sys.stderr.flush()
+            elif "out" in frame or "err" in frame:
+                _show(frame)
             elif "exit" in frame:
                 return int(frame["exit"])
     except (OSError, http.client.HTTPException, orjson.JSONDecodeError) as error:
@@ -158,6 +154,17 @@ def forward(server: Server, settings: Settings, args: argparse.Namespace) -> int
     print(f"journey {args.command}: {server.describe()} stopped before the command finished; "
           "what it printed above is all that was done: run the command again", file=sys.stderr)
     return BUSY
+
+
+def _show(frame: dict[str, Any]) -> None:
+    stream = sys.stdout if "out" in frame else sys.stderr
+    try:
+        stream.write(frame.get("out", frame.get("err", "")))
+        stream.flush()
+    except BrokenPipeError:  # `journey cases | head`: the reader has seen enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def _post(server: Server, body: bytes) -> http.client.HTTPResponse:

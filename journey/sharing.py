@@ -174,9 +174,19 @@ def _let_go(key: str) -> None:
     os.close(held.fd)  # closing the last descriptor releases the flock
 
 
-def held_here(lock: Path) -> bool:
-    with _guard:
-        return str(lock.resolve()) in _holds
+def holder_now(lock: Path) -> Holder | None:
+    """Who holds the projections right now, if another process does (without waiting)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return read_holder(lock) or Holder(0, "another process", "")
+    finally:
+        os.close(fd)
+    return None
 
 
 _DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
