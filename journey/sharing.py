@@ -55,6 +55,8 @@ class Holder:
 
     def describe(self) -> str:
         what = f"journey serve at {self.url}" if self.url else self.command
+        if not self.pid:
+            return what
         try:
             since = datetime.fromisoformat(self.started_at).strftime("%H:%M:%S")
         except ValueError:
