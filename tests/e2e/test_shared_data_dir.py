@@ -3,11 +3,14 @@ and commands beside it, two projections at once, a command that finds the projec
 
 from __future__ import annotations
 
+import fcntl
+import inspect
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import httpx
 import orjson
 import pytest
 
+from ledger.writer import Ledger
 from tests.processes import free_port, wait_for_health, wait_for_line
 
 BUSY = 4
@@ -248,3 +252,41 @@ def test_two_appends_of_same_named_files_keep_their_own_rejects(demo: Path, tmp_
         [rejected] = [orjson.loads(line) for line in Path(f).read_bytes().splitlines()]
         assert rejected["input"] == str(source) and rejected["line"] == 4
     assert _projected_events(demo) == _store_events(demo)
+
+
+def _waiting_for_flock(pid: int, lock: Path) -> bool:
+    """True while ``pid`` waits (is blocked) for a flock on ``lock`` (Linux's /proc/locks)."""
+    inode = os.stat(lock).st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields and "FLOCK" in fields:
+            rest = fields[fields.index("FLOCK"):]
+            if int(rest[3]) == pid and int(rest[4].rsplit(":", 1)[1]) == inode:
+                return True
+    return False
+
+
+@pytest.mark.skipif("take_turn" not in inspect.signature(Ledger).parameters,
+                    reason="ledger.writer.Ledger takes no take_turn hook yet")
+def test_an_append_waits_its_turn_at_the_store(demo: Path, tmp_path: Path) -> None:
+    before = _store_events(demo)
+    new = tmp_path / "calls.jsonl"
+    new.write_bytes(_facts("turn", 4))
+    lock = demo / "writer.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another writer's batch, as far as the append can tell
+        append = subprocess.Popen(_cmd(demo, "append", str(new), "--json"), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not _waiting_for_flock(append.pid, lock):
+            assert append.poll() is None, append.communicate()
+            assert time.monotonic() < deadline, "the append never asked for its turn"
+            time.sleep(0.05)
+        assert _store_events(demo) == before
+    finally:
+        os.close(fd)
+    out, err = append.communicate(timeout=120)
+    assert append.returncode == 0, err
+    assert orjson.loads(out)["recorded"] == 4
+    assert _store_events(demo) == before + 4
