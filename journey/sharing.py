@@ -113,6 +113,7 @@ class _Hold:
 
 _holds: dict[str, _Hold] = {}
 _guard = threading.Lock()
+_taking = threading.Lock()
 
 
 class Waiting:
@@ -141,27 +142,28 @@ class Waiting:
 def hold(lock: Path, waiting: Waiting) -> Callable[[], None]:
     """Take the projections' lock (waiting for its holder); returns the function that lets go."""
     key = str(lock.resolve())
-    with _guard:
-        held = _holds.get(key)
-        if held is not None:
-            held.count += 1
-            return lambda: _let_go(key)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = read_holder(lock)
-                waiting.tick(holder.describe() if holder else "another process")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, this_process().to_json(), 0)
-    except BaseException:
-        os.close(fd)
-        raise
-    with _guard:
-        _holds[key] = _Hold(fd, 1)
+    with _taking:  # a second thread of this process shares the hold, never waits for it
+        with _guard:
+            held = _holds.get(key)
+            if held is not None:
+                held.count += 1
+                return lambda: _let_go(key)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = read_holder(lock)
+                    waiting.tick(holder.describe() if holder else "another process")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, this_process().to_json(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        with _guard:
+            _holds[key] = _Hold(fd, 1)
     return lambda: _let_go(key)
 
 
