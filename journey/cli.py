@@ -447,10 +447,18 @@ PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "jo
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
     tune_gc()
     args = build_parser().parse_args(argv)
-    settings = Settings.load(args.data_dir)
+    try:
+        settings = Settings.load(args.data_dir)
+    except SystemExit as bad:  # a setting in the environment that means nothing
+        print(f"journey {args.command}: {bad.code}", file=sys.stderr)
+        return 2
     identify(f"journey {args.command}")
     if args.command == "demo":
-        return cmd_demo(args, settings)
+        try:
+            return cmd_demo(args, settings)
+        except Busy as busy:
+            print(busy, file=sys.stderr)
+            return BUSY
     if args.command in READERS and settings.store == "sqlite" and not settings.data_dir.exists():
         # A mistyped --data-dir must not answer "unknown customer" from a ledger made on the spot.
         print(f"journey {args.command}: no ledger at {settings.data_dir} (no such directory; "

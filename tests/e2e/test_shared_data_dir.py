@@ -171,6 +171,10 @@ def test_the_command_endpoint_takes_only_the_secret_of_serve_json(
         assert client.post("/internal/cli", json=body,
                            headers={"X-Journey-Secret": secret[:-1] + "x"}).status_code == 403
         assert "/internal/cli" not in client.get("/openapi.json").text
+        events = _store_events(home)
+        replaced = _journey(home, "demo", "--customers", "10")
+        assert replaced.returncode == BUSY and f"journey serve at {url}" in replaced.stderr
+        assert _store_events(home) == events
         answered = client.post("/internal/cli", json=body, headers={"X-Journey-Secret": secret})
     assert answered.status_code == 200
     frames = [orjson.loads(line) for line in answered.text.splitlines()]
@@ -191,6 +195,7 @@ def test_a_command_waits_for_the_holder_of_the_projections_and_names_it(
     waiter: subprocess.Popen[str] | None = None
     try:
         wait_for_line(holder, "fault: paused before commit", timeout=120)
+        assert _journey(home, "status", env={"JOURNEY_WAIT": "soon"}).returncode == 2
         busy = _journey(home, "status", env={"JOURNEY_WAIT": "1"})
         assert busy.returncode == BUSY, busy.stderr
         assert f"journey project (pid {holder.pid}, since " in busy.stderr
