@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from journey.config import Settings
-from journey.sharing import alive
+from journey.sharing import BUSY, alive, holder_now
 
 #: Where the endpoint lives on the server; not part of the API (not in OpenAPI).
 ENDPOINT = "/internal/cli"
@@ -94,11 +94,14 @@ def read_server(settings: Settings) -> Server | None:
 
 
 def running_server(settings: Settings) -> Server | None:
-    """The live server of this data directory, if any (not this very process)."""
+    """The live server of this data directory, if any (not this very process): the one
+    serve.json names, if it holds the projections (a server killed without removing the file,
+    its pid taken by another process since, does not)."""
     server = read_server(settings)
     if server is None or server.pid == os.getpid() or not alive(server.pid):
         return None
-    return server
+    holder = holder_now(settings.lock_path)
+    return server if holder is not None and holder.pid == server.pid else None
 
 
 class NotForwarded(Exception):
@@ -133,7 +136,7 @@ def forward(server: Server, settings: Settings, args: argparse.Namespace) -> int
                              "data_dir": str(settings.data_dir.resolve())})
     except TypeError as error:
         raise NotForwarded(f"its arguments cannot travel ({error})") from None
-    response = _post(server, body)
+    response = _post(server, body, args.command)
     started = False
     try:
         for line in response:
@@ -147,10 +150,10 @@ def forward(server: Server, settings: Settings, args: argparse.Namespace) -> int
     except (OSError, http.client.HTTPException, orjson.JSONDecodeError) as error:
         if not started:
             raise NotForwarded(f"{server.describe()} broke off ({error})") from None
+    finally:
+        response.close()
     if not started:
         raise NotForwarded(f"{server.describe()} broke off before starting it")
-    from journey.sharing import BUSY
-
     print(f"journey {args.command}: {server.describe()} stopped before the command finished; "
           "what it printed above is all that was done: run the command again", file=sys.stderr)
     return BUSY
@@ -167,9 +170,10 @@ def _show(frame: dict[str, Any]) -> None:
         os.close(devnull)
 
 
-def _post(server: Server, body: bytes) -> http.client.HTTPResponse:
+def _post(server: Server, body: bytes, command: str) -> http.client.HTTPResponse:
     parts = urlsplit(server.url)
     deadline = time.monotonic() + STARTING
+    said = False
     while True:
         connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
                                                 timeout=10)
@@ -180,6 +184,10 @@ def _post(server: Server, body: bytes) -> http.client.HTTPResponse:
             connection.close()
             if time.monotonic() > deadline or not alive(server.pid):
                 raise NotForwarded(f"{server.describe()} does not answer ({error})") from None
+            if not said:  # it wrote serve.json and is starting, or it hangs
+                print(f"journey {command}: waiting for {server.describe()} to answer "
+                      f"(up to {STARTING:g} s)...", file=sys.stderr, flush=True)
+                said = True
             time.sleep(0.2)
     assert connection.sock is not None
     connection.sock.settimeout(None)  # a long `journey project` in the server prints as it goes

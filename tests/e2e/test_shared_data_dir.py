@@ -221,6 +221,18 @@ def test_a_command_waits_for_the_holder_of_the_projections_and_names_it(
     assert _projected_events(home) == _store_events(home)
 
 
+def test_a_serve_json_left_behind_by_a_killed_server_is_ignored(demo: Path) -> None:
+    stale = {"pid": os.getpid(), "url": f"http://127.0.0.1:{free_port()}", "secret": "s",
+             "data_dir": str(demo.resolve()), "started_at": "2026-01-01T00:00:00+00:00"}
+    (demo / "serve.json").write_bytes(orjson.dumps(stale))
+    status = _journey(demo, "status", "--json", env={"JOURNEY_WAIT": "0"})
+    assert status.returncode == 0, status.stderr
+    assert orjson.loads(status.stdout)["projection_position"] == _store_events(demo)
+    appended = _journey(demo, "append", str(demo / "demo.jsonl"), "--json")
+    assert appended.returncode == 0, appended.stderr
+    assert orjson.loads(appended.stdout)["projected"] is True
+
+
 def test_a_duckdb_lock_taken_without_ours_is_waited_for_too(demo: Path) -> None:
     keeper = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
