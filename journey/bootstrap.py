@@ -38,11 +38,10 @@ class Journey:
         second process waits for the holder (JOURNEY_WAIT), then raises
         :class:`journey.sharing.Busy`."""
         if self._projections is None:
-            store, self._let_go = open_projections(
+            self._projections, self._let_go = open_projections(
                 self.settings.lock_path, self.settings.wait_seconds,
                 lambda: ProjectionStore(self.settings.duckdb_path))
-            store.history = history_of(self.app)
-            self._projections = store
+            self._projections.history = history_of(self.app)
         return self._projections
 
     def project(self, on_progress: Callable[[Progress], None] | None = None,
@@ -55,10 +54,14 @@ class Journey:
         """Record facts given as dicts (the JSON contract): the Python face of ``journey append``.
 
         Same validation, same batching, same result: bad facts are in ``rejected`` with their
-        1-based index as ``line``; the projections are brought up to date afterwards.
+        1-based index as ``line``; the projections are brought up to date afterwards (by the
+        running ``journey serve`` that holds them, if there is one).
         """
+        from journey.forwarding import running_server
+
         summary = ingest(self.ledger, (orjson.dumps(f) for f in facts), batch_size=batch)
-        self.project()
+        if running_server(self.settings) is None:
+            self.project()
         return summary
 
     def customer(self, ref: str, now: datetime | None = None, timeline_limit: int | None = None,
