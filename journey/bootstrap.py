@@ -38,10 +38,12 @@ class Journey:
         second process waits for the holder (JOURNEY_WAIT), then raises
         :class:`journey.sharing.Busy`."""
         if self._projections is None:
-            self._projections, self._let_go = open_projections(
+            store, self._let_go = open_projections(
                 self.settings.lock_path, self.settings.wait_seconds,
                 lambda: ProjectionStore(self.settings.duckdb_path))
-            self._projections.history = history_of(self.app)
+            self._projections = store  # closed by close() even if what follows fails
+            store.history = history_of(self.app)
+            return store
         return self._projections
 
     def project(self, on_progress: Callable[[Progress], None] | None = None,
