@@ -144,10 +144,10 @@ def install(app: FastAPI, desk: Desk, settings: Settings) -> None:
             return _error(400, "expected {command, args, cwd, data_dir}")
         if data_dir != str(settings.data_dir.resolve()):
             return _error(409, f"this server serves {settings.data_dir.resolve()}, not {data_dir}")
-        if command not in SERVED:
-            return _error(409, f"journey {command} is not run by a server; run it on its own")
         if command not in COMMANDS:
             build_parser()  # the subcommands' modules register their functions
+        if command not in SERVED or command not in COMMANDS:
+            return _error(409, f"journey {command} is not run by a server; run it on its own")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Frame] = asyncio.Queue()
 
@@ -178,10 +178,10 @@ def _run(desk: Desk, function: Callable[[argparse.Namespace, Any], int], args: a
         with desk.use() as journey:
             send({"started": True})
             code = function(args, journey)
-    except SystemExit as stop:
-        if isinstance(stop.code, int):
-            code = stop.code
-        elif stop.code is not None:
+    except SystemExit as stop:  # what a command's exit would have meant in its own process
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
             print(stop.code, file=sys.stderr)
     except Exception as error:
         log.exception("journey %s, run for a command on this machine, failed", args.command)
