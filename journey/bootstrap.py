@@ -6,6 +6,7 @@ and closes it when done.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import orjson
 from consumers.jsonl_ingest import IngestSummary, ingest
 from consumers.log_follower import Progress, catch_up
 from journey.config import Settings
+from journey.sharing import open_projections, writer_turns
 from ledger.application import JourneyApplication, history_of, open_application, sqlite_env
 from ledger.writer import Ledger
 from projections.customer_view import render
@@ -28,12 +30,20 @@ class Journey:
     app: JourneyApplication
     ledger: Ledger
     _projections: ProjectionStore | None = field(default=None, repr=False)
+    _let_go: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def projections(self) -> ProjectionStore:
+        """The DuckDB projections, opened on first use under the data directory's lock: a
+        second process waits for the holder (JOURNEY_WAIT), then raises
+        :class:`journey.sharing.Busy`."""
         if self._projections is None:
-            self._projections = ProjectionStore(self.settings.duckdb_path)
-            self._projections.history = history_of(self.app)
+            store, self._let_go = open_projections(
+                self.settings.lock_path, self.settings.wait_seconds,
+                lambda: ProjectionStore(self.settings.duckdb_path))
+            self._projections = store  # closed by close() even if what follows fails
+            store.history = history_of(self.app)
+            return store
         return self._projections
 
     def project(self, on_progress: Callable[[Progress], None] | None = None,
@@ -46,10 +56,14 @@ class Journey:
         """Record facts given as dicts (the JSON contract): the Python face of ``journey append``.
 
         Same validation, same batching, same result: bad facts are in ``rejected`` with their
-        1-based index as ``line``; the projections are brought up to date afterwards.
+        1-based index as ``line``; the projections are brought up to date afterwards (by the
+        running ``journey serve`` that holds them, if there is one).
         """
+        from journey.forwarding import running_server
+
         summary = ingest(self.ledger, (orjson.dumps(f) for f in facts), batch_size=batch)
-        self.project()
+        if running_server(self.settings) is None:
+            self.project()
         return summary
 
     def customer(self, ref: str, now: datetime | None = None, timeline_limit: int | None = None,
@@ -68,10 +82,15 @@ class Journey:
                 "timeline": store.timeline(customer_id, limit=timeline_limit)}
 
     def close(self) -> None:
-        if self._projections is not None:
-            self._projections.close()
-            self._projections = None
-        self.app.close()
+        try:
+            if self._projections is not None:
+                self._projections.close()
+                self._projections = None
+        finally:
+            if self._let_go is not None:
+                self._let_go()
+                self._let_go = None
+            self.app.close()
 
 
 def bootstrap(settings: Settings) -> Journey:
@@ -93,7 +112,11 @@ def bootstrap(settings: Settings) -> Journey:
     else:
         raise SystemExit(f"JOURNEY_STORE={settings.store!r} is not a store: use 'sqlite' or 'postgres'")
     app = open_application(env)
-    return Journey(settings, app, Ledger(app))
+    turns: dict[str, Any] = {}
+    if settings.store == "sqlite" and "take_turn" in inspect.signature(Ledger).parameters:
+        # Writers of one SQLite file (an append beside a server) take turns per batch.
+        turns["take_turn"] = writer_turns(settings.writer_lock_path)
+    return Journey(settings, app, Ledger(app, **turns))
 
 
 def open_ledger(data_dir: str | None = None) -> Journey:

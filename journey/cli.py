@@ -1,7 +1,11 @@
 """The ``journey`` command: thin entry points that parse, hand over to the system, and print.
 
 Exit codes: 0 done; 1 done, but some input lines were rejected; 2 bad usage or input that
-cannot be read; 3 the customer asked for is not known.
+cannot be read; 3 the customer asked for is not known; 4 busy: another process kept the
+projections longer than JOURNEY_WAIT seconds (or a server stopped while running the command).
+
+Beside a running ``journey serve`` the commands that read the projections run inside it
+(journey/forwarding.py); the others wait for whoever holds them (journey/sharing.py).
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from domain.errors import InvalidFact
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from journey.faults import pause_at_batch
+from journey.forwarding import NotForwarded, Server, forward, reads_stdin, running_server
 from journey.references import reference_key
 from journey.runtime import tune_gc
+from journey.sharing import BUSY, Busy, holder_now, identify
 from journey.textview import render_text
 
 DEMO_MARKER = ".demo"
@@ -59,12 +65,25 @@ def _open_lines(source: str) -> Iterator[bytes]:
         yield from handle
 
 
-def _write_rejects(path: Path, rejected: Sequence[RejectedLine], source: str) -> None:
+def _write_rejects(path: Path, rejected: Sequence[RejectedLine], source: str, *,
+                   fresh: bool = False) -> Path:
+    """Write the rejected lines to ``path``; ``fresh``: never an existing file (another
+    append's), so ``.1``, ``.2``... is added until the name is free. Returns the file written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as out:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if fresh else os.O_TRUNC)
+    chosen, n = path, 0
+    while True:
+        try:
+            fd = os.open(chosen, flags, 0o600)
+            break
+        except FileExistsError:
+            n += 1
+            chosen = path.with_name(f"{path.name.removesuffix('.rejects.jsonl')}.{n}.rejects.jsonl")
+    with open(fd, "wb") as out:
         for r in rejected:
             out.write(orjson.dumps({"input": source, "line": r.line, "reason": r.reason, "text": r.text}))
             out.write(b"\n")
+    return chosen
 
 
 def _ingest_progress(ticker: Ticker) -> Callable[[IngestSummary], None]:
@@ -88,11 +107,14 @@ def append_file(journey: Journey, source: str, rejects: Path | None, *, project:
     path = None
     if summary.rejected:
         if rejects is None:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            # Two appends of same-named files in the same second must not share a file.
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             name = "stdin" if source == "-" else Path(source).name
-            rejects = journey.settings.rejects_dir / f"{name}.{stamp}.rejects.jsonl"
-        _write_rejects(rejects, summary.rejected, source)
-        path = rejects
+            path = _write_rejects(
+                journey.settings.rejects_dir / f"{name}.{stamp}.{os.getpid()}.rejects.jsonl",
+                summary.rejected, source, fresh=True)
+        else:
+            path = _write_rejects(rejects, summary.rejected, source)
     if project:
         journey.project(on_progress=_project_progress(Ticker("project")))
     return summary, path
@@ -103,23 +125,43 @@ def cmd_append(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey append: no such file: {args.file}", file=sys.stderr)
         return 2
     summary, path = append_file(journey, args.file, Path(args.rejects) if args.rejects else None,
-                                project=not args.no_project, batch=args.batch)
-    line = (f"recorded {summary.recorded}, duplicates {summary.duplicates}, "
-            f"rejected {len(summary.rejected)}")
-    if path is not None:
-        line += f" -> {path}"
+                                project=False, batch=args.batch)
+    # A running server follows the store and holds the projections: it projects these facts.
+    server = None if args.no_project else running_server(journey.settings)
+    projected = False
+    try:
+        if not args.no_project and server is None:
+            try:
+                journey.project(on_progress=_project_progress(Ticker("project")))
+                projected = True
+            except Busy as busy:
+                print(f"{busy}\njourney append: the facts are recorded but not projected yet; the "
+                      "next command that reads the projections catches up", file=sys.stderr)
+    finally:  # what was recorded is always said, whatever happened to the projecting
+        _append_summary(args, summary, path, projected, server)
+    return 1 if summary.rejected else 0
+
+
+def _append_summary(args: argparse.Namespace, summary: IngestSummary, path: Path | None,
+                    projected: bool, server: Server | None) -> None:
     if args.json:
         _dump({"recorded": summary.recorded, "duplicates": summary.duplicates,
                "rejected": len(summary.rejected), "derived": summary.derived,
                "rejects_file": str(path) if path else None, "lines": summary.lines,
-               "seconds": round(summary.seconds, 3), "lines_per_second": round(summary.rate)})
-    else:
-        print(line)
-        for r in summary.rejected[:10]:
-            print(f"  line {r.line}: {r.reason}", file=sys.stderr)
-        if len(summary.rejected) > 10:
-            print(f"  ... {len(summary.rejected) - 10} more in {path}", file=sys.stderr)
-    return 1 if summary.rejected else 0
+               "seconds": round(summary.seconds, 3), "lines_per_second": round(summary.rate),
+               "projected": projected, "projected_by": server.url if server else None})
+        return
+    line = (f"recorded {summary.recorded}, duplicates {summary.duplicates}, "
+            f"rejected {len(summary.rejected)}")
+    if path is not None:
+        line += f" -> {path}"
+    if server is not None:
+        line += f"; {server.describe()} projects them"
+    print(line, flush=True)
+    for r in summary.rejected[:10]:
+        print(f"  line {r.line}: {r.reason}", file=sys.stderr)
+    if len(summary.rejected) > 10:
+        print(f"  ... {len(summary.rejected) - 10} more in {path}", file=sys.stderr)
 
 
 def cmd_customer(args: argparse.Namespace, journey: Journey) -> int:
@@ -219,6 +261,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from journey import demo_data
 
     home = settings.data_dir
+    holder = holder_now(settings.lock_path)
+    if holder is not None:
+        print(f"journey demo: {holder.describe()} is using {home}; stop it before the demo "
+              "replaces that ledger", file=sys.stderr)
+        return BUSY
     if home.exists() and any(home.iterdir()):
         if not (home / DEMO_MARKER).exists() and not args.force:
             print(f"journey demo: {home} holds a ledger that is not a demo; "
@@ -381,6 +428,12 @@ READERS = frozenset({"customer", "status", "can-contact", "violations", "cases",
 #: Commands that read the analyst snapshot only: without a data directory there is none (they
 #: say so, as in a ledger never exported, and make no ledger on the spot).
 SNAPSHOT_READERS = frozenset({"sql", "plot"})
+#: Commands that read the projections (or follow the store into them): beside a running
+#: ``journey serve``, which holds them, they run inside it. ``append`` is not one: it records
+#: here and leaves the projecting to the server. Those with ``--source kafka`` never are.
+SERVED = frozenset({"customer", "project", "status", "can-contact", "violations", "cases", "case",
+                    "promises", "inbox", "warranty", "greetings", "subject-access", "export",
+                    "merge", "unmerge", "forget"})
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
     "append": cmd_append,
@@ -400,9 +453,18 @@ PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "jo
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
     tune_gc()
     args = build_parser().parse_args(argv)
-    settings = Settings.load(args.data_dir)
+    try:
+        settings = Settings.load(args.data_dir)
+    except SystemExit as bad:  # a setting in the environment that means nothing
+        print(f"journey {args.command}: {bad.code}", file=sys.stderr)
+        return 2
+    identify(f"journey {args.command}")
     if args.command == "demo":
-        return cmd_demo(args, settings)
+        try:
+            return cmd_demo(args, settings)
+        except Busy as busy:
+            print(busy, file=sys.stderr)
+            return BUSY
     if args.command in READERS and settings.store == "sqlite" and not settings.data_dir.exists():
         # A mistyped --data-dir must not answer "unknown customer" from a ledger made on the spot.
         print(f"journey {args.command}: no ledger at {settings.data_dir} (no such directory; "
@@ -412,11 +474,41 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
         from journey.cli_analytics import no_snapshot
 
         return no_snapshot(args.command, settings)
+    if _served(args):
+        code = _forward(args, settings)
+        if code is not None:
+            return code
     journey = bootstrap(settings)
     try:
         return COMMANDS[args.command](args, journey)
+    except Busy as busy:
+        print(busy, file=sys.stderr)
+        return BUSY
     finally:
         journey.close()
+
+
+def _served(args: argparse.Namespace) -> bool:
+    return args.command in SERVED and getattr(args, "source", "store") == "store"
+
+
+def _forward(args: argparse.Namespace, settings: Settings) -> int | None:
+    """The exit code of the command run by this data directory's server; None: no server
+    took it, run it here (waiting for the projections)."""
+    server = running_server(settings)
+    if server is None:
+        return None
+    if reads_stdin(args):
+        print(f"journey {args.command}: {server.describe()} holds the projections and runs this "
+              "command, but standard input is not passed on to it: give a file instead of -",
+              file=sys.stderr)
+        return 2
+    try:
+        return forward(server, settings, args)
+    except NotForwarded as why:
+        print(f"journey {args.command}: could not hand the command to {server.describe()}: {why}; "
+              "running it here", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """``journey serve`` (the HTTP API and the console) and ``journey token`` (who may use it).
 
 ``serve`` binds 127.0.0.1 unless told otherwise: the API hands out personal data, so exposing
-it is a decision (a reverse proxy with TLS in front, docs/security.md), not a default. Exit
+it is a decision (a reverse proxy with TLS in front, docs/security.md), not a default. While it
+runs it holds the projections, and the commands run beside it that read them are run inside
+it (journey/forwarding.py, docs/deployment.md). Exit
 codes of ``token``: 0 done, 2 bad usage (a bad name, role or department), 3 no such token.
 """
 
@@ -18,6 +20,8 @@ import orjson
 from journey.api.policy import DEPARTMENTS, ROLES
 from journey.api.tokens import TokenError, open_tokens
 from journey.bootstrap import Journey
+from journey.forwarding import announce, local_url, withdraw
+from journey.sharing import identify
 
 
 def _dump(obj: Any) -> None:
@@ -44,12 +48,21 @@ def cmd_serve(args: argparse.Namespace, journey: Journey) -> int:
     if not active:
         print("journey serve: no API tokens yet; every request will get 401. Create one with\n"
               "    journey token create NAME --role admin", file=sys.stderr)
+    url = local_url(args.host, args.port)
+    identify("journey serve", url)
+    # The server holds the projections from its start to its end: take them now (waiting for a
+    # `journey project` that has them), and tell other commands where to send their work.
+    journey.projections  # noqa: B018
     app = create_app(journey.settings, journey=journey, tick_seconds=args.tick)
-    print(f"journey serve: {journey.settings.data_dir} on http://{args.host}:{args.port}/ "
-          f"(API under /api, OpenAPI at /openapi.json, console at /console/)", file=sys.stderr,
-          flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                server_header=False)
+    announce(journey.settings, url)
+    try:
+        print(f"journey serve: {journey.settings.data_dir} on http://{args.host}:{args.port}/ "
+              f"(API under /api, OpenAPI at /openapi.json, console at /console/)", file=sys.stderr,
+              flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                    server_header=False)
+    finally:
+        withdraw(journey.settings)
     return 0
 
 

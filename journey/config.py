@@ -26,6 +26,9 @@ class Settings:
     views_topic: str = "journey.customer-views"
     #: Publish it from `journey serve` too (env JOURNEY_VIEW_FEED=1); `journey feed` always does.
     view_feed: bool = False
+    #: Seconds a command waits for another process to release the projections (env
+    #: JOURNEY_WAIT; 0: do not wait) before it gives up with exit code 4 (journey/sharing.py).
+    wait_seconds: float = 120.0
 
     @classmethod
     def load(cls, data_dir: str | None = None) -> Settings:
@@ -42,6 +45,7 @@ class Settings:
             partitions=int(env.get("JOURNEY_PARTITIONS", cls.partitions)),
             views_topic=env.get("JOURNEY_VIEWS_TOPIC", cls.views_topic),
             view_feed=env.get("JOURNEY_VIEW_FEED", "").strip().lower() in {"1", "true", "yes", "on"},
+            wait_seconds=_seconds(env.get("JOURNEY_WAIT"), cls.wait_seconds),
         )
 
     @property
@@ -58,5 +62,33 @@ class Settings:
         return self.data_dir / "partitions"
 
     @property
+    def lock_path(self) -> Path:
+        """Flocked by the one process that has the projections open; says who it is."""
+        return self.data_dir / "projections.lock"
+
+    @property
+    def writer_lock_path(self) -> Path:
+        """Flocked for each batch written to the SQLite store, so writers take turns."""
+        return self.data_dir / "writer.lock"
+
+    @property
+    def serve_path(self) -> Path:
+        """Written by a running ``journey serve`` (0600): its address and the secret that lets
+        commands on this machine hand it their work."""
+        return self.data_dir / "serve.json"
+
+    @property
     def rejects_dir(self) -> Path:
         return self.data_dir / "rejects"
+
+
+def _seconds(text: str | None, default: float) -> float:
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise SystemExit(f"JOURNEY_WAIT={text!r} is not a number of seconds (0: do not wait)")
+    return value

@@ -287,6 +287,9 @@ def create_app(settings: Settings, *, journey: Journey | None = None,
     app.add_middleware(AccessLog)
     _handlers(app)
     _routes(app, desk)
+    from journey.api.forward import install as take_commands  # commands run beside the server
+
+    take_commands(app, desk, settings)
     if CONSOLE_DIR.is_dir():
         app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
 
