@@ -43,9 +43,11 @@ def batch_conflict(fact: dict[str, Any], sent: dict[str, Any], earlier: dict[str
                    earlier_line: int) -> str:
     """The reason for refusing ``fact`` (whose content is ``sent``): line ``earlier_line`` of
     its batch has its source and id and the content ``earlier``."""
-    found = differences(earlier, sent, f"line {earlier_line}", "this line")
-    return (f"conflict: line {earlier_line} has the same source {_show(fact.get('source'))} "
-            f"and id {_show(fact.get('id'))} with other content: {found}")
+    found = differences(earlier, sent, "earlier", "this one")
+    # A line of a file, an offset of a partition or an index of a request: the writer does not
+    # know which, the caller's reader does.
+    return (f"conflict: the same source {_show(fact.get('source'))} and id {_show(fact.get('id'))} "
+            f"came earlier in this batch (line or offset {earlier_line}) with other content: {found}")
 
 
 def differences(first: dict[str, Any], second: dict[str, Any], first_name: str, second_name: str,

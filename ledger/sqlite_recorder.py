@@ -58,12 +58,17 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
 
     def create_table(self) -> None:
         """The schema, its migrations and eventsourcing's migration tracking row, in one
-        transaction that holds the write lock from its start.
+        transaction that holds the write lock from its start (unless all of it is there).
 
         eventsourcing reads whether the tracking table exists before its transaction, so
         processes opening a new store together each saw none and each inserted the tracking
         row: all but the first failed ("Failed to record tracking for __migration__ 1"). Read
-        under the lock, the state is the one the transaction changes."""
+        under the lock, the state is the one the transaction changes. A store that is set up
+        is opened as before, without the write lock: a reader does not wait for a writer's
+        batch to commit."""
+        if self._set_up():
+            super().create_table()
+            return
         with self.datastore.get_connection(commit=True) as conn, \
                 _ImmediateTransaction(conn, commit=True) as c, c:
             c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tracking'")
@@ -79,6 +84,18 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                 c.execute("ALTER TABLE journey_facts ADD COLUMN digest BLOB")
         if not self.datastore.single_row_tracking and self.tracking_migration_current is not None:
             raise OperationalError("Can't do multi-row tracking with single-row tracking table")
+
+    def _set_up(self) -> bool:
+        """Whether the store has its tracking row and the latest index columns (a read)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                      "AND name IN ('tracking', 'journey_facts')")
+            if c.fetchone()[0] != 2:
+                return False
+            c.execute("SELECT 1 FROM pragma_table_info('journey_facts') WHERE name = 'digest'")
+            if c.fetchone() is None:
+                return False
+            return self._max_tracking_id(self.table_migration_identifier, c) is not None
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -236,7 +236,7 @@ class Ledger:
 def _describe(batch: Sequence[tuple[int, Fact]]) -> str:
     if not batch:
         return "a batch without facts"
-    return f"a batch of {len(batch)} fact(s) (lines {batch[0][0]}-{batch[-1][0]})"
+    return f"a batch of {len(batch)} fact(s) (lines or offsets {batch[0][0]}-{batch[-1][0]})"
 
 
 def _combined(first: BatchResult, second: BatchResult) -> BatchResult:

@@ -94,6 +94,25 @@ def test_two_appends_on_one_data_directory_at_once_both_finish_and_record_everyt
     assert_each_once(states, indexed, {("a", f["id"]) for f in a} | {("b", f["id"]) for f in b})
 
 
+def opening_together(target: str) -> None:
+    """Six processes open the ledger's store at ``target`` at once (the store is new)."""
+    opener = ("import sys\nfrom ledger.application import open_application, sqlite_env\n"
+              "from ledger.postgres_recorder import postgres_env\n"
+              "url = sys.argv[1]\n"
+              "env = postgres_env(url) if url.startswith('postgresql:') else sqlite_env(url)\n"
+              "open_application(env).close()\nprint('opened')\n")
+    processes = [subprocess.Popen([sys.executable, "-c", opener, target], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert (process.returncode, out.strip()) == (0, "opened"), err[-3000:]
+
+
+def test_processes_opening_a_new_sqlite_store_together_all_succeed(tmp_path: Path) -> None:
+    for i in range(3):  # new stores: the race is narrow (unguarded, 2 rounds in 3 failed)
+        opening_together(str(tmp_path / f"ledger-{i}.sqlite"))
+
+
 def postgres_env(params: PostgresParams) -> dict[str, str]:
     return {"JOURNEY_STORE": "postgres", "JOURNEY_POSTGRES_URL": params.url}
 
@@ -101,19 +120,11 @@ def postgres_env(params: PostgresParams) -> dict[str, str]:
 @pytest.mark.postgres
 def test_processes_opening_a_new_postgres_database_together_all_succeed(
         postgres_server: PostgresTarget) -> None:
-    opener = ("import sys\nfrom ledger.application import open_application\n"
-              "from ledger.postgres_recorder import postgres_env\n"
-              "open_application(postgres_env(sys.argv[1])).close()\nprint('opened')\n")
-    for _ in range(3):  # fresh databases: the race is narrow (unguarded, 7 rounds in 10 failed)
+    for _ in range(3):  # new databases: the race is narrow (unguarded, 7 rounds in 10 failed)
         name = f"test_{uuid.uuid4().hex[:16]}"
         params = postgres_server.create_database(name)
         try:
-            processes = [subprocess.Popen([sys.executable, "-c", opener, params.url], cwd=ROOT,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                         for _ in range(6)]
-            for process in processes:
-                out, err = process.communicate(timeout=300)
-                assert (process.returncode, out.strip()) == (0, "opened"), err[-3000:]
+            opening_together(params.url)
         finally:
             postgres_server.drop_database(name)
 

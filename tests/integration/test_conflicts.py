@@ -95,8 +95,9 @@ def test_inside_one_batch_a_second_fact_with_other_content_is_a_conflict(journey
     assert (result.recorded, result.duplicates) == (2, 1)
     [rejection] = result.rejected
     assert rejection.line == 3
-    assert rejection.reason.startswith('conflict: line 1 has the same source "cc" and id "c1"')
-    assert 'data.outcome: line 1 "answered", this line "voicemail"' in rejection.reason
+    assert rejection.reason.startswith('conflict: the same source "cc" and id "c1" came earlier in '
+                                       "this batch (line or offset 1) with other content: ")
+    assert rejection.reason.endswith('data.outcome: earlier "answered", this one "voicemail"')
     # What was recorded is the first line's content.
     assert record(journey, CALL).duplicates == 1
     assert record(journey, other).rejected
