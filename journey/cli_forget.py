@@ -63,7 +63,8 @@ def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
     if erasure.snapshot == "refreshed":
         print("  analyst snapshot exported again without them")
     elif erasure.snapshot == "requested":
-        print("  analyst snapshot: asked the process holding the projections to export again")
+        print("  analyst snapshot: an export is requested (journey serve picks it up; "
+              "or run journey export)")
     if not erasure.projected:
         print("  projections not updated here: the process that holds them applies the forget "
               "when it follows the ledger")

@@ -175,13 +175,15 @@ def _names_someone(value: str) -> bool:
 
 
 def _pattern(values: Iterable[str]) -> re.Pattern[bytes] | None:
-    """One case-insensitive pattern for every value as UTF-8 and as JSON escapes it."""
+    """One pattern for every value that names someone, matched against lines folded to lower
+    case: the value as UTF-8 and as JSON escapes it (ASCII-only escapes as written or in lower
+    case: an escape keeps the case of its letter)."""
     forms: set[bytes] = set()
-    for value in values:
-        lowered = value.lower()
-        forms.add(lowered.encode())
-        forms.add(orjson.dumps(lowered)[1:-1])
-        forms.add(json.dumps(lowered)[1:-1].encode())
+    for value in filter(_names_someone, values):
+        for spelling in {value, value.lower()}:
+            forms.add(spelling.lower().encode())
+            forms.add(orjson.dumps(spelling)[1:-1].lower())
+            forms.add(json.dumps(spelling)[1:-1].lower().encode())
     if not forms:
         return None
     return re.compile(b"|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
@@ -210,7 +212,7 @@ def _redact_file(path: Path, pattern: re.Pattern[bytes]) -> int:
     out = []
     at = datetime.now(UTC).isoformat(timespec="seconds")
     for number, line in enumerate(lines, 1):
-        if pattern.search(line.lower()) is None:
+        if pattern.search(_folded(line)) is None:
             out.append(line)
             continue
         count += 1
@@ -224,6 +226,11 @@ def _redact_file(path: Path, pattern: re.Pattern[bytes]) -> int:
     return count
 
 
+def _folded(line: bytes) -> bytes:
+    """The line lower-cased as text (``bytes.lower`` leaves "Á" as it is)."""
+    return line.decode("utf-8", "replace").lower().encode()
+
+
 def _redacted(line: bytes, number: int, at: str, pattern: re.Pattern[bytes]) -> dict[str, Any]:
     """What stays of a redacted line: where it came from (unless that names them too)."""
     doc: dict[str, Any] = {}
@@ -233,7 +240,7 @@ def _redacted(line: bytes, number: int, at: str, pattern: re.Pattern[bytes]) -> 
             doc = parsed
     kept: dict[str, Any] = {}
     source = doc.get("input")
-    if isinstance(source, str) and pattern.search(source.lower().encode()) is None:
+    if isinstance(source, str) and pattern.search(_folded(source.encode())) is None:
         kept["input"] = source
     kept["line"] = doc.get("line") if isinstance(doc.get("line"), int) else number
     kept["reason"] = REDACTED

