@@ -307,7 +307,7 @@ class ProjectionStore:
                     release_memory()
             if last is None:
                 return 0
-            if projection.applied:  # else every fact was a redelivery: only the offset moves
+            if projection.applied or projection.held:  # else all redeliveries: only the offset moves
                 projection.finish()
             self._advance(cursor, last)
             if before_commit is not None:
