@@ -143,3 +143,11 @@ def test_retry_applies_the_facts_a_fix_made_readable_and_keeps_the_others(ledger
     journey(home, "quarantine", "retry")
     assert events_rows(home) == ledger["good"] + 1
     assert len(json_of(home, "quarantine")["entries"]) == len(positions) - 1
+
+    # An event removed from the store leaves the quarantine and its customer's view.
+    planted.remove(home / "ledger.sqlite", positions["unknown-type"])
+    result = orjson.loads(journey(home, "quarantine", "retry", "--json").stdout)
+    assert result["gone"] == [positions["unknown-type"]]
+    owner = ledger["affected"][2]
+    assert positions["unknown-type"] not in json_of(home, "customer", owner)["quarantined"]
+    assert positions["warranty-overflow"] in json_of(home, "customer", owner)["quarantined"]
