@@ -205,7 +205,7 @@ def retry_quarantined(app: JourneyApplication, store: ProjectionStore) -> Retrie
     for entry in store.quarantined():
         notifications = app.recorder.select_notifications(entry.position, 1, stop=entry.position)
         if not notifications or notifications[0].id != entry.position:
-            store.con.execute("DELETE FROM quarantine WHERE position = ?", [entry.position])
+            store.drop_entry(entry)
             result.gone.append(entry.position)
             continue
         [sf] = quarantine.decode(app, notifications)

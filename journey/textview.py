@@ -218,6 +218,9 @@ def render_text(view: dict[str, Any], timeline: list[dict[str, Any]], today: dat
             out.append(f"  {when(m['occurred_at'])} {m['network']}: “{m['text'][:60]}”")
     out += ["", f"Timeline ({len(timeline)} events across "
             f"{len(view['counts']['by_department'])} departments, by when they happened)"]
+    if view.get("quarantined"):  # facts the projection could not handle: not in this view
+        out.append(f"  !! {len(view['quarantined'])} stored fact(s) quarantined, not shown "
+                   f"(positions {', '.join(map(str, view['quarantined']))}: journey quarantine)")
     for row in timeline:
         icon = ICONS.get(row.get("channel") or "", "·")
         late = "  (recorded late)" if row.get("late") else ""

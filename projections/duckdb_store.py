@@ -307,7 +307,7 @@ class ProjectionStore:
                     release_memory()
             if last is None:
                 return 0
-            if projection.applied:  # else every fact was a redelivery: only the offset moves
+            if projection.applied or projection.held:  # else all redeliveries: only the offset moves
                 projection.finish()
             self._advance(cursor, last)
             if before_commit is not None:
@@ -419,6 +419,21 @@ class ProjectionStore:
                 reason = quarantine.failure(error)
         self.con.execute("UPDATE quarantine SET reason = ? WHERE position = ?", [reason, sf.position])
         return reason
+
+    def drop_entry(self, entry: quarantine.Entry) -> None:
+        """Forget a quarantine entry whose event is no longer in the store, and its mark in
+        the customer's view, in one transaction."""
+        with self._transaction():
+            projection = _BatchProjection(self, [], self.history)
+            owner = entry.customer_id
+            if owner is not None:
+                owner = self.aliases.get(owner, owner)
+                view = projection._view(owner)
+                if view is not _DELETED and entry.position in view.get("quarantined", ()):
+                    _unmark(view, entry.position)
+                    projection.dirty[owner] = pack(view)
+                    projection.finish()
+            self.con.execute("DELETE FROM quarantine WHERE position = ?", [entry.position])
 
     def table_counts(self) -> dict[str, int]:
         # fetchall, never fetchone: DuckDB 2 refuses further work on a connection whose last

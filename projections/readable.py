@@ -159,6 +159,10 @@ def _instant(value: object, where: str) -> str | None:
         return f"{where} {value[:40]!r} is not an ISO 8601 instant"
     if moment.tzinfo is None:
         return f"{where} {value!r} has no UTC offset"
+    # An offset is less than a day: a local year in the range is a UTC year at its edges at
+    # worst, and the conversion (half this check's cost) is needed only there.
+    if EARLIEST.year < moment.year < LATEST.year - 1:
+        return None
     try:
         utc = moment.astimezone(UTC)
     except OverflowError:
@@ -171,7 +175,8 @@ def _instant(value: object, where: str) -> str | None:
 
 def _data(fact: dict[str, Any]) -> str | None:
     kind: str = fact["type"]
-    data: dict[str, Any] = catalogue.upcast(fact).get("data", {})
+    data: dict[str, Any] = (fact if fact.get("v", 1) == catalogue.TYPES[kind].version
+                            else catalogue.upcast(fact)).get("data", {})
     needed = _NEEDED.get(kind, ("case_id",) if kind.startswith("case.") else ())
     # A forgotten person's facts are read with their personal values None (erased).
     erased = bool(fact.get("erased"))
@@ -256,9 +261,7 @@ def _address(address: object, required: bool) -> str | None:
 def _shape(fact: dict[str, Any]) -> str | None:
     """Size and nesting, from one serialisation: orjson refuses more than 255 levels, so the
     fact wrapped in :data:`NESTING_MARGIN` lists serialises only when a view can hold it."""
-    wrapped: Any = fact
-    for _ in range(NESTING_MARGIN):
-        wrapped = [wrapped]
+    wrapped = [[[[[[[[[[[[[[[[fact]]]]]]]]]]]]]]]]  # NESTING_MARGIN levels
     try:
         size = len(orjson.dumps(wrapped))
     except orjson.JSONEncodeError as error:

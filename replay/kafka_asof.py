@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from consumers.wire import decode_event
 from ledger.application import JourneyApplication, StoredFact, open_fact
+from projections import quarantine, readable
 from replay.asof import AsOf, Axis, gather, occurred_at
 
 
@@ -46,7 +48,10 @@ def history_until(app: JourneyApplication, bootstrap: str, topic: str,
             for tp, messages in consumer.poll(timeout_ms=500, max_records=20_000).items():
                 for m in messages:
                     if m.offset < stops[tp]:
-                        sf = decode_event(m.value)
+                        try:
+                            sf = decode_event(m.value)
+                        except (ValueError, TypeError, KeyError):
+                            continue  # not a message the relay wrote: nothing says which fact
                         facts[sf.position] = sf  # a redelivery carries the same position
             for tp in list(todo):
                 if consumer.position(tp) >= stops[tp]:
@@ -56,19 +61,36 @@ def history_until(app: JourneyApplication, bootstrap: str, topic: str,
         consumer.close(autocommit=False)
     by_customer: dict[str, list[StoredFact]] = defaultdict(list)
     for position in sorted(facts):
-        sf = open_fact(app, facts[position])
-        by_customer[sf.fact["customer_uuid"]].append(sf)
+        sf = _opened(app, facts[position])
+        record = sf.fact.get("customer_uuid") if isinstance(sf.fact, dict) else None
+        if isinstance(record, str):
+            by_customer[record].append(sf)
     return lambda customer_id: by_customer.get(customer_id, [])
+
+
+def _opened(app: JourneyApplication, sf: StoredFact) -> StoredFact:
+    """Opened with the store's keys; one that cannot be is left for ``gather`` to set aside."""
+    try:
+        return open_fact(app, sf)
+    except quarantine.FACT_ERRORS as error:
+        reason = f"cannot be opened with the store's keys: {quarantine.failure(error)}"
+        stand_in = readable.undecodable(sf.position, sf.stream_id, sf.stream_version, reason)
+        record = sf.fact.get("customer_uuid") if isinstance(sf.fact, dict) else None
+        return replace(stand_in, fact={**stand_in.fact, "customer_uuid": record,
+                                       "type": readable.UNDECODABLE})
 
 
 def as_of_kafka(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis,
                 bootstrap: str, topic: str) -> AsOf:
     """The same as ``replay.asof.as_of``, from the topic: ``recorded`` seeks by time."""
     at = at.astimezone(UTC)
+    skipped: set[int] = set()
     if axis == "recorded":
         history = history_until(app, bootstrap, topic, at)
         return AsOf(customer_id, "recorded", at,
-                    gather(app, customer_id, lambda sf: sf.recorded_at <= at, history))
+                    gather(app, customer_id, lambda sf: sf.recorded_at <= at, history, skipped),
+                    quarantined=sorted(skipped))
     history = history_until(app, bootstrap, topic, None)
-    facts = gather(app, customer_id, lambda sf: occurred_at(sf) <= at, history)
-    return AsOf(customer_id, "occurred", at, facts, late=[sf for sf in facts if sf.recorded_at > at])
+    facts = gather(app, customer_id, lambda sf: occurred_at(sf) <= at, history, skipped)
+    return AsOf(customer_id, "occurred", at, facts, late=[sf for sf in facts if sf.recorded_at > at],
+                quarantined=sorted(skipped))

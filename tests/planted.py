@@ -77,3 +77,12 @@ def replace_state(ledger: Path, position: int, state: State) -> None:
     """Correct a stored event in place (what fixing a store by hand does)."""
     with sqlite3.connect(ledger) as con:
         con.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, position))
+
+
+def remove(ledger: Path, position: int) -> None:
+    """Delete a stored event (what cleaning a store by hand does)."""
+    with sqlite3.connect(ledger) as con:
+        [(stream, version)] = con.execute("SELECT originator_id, originator_version FROM stored_events "
+                                          "WHERE rowid = ?", (position,)).fetchall()
+        con.execute("DELETE FROM journey_facts WHERE stream_id = ? AND stream_version = ?", (stream, version))
+        con.execute("DELETE FROM stored_events WHERE rowid = ?", (position,))

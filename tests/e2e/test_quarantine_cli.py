@@ -90,7 +90,9 @@ def test_every_reader_answers_and_the_quarantine_lists_exactly_the_planted_facts
     assert view["quarantined"] == sorted(p for name, p in positions.items()
                                          if name in ("year-one", "deep-nesting"))  # not-json: no customer
     assert all(row["position"] not in positions.values() for row in view["timeline"])
+    assert "2 stored fact(s) quarantined" in journey(home, "customer", first).stdout
     assert json_of(home, "customer", ledger["unaffected"])["quarantined"] == []
+    assert "quarantined" not in journey(home, "customer", ledger["unaffected"]).stdout
     asof = json_of(home, "customer", first, "--occurred-by", "2030-01-01T00:00:00+00:00")
     assert set(asof["quarantined"]) >= {positions["year-one"], positions["deep-nesting"]}
     assert all(row["position"] not in positions.values() for row in asof["timeline"])
@@ -141,3 +143,11 @@ def test_retry_applies_the_facts_a_fix_made_readable_and_keeps_the_others(ledger
     journey(home, "quarantine", "retry")
     assert events_rows(home) == ledger["good"] + 1
     assert len(json_of(home, "quarantine")["entries"]) == len(positions) - 1
+
+    # An event removed from the store leaves the quarantine and its customer's view.
+    planted.remove(home / "ledger.sqlite", positions["unknown-type"])
+    result = orjson.loads(journey(home, "quarantine", "retry", "--json").stdout)
+    assert result["gone"] == [positions["unknown-type"]]
+    owner = ledger["affected"][2]
+    assert positions["unknown-type"] not in json_of(home, "customer", owner)["quarantined"]
+    assert positions["warranty-overflow"] in json_of(home, "customer", owner)["quarantined"]

@@ -148,3 +148,47 @@ def test_a_quarantine_entry_commits_with_its_position(tmp_path: Path) -> None:
         assert j.projections.position() == after
     finally:
         j.close()
+
+
+def test_the_relay_publishes_an_undecodable_event_as_such_and_a_topic_reader_quarantines_it(
+        tmp_path: Path) -> None:
+    """The messages the relay makes of the store (no broker needed to make them): one per
+    position, an undecodable event as a stand-in, which a projection of the topic's facts
+    quarantines at the same position as the store's projection does."""
+    from consumers.relay import Relay
+    from consumers.wire import decode_event
+    from ledger.application import open_fact
+
+    home = tmp_path / "ledger"
+    j = open_journey(home)
+    try:
+        append(j, list(demo_data.generate(5, seed=3)))
+        j.project()
+        customer = str(j.projections.con.execute(
+            "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 1").fetchall()[0][0])
+    finally:
+        j.close()
+    planted_at = [planted.plant(home / "ledger.sqlite", customer, planted.FAULTS[name](customer))
+                  for name in ("not-json", "year-one", "no-fact")]
+    j = open_journey(home)
+    try:
+        app = j.app
+        head = app.recorder.max_notification_id()
+        notifications = app.recorder.select_notifications(1, head + 10)
+        relay = Relay(app, bootstrap="127.0.0.1:9")  # never connects: only its messages are made
+        messages = relay._outgoing(notifications)
+        assert [m.position for m in messages] == list(range(1, head + 1))
+        facts = [open_fact(app, decode_event(m.message[1])) for m in messages]
+        topic_store = ProjectionStore(tmp_path / "from-topic.duckdb")
+        topic_store.history = readable_history_of(app)
+        topic_store.apply(facts)
+        assert [e.position for e in topic_store.quarantined()] == planted_at
+        assert "cannot be decoded" in topic_store.quarantined()[0].reason
+        j.project()
+        assert [e.position for e in j.projections.quarantined()] == planted_at
+        for table in ("events", "customers"):
+            count = f"SELECT count(*) FROM {table}"
+            assert topic_store.con.execute(count).fetchall() == j.projections.con.execute(count).fetchall()
+        topic_store.close()
+    finally:
+        j.close()
