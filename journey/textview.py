@@ -12,6 +12,11 @@ from typing import Any
 #: embeddings, overrides and isolates, and the marks that act like them).
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                           "\u2066\u2067\u2068\u2069")
+#: Categories :func:`printable` escapes: controls, line and paragraph separators. Other
+#: invisible formatting characters (the zero-width joiner of emoji sequences) stay.
+_CONTROLS = frozenset({"Cc", "Zl", "Zp"})
+#: The controls people know by a shorter name.
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def printable(text: str) -> str:
@@ -21,9 +26,10 @@ def printable(text: str) -> str:
     sequence that can clear the screen, recolour, move the cursor or retitle the window; other
     C0 and C1 controls (a CR or an 8-bit CSI included) do the like; a bidi override makes
     "OBJECTION" read backwards; a line or paragraph separator breaks a line the reader takes
-    for one. Each is written as a Python-style escape (``\\x1b``, ``\\u202e``), visible and
-    unambiguous. One line in, one line out: a newline in the text is escaped too. ``--json``
-    output never comes here: JSON escapes control characters itself and must stay exact.
+    for one. Each is written as a Python-style escape (``\\x1b``, ``\\u202e``), so it is seen
+    and does nothing (a backslash already in the text stays as it is). One line in, one line
+    out: a newline in the text is escaped too. ``--json`` output never comes here: JSON
+    escapes control characters itself and must stay exact.
     """
     if text.isprintable():  # the common case: nothing to escape (spaces are printable)
         return text
@@ -35,14 +41,6 @@ def _escaped(c: str) -> str:
         return c
     code = ord(c)
     return _NAMED.get(c) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-#: Categories :func:`printable` escapes: controls, line and paragraph separators. Other
-#: invisible formatting characters (the zero-width joiner of emoji sequences) stay.
-_CONTROLS = frozenset({"Cc", "Zl", "Zp"})
 
 
 def printable_lines(lines: Iterable[str]) -> str:

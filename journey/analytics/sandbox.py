@@ -17,8 +17,8 @@ own columns (DuckDB's MULTI). Everything else is refused with a message that say
 the PIVOT (a ``COPY`` too), and DuckDB writes into a path it may read. So those two run over
 a copy of the snapshot loaded into memory, with no file allowed at all; plain queries read
 the Parquet files in place, which costs nothing up front at any size of the ledger (loading
-the 20,000-customer demo's 250k events takes 0.5 s and 160 MB; a million customers would take
-minutes and gigabytes).
+the 20,000-customer demo's 250k events takes 0.5 s and 160 MB, and grows with the ledger:
+tens of seconds and gigabytes at a million customers).
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ READS = [
     "SELECT * FROM read_csv_auto('{passwd}', sep=':')",
     "SELECT * FROM read_parquet('{ledger}')",
     "SELECT * FROM read_text('{home}/analytics/manifest.json')",
+    "SELECT * FROM read_blob('{snapshot}/events.parquet/../../ledger.sqlite')",
+    "SELECT * FROM read_blob('{snapshot}/*.parquet')",
     "SELECT * FROM read_blob('{home}/analytics/analyst.duckdb')",
     "SELECT * FROM sqlite_scan('{ledger}', 'journey_keys')",
     "SELECT * FROM glob('{home}/*')",
@@ -42,7 +44,8 @@ READS = [
 
 @pytest.mark.parametrize("sql", READS)
 def test_no_file_can_be_read(sql: str, demo_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    query = sql.format(ledger=ledger_file(demo_home), passwd=PASSWD, home=demo_home)
+    query = sql.format(ledger=ledger_file(demo_home), passwd=PASSWD, home=demo_home,
+                       snapshot=(demo_home / "analytics").resolve())
     code, out, err = run(capsys, demo_home, "sql", query, "--format", "csv")
     assert code == 2, out
     assert out == ""

@@ -35,7 +35,12 @@ def fact(fid: str, kind: str, at: str, data: dict[str, Any], department: str | N
 
 FACTS = [
     fact("r", "customer.registered", "2026-01-10T10:00:00+01:00",
-         {"name": f"{SNEAKY}{EVIL}", "phone": "+34600777001", "twitter": "@evil_66"}, "sales"),
+         {"name": f"{SNEAKY}{EVIL}", "phone": "+34600777001", "twitter": "@evil_66",
+          "birthday": "1985-03-02",
+          "address": {"street": "Calle Mayor", "number": "5", "postal_code": "28013", "city": "Madrid"}},
+         "sales"),
+    fact("g", "consent.given", "2026-01-10T10:05:00+01:00",
+         {"channel": "letter", "purpose": "commercial", "text": "Acepto"}),
     fact("k", "case.opened", "2026-05-01T10:00:00+02:00",
          {"case_id": "K-66", "kind": "complaint", "subject": f"subject {EVIL}"}),
     fact("n", "case.note", "2026-05-02T10:00:00+02:00", {"case_id": "K-66", "text": f"note {EVIL}"}),
@@ -46,6 +51,11 @@ FACTS = [
          None, {"twitter": "@evil_66"}),
     fact("s", "purchase.recorded", "2026-04-01T10:00:00+02:00",
          {"product": f"Router {EVIL}", "serial": "EV-66", "store": f"Store {SNEAKY}"}, "stores"),
+    fact("o", "objection.recorded", "2026-02-01T09:30:00+01:00",
+         {"channels": "all", "purpose": "commercial"}),
+    {**fact("c", "call.outbound", "2026-02-03T11:00:00+01:00",
+            {"purpose": "commercial", "campaign": f"spring {EVIL}", "outcome": "hung_up"}, "sales"),
+     "agent": f"agent {EVIL}"},
     fact("w", "warranty.claim_filed", "2026-05-04T10:00:00+02:00",
          {"claim_id": "W-66", "serial": "EV-66", "issue": f"issue {EVIL}"}, "stores"),
 ]
@@ -73,7 +83,8 @@ def journey(home: Path, *args: str) -> str:
 
 @pytest.mark.parametrize("args", [
     ("customer", "C-66"), ("case", "K-66"), ("promises",), ("inbox", "--all"),
-    ("warranty", "EV-66"), ("warranty", "C-66"),
+    ("warranty", "EV-66"), ("warranty", "C-66"), ("violations",),
+    ("greetings", "--from", "2026-03-01", "--days", "7"),
 ], ids=lambda a: " ".join(a))
 def test_human_readable_output_shows_control_characters_as_escapes(home: Path, args: tuple[str, ...]) -> None:
     out = journey(home, *args)
