@@ -81,7 +81,7 @@ def identify(command: str, url: str | None = None) -> None:
 
 
 def this_process() -> Holder:
-    command = _identity["command"] or f"{Path(sys.argv[0]).name or 'python'} (pid {os.getpid()})"
+    command = _identity["command"] or Path(sys.argv[0]).name or "python"
     return Holder(os.getpid(), command, _started, _identity["url"])
 
 

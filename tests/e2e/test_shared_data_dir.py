@@ -221,6 +221,24 @@ def test_a_command_waits_for_the_holder_of_the_projections_and_names_it(
     assert _projected_events(home) == _store_events(home)
 
 
+def test_two_projections_at_once_take_turns(demo: Path, tmp_path: Path) -> None:
+    new = tmp_path / "calls.jsonl"
+    new.write_bytes(_facts("twice", 6))
+    recorded = _journey(demo, "append", str(new), "--no-project")
+    assert recorded.returncode == 0, recorded.stderr
+    head = _store_events(demo)
+    both = [subprocess.Popen(_cmd(demo, "project", "--json"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    done = []
+    for p in both:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0 and "Traceback" not in err, err
+        done.append(orjson.loads(out))
+    assert [d["position"] for d in done] == [head, head]
+    assert sum(d["projected"] for d in done) == 6  # the second found nothing left to do
+    assert _projected_events(demo) == head
+
+
 def test_a_serve_json_left_behind_by_a_killed_server_is_ignored(demo: Path) -> None:
     stale = {"pid": os.getpid(), "url": f"http://127.0.0.1:{free_port()}", "secret": "s",
              "data_dir": str(demo.resolve()), "started_at": "2026-01-01T00:00:00+00:00"}
