@@ -127,11 +127,12 @@ class Waiting:
         self.said = -SAY_EVERY
         self.me = this_process().command
 
-    def tick(self, whom: str) -> None:
+    def tick(self, whom: str, server: bool = False) -> None:
         elapsed = time.monotonic() - self.started
         if elapsed >= self.wait:
-            raise Busy(f"{self.me}: {whom} holds the projections in {self.directory}; gave up "
-                       f"after {self.wait:g} s (set JOURNEY_WAIT to wait longer; 0: do not wait)")
+            until = " (a server keeps them until it stops)" if server else ""
+            raise Busy(f"{self.me}: {whom} holds the projections in {self.directory}{until}; gave "
+                       f"up after {self.wait:g} s (set JOURNEY_WAIT to wait longer; 0: do not wait)")
         if elapsed - self.said >= SAY_EVERY:
             self.said = elapsed
             print(f"{self.me}: waiting for {whom} to release the projections in {self.directory} "
@@ -156,7 +157,8 @@ def hold(lock: Path, waiting: Waiting) -> Callable[[], None]:
                     break
                 except BlockingIOError:
                     holder = read_holder(lock)
-                    waiting.tick(holder.describe() if holder else "another process")
+                    waiting.tick(holder.describe() if holder else "another process",
+                                 server=holder is not None and holder.url is not None)
             os.ftruncate(fd, 0)
             os.pwrite(fd, this_process().to_json(), 0)
         except BaseException:
