@@ -150,6 +150,10 @@ def forward(server: Server, settings: Settings, args: argparse.Namespace) -> int
     except (OSError, http.client.HTTPException, orjson.JSONDecodeError) as error:
         if not started:
             raise NotForwarded(f"{server.describe()} broke off ({error})") from None
+    except KeyboardInterrupt:
+        print(f"\njourney {args.command}: interrupted; {server.describe()} finishes what it "
+              "started", file=sys.stderr)
+        return 130
     finally:
         response.close()
     if not started:

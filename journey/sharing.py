@@ -5,7 +5,9 @@ nobody a person would recognise. So whoever opens the projections first takes an
 ``flock`` on ``projections.lock`` and writes into it who it is (pid, command, a server's
 address, since when); a second process waits for it, telling its user whom it waits for, up
 to ``JOURNEY_WAIT`` seconds, then gives up with :class:`Busy` (exit code 4), never a
-traceback. The flock dies with its process, so a killed holder never leaves a stale lock.
+traceback. The flock dies with its process, so a killed holder never leaves a stale lock. A
+process that has the file open without our lock is named from DuckDB's refusal at once
+(:class:`ForeignHolder`).
 
 Within one process the hold is shared and counted: DuckDB shares one database between the
 connections of a process too, and a server's threads must not wait for themselves.
@@ -81,7 +83,7 @@ def identify(command: str, url: str | None = None) -> None:
 
 
 def this_process() -> Holder:
-    command = _identity["command"] or f"{Path(sys.argv[0]).name or 'python'} (pid {os.getpid()})"
+    command = _identity["command"] or Path(sys.argv[0]).name or "python"
     return Holder(os.getpid(), command, _started, _identity["url"])
 
 
@@ -127,11 +129,12 @@ class Waiting:
         self.said = -SAY_EVERY
         self.me = this_process().command
 
-    def tick(self, whom: str) -> None:
+    def tick(self, whom: str, server: bool = False) -> None:
         elapsed = time.monotonic() - self.started
         if elapsed >= self.wait:
-            raise Busy(f"{self.me}: {whom} holds the projections in {self.directory}; gave up "
-                       f"after {self.wait:g} s (set JOURNEY_WAIT to wait longer; 0: do not wait)")
+            until = " (a server keeps them until it stops)" if server else ""
+            raise Busy(f"{self.me}: {whom} holds the projections in {self.directory}{until}; gave "
+                       f"up after {self.wait:g} s (set JOURNEY_WAIT to wait longer; 0: do not wait)")
         if elapsed - self.said >= SAY_EVERY:
             self.said = elapsed
             print(f"{self.me}: waiting for {whom} to release the projections in {self.directory} "
@@ -156,7 +159,8 @@ def hold(lock: Path, waiting: Waiting) -> Callable[[], None]:
                     break
                 except BlockingIOError:
                     holder = read_holder(lock)
-                    waiting.tick(holder.describe() if holder else "another process")
+                    waiting.tick(holder.describe() if holder else "another process",
+                                 server=holder is not None and holder.url is not None)
             os.ftruncate(fd, 0)
             os.pwrite(fd, this_process().to_json(), 0)
         except BaseException:
@@ -196,26 +200,32 @@ def holder_now(lock: Path) -> Holder | None:
 _DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
 
 
-def open_waiting(open_: Callable[[], T], waiting: Waiting) -> T:
-    """``open_()`` the DuckDB file, waiting while a process that does not take our lock (an
-    older version, a DuckDB shell) has it open."""
-    while True:
-        try:
-            return open_()
-        except duckdb.IOException as error:
-            found = _DUCKDB_HOLDER.search(str(error))
-            if "lock" not in str(error).lower():
-                raise
-            waiting.tick(f"{found.group(1)} (pid {found.group(2)})" if found else "another process")
+class ForeignHolder(Busy, duckdb.IOException):
+    """The projections are open in a process that does not take our lock (an older journey, a
+    DuckDB shell): nothing says when it lets go, so nobody waits for it. Still DuckDB's lock
+    error too, for callers with their own way around one (``journey export`` leaves a request)."""
+
+
+def _open_or_name(open_: Callable[[], T], lock: Path) -> T:
+    """``open_()`` the DuckDB file; its lock error, naming the process DuckDB names."""
+    try:
+        return open_()
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        found = _DUCKDB_HOLDER.search(str(error))
+        whom = f"{found.group(1)} (pid {found.group(2)})" if found else "another process"
+        raise ForeignHolder(
+            f"{this_process().command}: {whom} has the projections in {lock.parent} open without "
+            f"taking {lock.name} (an older journey, a DuckDB shell?); stop it and try again") from error
 
 
 def open_projections(lock: Path, wait: float, open_: Callable[[], T]) -> tuple[T, Callable[[], None]]:
     """Hold the projections, then open them; the function returned closes nothing, it lets go
     of the lock (call it after closing what ``open_`` opened)."""
-    waiting = Waiting(lock.parent, wait)
-    release = hold(lock, waiting)
+    release = hold(lock, Waiting(lock.parent, wait))
     try:
-        return open_waiting(open_, waiting), release
+        return _open_or_name(open_, lock), release
     except BaseException:
         release()
         raise
