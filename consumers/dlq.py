@@ -23,7 +23,15 @@ from typing import IO, Any, cast
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import TopicAlreadyExistsError
 
-from consumers.jsonl_ingest import OverlongLine, fact_parser, read_lines, split_lines, strip_bom, too_long
+from consumers.jsonl_ingest import (
+    OverlongLine,
+    RefusedFact,
+    fact_parser,
+    read_lines,
+    split_lines,
+    strip_bom,
+    too_long,
+)
 from consumers.kafka_ingest import (
     DLQ_HEADERS,
     H_REASON,
@@ -246,6 +254,9 @@ def replay_lines(bootstrap: str, topic: str, lines: Iterable[bytes] | IO[bytes],
     for number, raw in enumerate(split_lines(source), start=1):
         if isinstance(raw, OverlongLine):
             out.invalid.append((number, too_long(raw.size, DEFAULT_LIMITS)))
+            continue
+        if isinstance(raw, RefusedFact):
+            out.invalid.append((number, raw.reason))
             continue
         text = strip_bom(raw)
         line = (text if isinstance(text, bytes) else text.encode()).strip()

@@ -50,6 +50,26 @@ class OverlongLine:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedFact:
+    """A fact handed over as a Python value that could not even be written as a JSON line
+    (nested past the store encoder's depth, an integer beyond 64 bits): a rejected fact."""
+
+    reason: str
+
+
+def as_line(item: object) -> bytes | RefusedFact:
+    """A fact given as a Python value (the API's, ``Journey.record``'s) as the JSON line
+    ``journey append`` would read, or why it cannot be one."""
+    try:
+        check_tree(item)
+        return orjson.dumps(item)
+    except InvalidFact as error:
+        return RefusedFact(str(error))
+    except (TypeError, ValueError, RecursionError) as error:  # whatever the bounds missed
+        return RefusedFact(f"cannot be written as JSON ({error})")
+
+
 @dataclass(slots=True)
 class RejectedLine:
     line: int
@@ -138,7 +158,8 @@ def read_lines(handle: IO[bytes], limit: int | None = None) -> Iterator[bytes | 
         yield pending
 
 
-def split_lines(lines: Iterable[Line | OverlongLine]) -> Iterator[Line | OverlongLine]:
+def split_lines(lines: Iterable[Line | OverlongLine | RefusedFact]
+                ) -> Iterator[Line | OverlongLine | RefusedFact]:
     """The logical lines of ``lines`` as a file object or a list gives them.
 
     A file object iterated in binary mode splits at ``\\n`` only; here a line's own ``\\r\\n``
@@ -146,7 +167,7 @@ def split_lines(lines: Iterable[Line | OverlongLine]) -> Iterator[Line | Overlon
     with CR-only line ends reads as the lines a spreadsheet shows.
     """
     for raw in lines:
-        if isinstance(raw, OverlongLine):
+        if isinstance(raw, OverlongLine | RefusedFact):
             yield raw
             continue
         if isinstance(raw, bytes):
@@ -286,7 +307,7 @@ def repeated_key(raw: Line) -> str | None:
 
 def ingest(
     ledger: Ledger,
-    lines: Iterable[Line | OverlongLine],
+    lines: Iterable[Line | OverlongLine | RefusedFact],
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[IngestSummary], None] | None = None,
 ) -> IngestSummary:
@@ -309,6 +330,10 @@ def ingest(
         if isinstance(raw, OverlongLine):
             summary.lines += 1
             summary.rejected.append(_overlong(number, raw))
+            continue
+        if isinstance(raw, RefusedFact):
+            summary.lines += 1
+            summary.rejected.append(RejectedLine(number, raw.reason, ""))
             continue
         if not raw.strip():
             continue

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from consumers.jsonl_ingest import IngestSummary, ingest
+from consumers.jsonl_ingest import IngestSummary, as_line, ingest
 from consumers.log_follower import Progress, catch_up
 from journey.config import Settings
 from journey.sharing import open_projections, writer_turns
@@ -61,7 +59,7 @@ class Journey:
         """
         from journey.forwarding import running_server
 
-        summary = ingest(self.ledger, (orjson.dumps(f) for f in facts), batch_size=batch)
+        summary = ingest(self.ledger, (as_line(f) for f in facts), batch_size=batch)
         if running_server(self.settings) is None:
             self.project()
         return summary

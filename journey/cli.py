@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import orjson
 
-from consumers.jsonl_ingest import IngestSummary, RejectedLine, ingest
+from consumers.jsonl_ingest import IngestSummary, OverlongLine, RejectedLine, ingest, read_lines
 from consumers.log_follower import DEFAULT_BATCH, GROUPED_BATCH, Progress
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey, bootstrap
@@ -57,12 +57,14 @@ def _dump(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _open_lines(source: str) -> Iterator[bytes]:
+def _open_lines(source: str) -> Iterator[bytes | OverlongLine]:
+    """The file's lines as a spreadsheet export writes them (BOM, CRLF or CR-only line ends),
+    an over-long one cut off unread instead of held in memory whole."""
     if source == "-":
-        yield from sys.stdin.buffer
+        yield from read_lines(sys.stdin.buffer)
         return
     with open(source, "rb") as handle:
-        yield from handle
+        yield from read_lines(handle)
 
 
 def _write_rejects(path: Path, rejected: Sequence[RejectedLine], source: str, *,

@@ -233,14 +233,30 @@ def open_projections(lock: Path, wait: float, open_: Callable[[], T]) -> tuple[T
 
 def writer_turns(lock: Path) -> Callable[[], contextlib.AbstractContextManager[None]]:
     """Turns at the store for :class:`ledger.writer.Ledger`: one flock per batch attempt, on a
-    fresh descriptor each time so threads of one process take turns too."""
+    fresh descriptor each time so threads of one process take turns too.
+
+    A turn is re-entrant within one thread: a writer that records something while it holds
+    its turn (a hook of the batch, a second ledger on the same store) must not wait for
+    itself; the store's own conflict check still judges what the two write."""
+    depth = threading.local()
 
     @contextlib.contextmanager
     def turn() -> Iterator[None]:
+        if getattr(depth, "n", 0):
+            depth.n += 1
+            try:
+                yield
+            finally:
+                depth.n -= 1
+            return
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            depth.n = 1
+            try:
+                yield
+            finally:
+                depth.n = 0
         finally:
             os.close(fd)
 

@@ -26,9 +26,8 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from consumers.jsonl_ingest import ingest, may_repeat_keys, repeated_reason
-from domain.errors import InvalidFact
-from domain.limits import DEFAULT_LIMITS, check_tree
+from consumers.jsonl_ingest import RefusedFact, as_line, ingest, may_repeat_keys, repeated_reason
+from domain.limits import DEFAULT_LIMITS
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from projections.customer_view import View, render
@@ -358,14 +357,11 @@ def record_facts(journey: Journey, facts: Sequence[Any],
     lines: list[bytes] = []
     for i, item in enumerate(facts):
         if i not in refused:
-            try:
-                check_tree(item)
-                lines.append(orjson.dumps(item))
+            line = as_line(item)
+            if not isinstance(line, RefusedFact):
+                lines.append(line)
                 continue
-            except InvalidFact as error:
-                refused[i] = str(error)
-            except (TypeError, ValueError) as error:  # whatever the checks missed
-                refused[i] = f"cannot be written as JSON ({error})"
+            refused[i] = line.reason
         lines.append(b"")
     summary = ingest(journey.ledger, lines)
     journey.project()
