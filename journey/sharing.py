@@ -231,32 +231,38 @@ def open_projections(lock: Path, wait: float, open_: Callable[[], T]) -> tuple[T
         raise
 
 
+#: Writer turns this thread holds, by lock file: a turn is re-entrant within one thread.
+_turns = threading.local()
+
+
 def writer_turns(lock: Path) -> Callable[[], contextlib.AbstractContextManager[None]]:
     """Turns at the store for :class:`ledger.writer.Ledger`: one flock per batch attempt, on a
     fresh descriptor each time so threads of one process take turns too.
 
-    A turn is re-entrant within one thread: a writer that records something while it holds
-    its turn (a hook of the batch, a second ledger on the same store) must not wait for
-    itself; the store's own conflict check still judges what the two write."""
-    depth = threading.local()
+    A turn is re-entrant within one thread, whichever ledger of the process asks: a writer
+    that records something while it holds its turn (a hook of the batch, a second ledger on
+    the same store) must not wait for itself; the store's own conflict check still judges
+    what the two write."""
+    key = str(lock.resolve())
 
     @contextlib.contextmanager
     def turn() -> Iterator[None]:
-        if getattr(depth, "n", 0):
-            depth.n += 1
+        held: dict[str, int] = _turns.__dict__.setdefault("held", {})
+        if held.get(key, 0):
+            held[key] += 1
             try:
                 yield
             finally:
-                depth.n -= 1
+                held[key] -= 1
             return
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            depth.n = 1
+            held[key] = 1
             try:
                 yield
             finally:
-                depth.n = 0
+                held[key] = 0
         finally:
             os.close(fd)
 
