@@ -111,8 +111,9 @@ def test_every_reader_answers_and_the_quarantine_lists_exactly_the_planted_facts
     assert held["summary"]["quarantined_events"] == 3
 
     rebuilt = home.parent / "rebuilt"
-    done = journey(home, "replay", "rebuild", "--into", str(rebuilt))
+    done = journey(home, "replay", "rebuild", "--into", str(rebuilt), "--json")
     assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["quarantined"] == len(positions)
     with duckdb.connect(str(rebuilt / "projections.duckdb"), read_only=True) as con:
         assert [r[0] for r in con.execute("SELECT position FROM quarantine ORDER BY position").fetchall()] \
             == sorted(positions.values())
