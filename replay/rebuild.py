@@ -49,6 +49,8 @@ class RebuildResult:
     #: Kafka only: records read (duplicates included) and partitions.
     records: int = 0
     partitions: int = 0
+    #: Facts set aside because the readers cannot handle them (the file's quarantine table).
+    quarantined: int = 0
 
     @property
     def rate(self) -> float:
@@ -58,7 +60,7 @@ class RebuildResult:
         return {"path": str(self.path), "source": self.source, "events": self.events,
                 "position": self.position, "seconds": round(self.seconds, 3),
                 "events_per_second": round(self.rate), "records": self.records,
-                "partitions": self.partitions}
+                "partitions": self.partitions, "quarantined": self.quarantined}
 
 
 def prepare(directory: Path) -> Path:
@@ -85,9 +87,11 @@ def from_store(app: JourneyApplication, directory: Path, batch: int = REBUILD_BA
         store.history = readable_history_of(app)
         events = catch_up(app, store, batch_size=batch, on_progress=on_progress)
         position = store.position()
+        quarantined = store.quarantine_count()
     finally:
         store.close()
-    return RebuildResult(path, "store", events, position, time.monotonic() - started)
+    return RebuildResult(path, "store", events, position, time.monotonic() - started,
+                         quarantined=quarantined)
 
 
 def read_topic(bootstrap: str, topic: str, on_progress: Callable[[int], None] | None = None,
@@ -176,7 +180,8 @@ def from_kafka(app: JourneyApplication, directory: Path, bootstrap: str, topic: 
             if on_progress is not None:
                 on_progress(Progress(events, chunk[-1].position, head, time.monotonic() - started))
         position = store.position()
+        quarantined = store.quarantine_count()
     finally:
         store.close()
     return RebuildResult(path, "kafka", events, position, time.monotonic() - started,
-                         records=records, partitions=partitions)
+                         records=records, partitions=partitions, quarantined=quarantined)

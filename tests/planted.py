@@ -7,6 +7,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def plant(ledger: Path, customer_uuid: str, state: State) -> int:
     """Append ``state`` to the customer's stream as its next event; returns its store position
     (the notification id)."""
     stream = uuid.UUID(customer_uuid).hex
-    with sqlite3.connect(ledger) as con:
+    with closing(sqlite3.connect(ledger)) as con, con:
         [(version,)] = con.execute("SELECT coalesce(max(originator_version), 0) FROM stored_events "
                                    "WHERE originator_id = ?", (stream,)).fetchall()
         cursor = con.execute("INSERT INTO stored_events (originator_id, originator_version, topic, state) "
@@ -75,13 +76,13 @@ def plant(ledger: Path, customer_uuid: str, state: State) -> int:
 
 def replace_state(ledger: Path, position: int, state: State) -> None:
     """Correct a stored event in place (what fixing a store by hand does)."""
-    with sqlite3.connect(ledger) as con:
+    with closing(sqlite3.connect(ledger)) as con, con:
         con.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, position))
 
 
 def remove(ledger: Path, position: int) -> None:
     """Delete a stored event (what cleaning a store by hand does)."""
-    with sqlite3.connect(ledger) as con:
+    with closing(sqlite3.connect(ledger)) as con, con:
         [(stream, version)] = con.execute("SELECT originator_id, originator_version FROM stored_events "
                                           "WHERE rowid = ?", (position,)).fetchall()
         con.execute("DELETE FROM journey_facts WHERE stream_id = ? AND stream_version = ?", (stream, version))

@@ -4,6 +4,7 @@ followed by ``journey quarantine retry`` applies them."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,12 +111,21 @@ def test_every_reader_answers_and_the_quarantine_lists_exactly_the_planted_facts
     assert held["summary"]["quarantined_events"] == 3
 
     rebuilt = home.parent / "rebuilt"
-    done = journey(home, "replay", "rebuild", "--into", str(rebuilt))
+    done = journey(home, "replay", "rebuild", "--into", str(rebuilt), "--json")
     assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["quarantined"] == len(positions)
     with duckdb.connect(str(rebuilt / "projections.duckdb"), read_only=True) as con:
         assert [r[0] for r in con.execute("SELECT position FROM quarantine ORDER BY position").fetchall()] \
             == sorted(positions.values())
         assert con.execute("SELECT count(*) FROM events").fetchall()[0][0] == ledger["good"]
+
+    # Forgetting a person whose facts are quarantined (on a copy: it is for good).
+    copy = home.parent / "forget-copy"
+    shutil.copytree(home, copy)
+    done = journey(copy, "forget", first, "--reason", "erasure request")
+    assert done.returncode == 0, done.stderr
+    assert json_of(copy, "status")["quarantined"] == len(positions)
+    assert json_of(copy, "customer", first)["forgotten"] is True
 
     # A restart neither quarantines again nor loses entries.
     assert journey(home, "project").returncode == 0

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import orjson
 import pytest
 
 from consumers.log_follower import catch_up, retry_quarantined
 from journey import demo_data
+from journey.bootstrap import bootstrap
+from journey.config import Settings
 from projections import customer_view
 from projections.duckdb_store import ProjectionStore
 from projections.quarantine import readable_history_of
+from replay import rebuild
 from tests import planted
 from tests.ledgers import append, open_journey, tables
 
@@ -192,3 +196,46 @@ def test_the_relay_publishes_an_undecodable_event_as_such_and_a_topic_reader_qua
         topic_store.close()
     finally:
         j.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_written_by_hand_is_projected_past_its_bad_facts(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("postgres_db").url
+    j = bootstrap(Settings(data_dir=tmp_path / "ledger", store="postgres", postgres_url=url))
+    try:
+        assert not append(j, list(demo_data.generate(8, seed=6))).rejected
+        j.project()
+        customer = str(j.projections.con.execute(
+            "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 1").fetchall()[0][0])
+        events = int(j.projections.con.execute("SELECT count(*) FROM events").fetchall()[0][0])
+        datastore = j.app.recorder.datastore  # type: ignore[attr-defined]
+        schema = datastore.schema or "public"
+        table = f"{schema}.{j.app.recorder.events_table_name}"  # type: ignore[attr-defined]
+        planted_at = []
+        with datastore.transaction(commit=True) as curs:
+            for name in ("year-9999", "not-json", "warranty-overflow", "unknown-type"):
+                curs.execute(f"SELECT coalesce(max(originator_version), 0) AS v FROM {table} "
+                             "WHERE originator_id = %s", (UUID(customer),))
+                version = int(curs.fetchone()["v"]) + 1
+                curs.execute(f"INSERT INTO {table} (originator_id, originator_version, topic, "
+                             "state) VALUES (%s, %s, %s, %s) RETURNING notification_id",
+                             (UUID(customer), version, "domain.customer:Customer.Recorded",
+                              planted.FAULTS[name](customer)))
+                planted_at.append(int(curs.fetchone()["notification_id"]))
+                curs.execute(f"INSERT INTO {schema}.journey_facts VALUES (gen_random_uuid(), %s, %s, %s)",
+                             (UUID(customer), UUID(customer), version))
+        assert j.project() == 0
+        assert [e.position for e in j.projections.quarantined()] == planted_at
+        assert int(j.projections.con.execute("SELECT count(*) FROM events").fetchall()[0][0]) == events
+        view = j.customer(customer)
+        assert view is not None and view["quarantined"] == [p for p in planted_at if p != planted_at[1]]
+        rebuilt = tmp_path / "rebuilt"
+        rebuild.from_store(j.app, rebuilt)
+    finally:
+        j.close()
+    store = ProjectionStore(rebuilt / "projections.duckdb")
+    try:
+        assert [e.position for e in store.quarantined()] == planted_at
+    finally:
+        store.close()
