@@ -280,7 +280,8 @@ def clean_partitions(directory: Path, merged: set[str]) -> dict[str, int]:
     that partition receives neither the merge nor the forget (both are keyed by the surviving
     record, whose partition reads the prospect's history from the store). Its rows there are
     a stale copy the projector would never touch again. The survivor's own rows are left to the
-    projector, which turns them into a tombstone when it applies the forget. A file the
+    projector, which turns them into a tombstone when it applies the forget (the aliases that
+    name the merged records there point at the survivor, and stay). A file the
     projector holds open is skipped (reported on stderr)."""
     done: dict[str, int] = {}
     if not merged or not directory.is_dir():
@@ -308,9 +309,6 @@ def _delete_records(path: Path, ids: list[str]) -> int:
         deleted = 0
         for table in tables:
             found = con.execute(f'DELETE FROM "{table}" WHERE customer_id IN ({marks})', ids).fetchall()
-            deleted += int(found[0][0]) if found else 0
-        if "customer_aliases" in tables:
-            found = con.execute(f"DELETE FROM customer_aliases WHERE alias IN ({marks})", ids).fetchall()
             deleted += int(found[0][0]) if found else 0
         con.commit()
         return deleted
