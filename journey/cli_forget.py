@@ -60,6 +60,8 @@ def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
         print(f"  rejects: {lines} line(s) naming them redacted in {path}")
     for directory in erasure.rebuilds:
         print(f"  deleted {directory} (a rebuild that held them; run journey replay rebuild again)")
+    for path, rows in erasure.partitions.items():
+        print(f"  Kafka projection {path}: {rows} row(s) of records merged into them deleted")
     if erasure.snapshot == "refreshed":
         print("  analyst snapshot exported again without them")
     elif erasure.snapshot == "requested":

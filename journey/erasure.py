@@ -12,9 +12,11 @@ itself wrote elsewhere under its data directory is cleaned here, in this order:
    without its free blocks;
 4. publish a new analyst snapshot (or ask the process holding the projections for one);
 5. delete the ``rebuild-*`` directories that hold the person: a rebuild is a copy as of its
-   position, and bringing it past the forget would make it something else.
+   position, and bringing it past the forget would make it something else;
+6. delete the rows of the records merged into the person from the Kafka projector's partition
+   files that no process holds (:func:`clean_partitions`).
 
-A forget repeated for someone already forgotten redoes steps 3 to 5 (an earlier run may have
+A forget repeated for someone already forgotten redoes steps 3 to 6 (an earlier run may have
 stopped half-way); step 1 cannot be redone once the keys are gone. docs/privacy.md lists what
 stays out of reach.
 """
@@ -42,6 +44,7 @@ from domain import personal
 from journey.bootstrap import Journey
 from ledger.application import JourneyApplication, decode_notifications
 from ledger.writer import ForgetResult
+from projections.compaction import rewrite
 
 #: A free-text value this short and plain ("billing", "invoice") names nobody and would
 #: redact every other person's rejected lines that use the word.
@@ -61,6 +64,8 @@ class Erasure:
     rejects: dict[str, int] = field(default_factory=dict)
     #: ``rebuild-*`` directories deleted because they held the person.
     rebuilds: list[str] = field(default_factory=list)
+    #: Kafka projector partition file -> rows of merged-away records deleted from it.
+    partitions: dict[str, int] = field(default_factory=dict)
     #: The analyst snapshot: "refreshed", "requested" (from the process holding the
     #: projections) or "none" (there is no snapshot).
     snapshot: str = "none"
@@ -72,7 +77,8 @@ class Erasure:
         return {"customer_id": str(r.customer_id), "already_forgotten": r.already,
                 "records": [str(x) for x in r.records], "forgotten_at": r.forgotten_at,
                 "projected": self.projected, "rejects_redacted": self.rejects,
-                "rebuilds_deleted": self.rebuilds, "snapshot": self.snapshot,
+                "rebuilds_deleted": self.rebuilds, "partitions_cleaned": self.partitions,
+                "snapshot": self.snapshot,
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
 
@@ -105,6 +111,8 @@ def forget(journey: Journey, reference_key: str, reason: str, *, project: bool =
     if erasure.projected:
         ids.update(_aliases(journey, str(result.customer_id)))
     erasure.rebuilds = drop_rebuilds(journey.settings.data_dir, ids)
+    merged = {str(r) for r in _merged_into(journey.app, result.customer_id)}
+    erasure.partitions = clean_partitions(journey.settings.partitions_dir, merged)
     return erasure
 
 
@@ -120,6 +128,19 @@ def _project(journey: Journey, *, compact: bool) -> bool:
             raise
         return False
     return True
+
+
+def _merged_into(app: JourneyApplication, customer_id: UUID) -> list[UUID]:
+    """Every record merged into the customer, however deep (the write-side index keeps the
+    merges after a forget, so a repeated forget finds them too)."""
+    found: list[UUID] = []
+    todo = [customer_id]
+    while todo:
+        for merged in app.index.merged_into(todo.pop()):
+            if merged not in found and merged != customer_id:
+                found.append(merged)
+                todo.append(merged)
+    return found
 
 
 def _aliases(journey: Journey, customer_id: str) -> set[str]:
@@ -247,6 +268,52 @@ def _redacted(line: bytes, number: int, at: str, pattern: re.Pattern[bytes]) -> 
     kept["text"] = None
     kept["redacted_at"] = at
     return kept
+
+
+# ----------------------------------------------------------------------------- Kafka partitions
+
+def clean_partitions(directory: Path, merged: set[str]) -> dict[str, int]:
+    """Delete the rows of records merged into the person from the Kafka projector's partition
+    files, and rewrite the files that had some; returns file -> rows deleted.
+
+    A prospect keyed to another partition than the record it joined keeps its own view there:
+    that partition receives neither the merge nor the forget (both are keyed by the surviving
+    record, whose partition reads the prospect's history from the store). Its rows there are
+    a stale copy the projector would never touch again. The survivor's own rows are left to the
+    projector, which turns them into a tombstone when it applies the forget (the aliases that
+    name the merged records there point at the survivor, and stay). A file the
+    projector holds open is skipped (reported on stderr)."""
+    done: dict[str, int] = {}
+    if not merged or not directory.is_dir():
+        return done
+    for path in sorted(directory.glob("*.duckdb")):
+        try:
+            deleted = _delete_records(path, sorted(merged))
+            if deleted:
+                rewrite(path)
+                done[str(path)] = deleted
+        except duckdb.IOException as error:
+            print(f"journey forget: {path} is held by another process ({error}); the records "
+                  f"merged into the customer stay in it", file=sys.stderr)
+    return done
+
+
+def _delete_records(path: Path, ids: list[str]) -> int:
+    marks = ",".join("?" * len(ids))
+    con = duckdb.connect(str(path))
+    try:
+        tables = [str(t) for (t,) in con.execute(
+            "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = "
+            "'customer_id' AND table_schema = 'main' ORDER BY table_name").fetchall()]
+        con.begin()
+        deleted = 0
+        for table in tables:
+            found = con.execute(f'DELETE FROM "{table}" WHERE customer_id IN ({marks})', ids).fetchall()
+            deleted += int(found[0][0]) if found else 0
+        con.commit()
+        return deleted
+    finally:
+        con.close()
 
 
 # ----------------------------------------------------------------------------- rebuilds
