@@ -69,7 +69,8 @@ def plant(ledger: Path, customer_uuid: str, state: State) -> int:
                              (stream, version + 1, "domain.customer:Customer.Recorded", state))
         position = cursor.lastrowid
         assert position is not None
-        con.execute("INSERT INTO journey_facts VALUES (?, ?, ?, ?)",
+        con.execute("INSERT INTO journey_facts (event_id, customer_id, stream_id, stream_version) "
+                    "VALUES (?, ?, ?, ?)",
                     (str(uuid.uuid4()), stream, stream, version + 1))
     return position
 

@@ -53,9 +53,10 @@ FACTS = [
          {"product": f"Router {EVIL}", "serial": "EV-66", "store": f"Store {SNEAKY}"}, "stores"),
     fact("o", "objection.recorded", "2026-02-01T09:30:00+01:00",
          {"channels": "all", "purpose": "commercial"}),
+    # (An agent with control characters is refused at the door: docs/events.md, Limits.)
     {**fact("c", "call.outbound", "2026-02-03T11:00:00+01:00",
             {"purpose": "commercial", "campaign": f"spring {EVIL}", "outcome": "hung_up"}, "sales"),
-     "agent": f"agent {EVIL}"},
+     "agent": "agent 7"},
     fact("w", "warranty.claim_filed", "2026-05-04T10:00:00+02:00",
          {"claim_id": "W-66", "serial": "EV-66", "issue": f"issue {EVIL}"}, "stores"),
 ]
