@@ -1,8 +1,10 @@
 """The ``journey`` command: thin entry points that parse, hand over to the system, and print.
 
 Exit codes: 0 done; 1 done, but some input lines were rejected; 2 bad usage or input that
-cannot be read; 3 the customer asked for is not known; 4 busy: another process kept the
-projections longer than JOURNEY_WAIT seconds (or a server stopped while running the command).
+cannot be read; 3 the customer asked for is not known; 4 a verdict of "no" (can-contact:
+denied; replay diff: the two differ); 75 busy (sysexits.h's EX_TEMPFAIL): another process
+kept the projections longer than JOURNEY_WAIT seconds, or a server stopped while running the
+command; 130 interrupted (Ctrl-C).
 
 Beside a running ``journey serve`` the commands that read the projections run inside it
 (journey/forwarding.py); the others wait for whoever holds them (journey/sharing.py).
@@ -453,6 +455,24 @@ PLUGINS = ("journey.cli_relay", "journey.cli_ingest", "journey.cli_contact", "jo
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
+    """Run one command. Ctrl-C ends it as a kill would (an open transaction is rolled back,
+    nothing half-written stays) with exit 130 and a line, not a traceback; a reader that
+    closes the pipe early (``| head``) ends it quietly."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("journey: interrupted; nothing of the unfinished batch or transaction was kept",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Whoever read the output has gone: say nothing more, and let Python's own flush at
+        # exit find somewhere to write.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     tune_gc()
     args = build_parser().parse_args(argv)
     try:

@@ -27,7 +27,7 @@ class Settings:
     #: Publish it from `journey serve` too (env JOURNEY_VIEW_FEED=1); `journey feed` always does.
     view_feed: bool = False
     #: Seconds a command waits for another process to release the projections (env
-    #: JOURNEY_WAIT; 0: do not wait) before it gives up with exit code 4 (journey/sharing.py).
+    #: JOURNEY_WAIT; 0: do not wait) before it gives up with exit code 75 (journey/sharing.py).
     wait_seconds: float = 120.0
 
     @classmethod

@@ -4,8 +4,8 @@ DuckDB admits one process per file while any process writes it, and its own refu
 nobody a person would recognise. So whoever opens the projections first takes an exclusive
 ``flock`` on ``projections.lock`` and writes into it who it is (pid, command, a server's
 address, since when); a second process waits for it, telling its user whom it waits for, up
-to ``JOURNEY_WAIT`` seconds, then gives up with :class:`Busy` (exit code 4), never a
-traceback. The flock dies with its process, so a killed holder never leaves a stale lock. A
+to ``JOURNEY_WAIT`` seconds, then gives up with :class:`Busy` (exit code 75, sysexits.h's
+EX_TEMPFAIL: try again later), never a traceback. The flock dies with its process, so a killed holder never leaves a stale lock. A
 process that has the file open without our lock is named from DuckDB's refusal at once
 (:class:`ForeignHolder`).
 
@@ -36,7 +36,7 @@ import duckdb
 import orjson
 
 #: The exit code of a command that gave up waiting for the projections.
-BUSY = 4
+BUSY = 75
 #: How often a waiting command repeats whom it waits for.
 SAY_EVERY = 5.0
 _POLL = 0.1

@@ -23,7 +23,7 @@ import pytest
 from ledger.writer import Ledger
 from tests.processes import free_port, wait_for_health, wait_for_line
 
-BUSY = 4
+BUSY = 75
 
 
 def _cmd(home: Path, *args: str) -> list[str]:
