@@ -11,8 +11,9 @@ half-written one. All tables are read in ONE DuckDB transaction, so the files of
 agree with each other and with the position in ``manifest.json``, which is written last: a
 reader that sees a manifest sees the files it describes (or newer ones).
 
-The snapshot carries what the event store keeps in clear (docs/privacy.md): every column or
-``data`` field that ``domain/personal.py`` calls personal is left out, and so are the tables
+The snapshot carries what the event store keeps in clear (docs/privacy.md): a fact's ``data``
+keeps only the fields the catalogue declares non-personal for its type, every column that
+names or describes the person (and the source's own id) is left out, and so are the tables
 made of nothing else (``customer_views``, ``identities``). A forgotten customer is already a
 tombstone in the projection, so the next export drops what the previous one held.
 """
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import orjson
 
-from domain.personal import PERSONAL_DATA
+from domain.personal import PERSONAL_DATA, PUBLIC_DATA
 from projections.duckdb_store import connect
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ NOT_EXPORTED: dict[str, str] = {
 #: encrypts, the reference kinds (a customer number names the person), the address parts, and
 #: national-id and bank fields that sources may send as extra data.
 PERSONAL_COLUMNS = frozenset(PERSONAL_DATA | {
-    "customer_number", "ref", "view", "street", "number", "postal_code", "city",
+    "customer_number", "ref", "source_id", "view", "street", "number", "postal_code", "city",
     "national_id", "dni", "nie", "nif", "passport", "loyalty_card", "card", "card_number",
     "iban", "bank", "bank_account", "account_number", "swift", "bic",
 })
@@ -182,9 +183,12 @@ def _projection(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[str, list[s
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()
     kept, dropped = [], []
+    typed = any(name == "type" for name, _ in columns)
     for name, kind in columns:
         if is_personal(name):
             dropped.append(name)
+        elif kind == "JSON" and name == "data" and typed:
+            kept.append(f"{_public_data(name)} AS {_ident(name)}")
         elif kind == "JSON":
             # Extra fields a source sent are kept by the ledger as they came: strip the
             # personal ones by name (the top level of the object, where the catalogue puts them).
@@ -194,6 +198,19 @@ def _projection(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[str, list[s
         else:
             kept.append(_ident(name))
     return f"SELECT {', '.join(kept)} FROM {_ident(table)}", dropped
+
+
+def _public_data(column: str) -> str:
+    """A fact's ``data`` with only the fields the catalogue declares non-personal for its type
+    (what the store keeps in clear): an undeclared field a source sent (an ``iban``, a nested
+    ``contact.mobile``) never reaches analysts, whatever its name. Absent fields stay absent
+    (a null in a merge patch deletes its key)."""
+    col = _ident(column)
+    whens = []
+    for type_name, names in sorted(PUBLIC_DATA.items()):
+        pairs = ", ".join(f"{_quote(n)}, {col} -> {_quote(f'$.{_ident(n)}')}" for n in sorted(names))
+        whens.append(f"WHEN {_quote(type_name)} THEN json_merge_patch('{{}}', json_object({pairs}))")
+    return f"CASE WHEN json_type({col}) = 'OBJECT' THEN CASE \"type\" {' '.join(whens)} END END"
 
 
 def exported_tables(cur: duckdb.DuckDBPyConnection) -> list[str]:

@@ -144,6 +144,27 @@ def test_no_personal_data_reaches_the_snapshot(ledger: Journey) -> None:
         assert con.execute("SELECT kind, owner_department FROM cases").fetchall() == [("complaint", "customer_care")]
 
 
+UNDECLARED = {"type": "call.inbound", "id": "c9", "source": "cc", "customer": {"phone": "+34622333555"},
+              "occurred_at": "2026-01-08T10:00:00+01:00", "department": "billing",
+              "data": {"duration_s": 61, "notes": "rang from Zubiri's mother's flat",
+                       "account_holder": "Ane Zubiri Etxeberria", "Email": "ane.z@example.org",
+                       "contact": {"mobile": "+34699111222"}, "payload": ["ES7620770024003102575766"]}}
+
+
+def test_fields_the_catalogue_does_not_declare_never_reach_the_snapshot(ledger: Journey) -> None:
+    """Whatever a source names a field, only the catalogue's non-personal ones are exported."""
+    assert not ledger.record([UNDECLARED]).rejected
+    export(ledger.projections, analytics_dir(ledger.settings))
+    con, _ = open_snapshot(analytics_dir(ledger.settings))
+    with closing(con):
+        (data,) = con.execute("SELECT data FROM events WHERE type = 'call.inbound' "
+                              "AND data->>'duration_s' = '61'").fetchone() or (None,)
+        text = repr(con.execute("SELECT * FROM events").fetchall())
+    assert data is not None and orjson.loads(data) == {"duration_s": 61}
+    for secret in ("Etxeberria", "ane.z@example.org", "699111222", "ES7620770024003102575766", "mother"):
+        assert secret not in text, secret
+
+
 def test_a_forgotten_customer_is_gone_from_the_next_snapshot(
         ledger: Journey, capsys: pytest.CaptureFixture[str]) -> None:
     directory = analytics_dir(ledger.settings)
