@@ -45,7 +45,7 @@ def test_an_interrupted_append_says_so_keeps_whole_batches_and_the_rerun_records
         if not line or "append:" in line:
             break
     append.send_signal(signal.SIGINT)
-    out, err = append.communicate(timeout=120)
+    _, err = append.communicate(timeout=120)
     if append.returncode == 0:  # finished before the signal landed: nothing to judge
         return
     assert append.returncode == 130, err
