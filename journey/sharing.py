@@ -6,8 +6,8 @@ nobody a person would recognise. So whoever opens the projections first takes an
 address, since when); a second process waits for it, telling its user whom it waits for, up
 to ``JOURNEY_WAIT`` seconds, then gives up with :class:`Busy` (exit code 75, sysexits.h's
 EX_TEMPFAIL: try again later), never a traceback. The flock dies with its process, so a
-killed holder never leaves a stale lock. A process that has the file open without our lock is named from DuckDB's refusal at once
-(:class:`ForeignHolder`).
+killed holder never leaves a stale lock. A process that has the file open without our lock
+is named from DuckDB's refusal at once (:class:`ForeignHolder`).
 
 Within one process the hold is shared and counted: DuckDB shares one database between the
 connections of a process too, and a server's threads must not wait for themselves.
