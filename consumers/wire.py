@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import orjson
@@ -109,16 +108,36 @@ def encode_event(sf: StoredFact) -> Message:
                      sf.position), _millis(sf.recorded_at))
 
 
+class NotAnEvent(ValueError):
+    """A message on the events topic that the relay did not write (another producer, a
+    corrupted or hand-made value): what it lacks, never a bare KeyError or AttributeError."""
+
+
 def decode_event(value: bytes) -> StoredFact:
-    """A message value of either format as the fact it carries (personal part still sealed)."""
-    doc: dict[str, Any] = orjson.loads(value)
-    state = doc.get("state")
-    recorded_at, fact = ((state["timestamp"], state["fact"]) if state is not None
-                         else (doc["recorded_at"], doc["fact"]))
-    return StoredFact(
-        position=int(doc["position"]),
-        stream_id=UUID(doc["stream_id"]),
-        stream_version=int(doc["stream_version"]),
-        recorded_at=datetime.fromisoformat(recorded_at),
-        fact=fact,
-    )
+    """A message value of either format as the fact it carries (personal part still sealed).
+
+    Raises :class:`NotAnEvent` (a ValueError) for anything else."""
+    try:
+        doc = orjson.loads(value)
+        if not isinstance(doc, dict):
+            raise NotAnEvent(f"a JSON {type(doc).__name__}, not an event object")
+        state = doc.get("state")
+        recorded_at, fact = ((state["timestamp"], state["fact"]) if state is not None
+                             else (doc["recorded_at"], doc["fact"]))
+        if not isinstance(fact, dict):
+            raise NotAnEvent("its fact is not an object")
+        return StoredFact(
+            position=int(doc["position"]),
+            stream_id=UUID(str(doc["stream_id"])),
+            stream_version=int(doc["stream_version"]),
+            recorded_at=datetime.fromisoformat(recorded_at),
+            fact=fact,
+        )
+    except NotAnEvent:
+        raise
+    except orjson.JSONDecodeError as error:
+        raise NotAnEvent(f"not JSON ({error})") from None
+    except KeyError as missing:
+        raise NotAnEvent(f"no {missing.args[0]!r} field") from None
+    except (TypeError, ValueError, AttributeError, OverflowError) as error:
+        raise NotAnEvent(f"a field of the wrong kind ({type(error).__name__}: {error})") from None

@@ -35,7 +35,7 @@ from journey.forwarding import NotForwarded, Server, forward, reads_stdin, runni
 from journey.references import reference_key
 from journey.runtime import tune_gc
 from journey.sharing import BUSY, Busy, holder_now, identify
-from journey.textview import render_text
+from journey.textview import printable, render_text
 
 DEMO_MARKER = ".demo"
 
@@ -163,7 +163,7 @@ def _append_summary(args: argparse.Namespace, summary: IngestSummary, path: Path
         line += f"; {server.describe()} projects them"
     print(line, flush=True)
     for r in summary.rejected[:10]:
-        print(f"  line {r.line}: {r.reason}", file=sys.stderr)
+        print(f"  line {r.line}: {printable(r.reason)}", file=sys.stderr)
     if len(summary.rejected) > 10:
         print(f"  ... {len(summary.rejected) - 10} more in {path}", file=sys.stderr)
 
@@ -428,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: Commands that only read the ledger: they refuse a data directory without one, where the
 #: others (append, ingest, serve...) start a new ledger.
 READERS = frozenset({"customer", "status", "can-contact", "violations", "cases", "case", "promises",
-                     "inbox", "warranty", "greetings", "verify", "subject-access", "export"})
+                     "inbox", "warranty", "greetings", "verify", "subject-access", "export",
+                     "quarantine"})
 #: Commands that read the analyst snapshot only: without a data directory there is none (they
 #: say so, as in a ledger never exported, and make no ledger on the spot).
 SNAPSHOT_READERS = frozenset({"sql", "plot"})
@@ -437,7 +438,7 @@ SNAPSHOT_READERS = frozenset({"sql", "plot"})
 #: here and leaves the projecting to the server. Those with ``--source kafka`` never are.
 SERVED = frozenset({"customer", "project", "status", "can-contact", "violations", "cases", "case",
                     "promises", "inbox", "warranty", "greetings", "subject-access", "export",
-                    "merge", "unmerge", "forget"})
+                    "merge", "unmerge", "forget", "quarantine"})
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Journey], int]] = {
     "append": cmd_append,

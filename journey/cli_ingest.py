@@ -22,6 +22,7 @@ from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestSta
 from journey.bootstrap import Journey
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
+from journey.textview import printable
 
 Command = Callable[[argparse.Namespace, Journey], int]
 
@@ -130,8 +131,8 @@ def cmd_dlq(args: argparse.Namespace, journey: Journey) -> int:
             _dump([e.as_json() for e in entries])
         else:
             for e in entries:
-                print(f"{e.partition}:{e.offset}  {e.source_topic}[{e.source_partition}]@{e.source_offset}  "
-                      f"{e.reason}\n    {e.text[:200]}")
+                print(printable(f"{e.partition}:{e.offset}  {e.source_topic}[{e.source_partition}]"
+                                f"@{e.source_offset}  {e.reason}") + "\n    " + printable(e.text[:200]))
             print(f"{len(entries)} dead letters in {dlq_topic}")
         return 0
     if args.offsets:
@@ -159,5 +160,5 @@ def cmd_dlq(args: argparse.Namespace, journey: Journey) -> int:
     else:
         print(f"re-submitted {result.sent} facts to {topic}, {len(result.invalid)} still invalid")
         for n, r in result.invalid:
-            print(f"  line {n}: {r}", file=sys.stderr)
+            print(f"  line {n}: {printable(r)}", file=sys.stderr)
     return 1 if result.invalid else 0

@@ -22,6 +22,7 @@ from domain.contact_policy import Exclusion
 from journey.bootstrap import Journey
 from journey.exclusions import entries_in
 from journey.policy import PolicyError, load_policies
+from journey.textview import printable
 from replay import decision as decisions
 from replay import diff as differ
 from replay import rebuild as rebuilder
@@ -121,7 +122,7 @@ def cmd_diff(args: argparse.Namespace, journey: Journey) -> int:
         print(f"  DIFFERENT  {t.table:<18} live {t.live_rows:,} rows, rebuilt {t.other_rows:,} rows; "
               f"{t.only_live:,} rows only in live, {t.only_other:,} only in the rebuild")
         for example in t.examples:
-            print(f"      only in {example['only_in']}: {example['row']}")
+            print(printable(f"      only in {example['only_in']}: {example['row']}"))
     if result.same:
         print("the live projections equal the rebuild")
         return 0
@@ -173,7 +174,7 @@ def cmd_decision(args: argparse.Namespace, journey: Journey) -> int:
     print(f"  recomputed: {_verdict(new.allowed)}"
           + (f"  [{', '.join(r.code for r in new.reasons)}]" if new.reasons else ""))
     for reason in new.reasons:
-        print(f"    ✗ [{reason.code}] {reason.message}")
+        print(printable(f"    ✗ [{reason.code}] {reason.message}"))
     if replayed.agree:
         print("  AGREE")
     elif rec.get("note"):

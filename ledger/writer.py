@@ -44,9 +44,6 @@ Fact = dict[str, Any]
 
 log = logging.getLogger("journey.writer")
 
-#: How often a forget is retried after another writer changed the same streams meanwhile.
-MAX_ATTEMPTS = 5
-
 #: Conflicts in a row after which a batch is recorded in two halves: each half touches fewer
 #: streams, so it is less likely to meet another writer, and a conflict redoes less work.
 SPLIT_AFTER = 3
@@ -200,16 +197,22 @@ class Ledger:
         last moment anything can learn what the person's data was, to find copies of it
         outside the store: journey/erasure.py); it may run again if the transaction is retried.
         """
-        for attempt in range(MAX_ATTEMPTS):
+        conflicts = 0
+        while True:
             try:
                 with self.take_turn():
-                    self._begin_turn()
+                    started = self._begin_turn()
                     result = _BatchWriter(self.app, [], self.streams).forget(reference_key, reason,
                                                                              before_shredding)
-            except IntegrityError:
+            except IntegrityError as error:
                 self._drop_cache()
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
+                if self._store_head() == started:
+                    raise  # nobody else wrote meanwhile: the same attempt would fail the same way
+                conflicts += 1
+                delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(conflicts, 16)))
+                log.warning("forgetting %s met another writer's changes (%s): redoing it (retry %d) "
+                            "in %.2f s", reference_key.split(":", 1)[0], error, conflicts, delay)
+                time.sleep(delay)
                 continue
             except BaseException:
                 self._drop_cache()
@@ -220,7 +223,6 @@ class Ledger:
                 if scrub is not None:
                     scrub()
             return result
-        raise AssertionError("unreachable")
 
     def _tracked(self, tracking: Tracking) -> bool:
         done = self.app.recorder.max_tracking_id(tracking.application_name)  # type: ignore[attr-defined]

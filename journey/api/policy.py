@@ -19,6 +19,8 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, Final
 
+from domain.catalogue import TYPES
+
 #: What a hidden value reads as (the console shows "hidden for your role" for it). Not None:
 #: a client must be able to tell "your role may not see it" from "nothing recorded".
 HIDDEN: Final = "[hidden]"
@@ -51,6 +53,10 @@ PERMISSIONS: Final[Mapping[str, frozenset[Permission]]] = {
     ANALYST: frozenset({Permission.READ_LISTS}),
     ADMIN: frozenset(Permission),
 }
+
+
+#: The group of data fields the catalogue does not declare for a fact's type.
+UNDECLARED: Final = "undeclared"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +93,17 @@ GROUPS: Final[Mapping[str, FieldGroup]] = {
         "bank and payment data (IBAN, account, card, mandate)",
         frozenset({"iban", "bic", "swift", "bank", "bank_account", "account_number",
                    "account_holder", "card_number", "payment_card", "sepa_mandate", "mandate_id"})),
+    #: Matched by what the catalogue does not say, not by name: see FieldPolicy._object.
+    UNDECLARED: FieldGroup(
+        "data fields the catalogue does not declare for the fact's type (whatever else a source "
+        "sent: it may be anything, an IBAN or a national id under a name of its own)",
+        frozenset()),
 }
 
 _ALL = frozenset(GROUPS)
+#: A field nobody declared may hold any kind of personal data, so only the roles that may see
+#: every kind see it.
+_NOT_ALL = frozenset({UNDECLARED})
 #: Which groups each role may see. Departments see full case histories; the personal fields
 #: only where their work needs them: billing collects and refunds (bank, national id); sales,
 #: customer care and stores sign contracts and check identities in person (national id), but
@@ -97,12 +111,12 @@ _ALL = frozenset(GROUPS)
 #: centre talk to the customer and need nothing more than contact data and the free texts.
 VISIBLE: Final[Mapping[str, frozenset[str]]] = {
     "billing": _ALL,
-    "sales": _ALL - {"bank"},
-    "customer_care": _ALL - {"bank"},
-    "stores": _ALL - {"bank"},
-    "technical_service": _ALL - {"bank", "national_id"},
-    "social_media": _ALL - {"bank", "national_id"},
-    "outsourced_callcenter": _ALL - {"bank", "national_id"},
+    "sales": _ALL - {"bank"} - _NOT_ALL,
+    "customer_care": _ALL - {"bank"} - _NOT_ALL,
+    "stores": _ALL - {"bank"} - _NOT_ALL,
+    "technical_service": _ALL - {"bank", "national_id"} - _NOT_ALL,
+    "social_media": _ALL - {"bank", "national_id"} - _NOT_ALL,
+    "outsourced_callcenter": _ALL - {"bank", "national_id"} - _NOT_ALL,
     AUDITOR: _ALL,
     ADMIN: _ALL,
     ANALYST: frozenset(),
@@ -118,10 +132,12 @@ class FieldPolicy:
 
     keys: frozenset[str]
     kinds: frozenset[str]
+    #: Hide the data fields a source sent that the catalogue does not declare for the type.
+    undeclared: bool = False
 
     @property
     def hides_nothing(self) -> bool:
-        return not self.keys and not self.kinds
+        return not self.keys and not self.kinds and not self.undeclared
 
     def redact(self, doc: Any) -> Any:
         """A copy of ``doc`` with every value this role may not see replaced by :data:`HIDDEN`."""
@@ -144,13 +160,27 @@ class FieldPolicy:
         names_hidden_identity = (isinstance(kind, str) and kind in self.kinds
                                  and "value" in obj)
         names_hidden_field = isinstance(field, str) and field in self.keys
+        declared = self._declared(obj)
         out: dict[str, Any] = {}
         for k, v in obj.items():
             if k in self.keys or ((names_hidden_identity or names_hidden_field) and k in _VALUE_KEYS):
                 out[k] = HIDDEN
+            elif k == "data" and declared is not None and isinstance(v, dict):
+                data = self._object(v)
+                out[k] = {dk: (dv if dk in declared else HIDDEN) for dk, dv in data.items()}
             else:
                 out[k] = self._walk(v, k)
         return out
+
+    def _declared(self, obj: dict[str, Any]) -> frozenset[str] | None:
+        """The data fields the catalogue declares for the fact ``obj`` is (a timeline event, a
+        case's history entry), when this role may not see undeclared ones; None otherwise. The
+        ledger's own facts (source "ledger") hold nothing a source invented."""
+        if not self.undeclared or obj.get("source") == "ledger":
+            return None
+        type_name = obj.get("type")
+        spec = TYPES.get(type_name) if isinstance(type_name, str) else None
+        return None if spec is None else frozenset(f.name for f in spec.fields)
 
     def _identity_key(self, item: Any) -> Any:
         if isinstance(item, str):
@@ -163,7 +193,8 @@ class FieldPolicy:
 def field_policy(role: str) -> FieldPolicy:
     hidden = [GROUPS[g] for g in GROUPS if g not in VISIBLE[role]]
     return FieldPolicy(keys=frozenset().union(*(g.keys for g in hidden)),
-                       kinds=frozenset().union(*(g.kinds for g in hidden)))
+                       kinds=frozenset().union(*(g.kinds for g in hidden)),
+                       undeclared=UNDECLARED not in VISIBLE[role])
 
 
 def hidden_kinds(role: str) -> frozenset[str]:
