@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -55,3 +57,13 @@ def running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def stored_events(home: Path) -> int:
+    """How many events the data directory's SQLite store holds (read beside running writers)."""
+    con = sqlite3.connect(home / "ledger.sqlite")
+    try:
+        [(count,)] = con.execute("SELECT count(*) FROM stored_events").fetchall()
+    finally:
+        con.close()
+    return int(count)

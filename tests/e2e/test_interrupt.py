@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,19 +13,11 @@ from pathlib import Path
 import orjson
 
 from journey import demo_data
+from tests.processes import stored_events
 
 
 def _journey(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "journey.cli", "--data-dir", str(home), *args]
-
-
-def _stored(home: Path) -> int:
-    con = sqlite3.connect(home / "ledger.sqlite")
-    try:
-        [(count,)] = con.execute("SELECT count(*) FROM stored_events").fetchall()
-    finally:
-        con.close()
-    return int(count)
 
 
 def test_an_interrupted_append_says_so_keeps_whole_batches_and_the_rerun_records_the_rest(
@@ -50,7 +41,7 @@ def test_an_interrupted_append_says_so_keeps_whole_batches_and_the_rerun_records
         return
     assert append.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
-    kept = _stored(home)
+    kept = stored_events(home)
     assert kept < count
 
     rerun = subprocess.run(_journey(home, "append", str(source), "--no-project", "--json"),
@@ -64,4 +55,4 @@ def test_an_interrupted_append_says_so_keeps_whole_batches_and_the_rerun_records
     once = subprocess.run(_journey(rebuilt, "append", str(source), "--no-project"),
                           capture_output=True, text=True, timeout=300)
     assert once.returncode == 0, once.stderr
-    assert _stored(home) == _stored(rebuilt)
+    assert stored_events(home) == stored_events(rebuilt)

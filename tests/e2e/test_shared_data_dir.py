@@ -7,7 +7,6 @@ import fcntl
 import inspect
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import orjson
 import pytest
 
 from ledger.writer import Ledger
-from tests.processes import free_port, wait_for_health, wait_for_line
+from tests.processes import free_port, stored_events, wait_for_health, wait_for_line
 
 BUSY = 75
 
@@ -45,15 +44,6 @@ def _facts(prefix: str, n: int) -> bytes:
         "customer": {"phone": "+34600900001"}, "occurred_at": f"2026-06-01T10:{i:02d}:00+02:00",
         "department": "customer_care", "agent": "CC-9", "data": {"reason": "ask about an offer"},
     }) + b"\n" for i in range(n))
-
-
-def _store_events(home: Path) -> int:
-    con = sqlite3.connect(home / "ledger.sqlite")
-    try:
-        [(count,)] = con.execute("SELECT count(*) FROM stored_events").fetchall()
-    finally:
-        con.close()
-    return int(count)
 
 
 def _projected_events(home: Path) -> int:
@@ -115,7 +105,7 @@ def test_commands_beside_a_running_server_answer_as_they_would_without_it(
         served: tuple[Path, str, subprocess.Popen[str]], tmp_path: Path) -> None:
     home, url, server = served
     assert (home / "serve.json").stat().st_mode & 0o777 == 0o600
-    before = _store_events(home)
+    before = stored_events(home)
     new = tmp_path / "calls.jsonl"
     new.write_bytes(_facts("beside", 7))
 
@@ -151,8 +141,8 @@ def test_commands_beside_a_running_server_answer_as_they_would_without_it(
     _stop(server)
     assert not (home / "serve.json").exists()
     assert _views(home) == served_views
-    assert _store_events(home) == before + 7 + summary["derived"]
-    assert _projected_events(home) == _store_events(home)
+    assert stored_events(home) == before + 7 + summary["derived"]
+    assert _projected_events(home) == stored_events(home)
 
 
 def test_the_command_endpoint_takes_only_the_secret_of_serve_json(
@@ -171,16 +161,16 @@ def test_the_command_endpoint_takes_only_the_secret_of_serve_json(
         assert client.post("/internal/cli", json=body,
                            headers={"X-Journey-Secret": secret[:-1] + "x"}).status_code == 403
         assert "/internal/cli" not in client.get("/openapi.json").text
-        events = _store_events(home)
+        events = stored_events(home)
         replaced = _journey(home, "demo", "--customers", "10")
         assert replaced.returncode == BUSY and f"journey serve at {url}" in replaced.stderr
-        assert _store_events(home) == events
+        assert stored_events(home) == events
         answered = client.post("/internal/cli", json=body, headers={"X-Journey-Secret": secret})
     assert answered.status_code == 200
     frames = [orjson.loads(line) for line in answered.text.splitlines()]
     assert frames[0] == {"started": True} and frames[-1] == {"exit": 0}
     status = orjson.loads("".join(f.get("out", "") for f in frames))
-    assert status["store_position"] == status["projection_position"] == _store_events(home)
+    assert status["store_position"] == status["projection_position"] == stored_events(home)
 
 
 def test_a_command_waits_for_the_holder_of_the_projections_and_names_it(
@@ -211,14 +201,14 @@ def test_a_command_waits_for_the_holder_of_the_projections_and_names_it(
         out, err = waiter.communicate(timeout=120)
         assert waiter.returncode == 0 and "Traceback" not in err, err
         status = orjson.loads(out)
-        assert status["projection_position"] == status["store_position"] == _store_events(home)
+        assert status["projection_position"] == status["store_position"] == stored_events(home)
     finally:
         for p in (holder, waiter):
             if p is not None and p.poll() is None:
                 p.kill()
             if p is not None:
                 p.communicate()
-    assert _projected_events(home) == _store_events(home)
+    assert _projected_events(home) == stored_events(home)
 
 
 def test_two_projections_at_once_take_turns(demo: Path, tmp_path: Path) -> None:
@@ -226,7 +216,7 @@ def test_two_projections_at_once_take_turns(demo: Path, tmp_path: Path) -> None:
     new.write_bytes(_facts("twice", 6))
     recorded = _journey(demo, "append", str(new), "--no-project")
     assert recorded.returncode == 0, recorded.stderr
-    head = _store_events(demo)
+    head = stored_events(demo)
     both = [subprocess.Popen(_cmd(demo, "project", "--json"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
     done = []
@@ -245,7 +235,7 @@ def test_a_serve_json_left_behind_by_a_killed_server_is_ignored(demo: Path) -> N
     (demo / "serve.json").write_bytes(orjson.dumps(stale))
     status = _journey(demo, "status", "--json", env={"JOURNEY_WAIT": "0"})
     assert status.returncode == 0, status.stderr
-    assert orjson.loads(status.stdout)["projection_position"] == _store_events(demo)
+    assert orjson.loads(status.stdout)["projection_position"] == stored_events(demo)
     appended = _journey(demo, "append", str(demo / "demo.jsonl"), "--json")
     assert appended.returncode == 0, appended.stderr
     assert orjson.loads(appended.stdout)["projected"] is True
@@ -288,7 +278,7 @@ def test_two_appends_of_same_named_files_keep_their_own_rejects(demo: Path, tmp_
     for f, source in zip(files, sources, strict=True):
         [rejected] = [orjson.loads(line) for line in Path(f).read_bytes().splitlines()]
         assert rejected["input"] == str(source) and rejected["line"] == 4
-    assert _projected_events(demo) == _store_events(demo)
+    assert _projected_events(demo) == stored_events(demo)
 
 
 def _waiting_for_flock(pid: int, lock: Path) -> bool:
@@ -306,7 +296,7 @@ def _waiting_for_flock(pid: int, lock: Path) -> bool:
 @pytest.mark.skipif("take_turn" not in inspect.signature(Ledger).parameters,
                     reason="ledger.writer.Ledger takes no take_turn hook yet")
 def test_an_append_waits_its_turn_at_the_store(demo: Path, tmp_path: Path) -> None:
-    before = _store_events(demo)
+    before = stored_events(demo)
     new = tmp_path / "calls.jsonl"
     new.write_bytes(_facts("turn", 4))
     lock = demo / "writer.lock"
@@ -320,10 +310,10 @@ def test_an_append_waits_its_turn_at_the_store(demo: Path, tmp_path: Path) -> No
             assert append.poll() is None, append.communicate()
             assert time.monotonic() < deadline, "the append never asked for its turn"
             time.sleep(0.05)
-        assert _store_events(demo) == before
+        assert stored_events(demo) == before
     finally:
         os.close(fd)
     out, err = append.communicate(timeout=120)
     assert append.returncode == 0, err
     assert orjson.loads(out)["recorded"] == 4
-    assert _store_events(demo) == before + 4
+    assert stored_events(demo) == before + 4
