@@ -132,6 +132,9 @@ def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
         _dump({**summary, "file": str(out)})
     else:
         say(f"subject access export for {summary['who']} written to {out}")
+        if summary.get("forgotten"):
+            say(f"  {summary['held']}")
+            return 0
         say(f"  {summary['events']} events, first contact {summary['first_contact']}, "
             f"last {summary['last_contact']}")
         for kind in ("by_channel", "by_department"):

@@ -4,8 +4,9 @@ Every document is the one the CLI prints with ``--json`` (the same functions bui
 the personal fields the caller's role may not see replaced by ``"[hidden]"``
 (journey/api/policy.py, docs/security.md). Errors are always ``{"error": text, "detail":
 ...}``: 400 malformed JSON, 401 no or bad token, 403 the role may not, 404 nobody or nothing
-known by that name, 409 an ambiguous tracking key, 413 too many facts in one request, 422 input
-that breaks the contract (a bad reference, instant, parameter, or rejected facts).
+known by that name, 409 an ambiguous tracking key, 413 a request too large (too many facts,
+or a body over the limit), 422 input that breaks the contract (a bad reference, instant,
+parameter, or rejected facts).
 
 Endpoints are plain functions run in the server's thread pool; each takes the desk's lock for
 the Journey (journey/api/service.py), so one DuckDB connection serves them one at a time.
@@ -99,7 +100,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     words = {400: "malformed JSON", 401: "no token, or an unknown or revoked one",
              403: "the token's role may not do this", 404: "nobody or nothing known by that name",
              409: "ambiguous: several cases have that tracking key",
-             413: "too many facts in one request",
+             413: "too many facts, or a body larger than the limit, in one request",
              415: "a signed-in browser must send Content-Type: application/json",
              422: "input that breaks the contract"}
     return {code: {"model": ErrorBody, "description": words[code]} for code in codes}
