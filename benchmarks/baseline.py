@@ -9,7 +9,7 @@ own SQLite persistence and JSON transcoder. It parses and validates each line as
 ledger's index tables, encryption, deduplication or hash chain, so it does less per fact
 than the ledger does; the ratio is a conservative one.
 
-The ledger's own writer no longer goes through eventsourcing's aggregates (session 4), so
+The ledger's own writer does not go through eventsourcing's aggregates, so
 ``ingest(..., batch_size=1)`` would measure the ledger without its batching, not this.
 """
 

@@ -4,7 +4,7 @@ SQLite floor over an existing ledger's rows, with a chosen transaction size and 
 The bench's ``schema_limit`` row uses the append's own batch (2,000) and SQLite's default
 cache. This asks what the store's schema would allow with other settings: every row of the
 ledger in ``DATA_DIR`` (events, index, key and chain tables) is inserted into a fresh file
-with the same schema, ``--batch`` events per transaction (docs/performance.md, session 11:
+with the same schema, ``--batch`` events per transaction (docs/performance.md:
 at 1M events, 10,003/s at 2,000 per transaction and 20,897/s at 20,000).
 """
 
