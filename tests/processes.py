@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -67,3 +68,14 @@ def stored_events(home: Path) -> int:
     finally:
         con.close()
     return int(count)
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Stop a long-running `journey` process as Ctrl-C would, killing it if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

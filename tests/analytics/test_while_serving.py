@@ -4,7 +4,6 @@ records facts: the acceptance test of issue #7's analysts part."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import orjson
 import pytest
 
 from tests.analytics.helpers import run
-from tests.processes import free_port, wait_for_health, wait_for_line
+from tests.processes import free_port, stop, wait_for_health, wait_for_line
 
 SEED = [
     {"type": "customer.registered", "id": "r1", "source": "crm", "customer": {"customer_id": "C-77"},
@@ -127,12 +126,7 @@ def test_sql_and_export_while_serve_is_writing(tmp_path: Path, capsys: pytest.Ca
     finally:
         writer.stop.set()
         writer.join(timeout=30)
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
         if server.stderr is not None:
             server.stderr.close()
     assert writer.recorded > 5 and not writer.errors

@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks import api_load
 from tests.api.conftest import SCENARIO, record
-from tests.processes import free_port, wait_for_health
+from tests.processes import free_port, stop, wait_for_health
 
 
 def _journey(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,13 +41,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str], Pa
         wait_for_health(url, process, log.read_text)
         yield url, secret, process, log
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
 
 
 def test_serve_answers_over_loopback(server: tuple[str, str, subprocess.Popen[str], Path]) -> None:

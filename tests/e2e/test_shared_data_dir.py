@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import inspect
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import orjson
 import pytest
 
 from ledger.writer import Ledger
-from tests.processes import free_port, stored_events, wait_for_health, wait_for_line
+from tests.processes import free_port, stop, stored_events, wait_for_health, wait_for_line
 
 BUSY = 75
 
@@ -56,16 +55,6 @@ def _projected_events(home: Path) -> int:
     return int(row[0])
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
     home = tmp_path / "ledger"
@@ -86,7 +75,7 @@ def served(demo: Path, tmp_path: Path) -> Iterator[tuple[Path, str, subprocess.P
         wait_for_health(url, server, log.read_text)
         yield demo, url, server
     finally:
-        _stop(server)
+        stop(server)
 
 
 def _views(home: Path) -> dict[str, Any]:
@@ -138,7 +127,7 @@ def test_commands_beside_a_running_server_answer_as_they_would_without_it(
     served_views = _views(home)
     assert server.poll() is None
 
-    _stop(server)
+    stop(server)
     assert not (home / "serve.json").exists()
     assert _views(home) == served_views
     assert stored_events(home) == before + 7 + summary["derived"]
