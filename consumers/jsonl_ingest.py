@@ -62,6 +62,8 @@ def as_line(item: object) -> bytes | RefusedFact:
     """A fact given as a Python value (the API's, ``Journey.record``'s) as the JSON line
     ``journey append`` would read, or why it cannot be one."""
     try:
+        # Before encoding, not only when encoding fails: orjson writes a NaN or an infinity as
+        # null without a word, and the line read back would no longer say what was sent.
         check_tree(item)
         return orjson.dumps(item)
     except InvalidFact as error:

@@ -6,7 +6,6 @@ and closes it when done.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,11 +109,10 @@ def bootstrap(settings: Settings) -> Journey:
     else:
         raise SystemExit(f"JOURNEY_STORE={settings.store!r} is not a store: use 'sqlite' or 'postgres'")
     app = open_application(env)
-    turns: dict[str, Any] = {}
-    if settings.store == "sqlite" and "take_turn" in inspect.signature(Ledger).parameters:
-        # Writers of one SQLite file (an append beside a server) take turns per batch.
-        turns["take_turn"] = writer_turns(settings.writer_lock_path)
-    return Journey(settings, app, Ledger(app, **turns))
+    # Writers of one SQLite file (an append beside a server) take turns per batch; PostgreSQL
+    # writers may sit on other machines, so they meet in the store and retry instead.
+    take_turn = writer_turns(settings.writer_lock_path) if settings.store == "sqlite" else None
+    return Journey(settings, app, Ledger(app, take_turn=take_turn))
 
 
 def open_ledger(data_dir: str | None = None) -> Journey:

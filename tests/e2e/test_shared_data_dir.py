@@ -4,7 +4,6 @@ and commands beside it, two projections at once, a command that finds the projec
 from __future__ import annotations
 
 import fcntl
-import inspect
 import os
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import httpx
 import orjson
 import pytest
 
-from ledger.writer import Ledger
 from tests.processes import free_port, stop, stored_events, wait_for_health, wait_for_line
 
 BUSY = 75
@@ -282,8 +280,6 @@ def _waiting_for_flock(pid: int, lock: Path) -> bool:
     return False
 
 
-@pytest.mark.skipif("take_turn" not in inspect.signature(Ledger).parameters,
-                    reason="ledger.writer.Ledger takes no take_turn hook yet")
 def test_an_append_waits_its_turn_at_the_store(demo: Path, tmp_path: Path) -> None:
     before = stored_events(demo)
     new = tmp_path / "calls.jsonl"
