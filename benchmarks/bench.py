@@ -56,11 +56,11 @@ from benchmarks import baseline, workers
 from consumers.jsonl_ingest import ingest
 from domain.contact_policy import CHANNELS, ContactHistory, decide
 from journey import demo_data
-from journey.api.service import CUSTOMER_TIMELINE
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from journey.policy import load_policy
 from journey.runtime import tune_gc
+from journey.usecases.customers import LATEST_EVENTS as CUSTOMER_TIMELINE
 from ledger import chain
 from ledger.application import history_of
 from projections.duckdb_store import EVENT_COLUMNS, SCHEMA, ProjectionStore, connect
@@ -338,7 +338,7 @@ def contact_row(projections: ProjectionStore, calls: int = DECISIONS) -> Row:
 
 def cases_row(journey: Journey) -> Row:
     """What ``journey cases --overdue`` runs (clocks judged now, the default complaint deadline)."""
-    from journey.cli_cases import answer_days, query_cases
+    from journey.cli.cases import answer_days, query_cases
 
     total = int(journey.projections.con.execute("SELECT count(*) FROM cases").fetchall()[0][0])
     days = answer_days(None)

@@ -1,93 +1,47 @@
 """The composition root: the one place that wires stores, ledger and projections together.
 
-Nothing connects at import time; every command asks :func:`bootstrap` for a :class:`Journey`
-and closes it when done.
+Nothing connects at import time; every entrance asks :func:`bootstrap` for a :class:`Journey`
+and closes it when done. :class:`Journey` is the wired :class:`journey.system.System` plus the
+two calls of the Python API (record facts, read a customer), which hand over to the use cases
+like every other entrance does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from consumers.jsonl_ingest import IngestSummary, as_line, ingest
-from consumers.log_follower import Progress, catch_up
+from consumers.jsonl_ingest import IngestSummary
+from consumers.log_follower import Progress
 from journey.config import Settings
-from journey.sharing import open_projections, writer_turns
-from ledger.application import JourneyApplication, history_of, open_application, sqlite_env
+from journey.sharing import writer_turns
+from journey.system import System
+from journey.usecases import customers, recording
+from ledger.application import open_application, sqlite_env
 from ledger.writer import Ledger
-from projections.customer_view import render
-from projections.duckdb_store import ProjectionStore
 
 
-@dataclass
-class Journey:
-    settings: Settings
-    app: JourneyApplication
-    ledger: Ledger
-    _projections: ProjectionStore | None = field(default=None, repr=False)
-    _let_go: Callable[[], None] | None = field(default=None, repr=False)
+class Journey(System):
+    """One open ledger, for the CLI, the server and Python code alike."""
 
-    @property
-    def projections(self) -> ProjectionStore:
-        """The DuckDB projections, opened on first use under the data directory's lock: a
-        second process waits for the holder (JOURNEY_WAIT), then raises
-        :class:`journey.sharing.Busy`."""
-        if self._projections is None:
-            store, self._let_go = open_projections(
-                self.settings.lock_path, self.settings.wait_seconds,
-                lambda: ProjectionStore(self.settings.duckdb_path))
-            self._projections = store  # closed by close() even if what follows fails
-            store.history = history_of(self.app)
-            return store
-        return self._projections
-
-    def project(self, on_progress: Callable[[Progress], None] | None = None,
-                before_commit: Callable[[], None] | None = None, batch: int | None = None) -> int:
-        """Bring the embedded projections up to the store's head."""
-        return catch_up(self.app, self.projections, batch_size=batch, on_progress=on_progress,
-                        before_commit=before_commit)
-
-    def record(self, facts: Iterable[Mapping[str, Any]], batch: int = 2000) -> IngestSummary:
+    def record(self, facts: Iterable[Mapping[str, Any]], batch: int = recording.BATCH) -> IngestSummary:
         """Record facts given as dicts (the JSON contract): the Python face of ``journey append``.
 
         Same validation, same batching, same result: bad facts are in ``rejected`` with their
         1-based index as ``line``; the projections are brought up to date afterwards (by the
         running ``journey serve`` that holds them, if there is one).
         """
-        from journey.forwarding import running_server
-
-        summary = ingest(self.ledger, (as_line(f) for f in facts), batch_size=batch)
-        if running_server(self.settings) is None:
-            self.project()
+        summary = recording.record_lines(self, recording.lines_of(facts), batch=batch)
+        recording.after_recording(self)
         return summary
 
     def customer(self, ref: str, now: datetime | None = None, timeline_limit: int | None = None,
                  on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any] | None:
         """The unified view of whoever ``ref`` names (+34..., @handle, e-mail, C-1, ledger id,
         kind:value), with its timeline; None when nobody is known by it."""
-        from journey.references import reference_key
-
-        self.project(on_progress=on_progress)
-        store = self.projections
-        customer_id = store.resolve(reference_key(ref))
-        if customer_id is None:
-            return None
-        view = render(store.load_views([customer_id])[customer_id], now=now or datetime.now(UTC))
-        return {**view, "as_of_position": store.position(),
-                "timeline": store.timeline(customer_id, limit=timeline_limit)}
-
-    def close(self) -> None:
-        try:
-            if self._projections is not None:
-                self._projections.close()
-                self._projections = None
-        finally:
-            if self._let_go is not None:
-                self._let_go()
-                self._let_go = None
-            self.app.close()
+        return customers.customer(self, ref, now=now, timeline_limit=timeline_limit,
+                                  on_progress=on_progress)
 
 
 def bootstrap(settings: Settings) -> Journey:

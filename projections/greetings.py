@@ -1,6 +1,6 @@
 """Remember people kindly: birthdays and first-purchase anniversaries worth a letter.
 
-Pure rules, no I/O (``journey greetings`` in journey/cli_greetings.py reads the projections and
+Pure rules, no I/O (``journey greetings`` in journey/cli/greetings.py reads the projections and
 hands the candidates in). For a window of days, :func:`plan` lists each customer's occasions
 (a birthday, or an anniversary of their first purchase) and decides, for each, whether to write:
 

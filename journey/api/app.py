@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,22 +35,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain import catalogue
 from domain.contact_policy import CHANNELS, PURPOSES
 from domain.errors import InvalidFact
-from journey import cli_cases, cli_service
 from journey.api import policy
 from journey.api.policy import HIDDEN, Permission, permitted
-from journey.api.service import (
-    CUSTOMER_TIMELINE,
-    Desk,
-    UnknownPosition,
-    customer_document,
-    record_facts,
-    timeline_page,
-)
+from journey.api.service import Desk
 from journey.api.tokens import Token, TokenError, TokenStore, open_tokens
 from journey.bootstrap import Journey
-from journey.cli_contact import ContactQuestionError, UnknownCustomer, contact_decision
+from journey.cli import cases as cli_cases
+from journey.cli import service as cli_service
+from journey.cli.contact import ContactQuestionError, UnknownCustomer, contact_decision
 from journey.config import Settings
 from journey.references import reference_key
+from journey.usecases import customers
+from journey.usecases.customers import LATEST_EVENTS as CUSTOMER_TIMELINE
+from journey.usecases.customers import UnknownPosition
+from journey.usecases.recording import record_facts
 
 access_log = logging.getLogger("journey.api.access")
 
@@ -259,9 +257,12 @@ class AccessLog:
 
 def create_app(settings: Settings, *, journey: Journey | None = None,
                duties: Sequence[Callable[[Journey], None]] | None = None,
-               tick_seconds: float = 1.0, tokens: TokenStore | None = None) -> FastAPI:
+               tick_seconds: float = 1.0, tokens: TokenStore | None = None,
+               commands: Mapping[str, Callable[[Any, Journey], int]] | None = None) -> FastAPI:
     """The API over the ledger ``settings`` name; ``journey``: an already open one to use
-    (closed by its owner); ``duties``: instead of journey.api.duties.DUTIES."""
+    (closed by its owner); ``duties``: instead of journey.api.duties.DUTIES; ``commands``: the
+    CLI commands that commands started beside the server hand over to it (journey/api/forward.py;
+    none: every such command runs on its own)."""
     desk = Desk(settings, journey, duties, tick_seconds)
     token_store = tokens or open_tokens(settings)
 
@@ -290,7 +291,7 @@ def create_app(settings: Settings, *, journey: Journey | None = None,
     _routes(app, desk)
     from journey.api.forward import install as take_commands  # commands run beside the server
 
-    take_commands(app, desk, settings)
+    take_commands(app, desk, settings, commands or {})
     if CONSOLE_DIR.is_dir():
         app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
 
@@ -377,8 +378,8 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         with desk.fresh() as journey:
             customer_id = _resolve(desk, journey, ref, key)
             reads = desk.reads
-            doc = customer_document(reads.view(journey, customer_id),
-                                    reads.timeline(journey, customer_id), reads.position)
+            doc = customers.latest_document(reads.view(journey, customer_id),
+                                            reads.timeline(journey, customer_id), reads.position)
         return _doc(token, doc)
 
     @app.get("/api/customers/{ref}/timeline", tags=["customers"],
@@ -394,8 +395,8 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         with desk.fresh() as journey:
             customer_id = _resolve(desk, journey, ref, key)
             try:
-                doc = timeline_page(customer_id, desk.reads.timeline(journey, customer_id),
-                                    desk.reads.position, limit=limit, before=before)
+                doc = customers.timeline_page(customer_id, desk.reads.timeline(journey, customer_id),
+                                              desk.reads.position, limit=limit, before=before)
             except UnknownPosition as error:
                 raise ApiError(422, str(error), {"before": before}) from None
         return _doc(token, doc)

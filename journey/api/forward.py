@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TextIO, cast
 
@@ -38,6 +38,9 @@ from fastapi.responses import Response, StreamingResponse
 from journey.api.service import Desk
 from journey.config import Settings
 from journey.forwarding import ENDPOINT, SECRET_HEADER, read_server
+
+#: A CLI command: parsed arguments and the open ledger in, exit code out.
+Command = Callable[[argparse.Namespace, Any], int]
 
 log = logging.getLogger("journey.api.forward")
 
@@ -122,8 +125,10 @@ def _error(status: int, error: str) -> Response:
                     media_type="application/json")
 
 
-def install(app: FastAPI, desk: Desk, settings: Settings) -> None:
-    """Add the endpoint to ``app``; the first command it runs routes this process's output."""
+def install(app: FastAPI, desk: Desk, settings: Settings, commands: Mapping[str, Command]) -> None:
+    """Add the endpoint to ``app``; the first command it runs routes this process's output.
+    ``commands``: the ones it may run (the CLI's, handed over by ``journey serve``; the API
+    does not import the CLI)."""
 
     @app.post(ENDPOINT, include_in_schema=False)
     async def run_command(request: Request) -> Response:
@@ -132,8 +137,6 @@ def install(app: FastAPI, desk: Desk, settings: Settings) -> None:
             log.warning("refused a command from %s: %s", request.client.host if request.client else "-",
                         refused)
             return _error(403, refused)
-        from journey.cli import COMMANDS, SERVED, build_parser
-
         route_output()
 
         try:
@@ -144,9 +147,7 @@ def install(app: FastAPI, desk: Desk, settings: Settings) -> None:
             return _error(400, "expected {command, args, cwd, data_dir}")
         if data_dir != str(settings.data_dir.resolve()):
             return _error(409, f"this server serves {settings.data_dir.resolve()}, not {data_dir}")
-        if command not in COMMANDS:
-            build_parser()  # the subcommands' modules register their functions
-        if command not in SERVED or command not in COMMANDS:
+        if command not in commands:
             return _error(409, f"journey {command} is not run by a server; run it on its own")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Frame] = asyncio.Queue()
@@ -155,7 +156,7 @@ def install(app: FastAPI, desk: Desk, settings: Settings) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, frame)
 
         args = argparse.Namespace(**values)
-        threading.Thread(target=_run, args=(desk, COMMANDS[command], args, send), daemon=True,
+        threading.Thread(target=_run, args=(desk, commands[command], args, send), daemon=True,
                          name=f"journey-{command}").start()
 
         async def frames() -> AsyncIterator[bytes]:

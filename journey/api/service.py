@@ -6,8 +6,8 @@ through :meth:`Desk.use`: one lock, held for the few milliseconds a document tak
 stay fresh because every document is built after bringing the projections up to the store's
 head, which costs one ``max(id)`` on the store when nothing new was recorded.
 
-The documents are the CLI's (the same functions build them); only the customer's timeline is
-cut to a page, see :func:`customer_document` and :func:`timeline_page`.
+The documents are built by the use cases (journey/usecases/), the CLI's too; the
+:class:`ReadCache` keeps what customer reads share, in front of journey/usecases/customers.py.
 """
 
 from __future__ import annotations
@@ -19,24 +19,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import Request
 
-from consumers.jsonl_ingest import RefusedFact, as_line, ingest, may_repeat_keys, repeated_reason
+from consumers.jsonl_ingest import may_repeat_keys, repeated_reason
 from domain.limits import DEFAULT_LIMITS
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
-from projections.customer_view import View, render
+from journey.usecases import customers
+from projections.customer_view import View
 
 log = logging.getLogger("journey.api.duties")
 warm_log = logging.getLogger("journey.api.cache")
 
-#: Events of the timeline in the customer document (the latest ones).
-CUSTOMER_TIMELINE = 50
 #: Customers whose timelines and views a server keeps between appends (a few KB each in
 #: the demo; about 60 MB for its 3,000 customers).
 TIMELINE_CACHE = 10_000
@@ -241,7 +238,7 @@ class ReadCache:
     def resolve(self, journey: Journey, key: str) -> str | None:
         found = self.customers.get(key)
         if found is None:
-            found = journey.projections.resolve(key)
+            found = customers.resolve_key(journey, key)
             if found is not None and len(self.customers) < self.size * 4:
                 self.customers[key] = found
         return found
@@ -253,10 +250,7 @@ class ReadCache:
             self.views.move_to_end(customer_id)
             return view
         text = self.raw.pop(customer_id, None)
-        if text is not None:
-            view = orjson.loads(text)
-        else:
-            view = journey.projections.load_views([customer_id])[customer_id]
+        view = orjson.loads(text) if text is not None else customers.stored_view(journey, customer_id)
         self.views[customer_id] = view
         if len(self.views) > self.size:
             self.views.popitem(last=False)
@@ -266,110 +260,13 @@ class ReadCache:
         """The customer's whole timeline, oldest first; shared: callers must not change it."""
         events = self.timelines.get(customer_id)
         if events is None:
-            events = journey.projections.timeline(customer_id)
+            events = customers.timeline(journey, customer_id)
             self.timelines[customer_id] = events
             if len(self.timelines) > self.size:
                 self.timelines.popitem(last=False)
         else:
             self.timelines.move_to_end(customer_id)
         return events
-
-
-def customer_document(view: View, events: Sequence[dict[str, Any]], position: int, *,
-                      limit: int = CUSTOMER_TIMELINE) -> dict[str, Any]:
-    """``journey customer REF --json``, with only the latest ``limit`` timeline events.
-
-    The timeline keeps the view's order (by when things happened, oldest first) so that it is
-    the tail of the CLI's; ``timeline_page.next_before`` continues with older events through
-    the timeline endpoint. Built like :meth:`Journey.customer` (which cuts from the oldest end)
-    from the stored ``view``, ``events`` (the whole timeline) and ``position`` (the
-    projections' position).
-    """
-    rendered = render(view, now=datetime.now(UTC))
-    shown = list(events[-limit:]) if limit else []
-    more = len(events) > len(shown)
-    return {**rendered, "as_of_position": position, "timeline": shown,
-            "timeline_page": {"limit": limit, "total": len(events),
-                              "next_before": shown[0]["position"] if more and shown else None}}
-
-
-class UnknownPosition(ValueError):
-    pass
-
-
-def timeline_page(customer_id: str, events: Sequence[dict[str, Any]], position: int, *,
-                  limit: int, before: int | None) -> dict[str, Any]:
-    """One page of a customer's timeline, newest first, and the cursor of the next page.
-
-    The order is the view's, reversed: by when things happened (``occurred_at``), then store
-    position. ``before`` is the position of the last event of the previous page (its
-    ``next_before``); pages are cut from the whole timeline (``events``, oldest first), so
-    their ``late`` flags are the ones the full view shows.
-    """
-    newest_first = events[::-1]
-    start = 0
-    if before is not None:
-        index = next((i for i, e in enumerate(newest_first) if e["position"] == before), None)
-        if index is None:
-            raise UnknownPosition(f"before={before} is not the position of an event in this "
-                                  "customer's timeline (use next_before from the previous page)")
-        start = index + 1
-    page = list(newest_first[start:start + limit])
-    more = start + len(page) < len(newest_first)
-    return {"customer_id": customer_id, "order": "newest first", "limit": limit, "before": before,
-            "total": len(events), "events": page,
-            "next_before": page[-1]["position"] if more and page else None,
-            "as_of_position": position}
-
-
-@dataclass(frozen=True, slots=True)
-class FactProblem:
-    index: int
-    reason: str
-
-
-@dataclass(slots=True)
-class FactsOutcome:
-    facts: int
-    recorded: int
-    duplicates: int
-    derived: int
-    rejected: list[FactProblem]
-    as_of_position: int
-
-    def counts(self) -> dict[str, Any]:
-        return {"facts": self.facts, "recorded": self.recorded, "duplicates": self.duplicates,
-                "derived": self.derived, "as_of_position": self.as_of_position}
-
-
-def record_facts(journey: Journey, facts: Sequence[Any],
-                 refused: dict[int, str] | None = None) -> FactsOutcome:
-    """Record ``facts`` as ``journey append`` does its lines; ``refused`` (index -> reason) are
-    left out before validation (a department writing for another one). Indexes are 0-based.
-
-    A fact the store's JSON encoder could not even write back (nested hundreds of levels
-    deep, an integer beyond 64 bits) is judged against the limits first, so it is one
-    rejected fact with its reason, never a failed request.
-    """
-    refused = dict(refused or {})
-    # A refused fact stays in the numbering as an empty line, which ingest skips: the line
-    # numbers of the others remain their index + 1.
-    lines: list[bytes] = []
-    for i, item in enumerate(facts):
-        if i not in refused:
-            line = as_line(item)
-            if not isinstance(line, RefusedFact):
-                lines.append(line)
-                continue
-            refused[i] = line.reason
-        lines.append(b"")
-    summary = ingest(journey.ledger, lines)
-    journey.project()
-    problems = [FactProblem(i, why) for i, why in refused.items()]
-    problems += [FactProblem(r.line - 1, r.reason) for r in summary.rejected]
-    problems.sort(key=lambda p: p.index)
-    return FactsOutcome(len(facts), summary.recorded, summary.duplicates, summary.derived,
-                        problems, journey.projections.position())
 
 
 class RequestTooLarge(ValueError):

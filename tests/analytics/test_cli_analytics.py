@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from domain.identity import customer_uuid
-from journey.analytics.output import cell, table
+from journey.cli.tables import cell, table
 from tests.analytics.helpers import run
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -15,25 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
 from consumers.log_follower import DEFAULT_BATCH, Progress
 from domain.contact_policy import Exclusion
 from journey.bootstrap import Journey
+from journey.cli.output import dump
+from journey.cli.textview import printable
 from journey.exclusions import entries_in
 from journey.policy import PolicyError, load_policies
-from journey.textview import printable
 from replay import decision as decisions
 from replay import diff as differ
 from replay import rebuild as rebuilder
 
 
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
 def _ticker(label: str) -> Callable[[str], None]:
-    from journey.cli import Ticker
+    from journey.cli.output import Ticker
 
     return Ticker(label)
 
@@ -76,7 +71,7 @@ def cmd_rebuild(args: argparse.Namespace, journey: Journey) -> int:
     print(f"rebuild: {result.events:,} events in {result.seconds:.1f} s "
           f"({result.rate:,.0f} events/s)", file=sys.stderr)
     if args.json:
-        _dump(result.to_json())
+        dump(result.to_json())
     else:
         extra = (f" ({result.records:,} records from {result.partitions} partitions)"
                  if result.source == "kafka" else "")
@@ -109,7 +104,7 @@ def cmd_diff(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey replay diff: {error}", file=sys.stderr)
         return 2
     if args.json:
-        _dump(result.to_json())
+        dump(result.to_json())
         return 0 if result.same else 1
     print(f"live     {live} (position {result.live_position})")
     print(f"rebuilt  {other} (position {result.other_position})")
@@ -158,7 +153,7 @@ def cmd_decision(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey replay decision: {error}", file=sys.stderr)
         return 2
     if args.json:
-        _dump(replayed.to_json())
+        dump(replayed.to_json())
         return 0 if replayed.agree else 1
     campaign = f", campaign {replayed.campaign}" if replayed.campaign else ""
     print(f"{event.fact['type']} {event.fact['event_id']} (position {event.position}) "
@@ -227,7 +222,7 @@ def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int
               file=sys.stderr)
         return 3
     if args.json:
-        _dump(doc)
+        dump(doc)
         return 0
     _print_at(doc, at, axis)
     return 0
@@ -235,7 +230,7 @@ def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int
 
 def _print_at(doc: dict[str, Any], at: datetime, axis: Literal["recorded", "occurred"]) -> None:
     """An as-of document for people: whole, or one page of it (``asof.paged``) with its totals."""
-    from journey.textview import render_text
+    from journey.cli.textview import render_text
 
     facts = doc["as_of"]["facts"]
     timeline, late = doc["timeline"], doc["recorded_late"]

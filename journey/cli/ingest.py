@@ -15,14 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from consumers import dlq
 from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest
 from journey.bootstrap import Journey
+from journey.cli.output import dump
+from journey.cli.textview import printable
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
-from journey.textview import printable
 
 Command = Callable[[argparse.Namespace, Journey], int]
 
@@ -59,9 +58,6 @@ def _kafka_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP)")
     p.add_argument("--dlq-topic", help="dead-letter topic (env JOURNEY_DLQ_TOPIC)")
 
-
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _fault_pause() -> Callable[[], None] | None:
@@ -109,7 +105,7 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
     finally:
         ingest.close()
     if args.json:
-        _dump({"messages": stats.messages, "recorded": stats.recorded, "duplicates": stats.duplicates,
+        dump({"messages": stats.messages, "recorded": stats.recorded, "duplicates": stats.duplicates,
                "derived": stats.derived, "dead_lettered": stats.dead_lettered,
                "redelivered": stats.redelivered, "batches": stats.batches,
                "seconds": round(stats.seconds, 3), "messages_per_second": round(stats.rate),
@@ -128,7 +124,7 @@ def cmd_dlq(args: argparse.Namespace, journey: Journey) -> int:
     if args.dlq_command == "list":
         entries = dlq.read_dead_letters(bootstrap, dlq_topic, unique=not args.all)
         if args.json:
-            _dump([e.as_json() for e in entries])
+            dump([e.as_json() for e in entries])
         else:
             for e in entries:
                 print(printable(f"{e.partition}:{e.offset}  {e.source_topic}[{e.source_partition}]"
@@ -144,7 +140,7 @@ def cmd_dlq(args: argparse.Namespace, journey: Journey) -> int:
             return 2
         sent = dlq.replay_entries(bootstrap, dlq_topic, chosen, topic=args.topic)
         if args.json:
-            _dump({"sent": sent, "entries": [f"{e.partition}:{e.offset}" for e in chosen]})
+            dump({"sent": sent, "entries": [f"{e.partition}:{e.offset}" for e in chosen]})
         else:
             print(f"re-submitted {sent} dead letters")
         return 0
@@ -156,7 +152,7 @@ def cmd_dlq(args: argparse.Namespace, journey: Journey) -> int:
     with path.open("rb") as handle:
         result = dlq.replay_lines(bootstrap, topic, handle, origin=path.name)
     if args.json:
-        _dump({"sent": result.sent, "invalid": [{"line": n, "reason": r} for n, r in result.invalid]})
+        dump({"sent": result.sent, "invalid": [{"line": n, "reason": r} for n, r in result.invalid]})
     else:
         print(f"re-submitted {result.sent} facts to {topic}, {len(result.invalid)} still invalid")
         for n, r in result.invalid:

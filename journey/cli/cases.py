@@ -16,13 +16,12 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from domain import catalogue
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
+from journey.cli.output import dump
+from journey.cli.textview import printable_lines
 from journey.references import reference_key
-from journey.textview import printable_lines
 from projections import cases as rules
 
 DEFAULT_TIMEZONE = "Europe/Madrid"  # the customer view's default (projections/customer_view.py)
@@ -35,9 +34,6 @@ class UsageError(Exception):
 class Unknown(Exception):
     """No such customer or case: exit 3."""
 
-
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _fail(command: str, error: Exception) -> int:
@@ -390,7 +386,7 @@ def cmd_cases(args: argparse.Namespace, journey: Journey) -> int:
     rows = query_cases(journey, now=now, days=days, open_only=args.open, overdue_only=args.overdue,
                        department=args.department, kind=args.kind, customer_id=customer_id)
     if args.json:
-        _dump({"now": now.isoformat() if now else None, "answer_days": days,
+        dump({"now": now.isoformat() if now else None, "answer_days": days,
                "as_of_position": journey.projections.position(), "cases": rows})
     else:
         print(printable_lines(cases_text(rows, now, days)))
@@ -443,7 +439,7 @@ def cmd_case(args: argparse.Namespace, journey: Journey) -> int:
         return _fail("case", error)
     doc = case_document(journey, customer_id, case_id, now, days)
     if args.json:
-        _dump(doc)
+        dump(doc)
     else:
         print(printable_lines(case_text(doc)))
     return 0
@@ -459,7 +455,7 @@ def cmd_promises(args: argparse.Namespace, journey: Journey) -> int:
     rows = query_promises(journey, now=now, open_only=args.open, overdue_only=args.overdue,
                           customer_id=customer_id)
     if args.json:
-        _dump({"now": now.isoformat() if now else None,
+        dump({"now": now.isoformat() if now else None,
                "as_of_position": journey.projections.position(), "promises": rows})
     else:
         print(printable_lines(promises_text(rows, now)))

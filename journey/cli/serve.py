@@ -10,25 +10,28 @@ codes of ``token``: 0 done, 2 bad usage (a bad name, role or department), 3 no s
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import orjson
 
 from journey.api.policy import DEPARTMENTS, ROLES
 from journey.api.tokens import TokenError, open_tokens
 from journey.bootstrap import Journey
+from journey.cli.kinds import SERVED
+from journey.cli.output import dump
 from journey.forwarding import announce, local_url, withdraw
 from journey.sharing import identify
 
-
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+Command = Callable[[argparse.Namespace, Journey], int]
 
 
-def cmd_serve(args: argparse.Namespace, journey: Journey) -> int:
+
+def cmd_serve(args: argparse.Namespace, journey: Journey,
+              commands: Mapping[str, Command] | None = None) -> int:
+    """Serve until stopped; ``commands``: the CLI's, of which those in SERVED are run for the
+    commands started beside the server (journey/api/forward.py)."""
     import uvicorn
 
     from journey.api.app import create_app
@@ -53,7 +56,8 @@ def cmd_serve(args: argparse.Namespace, journey: Journey) -> int:
     # The server holds the projections from its start to its end: take them now (waiting for a
     # `journey project` that has them), and tell other commands where to send their work.
     journey.projections  # noqa: B018
-    app = create_app(journey.settings, journey=journey, tick_seconds=args.tick)
+    served = {name: run for name, run in (commands or {}).items() if name in SERVED}
+    app = create_app(journey.settings, journey=journey, tick_seconds=args.tick, commands=served)
     announce(journey.settings, url)
     try:
         print(f"journey serve: {journey.settings.data_dir} on http://{args.host}:{args.port}/ "
@@ -80,7 +84,7 @@ def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
                 print(f"journey token create: {error}", file=sys.stderr)
                 return 2
             if args.json:
-                _dump({**token.to_json(), "secret": secret})
+                dump({**token.to_json(), "secret": secret})
             else:
                 dept = f", department {token.department}" if token.department else ""
                 print(secret)
@@ -90,7 +94,7 @@ def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
         if args.token_command == "list":
             listed = tokens.tokens()
             if args.json:
-                _dump({"tokens": [t.to_json() for t in listed]})
+                dump({"tokens": [t.to_json() for t in listed]})
             elif not listed:
                 print("no tokens (journey token create NAME --role ROLE)")
             else:
@@ -106,7 +110,7 @@ def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
             print(f"journey token revoke: {error}", file=sys.stderr)
             return 3
         if args.json:
-            _dump(token.to_json())
+            dump(token.to_json())
         else:
             print(f"token {token.name!r} revoked at {token.revoked_at}")
         return 0
@@ -123,7 +127,7 @@ def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, 
                    help="how often the background duties run (default 1 s)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                    help="info logs every API request (token name, role, path, status)")
-    commands["serve"] = cmd_serve
+    commands["serve"] = functools.partial(cmd_serve, commands=commands)
 
     p = subparsers.add_parser("token", help="API tokens for journey serve: create, list, revoke")
     sub = p.add_subparsers(dest="token_command", required=True)

@@ -16,13 +16,9 @@ from typing import Any
 import orjson
 
 from journey.bootstrap import Journey
-from journey.textview import say
+from journey.cli.output import dump
+from journey.cli.textview import say
 from ledger import chain
-
-
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
-
 
 Command = Callable[[argparse.Namespace, Journey], int]
 
@@ -45,7 +41,7 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
 
 
 def cmd_verify(args: argparse.Namespace, journey: Journey) -> int:
-    from journey.cli import Ticker
+    from journey.cli.output import Ticker
 
     checkpoints = []
     for name in args.checkpoint:
@@ -70,7 +66,7 @@ def cmd_verify(args: argparse.Namespace, journey: Journey) -> int:
         chain.checkpoint_of(report).write(out)
         written = str(out)
     if args.json:
-        _dump({**report.as_dict(), "checkpoint_written": written})
+        dump({**report.as_dict(), "checkpoint_written": written})
     else:
         _print_report(report, written)
     if out is not None and written is None and report.intact:
@@ -110,7 +106,8 @@ def _print_report(report: chain.Report, written: str | None) -> None:
 
 def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
     from domain.errors import InvalidFact
-    from journey.cli import Ticker, _project_progress
+    from journey.cli.output import Ticker
+    from journey.cli.output import project_progress as _project_progress
     from journey.references import reference_key
     from replay.subject_access import subject_access
 
@@ -129,7 +126,7 @@ def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
                                  default=str) + b"\n")
     summary = export["summary"]
     if args.json:
-        _dump({**summary, "file": str(out)})
+        dump({**summary, "file": str(out)})
     else:
         say(f"subject access export for {summary['who']} written to {out}")
         if summary.get("forgotten"):

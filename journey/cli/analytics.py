@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 
 from domain.errors import InvalidFact
 from journey.analytics import plots, sandbox
-from journey.analytics.output import FORMATS, render
 from journey.analytics.snapshots import (
     INTERVAL_ENV,
     NOT_EXPORTED,
@@ -38,12 +36,10 @@ from journey.analytics.snapshots import (
     request_export,
 )
 from journey.bootstrap import Journey
+from journey.cli.output import dump
+from journey.cli.tables import FORMATS, render
 from journey.config import Settings
 from journey.references import reference_key
-
-
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _is_lock_error(error: BaseException) -> bool:
@@ -65,7 +61,7 @@ def _no_snapshot(command: str, directory: Path) -> int:
 
 def _report(done: Export, as_json: bool, via: str, waited: float = 0.0) -> None:
     if as_json:
-        _dump({**done.manifest(), "directory": str(done.directory), "via": via,
+        dump({**done.manifest(), "directory": str(done.directory), "via": via,
                "waited_seconds": round(waited, 3)})
         return
     total = sum(done.rows.values())

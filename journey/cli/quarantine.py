@@ -12,9 +12,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from journey.bootstrap import Journey
+from journey.cli.output import dump
 
 Command = Callable[[argparse.Namespace, Journey], int]
 
@@ -34,7 +33,7 @@ def cmd_quarantine(args: argparse.Namespace, journey: Journey) -> int:
     journey.project()
     entries = journey.projections.quarantined()
     if args.json:
-        _dump({"quarantined": len(entries), "entries": [e.to_json() for e in entries]})
+        dump({"quarantined": len(entries), "entries": [e.to_json() for e in entries]})
         return 0
     if not entries:
         print("nothing quarantined")
@@ -52,7 +51,7 @@ def _retry(args: argparse.Namespace, journey: Journey) -> int:
 
     result = retry_quarantined(journey.app, journey.projections)
     if args.json:
-        _dump({"applied": result.applied, "gone": result.gone,
+        dump({"applied": result.applied, "gone": result.gone,
                "remaining": [e.to_json() for e in result.remaining]})
     else:
         print(f"applied {len(result.applied)}, still quarantined {len(result.remaining)}"
@@ -62,5 +61,3 @@ def _retry(args: argparse.Namespace, journey: Journey) -> int:
     return 1 if result.remaining else 0
 
 
-def _dump(doc: Any) -> None:
-    print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())

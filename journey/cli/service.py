@@ -17,20 +17,16 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-import orjson
-
 from domain import catalogue
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
+from journey.cli.output import dump
+from journey.cli.textview import printable_lines, when
 from journey.references import reference_key
-from journey.textview import printable_lines, when
 from projections.warranty import serial_key
 
 NO_DEPARTMENT = "(unassigned)"
 
-
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _query(journey: Journey, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -153,7 +149,7 @@ def cmd_inbox(args: argparse.Namespace, journey: Journey) -> int:
             return 2
     doc = inbox(journey, now=now, network=args.network, everything=args.all)
     if args.json:
-        _dump(doc)
+        dump(doc)
     else:
         print(render_inbox(doc))
     return 0
@@ -261,7 +257,7 @@ def cmd_warranty(args: argparse.Namespace, journey: Journey) -> int:
               f"{args.query!r}", file=sys.stderr)
         return 3
     if args.json:
-        _dump(doc)
+        dump(doc)
     else:
         print(render_warranty(doc))
     return 0

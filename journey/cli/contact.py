@@ -35,10 +35,11 @@ from domain.contact_policy import (
 )
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
+from journey.cli.output import dump
+from journey.cli.textview import say
 from journey.exclusions import FILENAME, ExclusionStore, entries_in, hashes_of
 from journey.policy import PolicyError, load_policies
 from journey.references import reference_key
-from journey.textview import say
 from projections.duckdb_store import ProjectionStore
 
 EXIT_DENIED = 4
@@ -47,9 +48,6 @@ POLICY_TYPES = (*CONTACT_TYPES, "consent.given", "consent.withdrawn", "objection
                 "contract.started", "contract.ended", "customer.registered", "identity.linked",
                 "identity.unlinked")
 
-
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _when(text: str) -> str:
@@ -188,7 +186,7 @@ def cmd_can_contact(args: argparse.Namespace, journey: Journey) -> int:
             return 1
         print(f"journey can-contact: decision recorded as contact.decided {event_id}", file=sys.stderr)
     if args.json:
-        _dump(decision.to_json())
+        dump(decision.to_json())
     else:
         verdict = "ALLOWED" if decision.allowed else "DENIED"
         campaign = f", campaign {args.campaign}" if args.campaign else ""
@@ -314,7 +312,7 @@ def cmd_violations(args: argparse.Namespace, journey: Journey) -> int:
     checked, found = find_violations(store, book, since,
                                      lambda keys: _exclusions(journey, keys))
     if args.json:
-        _dump({"policy_versions": sorted(p.version for p in book.policies),
+        dump({"policy_versions": sorted(p.version for p in book.policies),
                "policy_version": policy.version, "as_of_position": store.position(),
                "checked": checked, "violations": found})
         return 0
@@ -356,7 +354,7 @@ def cmd_exclusions(args: argparse.Namespace, journey: Journey) -> int:
     finally:
         store.close()
     if args.json:
-        _dump({"imported": summary.imported, "duplicates": summary.duplicates,
+        dump({"imported": summary.imported, "duplicates": summary.duplicates,
                "rejected": [{"line": n, "reason": why, "text": text}
                             for n, why, text in summary.rejected], "entries": total})
     else:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from journey.textview import printable
+from journey.cli.textview import printable
 
 FORMATS = ("table", "csv", "json")
 

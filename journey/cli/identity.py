@@ -18,8 +18,8 @@ import orjson
 
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
+from journey.cli.textview import printable, say
 from journey.references import reference_key
-from journey.textview import printable, say
 
 Command = Callable[[argparse.Namespace, Journey], int]
 

@@ -21,19 +21,17 @@ import orjson
 from domain import identity
 from domain.contact_policy import Exclusion, PolicyBook
 from journey.bootstrap import Journey
-from journey.cli_contact import POLICY_TYPES
+from journey.cli.contact import POLICY_TYPES
+from journey.cli.output import dump
+from journey.cli.textview import printable, say
 from journey.exclusions import entries_in, hashes_of
 from journey.policy import PolicyError, load_policies
-from journey.textview import printable, say
 from projections import customer_view, greetings
 from projections.duckdb_store import ProjectionStore
 
 SOURCE = "journey-greetings"
 MAX_DAYS = 366
 
-
-def _dump(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _ids(store: ProjectionStore, start: date, days: int) -> list[str]:
@@ -171,7 +169,7 @@ def cmd_greetings(args: argparse.Namespace, journey: Journey) -> int:
         for r in summary.rejected:
             print(printable(f"  greeting {r.line}: {r.reason}"), file=sys.stderr)
     if args.json:
-        _dump(doc)
+        dump(doc)
     else:
         _print(plan, doc)
     return code

@@ -1,0 +1,52 @@
+"""What every command prints besides its own text: JSON for machines, progress for people.
+
+One ``dump`` so that ``--json`` means the same bytes in every command (indented, UTF-8, keys in
+the order the use case gave them), and one ``Ticker`` so long runs show they are alive on
+stderr without flooding it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from consumers.jsonl_ingest import IngestSummary
+from consumers.log_follower import Progress
+
+
+def dump(obj: Any) -> None:
+    """``obj`` as indented JSON on stdout (what ``--json`` prints)."""
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+class Ticker:
+    """Progress on stderr at most once a second, so long runs show they are alive."""
+
+    def __init__(self, label: str, every: float = 1.0) -> None:
+        self.label = label
+        self.every = every
+        self.last = time.monotonic()
+
+    def __call__(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            self.last = now
+            print(f"{self.label}: {text}", file=sys.stderr, flush=True)
+
+
+def ingest_progress(ticker: Ticker) -> Callable[[IngestSummary], None]:
+    def show(s: IngestSummary) -> None:
+        ticker(f"{s.lines:,} lines read, {s.recorded:,} recorded, {s.duplicates:,} duplicates, "
+               f"{len(s.rejected):,} rejected ({s.rate:,.0f} lines/s)")
+    return show
+
+
+def project_progress(ticker: Ticker) -> Callable[[Progress], None]:
+    def show(p: Progress) -> None:
+        rate = p.projected / p.elapsed if p.elapsed else 0.0
+        ticker(f"position {p.position:,} of {p.head:,} ({rate:,.0f} events/s)")
+    return show
