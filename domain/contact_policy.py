@@ -2,8 +2,9 @@
 
 :func:`decide` looks at every fact that happened up to the instant asked about (consents,
 withdrawals, objections, contracts, earlier contacts and their outcomes, the customer's
-timezone) plus the exclusion-list entries for their phones and e-mails, and lists EVERY rule
-that forbids the contact, each reason naming the events behind it. No I/O: the caller hands in
+timezone, and their address, whose postal code says which public holidays they keep) plus the
+exclusion-list entries for their phones and e-mails, and lists EVERY rule that forbids the
+contact, each reason naming the events behind it. No I/O: the caller hands in
 the facts (dicts with ``type``, ``event_id``, ``occurred_at``, ``department``, ``data``; store
 ``position`` when known) in any order, and the policy (``journey/policy.py`` loads it).
 
