@@ -25,6 +25,7 @@ from domain import catalogue, identity
 from domain.contact_policy import (
     CHANNELS,
     CONTACT_TYPES,
+    FACT_TYPES,
     PURPOSES,
     ContactHistory,
     Decision,
@@ -43,10 +44,9 @@ from journey.references import reference_key
 from projections.duckdb_store import ProjectionStore
 
 EXIT_DENIED = 4
-#: Fact types the policy reads (everything else in a history is irrelevant to it).
-POLICY_TYPES = (*CONTACT_TYPES, "consent.given", "consent.withdrawn", "objection.recorded",
-                "contract.started", "contract.ended", "customer.registered", "identity.linked",
-                "identity.unlinked")
+#: Fact types the policy reads (everything else in a history is irrelevant to it): the domain's
+#: own list, so a rule that reads a new type (an address change) gets it from every query.
+POLICY_TYPES = tuple(sorted(FACT_TYPES))
 
 
 
