@@ -377,8 +377,8 @@ _FLOCK = "hhqqi4x"
 _OFD = hasattr(fcntl, "F_OFD_SETLK")
 
 
-def _lock(fd: int, exclusive: bool, wait: bool) -> bool:
-    """Lock the whole file behind ``fd``; False when another holder prevents it (no wait).
+def _lock(fd: int, exclusive: bool) -> bool:
+    """Lock the whole file behind ``fd`` at once; False when another holder prevents it.
 
     The lock is of the kind DuckDB takes on a database file (a read lock for a read-only
     session, a write lock otherwise), so a DuckDB session and a :func:`pin` both hold a
@@ -386,11 +386,9 @@ def _lock(fd: int, exclusive: bool, wait: bool) -> bool:
     kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK
     try:
         if _OFD:
-            command = fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK
-            fcntl.fcntl(fd, command, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
         else:  # classic POSIX locks: the same kind of lock, without the in-process guarantees
-            flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-            fcntl.lockf(fd, flags if wait else flags | fcntl.LOCK_NB)
+            fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except OSError as error:
         if error.errno in (errno.EAGAIN, errno.EACCES):
             return False
@@ -408,8 +406,11 @@ def pin(directory: Path) -> Export:
     ``analyst.duckdb``, as a DuckDB session holds. :class:`NoSnapshot` before the first export.
 
     The pointer may move between reading it and locking the generation it names, and the
-    generation may be deleted in between: then the lock finds it gone and the new pointer is
-    read again."""
+    generation may be deleted in between: then it is found gone and the new pointer is read
+    again. A write lock in the way is :func:`prune`'s, for the moment it takes to rename the
+    generation away, or a DuckDB session that opened ``analyst.duckdb`` for writing, which
+    holds the generation as well as a pin would: then the reader goes on without a pin, never
+    waiting for another tool."""
     key = directory.resolve()
     for _ in range(100):
         snapshot = read_manifest(directory)
@@ -419,12 +420,19 @@ def pin(directory: Path) -> Export:
             fd = os.open(snapshot.location / ANALYST_DB, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
-        _lock(fd, exclusive=False, wait=True)  # waits only while prune() renames it away
+        pinned = False
+        for pause in (0.0, 0.01, 0.05, 0.2):
+            time.sleep(pause)
+            if pinned := _lock(fd, exclusive=False):
+                break
         if not (snapshot.location / MANIFEST).exists():
             os.close(fd)
             continue
         unpin(directory)
-        _PINS[key] = fd
+        if pinned:
+            _PINS[key] = fd
+        else:
+            os.close(fd)
         return snapshot
     raise NoSnapshot(f"the analyst snapshot in {directory} keeps changing under this reader")
 
@@ -468,7 +476,7 @@ def prune(directory: Path, keep: str, *, purge: bool = False) -> list[str]:
             except FileNotFoundError:
                 fd = None  # never finished: an exporter was killed while writing it
             else:
-                if not _lock(fd, exclusive=True, wait=False):
+                if not _lock(fd, exclusive=True):
                     os.close(fd)
                     continue
         trash = parent / f".{name}.{os.getpid()}.deleted"

@@ -309,6 +309,25 @@ def test_tick_brings_the_projections_up_to_date_before_a_requested_export(ledger
     assert done is not None and done.position == head
 
 
+def test_a_requested_export_after_a_forget_keeps_no_other_generation(ledger: Journey) -> None:
+    """`journey forget` while a server holds the projections asks for an export that deletes
+    every earlier generation; a plain request written after it does not cancel that."""
+    directory = analytics_dir(ledger.settings)
+    first = export(ledger.projections, directory)
+    ledger.record([_call(5)])
+    second = export(ledger.projections, directory)
+    assert _generations(directory) == [first.generation, second.generation]
+    request_export(directory, purge=True)
+    request_export(directory)  # e.g. an analyst's `journey export` in between
+    done = tick(ledger, 0)
+    assert done is not None and _generations(directory) == [done.generation]
+    assert not (directory / PURGE).exists() and not (directory / REQUEST).exists()
+    ledger.record([_call(6)])
+    request_export(directory)
+    again = tick(ledger, 0)
+    assert again is not None and _generations(directory) == [done.generation, again.generation]
+
+
 def test_a_failed_export_is_reported_to_whoever_waits(ledger: Journey,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     directory = analytics_dir(ledger.settings)
