@@ -225,3 +225,18 @@ def test_a_tool_holding_the_analyst_database_for_writing_locks_no_reader_out(led
         assert sandbox.answer(directory, "SELECT position FROM snapshot")[1] == [(later.position,)]
     finally:
         session.close()
+
+
+def test_files_of_a_directory_without_generations_are_replaced(ledger: Journey) -> None:
+    """Parquet files directly in the analytics directory, under a manifest that names no
+    generation, are no snapshot to read (they were replaced one by one), and the next export
+    deletes them: they would keep a forgotten person."""
+    directory = analytics_dir(ledger.settings)
+    directory.mkdir(parents=True)
+    (directory / "events.parquet").write_bytes(b"PAR1")
+    (directory / "manifest.json").write_bytes(orjson.dumps({"position": 1, "tables": {}}))
+    assert read_manifest(directory) is None
+    done = export(ledger.projections, directory)
+    assert not (directory / "events.parquet").exists()
+    current = read_manifest(directory)
+    assert current is not None and current.generation == done.generation
