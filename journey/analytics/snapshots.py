@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import orjson
@@ -54,7 +54,6 @@ from domain.personal import PERSONAL_DATA, PUBLIC_DATA
 from projections.duckdb_store import connect
 
 if TYPE_CHECKING:
-    from journey.bootstrap import Journey
     from journey.config import Settings
     from projections.duckdb_store import ProjectionStore
 
@@ -108,6 +107,21 @@ CONTACT_DIRECTIONS: dict[str, str] = {
     "call.inbound": "inbound", "email.received": "inbound", "store.visit": "inbound",
     "social.mention": "inbound",
 }
+
+
+class Holder(Protocol):
+    """What the exporter needs of the process's open ledger (``journey.bootstrap.Journey`` is
+    one): named here, so that this module does not import the layers above it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def projections(self) -> ProjectionStore: ...
+
+    def project(self) -> int:
+        """Bring the projections up to the store's head."""
+        ...
 
 
 def is_personal(column: str) -> bool:
@@ -585,7 +599,7 @@ def open_snapshot(directory: Path) -> tuple[duckdb.DuckDBPyConnection, Export]:
 _LAST: dict[Path, tuple[float, int]] = {}
 
 
-def tick(journey: Journey, interval: float) -> Export | None:
+def tick(journey: Holder, interval: float) -> Export | None:
     """Export if asked to (the request file) or if ``interval`` seconds (0: only on request)
     passed and the position moved.
 
@@ -657,13 +671,13 @@ def exported_since(directory: Path, asked: float) -> Export | None:
     return None
 
 
-def duty(journey: Journey) -> None:
+def duty(journey: Holder) -> None:
     """:func:`tick` in the shape of journey/api/duties.py's DUTIES (which ignore results),
     every ``Settings.export_interval`` seconds (:data:`INTERVAL_ENV`)."""
     tick(journey, float(getattr(journey.settings, "export_interval", DEFAULT_INTERVAL)))
 
 
-def after_forget(journey: Journey, projected: bool) -> str:
+def after_forget(journey: Holder, projected: bool) -> str:
     """A customer was forgotten: every published generation still holds what the projections
     held of them, so a new one replaces them all now (``"refreshed"``), or, when another
     process holds the projections (it applies the forget as it follows the ledger), that
