@@ -346,8 +346,10 @@ def export(store: ProjectionStore, directory: Path, *, purge: bool = False) -> E
         write_analyst_db(done)
         manifest = orjson.dumps(done.manifest(), option=orjson.OPT_INDENT_2)
         (location / MANIFEST).write_bytes(manifest)
-        _publish(done, manifest)
-        published = True
+        pointers = _pointers(done, manifest)
+        published = True  # from the first rename on, a pointer may name the generation
+        for temporary, final in pointers:
+            os.replace(temporary, final)
     finally:
         with contextlib.suppress(duckdb.Error):
             cur.close()
@@ -359,21 +361,23 @@ def export(store: ProjectionStore, directory: Path, *, purge: bool = False) -> E
     return done
 
 
-def _publish(done: Export, manifest: bytes) -> None:
-    """Point ``current``, ``analyst.duckdb`` and, last, ``manifest.json`` at the generation:
-    each an atomic rename, so a reader finds the old generation or the new one, whole."""
+def _pointers(done: Export, manifest: bytes) -> list[tuple[Path, Path]]:
+    """The pointers to the generation, made under temporary names: ``current``,
+    ``analyst.duckdb`` and, last, ``manifest.json``, as (temporary, final). Renaming each over
+    its final name (atomic) publishes the generation; a reader finds the old one or the new
+    one, whole. Nothing is renamed here, so a failure leaves the published snapshot as it was."""
     directory, pid = done.directory, os.getpid()
     link = directory / f".{CURRENT}.{pid}.tmp"
     link.unlink(missing_ok=True)
     os.symlink(Path(GENERATIONS) / done.generation, link, target_is_directory=True)
-    os.replace(link, directory / CURRENT)
     # A hard link, not a copy: a session on analyst.duckdb holds DuckDB's lock on the
     # generation's own file, which is how :func:`prune` sees it is still read.
     database = directory / f".{ANALYST_DB}.{pid}.tmp"
     database.unlink(missing_ok=True)
     os.link(done.location / ANALYST_DB, database)
-    os.replace(database, directory / ANALYST_DB)
-    _write_atomically(directory / MANIFEST, manifest)
+    pointer = directory / f".{MANIFEST}.{pid}.tmp"
+    pointer.write_bytes(manifest)
+    return [(link, directory / CURRENT), (database, directory / ANALYST_DB), (pointer, directory / MANIFEST)]
 
 
 def _write_atomically(path: Path, content: bytes) -> None:
