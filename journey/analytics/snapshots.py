@@ -196,20 +196,6 @@ def analytics_dir(settings: Settings) -> Path:
     return settings.data_dir / SUBDIR
 
 
-def parse_interval(text: str | None) -> float:
-    """Seconds between automatic exports from the text of :data:`INTERVAL_ENV` (empty or
-    absent: the default; 0: only on request); a bad value is an error that names it."""
-    if text is None or not text.strip():
-        return DEFAULT_INTERVAL
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{INTERVAL_ENV}={text!r} is not a number of seconds") from None
-    if not value >= 0:  # also refuses nan
-        raise ValueError(f"{INTERVAL_ENV}={text!r} is negative")
-    return value
-
-
 def read_manifest(directory: Path) -> Export | None:
     """The current snapshot of ``directory`` (its top-level manifest), None before the first."""
     try:
@@ -678,7 +664,7 @@ def exported_since(directory: Path, asked: float) -> Export | None:
 def duty(journey: Holder) -> None:
     """:func:`tick` in the shape of journey/api/duties.py's DUTIES (which ignore results),
     every ``Settings.export_interval`` seconds (:data:`INTERVAL_ENV`)."""
-    tick(journey, float(getattr(journey.settings, "export_interval", DEFAULT_INTERVAL)))
+    tick(journey, journey.settings.export_interval)
 
 
 def after_forget(journey: Holder, projected: bool) -> str:

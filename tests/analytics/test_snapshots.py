@@ -342,15 +342,6 @@ def test_a_failed_export_is_reported_to_whoever_waits(ledger: Journey,
         exported_since(directory, asked)
 
 
-def test_a_bad_interval_is_an_error() -> None:
-    assert snapshots.parse_interval(None) == snapshots.parse_interval(" ") == 60
-    assert snapshots.parse_interval("2.5") == 2.5
-    assert snapshots.parse_interval("0") == 0
-    for bad in ("soon", "-1", "nan"):
-        with pytest.raises(ValueError, match="JOURNEY_EXPORT_INTERVAL"):
-            snapshots.parse_interval(bad)
-
-
 def test_the_export_duty_is_registered_with_the_server() -> None:
     from journey.api.duties import DUTIES
 
