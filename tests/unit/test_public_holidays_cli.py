@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from journey.cli import main
-from journey.cli.contact import contact_decision
+from journey.usecases.contact import contact_decision
 from tests.ledgers import open_journey
 
 BARCELONA = {"street": "Carrer de Mallorca", "number": "3", "postal_code": "08008", "city": "Barcelona"}
