@@ -33,6 +33,9 @@ class Settings:
     #: Seconds between the analyst snapshots ``journey serve`` writes (env
     #: JOURNEY_EXPORT_INTERVAL; 0: only when ``journey export`` asks).
     export_interval: float = 60.0
+    #: The contact policy: a file, or a directory of versions (env JOURNEY_POLICY; None: the
+    #: shipped journey/contact-policy.toml). A command's ``--policy`` overrides it.
+    policy: Path | None = None
 
     @classmethod
     def load(cls, data_dir: str | None = None) -> Settings:
@@ -52,6 +55,7 @@ class Settings:
             wait_seconds=_seconds(env, "JOURNEY_WAIT", cls.wait_seconds, "0: do not wait"),
             export_interval=_seconds(env, "JOURNEY_EXPORT_INTERVAL", cls.export_interval,
                                      "0: only on request"),
+            policy=Path(env["JOURNEY_POLICY"]) if env.get("JOURNEY_POLICY", "").strip() else None,
         )
 
     @property

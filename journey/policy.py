@@ -7,7 +7,6 @@ and what was expected, so a typo never silently becomes a default.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
 from datetime import date, datetime, time
@@ -34,9 +33,9 @@ class PolicyError(ValueError):
     """The policy file cannot be read or says something that is not a policy."""
 
 
-def policy_path(flag: str | None = None) -> Path:
-    """Which file: the ``--policy`` flag, else ``JOURNEY_POLICY``, else the default."""
-    return Path(flag or os.environ.get("JOURNEY_POLICY") or DEFAULT_PATH)
+def policy_path(chosen: str | Path | None = None) -> Path:
+    """Which file: the one chosen (``--policy``, else ``Settings.policy``), else the default."""
+    return Path(chosen or DEFAULT_PATH)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

@@ -138,7 +138,7 @@ def contact_decision(system: System, ref: str, *, channel: str, purpose: str, at
     except InvalidFact as error:
         raise ContactQuestionError(str(error)) from None
     try:
-        in_force = load_policies(policy).in_force(instant)
+        in_force = load_policies(policy or system.settings.policy).in_force(instant)
     except PolicyError as error:
         raise ContactQuestionError(str(error)) from None
     system.project()
@@ -213,7 +213,7 @@ def violations(system: System, *, since: str | None = None, policy: str | None =
     Raises :class:`ContactQuestionError` for a bad policy file or ``since``.
     """
     try:
-        book = load_policies(policy)
+        book = load_policies(policy or system.settings.policy)
     except PolicyError as error:
         raise ContactQuestionError(str(error)) from None
     latest = book.latest

@@ -53,7 +53,7 @@ def plan_greetings(system: System, *, start: str | None = None, days: int = 7, p
     Raises :class:`GreetingsQuestionError` with the message the CLI prints.
     """
     try:
-        book = load_policies(policy)
+        book = load_policies(policy or system.settings.policy)
     except PolicyError as error:
         raise GreetingsQuestionError(str(error)) from None
     try:

@@ -19,6 +19,7 @@ from domain.contact_policy import (
     decide,
     identity_hash,
 )
+from journey.config import Settings
 from journey.exclusions import ExclusionStore, entry_hash
 from journey.policy import DEFAULT_PATH, PolicyError, load_policy, parse_policy
 
@@ -249,7 +250,8 @@ def test_env_and_flag_choose_the_file(tmp_path: Path, monkeypatch: pytest.Monkey
     flag_file = tmp_path / "flag.toml"
     flag_file.write_text('version = "flag"\n[quiet_hours]\nwindows = ["10:00-15:00", "16:00-21:00"]\n')
     monkeypatch.setenv("JOURNEY_POLICY", str(env_file))
-    assert load_policy().version == "env"
+    assert load_policy(Settings.load(str(tmp_path)).policy).version == "env"
+    assert load_policy().version != "env"  # the environment is read by Settings only
     flagged = load_policy(flag_file)
     assert flagged.version == "flag"
     assert flagged.call_windows == ((time(10), time(15)), (time(16), time(21)))
