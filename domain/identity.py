@@ -205,6 +205,26 @@ def _document(module: ModuleType, doc: str, compact: str, text: str, where: str)
         raise InvalidFact(f"{where}: {text!r} is not a valid {doc} ({error})") from None
 
 
+def phone_spellings(e164: str) -> set[str]:
+    """The ways a source may have written a phone the ledger holds as ``e164``: without the
+    ``+``, after ``00``, its national number alone, and as phonenumbers lays it out nationally
+    and internationally (``600 00 00 01``, ``020 7946 0000``, ``+34 600 00 00 01``).
+
+    Forgetting a person looks for every one of them in what sources sent. A number the
+    current rules refuse (recorded under earlier ones) is still laid out as far as it parses.
+    """
+    digits = e164.removeprefix("+")
+    out = {digits, "00" + digits}
+    try:
+        number = phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return out
+    national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+    out |= {phonenumbers.national_significant_number(number), national, _SEPARATORS.sub("", national),
+            phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)}
+    return {form for form in out if form}
+
+
 def recorded(kind: str, value: str) -> str:
     """The canonical spelling of an identity the ledger already holds.
 

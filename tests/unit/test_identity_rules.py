@@ -246,3 +246,13 @@ def test_an_exclusion_entry_for_a_number_only_the_earlier_rules_took_still_appli
                       at=datetime.fromisoformat("2026-02-04T11:00:00+01:00"), campaign="fibra",
                       policy=Policy(version="test"), exclusions=[listed])
     assert "excluded_list" in [r.code for r in decision.reasons]
+
+
+def test_forgetting_looks_for_every_way_a_source_writes_a_phone() -> None:
+    spanish = identity.phone_spellings("+34600000001")
+    assert {"34600000001", "0034600000001", "600000001", "600 00 00 01"} <= spanish
+    # The national number of another country is not its last nine digits.
+    assert {"442079460000", "2079460000", "02079460000", "020 7946 0000"} <= identity.phone_spellings(
+        "+442079460000")
+    assert "079460000" not in identity.phone_spellings("+442079460000")
+    assert {"34500000000", "500000000"} <= identity.phone_spellings("+34500000000")  # earlier rules
