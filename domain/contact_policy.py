@@ -123,6 +123,13 @@ def identity_hash(kind: str, value: str) -> str:
     return hashlib.sha256(identity.normalise(kind, value, kind).encode()).hexdigest()
 
 
+def recorded_hash(kind: str, value: str) -> str:
+    """The exclusion-list hash of a phone or e-mail the ledger holds: one today's rules would
+    refuse was taken by earlier ones and keeps the hash of its stored spelling, so an entry
+    imported for it still applies."""
+    return hashlib.sha256(identity.recorded(kind, value).encode()).hexdigest()
+
+
 # ----------------------------------------------------------------------------- the history
 
 
@@ -395,10 +402,7 @@ def _customer_hashes(h: ContactHistory, cut: tuple[datetime, int],
     hashes: dict[str, tuple[str, _Fact | None]] = {}
     for key, known in keys.items():
         kind, _, value = key.partition(":")
-        try:
-            hashes[identity_hash(kind, value)] = (key, known)
-        except InvalidFact:
-            continue
+        hashes[recorded_hash(kind, value)] = (key, known)
     return hashes
 
 
@@ -592,7 +596,7 @@ def contact_channel(fact_type: str) -> str | None:
 
 
 __all__: Sequence[str] = ("CONTACT_TYPES", "ContactHistory", "Decision", "Exclusion",
-                          "FrequencyCap", "Policy", "Reason", "decide", "identity_hash")
+                          "FrequencyCap", "Policy", "Reason", "decide", "identity_hash", "recorded_hash")
 
 
 @dataclass(frozen=True, slots=True)

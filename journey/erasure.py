@@ -40,7 +40,7 @@ from uuid import UUID
 import duckdb
 import orjson
 
-from domain import personal
+from domain import identity, personal
 from journey.bootstrap import Journey
 from ledger.application import JourneyApplication
 from ledger.writer import ForgetResult
@@ -174,8 +174,7 @@ def personal_values(app: JourneyApplication, records: Iterable[UUID]) -> set[str
             values.add(found.customer_number)
     for value in list(values):
         if value.startswith("+") and value[1:].isdigit():
-            values.add(value[1:])
-            values.add(value[-9:])  # the national number, as a local source writes it
+            values.update(identity.phone_spellings(value))  # as a local source writes it, too
     return {v for v in values if _names_someone(v)}
 
 
