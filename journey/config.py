@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from domain.identity import phone_region
+
 DEFAULT_HOME = ".journey"
 
 
@@ -36,6 +38,9 @@ class Settings:
     #: The contact policy: a file, or a directory of versions (env JOURNEY_POLICY; None: the
     #: shipped journey/contact-policy.toml). A command's ``--policy`` overrides it.
     policy: Path | None = None
+    #: Where a phone written without its country code is read (env JOURNEY_PHONE_REGION, an
+    #: ISO 3166-1 code; docs/identity.md).
+    phone_region: str = "ES"
 
     @classmethod
     def load(cls, data_dir: str | None = None) -> Settings:
@@ -56,6 +61,7 @@ class Settings:
             export_interval=_seconds(env, "JOURNEY_EXPORT_INTERVAL", cls.export_interval,
                                      "0: only on request"),
             policy=Path(env["JOURNEY_POLICY"]) if env.get("JOURNEY_POLICY", "").strip() else None,
+            phone_region=_region(env.get("JOURNEY_PHONE_REGION") or cls.phone_region),
         )
 
     @property
@@ -105,3 +111,10 @@ def _seconds(env: Mapping[str, str], name: str, default: float, zero: str) -> fl
     if not value >= 0:  # also refuses nan
         raise SystemExit(f"{name}={text!r} is not a number of seconds ({zero})")
     return value
+
+
+def _region(text: str) -> str:
+    try:
+        return phone_region(text)
+    except ValueError as error:
+        raise SystemExit(f"JOURNEY_PHONE_REGION: {error}") from None

@@ -27,3 +27,13 @@ def test_a_bad_number_of_seconds_names_the_variable(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(name, bad)
     with pytest.raises(SystemExit, match=f"{name}={bad!r} is not a number of seconds"):
         Settings.load("/tmp/x")
+
+
+def test_the_phone_region_is_a_known_country(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOURNEY_PHONE_REGION", raising=False)
+    assert Settings.load("/tmp/x").phone_region == "ES"
+    monkeypatch.setenv("JOURNEY_PHONE_REGION", "pt")
+    assert Settings.load("/tmp/x").phone_region == "PT"
+    monkeypatch.setenv("JOURNEY_PHONE_REGION", "Spain")
+    with pytest.raises(SystemExit, match="JOURNEY_PHONE_REGION: 'Spain' is not a region"):
+        Settings.load("/tmp/x")
