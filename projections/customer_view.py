@@ -10,13 +10,13 @@ rebuild from zero, a different batch split, or two merged histories all give the
 from __future__ import annotations
 
 import bisect
-import calendar
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from domain import postal_codes
 from domain.identity import ledger_uuid
 from projections import cases as case_rules
+from projections.warranty import judge_claims, warranty_ends
 
 View = dict[str, Any]
 Entry = dict[str, Any]
@@ -368,27 +368,16 @@ def _consents(entries: list[Entry]) -> dict[str, Any]:
             "consent_history": history, "objections": objections}
 
 
-def _warranty_end(entry: Entry) -> str:
-    bought = datetime.fromisoformat(entry["occurred_at"]).date()
-    months = int(entry["data"].get("warranty_months", 24))
-    year, month0 = divmod(bought.month - 1 + months, 12)
-    year += bought.year
-    day = min(bought.day, calendar.monthrange(year, month0 + 1)[1])
-    return date(year, month0 + 1, day).isoformat()
-
-
 def _products(entries: list[Entry]) -> list[dict[str, Any]]:
     return [
         {**{k: e["data"].get(k) for k in ("product", "serial", "store", "invoice", "price")},
          "purchased_at": e["occurred_at"], "warranty_months": e["data"].get("warranty_months", 24),
-         "warranty_ends": _warranty_end(e), **_who(e)}
+         "warranty_ends": warranty_ends(e), **_who(e)}
         for e in entries
     ]
 
 
 def _claims(entries: list[Entry], purchases: list[Entry]) -> list[dict[str, Any]]:
-    from projections.warranty import judge_claims  # its rules; imported here (no import cycle)
-
     claims = []
     for c in judge_claims(entries, purchases):
         filing, decision, purchase = c["filing"], c["decision"], c["purchase"]

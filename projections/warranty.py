@@ -22,12 +22,13 @@ only on the set of facts ("in warranty today" is the query's business).
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
 
-from projections.customer_view import _warranty_end
 from projections.derived import DerivedTable, Row, View, register
 
 Entry = dict[str, Any]
@@ -52,8 +53,16 @@ def serial_key(serial: object) -> str | None:
 
 
 def warranty_ends(purchase: Entry) -> str:
-    """The last day covered (ISO date): the purchase's local date + warranty_months."""
-    return _warranty_end(purchase)
+    """The last day covered (ISO date): the purchase's local date + warranty_months.
+
+    The customer view's product list and the ``products``/``warranty_claims`` rows both show
+    it, so the rule lives here, below the view, and the view imports it."""
+    bought = datetime.fromisoformat(purchase["occurred_at"]).date()
+    months = int(purchase["data"].get("warranty_months", 24))
+    year, month0 = divmod(bought.month - 1 + months, 12)
+    year += bought.year
+    day = min(bought.day, calendar.monthrange(year, month0 + 1)[1])
+    return date(year, month0 + 1, day).isoformat()
 
 
 def _local_date(entry: Entry) -> str:
