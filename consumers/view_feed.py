@@ -52,6 +52,7 @@ from consumers.broker_outage import is_transient
 from consumers.relay import PRODUCER_CONFIG as RELAY_PRODUCER_CONFIG
 from projections.customer_view import View, render
 from projections.duckdb_store import ProjectionStore
+from projections.rules import DEFAULT_RULES, Rules
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +110,16 @@ def cursor_name(topic: str) -> str:
     return f"view-feed:{topic}"
 
 
-def document(view: View, as_of_position: int) -> dict[str, Any]:
+def document(view: View, as_of_position: int, rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
     """The published value: ``journey customer REF --json`` without the timeline.
 
     Rendered without a clock, and without the ``overdue`` flags of cases and promises: those
     change with time alone, with no event, and a change feed only carries what events change
     (a consumer derives them from ``answer_due_by`` / ``due_at``). ``as_of_position`` is the
     projection position the document reflects, as in ``journey customer --json``; per key it
-    never decreases."""
-    rendered = render(view, now=None)
+    never decreases. ``rules``: the ledger's (the projection store's), as every reader of the
+    view sees them."""
+    rendered = render(view, now=None, rules=rules)
     for group in ("cases", "promises"):
         rendered[group] = [{k: v for k, v in item.items() if k != "overdue"} for item in rendered[group]]
     return {**rendered, "as_of_position": as_of_position}
@@ -146,10 +148,10 @@ class Change:
         return headers
 
 
-def change_of(customer_id: str, view: View, as_of_position: int) -> Change:
+def change_of(customer_id: str, view: View, as_of_position: int, rules: Rules = DEFAULT_RULES) -> Change:
     if view.get("forgotten"):
         return Change(customer_id, None, "forgotten")
-    return Change(customer_id, orjson.dumps(document(view, as_of_position)), "view")
+    return Change(customer_id, orjson.dumps(document(view, as_of_position, rules)), "view")
 
 
 @dataclass(slots=True)
@@ -195,7 +197,7 @@ def next_attempt(store: ProjectionStore, topic: str, chunk: int = DEFAULT_CHUNK)
         f"SELECT DISTINCT customer_id FROM {TOMBSTONE_TABLE} WHERE topic = ? AND customer_id NOT IN "
         "(SELECT alias FROM customer_aliases) ORDER BY customer_id", [topic]).fetchall()]
     for cid, view in store.load_views(restored).items():
-        changes[cid] = change_of(cid, view, head)
+        changes[cid] = change_of(cid, view, head, store.rules)
     bound = con.execute(
         "SELECT max(position), count(*) FROM (SELECT position FROM customer_views WHERE position > ? "
         "ORDER BY position LIMIT ?)", [done, chunk]).fetchall()
@@ -205,7 +207,7 @@ def next_attempt(store: ProjectionStore, topic: str, chunk: int = DEFAULT_CHUNK)
         rows = con.execute("SELECT customer_id, view FROM customer_views WHERE position > ? "
                            "AND position <= ? ORDER BY position, customer_id", [done, last]).fetchall()
         for cid, doc in rows:
-            changes[cid] = change_of(cid, orjson.loads(doc), head)
+            changes[cid] = change_of(cid, orjson.loads(doc), head, store.rules)
         if count == chunk:  # maybe more above ``last``: the next attempt goes on from there
             cursor_to = min(int(last), head)
     return Attempt(list(changes.values()), cursor_to, tombstoned, restored)

@@ -10,6 +10,7 @@ with that zone's offset. Exit codes: 0 done, 2 bad usage, 3 unknown customer or 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
@@ -66,7 +67,7 @@ def parse_now(text: str | None) -> datetime | None:
 def answer_days(flag: int | None) -> int:
     """The complaint deadline: ``--days``, else ``JOURNEY_COMPLAINT_DAYS``, else 15."""
     try:
-        return rules.check_days(flag, "--days") if flag is not None else rules.complaint_days()
+        return rules.check_days(flag, "--days") if flag is not None else rules.complaint_days(os.environ)
     except ValueError as error:
         raise UsageError(str(error)) from None
 

@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from projections.derived import DerivedTable, Row, View, register
+from projections.rules import DEFAULT_RULES, Rules
 
 Entry = dict[str, Any]
 
@@ -130,7 +131,7 @@ def judge_claims(claims: Iterable[Entry], purchases: Iterable[Entry]) -> list[di
 # ----------------------------------------------------------------------------- rows
 
 
-def product_rows(view: View) -> list[Row]:
+def product_rows(view: View, rules: Rules = DEFAULT_RULES) -> list[Row]:
     """One row per purchase of this customer (the ``products`` table)."""
     rows: list[Row] = []
     for p in sorted(view["sections"]["product"], key=_key):
@@ -159,7 +160,7 @@ def product_rows(view: View) -> list[Row]:
     return rows
 
 
-def claim_rows(view: View) -> list[Row]:
+def claim_rows(view: View, rules: Rules = DEFAULT_RULES) -> list[Row]:
     """One row per warranty claim of this customer (the ``warranty_claims`` table)."""
     sections = view["sections"]
     rows: list[Row] = []

@@ -31,6 +31,7 @@ from ledger.application import (
     sealed_history_of,
 )
 from projections import quarantine, readable
+from projections.rules import DEFAULT_RULES, Rules
 from replay import asof_checkpoints, fact_reader
 from replay.asof_view import AsOf as AsOf
 from replay.asof_view import Axis as Axis
@@ -145,22 +146,24 @@ def _everything(sf: StoredFact) -> bool:
     return True
 
 
-def as_of(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis) -> AsOf:
-    """``customer_id``'s view at ``at`` on one axis (see the module docstring)."""
+def as_of(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis,
+          rules: Rules = DEFAULT_RULES) -> AsOf:
+    """``customer_id``'s view at ``at`` on one axis (see the module docstring), to be rendered
+    under ``rules`` (the ledger's settings)."""
     at = at.astimezone(UTC)
     skipped: set[int] = set()
     if axis == "recorded":
         facts = gather_cut(app, customer_id, fact_reader.Cut("recorded", at),
                            lambda sf: sf.recorded_at <= at, skipped)
-        return AsOf(customer_id, axis, at, facts, quarantined=sorted(skipped))
+        return AsOf(customer_id, axis, at, facts, quarantined=sorted(skipped), rules=rules)
     facts = gather_cut(app, customer_id, fact_reader.Cut("occurred", at),
                        lambda sf: occurred_at(sf) <= at, skipped)
     return AsOf(customer_id, axis, at, facts, late=[sf for sf in facts if sf.recorded_at > at],
-                quarantined=sorted(skipped))
+                quarantined=sorted(skipped), rules=rules)
 
 
 def document(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis, limit: int,
-             oldest: bool = False) -> dict[str, Any] | None:
+             oldest: bool = False, rules: Rules = DEFAULT_RULES) -> dict[str, Any] | None:
     """``customer_id``'s as-of document (``AsOf.to_json``) with one page of its timeline and of
     its late facts (:func:`paged`); None when no fact passes the cut.
 
@@ -170,7 +173,7 @@ def document(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis
     (merged records, a forgotten person, another store) folds every fact."""
     at = at.astimezone(UTC)
     try:
-        return asof_checkpoints.paged_view(app, customer_id, at, axis, limit, oldest)
+        return asof_checkpoints.paged_view(app, customer_id, at, axis, limit, oldest, rules)
     except asof_checkpoints.Unavailable:
         pass
     except (sqlite3.Error, OSError) as error:  # the checkpoint file: derived data, never in the way
@@ -178,7 +181,7 @@ def document(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis
     except quarantine.FACT_ERRORS as error:  # a fact the readers cannot handle: left out below
         log.warning("as-of checkpoint of %s: %s; folding every readable fact", customer_id,
                     quarantine.failure(error))
-    result = as_of(app, customer_id, at, axis)
+    result = as_of(app, customer_id, at, axis, rules)
     if not result.facts:
         return None
     return paged(result.to_json(), limit, oldest)

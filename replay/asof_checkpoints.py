@@ -57,6 +57,7 @@ from ledger.application import MERGE_MARKERS, JourneyApplication, StoredFact, re
 from ledger.sqlite_recorder import JourneySQLiteRecorder
 from projections import customer_view, readable
 from projections.customer_view import View
+from projections.rules import DEFAULT_RULES, Rules
 from replay import asof_view, fact_reader
 from replay.asof_view import AsOf, Axis, fold_into, page_of, paged, prepare
 
@@ -362,7 +363,7 @@ def build(app: JourneyApplication, customer_id: str) -> Checkpoint:
 
 
 def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis, limit: int,
-               oldest: bool = False) -> dict[str, Any] | None:
+               oldest: bool = False, rules: Rules = DEFAULT_RULES) -> dict[str, Any] | None:
     """``replay.asof.document`` from the record's checkpoint (made now if it has none): the
     same document; None when no fact passes the cut. Raises Unavailable when no checkpoint can
     answer (the caller folds every fact)."""
@@ -453,7 +454,7 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
     result = AsOf(customer_id, axis, at, shown,
                   late=[sf for sf in shown if axis == "occurred" and sf.recorded_at > at])
     doc = {
-        **customer_view.render(view, now=at),
+        **customer_view.render(view, now=at, rules=rules),
         "as_of": {"axis": axis, "at": at.isoformat(), "facts": total, "through_position": through},
         "recorded_late": [AsOf.late_entry(sf) for sf in late],
         "timeline": result.timeline(),

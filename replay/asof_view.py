@@ -18,6 +18,7 @@ from domain import catalogue
 from ledger.application import StoredFact
 from projections import customer_view
 from projections.customer_view import View
+from projections.rules import DEFAULT_RULES, Rules
 
 Axis = Literal["recorded", "occurred"]
 T = TypeVar("T")
@@ -69,13 +70,15 @@ class AsOf:
     late: list[StoredFact] = field(default_factory=list)
     #: Positions of this record's facts left out because the readers cannot handle them.
     quarantined: list[int] = field(default_factory=list)
+    #: The ledger's configured rules the document is rendered under (its settings).
+    rules: Rules = DEFAULT_RULES
 
     @property
     def view(self) -> View:
         return fold(self.customer_id, self.facts)
 
     def rendered(self) -> dict[str, Any]:
-        return customer_view.render(self.view, now=self.at)
+        return customer_view.render(self.view, now=self.at, rules=self.rules)
 
     def timeline(self) -> list[dict[str, Any]]:
         """Rows shaped like ``ProjectionStore.timeline`` (what ``render_text`` reads)."""
@@ -108,7 +111,7 @@ class AsOf:
         prepared = prepare(self.facts)
         iso = {id(p[0]): p[3] for p in prepared}  # late facts are among the facts: ISO once
         return {
-            **customer_view.render(_fold(self.customer_id, prepared), now=self.at),
+            **customer_view.render(_fold(self.customer_id, prepared), now=self.at, rules=self.rules),
             "quarantined": self.quarantined,
             "as_of": {"axis": self.axis, "at": self.at.isoformat(),
                       "facts": len(self.facts),
