@@ -105,6 +105,8 @@ def _print_report(report: chain.Report, written: str | None) -> None:
 
 
 def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
+    from datetime import UTC, datetime
+
     from domain.errors import InvalidFact
     from journey.cli.output import Ticker
     from journey.cli.output import project_progress as _project_progress
@@ -116,10 +118,12 @@ def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
     except InvalidFact as error:
         print(f"journey subject-access: {error}", file=sys.stderr)
         return 2
-    export = subject_access(journey, args.ref, on_progress=_project_progress(Ticker("project")))
-    if export is None:
+    now = datetime.now(UTC)
+    view = journey.customer(args.ref, now=now, on_progress=_project_progress(Ticker("project")))
+    if view is None:
         print(f"journey subject-access: nobody known as {args.ref!r}", file=sys.stderr)
         return 3
+    export = subject_access(journey.app, journey.projections, view, now)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(export, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
