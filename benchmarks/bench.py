@@ -338,7 +338,7 @@ def contact_row(projections: ProjectionStore, calls: int = DECISIONS) -> Row:
 
 def cases_row(journey: Journey) -> Row:
     """What ``journey cases --overdue`` runs (clocks judged now, the default complaint deadline)."""
-    from journey.cli.cases import answer_days, query_cases
+    from journey.usecases.cases import answer_days, query_cases
 
     total = int(journey.projections.con.execute("SELECT count(*) FROM cases").fetchall()[0][0])
     days = answer_days(None)

@@ -1,7 +1,9 @@
 """Spanish postal codes: which province a code belongs to, and whether the city agrees.
 
 A Spanish postal code has five digits; the first two name the province (01 Álava ... 50
-Zaragoza, 51 Ceuta, 52 Melilla). :func:`check` returns verification flags for an address:
+Zaragoza, 51 Ceuta, 52 Melilla), and the province its autonomous community (:func:`community`,
+whose regional holidays the contact policy keeps). :func:`check` returns verification flags for
+an address:
 
 * ``malformed_postal_code``: not five digits, or a province prefix outside 01-52;
 * ``postal_code_city_mismatch``: the city is known in the table below under another province
@@ -111,6 +113,29 @@ PROVINCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "52": ("Melilla", ()),
 }
 
+#: Autonomous communities (and the autonomous cities Ceuta and Melilla) by the subdivision code
+#: the ``holidays`` package uses for Spain, with the name a reader knows them by.
+COMMUNITIES: dict[str, str] = {
+    "AN": "Andalucía", "AR": "Aragón", "AS": "Principado de Asturias", "CB": "Cantabria",
+    "CE": "Ceuta", "CL": "Castilla y León", "CM": "Castilla-La Mancha", "CN": "Canarias",
+    "CT": "Cataluña", "EX": "Extremadura", "GA": "Galicia", "IB": "Illes Balears",
+    "MC": "Región de Murcia", "MD": "Comunidad de Madrid", "ML": "Melilla",
+    "NC": "Comunidad Foral de Navarra", "PV": "País Vasco", "RI": "La Rioja",
+    "VC": "Comunitat Valenciana",
+}
+
+#: Province prefix -> its community's code in :data:`COMMUNITIES`: each province lies in
+#: exactly one community, so the postal code alone says whose regional holidays apply.
+PROVINCE_COMMUNITY: dict[str, str] = {
+    "01": "PV", "02": "CM", "03": "VC", "04": "AN", "05": "CL", "06": "EX", "07": "IB", "08": "CT",
+    "09": "CL", "10": "EX", "11": "AN", "12": "VC", "13": "CM", "14": "AN", "15": "GA", "16": "CM",
+    "17": "CT", "18": "AN", "19": "CM", "20": "PV", "21": "AN", "22": "AR", "23": "AN", "24": "CL",
+    "25": "CT", "26": "RI", "27": "GA", "28": "MD", "29": "AN", "30": "MC", "31": "NC", "32": "GA",
+    "33": "AS", "34": "CL", "35": "CN", "36": "GA", "37": "CL", "38": "CN", "39": "CB", "40": "CL",
+    "41": "AN", "42": "CL", "43": "CT", "44": "AR", "45": "CM", "46": "VC", "47": "CL", "48": "PV",
+    "49": "CL", "50": "AR", "51": "CE", "52": "ML",
+}
+
 _CODE = re.compile(r"[0-9]{5}")
 
 
@@ -143,6 +168,25 @@ def province(postal_code: str) -> str | None:
     if not _CODE.fullmatch(code) or code[:2] not in PROVINCES:
         return None
     return PROVINCES[code[:2]][0]
+
+
+def community(postal_code: str) -> str | None:
+    """The community code (:data:`COMMUNITIES`) of a well-formed Spanish postal code, None
+    when malformed."""
+    code = postal_code.strip()
+    if not _CODE.fullmatch(code):
+        return None
+    return PROVINCE_COMMUNITY.get(code[:2])
+
+
+def address_community(address: Any) -> str | None:
+    """The community of a recorded postal address: None unless it is Spanish (``country``
+    absent or Spain) with a well-formed postal code."""
+    if not isinstance(address, Mapping) or not is_spanish(address):
+        return None
+    raw = address.get("postal_code")
+    code = raw if isinstance(raw, str) else str(raw) if isinstance(raw, int) else ""
+    return community(code)
 
 
 def provinces_of(city: str) -> frozenset[str]:

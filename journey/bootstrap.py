@@ -14,6 +14,7 @@ from typing import Any
 
 from consumers.jsonl_ingest import IngestSummary
 from consumers.log_follower import Progress
+from domain import identity
 from journey.config import Settings
 from journey.sharing import writer_turns
 from journey.system import System
@@ -45,6 +46,9 @@ class Journey(System):
 
 
 def bootstrap(settings: Settings) -> Journey:
+    # The domain reads no environment: the region phones without a country code belong to is
+    # set here, once, for whatever this process checks or looks up.
+    identity.set_phone_region(settings.phone_region)
     if settings.store == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         env = sqlite_env(str(settings.sqlite_path))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from domain.identity import phone_region
 
 DEFAULT_HOME = ".journey"
 
@@ -29,6 +32,15 @@ class Settings:
     #: Seconds a command waits for another process to release the projections (env
     #: JOURNEY_WAIT; 0: do not wait) before it gives up with exit code 75 (journey/sharing.py).
     wait_seconds: float = 120.0
+    #: Seconds between the analyst snapshots ``journey serve`` writes (env
+    #: JOURNEY_EXPORT_INTERVAL; 0: only when ``journey export`` asks).
+    export_interval: float = 60.0
+    #: The contact policy: a file, or a directory of versions (env JOURNEY_POLICY; None: the
+    #: shipped journey/contact-policy.toml). A command's ``--policy`` overrides it.
+    policy: Path | None = None
+    #: Where a phone written without its country code is read (env JOURNEY_PHONE_REGION, an
+    #: ISO 3166-1 code; docs/identity.md).
+    phone_region: str = "ES"
 
     @classmethod
     def load(cls, data_dir: str | None = None) -> Settings:
@@ -45,7 +57,11 @@ class Settings:
             partitions=int(env.get("JOURNEY_PARTITIONS", cls.partitions)),
             views_topic=env.get("JOURNEY_VIEWS_TOPIC", cls.views_topic),
             view_feed=env.get("JOURNEY_VIEW_FEED", "").strip().lower() in {"1", "true", "yes", "on"},
-            wait_seconds=_seconds(env.get("JOURNEY_WAIT"), cls.wait_seconds),
+            wait_seconds=_seconds(env, "JOURNEY_WAIT", cls.wait_seconds, "0: do not wait"),
+            export_interval=_seconds(env, "JOURNEY_EXPORT_INTERVAL", cls.export_interval,
+                                     "0: only on request"),
+            policy=Path(env["JOURNEY_POLICY"]) if env.get("JOURNEY_POLICY", "").strip() else None,
+            phone_region=_region(env.get("JOURNEY_PHONE_REGION") or cls.phone_region),
         )
 
     @property
@@ -82,7 +98,10 @@ class Settings:
         return self.data_dir / "rejects"
 
 
-def _seconds(text: str | None, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, zero: str) -> float:
+    """A number of seconds from the environment; a value that is not one stops the command
+    with a message naming the variable (``zero``: what 0 means)."""
+    text = env.get(name)
     if text is None or not text.strip():
         return default
     try:
@@ -90,5 +109,12 @@ def _seconds(text: str | None, default: float) -> float:
     except ValueError:
         value = -1.0
     if not value >= 0:  # also refuses nan
-        raise SystemExit(f"JOURNEY_WAIT={text!r} is not a number of seconds (0: do not wait)")
+        raise SystemExit(f"{name}={text!r} is not a number of seconds ({zero})")
     return value
+
+
+def _region(text: str) -> str:
+    try:
+        return phone_region(text)
+    except ValueError as error:
+        raise SystemExit(f"JOURNEY_PHONE_REGION: {error}") from None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from domain.contact_policy import Exclusion, identity_hash
+from domain.contact_policy import Exclusion, identity_hash, recorded_hash
 from domain.errors import InvalidFact
 
 FILENAME = "exclusions.sqlite"
@@ -99,10 +99,7 @@ def hashes_of(identity_keys: Iterable[str]) -> list[str]:
     for key in identity_keys:
         kind, _, value = key.partition(":")
         if kind in ("phone", "email"):
-            try:
-                out.append(identity_hash(kind, value))
-            except InvalidFact:
-                continue
+            out.append(recorded_hash(kind, value))
     return out
 
 

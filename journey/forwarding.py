@@ -108,8 +108,9 @@ class NotForwarded(Exception):
     """The server could not take the command before running it: run it here instead."""
 
 
-def travelling(args: argparse.Namespace) -> dict[str, Any]:
-    """The parsed command as the server will see it: paths absolute, the policy named."""
+def travelling(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The parsed command as the server will see it: paths absolute, the policy named (the
+    server may have been started with another JOURNEY_POLICY than this command)."""
     out = dict(vars(args))
     cwd = Path.cwd()
     for name in PATH_ARGS & out.keys():
@@ -118,8 +119,8 @@ def travelling(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = str(cwd / value)
         elif isinstance(value, list):
             out[name] = [str(cwd / v) if isinstance(v, str) and v != "-" else v for v in value]
-    if "policy" in out and out["policy"] is None and os.environ.get("JOURNEY_POLICY"):
-        out["policy"] = str(cwd / os.environ["JOURNEY_POLICY"])
+    if "policy" in out and out["policy"] is None and settings.policy is not None:
+        out["policy"] = str(cwd / settings.policy)
     out.pop("data_dir", None)
     return out
 
@@ -132,7 +133,7 @@ def forward(server: Server, settings: Settings, args: argparse.Namespace) -> int
     """Run the command in ``server``; its output goes to ours as it comes. Raises
     :class:`NotForwarded` when the server did not start it (refused, gone, not answering)."""
     try:
-        body = orjson.dumps({"command": args.command, "args": travelling(args), "cwd": os.getcwd(),
+        body = orjson.dumps({"command": args.command, "args": travelling(args, settings), "cwd": os.getcwd(),
                              "data_dir": str(settings.data_dir.resolve())})
     except TypeError as error:
         raise NotForwarded(f"its arguments cannot travel ({error})") from None

@@ -7,7 +7,6 @@ and what was expected, so a typo never silently becomes a default.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
 from datetime import date, datetime, time
@@ -21,8 +20,9 @@ DEFAULT_PATH = Path(__file__).with_name("contact-policy.toml")
 
 _SECTIONS: dict[str, frozenset[str]] = {
     "legal_basis": frozenset({"legitimate_interest_months"}),
+    # `holidays` is the older name of `closed_days` (same meaning: dates nobody is called).
     "quiet_hours": frozenset({"channels", "windows", "working_days", "service", "default_timezone",
-                              "holidays"}),
+                              "closed_days", "holidays"}),
     "cooldown": frozenset({"days", "outcomes"}),
 }
 _TOP = frozenset({"version", "effective_from", "max_lag", "frequency_cap", *_SECTIONS})
@@ -33,9 +33,9 @@ class PolicyError(ValueError):
     """The policy file cannot be read or says something that is not a policy."""
 
 
-def policy_path(flag: str | None = None) -> Path:
-    """Which file: the ``--policy`` flag, else ``JOURNEY_POLICY``, else the default."""
-    return Path(flag or os.environ.get("JOURNEY_POLICY") or DEFAULT_PATH)
+def policy_path(chosen: str | Path | None = None) -> Path:
+    """Which file: the one chosen (``--policy``, else ``Settings.policy``), else the default."""
+    return Path(chosen or DEFAULT_PATH)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -86,8 +86,7 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
                            enumerate(_list(quiet, "windows", "quiet_hours.", ["09:00-21:00"]))),
         working_days=frozenset(DAY_NAMES.index(d) for d in _choices(
             quiet, "working_days", "quiet_hours.", DAY_NAMES, ["mon", "tue", "wed", "thu", "fri"])),
-        holidays=frozenset(_date(d, f"quiet_hours.holidays[{i}]") for i, d in
-                           enumerate(_list(quiet, "holidays", "quiet_hours.", []))),
+        closed_days=_days(quiet, "closed_days") | _days(quiet, "holidays"),
         quiet_hours_for_service=_bool(quiet, "service", "quiet_hours.", False),
         default_timezone=tz,
         frequency_caps=_caps(doc),
@@ -213,8 +212,20 @@ def _window(text: str, where: str) -> tuple[time, time]:
     return a, b
 
 
-def _date(text: str, where: str) -> date:
+def _days(quiet: Mapping[str, Any], key: str) -> frozenset[date]:
+    """A list of local dates, each a TOML date (2026-12-24) or a string ("2026-12-24")."""
+    value = quiet.get(key, [])
+    if not isinstance(value, list):
+        raise PolicyError(f"quiet_hours.{key}: expected a list of dates like 2026-12-24, got {value!r}")
+    return frozenset(_date(d, f"quiet_hours.{key}[{i}]") for i, d in enumerate(value))
+
+
+def _date(value: Any, where: str) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
     try:
-        return date.fromisoformat(text)
+        if not isinstance(value, str):
+            raise ValueError
+        return date.fromisoformat(value)
     except ValueError:
-        raise PolicyError(f"{where}: {text!r} is not a date like 2026-12-25") from None
+        raise PolicyError(f"{where}: {value!r} is not a date like 2026-12-24") from None

@@ -1,8 +1,9 @@
 """Remember people kindly: birthdays and first-purchase anniversaries worth a letter.
 
-Pure rules, no I/O (``journey greetings`` in journey/cli/greetings.py reads the projections and
-hands the candidates in). For a window of days, :func:`plan` lists each customer's occasions
-(a birthday, or an anniversary of their first purchase) and decides, for each, whether to write:
+Pure rules, no I/O (journey/usecases/greetings.py, behind ``journey greetings``, reads the
+projections and hands the candidates in). For a window of days, :func:`plan` lists each
+customer's occasions (a birthday, or an anniversary of their first purchase) and decides, for
+each, whether to write:
 
 * the contact policy (domain/contact_policy.py) is asked, for purpose ``commercial`` and
   campaign ``greetings``, at 10:00 local time on the greeting date, for each channel in turn

@@ -17,6 +17,8 @@ echo "== Kafka jars"
 echo "== lint"
 "$VENV/bin/ruff" check .
 "$VENV/bin/mypy"
+echo "== layers (import-linter: the contracts in pyproject.toml)"
+"$VENV/bin/lint-imports"
 echo "== tests"
 set +e
 "$VENV/bin/pytest" -q -p no:cacheprovider "$@"

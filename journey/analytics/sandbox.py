@@ -29,10 +29,11 @@ import duckdb
 
 from journey.analytics.snapshots import (
     Export,
-    NoSnapshot,
     load_statements,
     parquet_files,
+    pin,
     read_manifest,
+    unpin,
     view_statements,
 )
 from projections.duckdb_store import connect
@@ -76,10 +77,11 @@ def open_sandbox(directory: Path, *, in_memory: bool = False
                  ) -> tuple[duckdb.DuckDBPyConnection, Export]:
     """A locked in-memory DuckDB with the analyst views over the latest snapshot in
     ``directory``: reading its Parquet files and no other file, or (``in_memory``) holding a
-    copy of them and reading no file at all. :class:`NoSnapshot` when nothing was exported."""
-    snapshot = read_manifest(directory)
-    if snapshot is None:
-        raise NoSnapshot(f"no analyst snapshot in {directory} yet")
+    copy of them and reading no file at all. :class:`NoSnapshot` when nothing was exported.
+
+    The snapshot is pinned (snapshots.pin): the views read that generation, the one the
+    returned :class:`Export` describes, however many exports follow."""
+    snapshot = pin(directory)
     con = connect(":memory:")
     try:
         if in_memory:
@@ -117,6 +119,7 @@ def answer(directory: Path, query: str) -> tuple[list[str], list[tuple[object, .
         return columns, rows, snapshot
     finally:
         con.close()
+        unpin(directory)
 
 
 def names(directory: Path) -> list[str]:

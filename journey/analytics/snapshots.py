@@ -2,14 +2,27 @@
 
 DuckDB 2 lets one process hold ``projections.duckdb`` open while it writes, and any other
 process (even read-only) gets a lock error. So the process that owns the projections (``journey
-serve``'s duty, or ``journey export`` when nobody runs) copies the analyst tables to
-``DATA_DIR/analytics/<table>.parquet``, and analysts read those files, never the live one.
+serve``'s duty, or ``journey export`` when nobody runs) copies the analyst tables to Parquet,
+and analysts read those files, never the live one.
 
-Every file is written next to its final name and moved over it with :func:`os.replace` (a
-rename in one directory: atomic), so a reader opens either the old or the new file, never a
-half-written one. All tables are read in ONE DuckDB transaction, so the files of one export
-agree with each other and with the position in ``manifest.json``, which is written last: a
-reader that sees a manifest sees the files it describes (or newer ones).
+Each export is a **generation**: a new directory ``DATA_DIR/analytics/generations/<name>/``
+holding every table's Parquet file, ``analyst.duckdb`` (views over those files) and
+``manifest.json`` (the position the rows were read at). Nothing in a generation changes once
+it is written. All tables are read in ONE DuckDB transaction, so the files of a generation
+agree with each other and with its position. It is then published by moving pointers, each
+with :func:`os.replace` (a rename in one directory: atomic): ``current`` (a symbolic link to
+the generation, for tools reading the Parquet files), ``analyst.duckdb`` (a hard link to the
+generation's) and last ``manifest.json``, which names the generation. A reader that resolves
+a pointer once reads one generation to the end, and what it reports (the manifest's position,
+the ``snapshot`` view) is the position of the rows it reads, however many exports happen
+meanwhile: a session never mixes the files of two exports.
+
+So a reader's generation must outlive the export that supersedes it. The exporter keeps the
+generation just superseded, and every older one a reader still has open: a DuckDB session on
+its ``analyst.duckdb`` (DuckDB's own read lock on the file) or a ``journey sql``/``plot``
+reading it (a read lock this module takes, :func:`pin`); the rest are deleted. An export after
+a forget deletes every other generation, open or not: the person leaves the disk, and a
+session that had one open gets "no files found" and opens ``analyst.duckdb`` again.
 
 The snapshot carries what the event store keeps in clear (docs/privacy.md): a fact's ``data``
 keeps only the fields the catalogue declares non-personal for its type, every column that
@@ -21,14 +34,18 @@ tombstone in the projection, so the next export drops what the previous one held
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import shutil
+import struct
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import orjson
@@ -37,7 +54,6 @@ from domain.personal import PERSONAL_DATA, PUBLIC_DATA
 from projections.duckdb_store import connect
 
 if TYPE_CHECKING:
-    from journey.bootstrap import Journey
     from journey.config import Settings
     from projections.duckdb_store import ProjectionStore
 
@@ -48,7 +64,19 @@ MANIFEST = "manifest.json"
 REQUEST = "export.request"
 #: Written by :func:`tick` when an export failed, so a waiting ``journey export`` can say why.
 FAILED = "export.failed"
+#: Written by :func:`after_forget` next to the request: the export it asks for deletes every
+#: other generation, open or not (a plain request never overwrites this one).
+PURGE = "export.purge"
 ANALYST_DB = "analyst.duckdb"
+#: The generations' directory, and the symbolic link to the current one.
+GENERATIONS = "generations"
+CURRENT = "current"
+#: The storage format ``analyst.duckdb`` is written in: the oldest that DuckDB 1.x reads (any
+#: 1.x command line, DBeaver's driver...) and that DuckDB 2 reads too. Its own default format
+#: (v2.0.0) is refused by every 1.x ("version number 69, but we can only read versions between
+#: 64 and ..."). The file holds only views, which need nothing newer.
+ANALYST_STORAGE_VERSION = "v1.0.0"
+#: The setting of the seconds between automatic exports (Settings.export_interval).
 INTERVAL_ENV = "JOURNEY_EXPORT_INTERVAL"
 DEFAULT_INTERVAL = 60.0
 
@@ -81,6 +109,21 @@ CONTACT_DIRECTIONS: dict[str, str] = {
 }
 
 
+class Holder(Protocol):
+    """What the exporter needs of the process's open ledger (``journey.bootstrap.Journey`` is
+    one): named here, so that this module does not import the layers above it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def projections(self) -> ProjectionStore: ...
+
+    def project(self) -> int:
+        """Bring the projections up to the store's head."""
+        ...
+
+
 def is_personal(column: str) -> bool:
     name = column.lower()
     return name in PERSONAL_COLUMNS or name.endswith(PERSONAL_SUFFIXES)
@@ -96,9 +139,13 @@ class ExportFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Export:
-    """One published snapshot, as the manifest describes it."""
+    """One published snapshot (a generation), as its manifest describes it.
+
+    ``directory`` is the analytics directory; the files are in :attr:`location`.
+    """
 
     directory: Path
+    generation: str
     position: int
     started_at: float
     exported_at: float
@@ -106,10 +153,19 @@ class Export:
     rows: dict[str, int]
     dropped: dict[str, list[str]] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
+    #: JSON columns per table: Parquet holds them as text (a string column for every reader,
+    #: where DuckDB's JSON type reads as bytes elsewhere); the analyst views make them JSON again.
+    json_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def location(self) -> Path:
+        """The generation's directory: its Parquet files, ``analyst.duckdb`` and manifest."""
+        return self.directory / GENERATIONS / self.generation
 
     def manifest(self) -> dict[str, Any]:
         return {
             "position": self.position,
+            "generation": f"{GENERATIONS}/{self.generation}",
             "cursors": self.cursors,
             "started_at": _iso(self.started_at),
             "exported_at": _iso(self.exported_at),
@@ -117,6 +173,7 @@ class Export:
             "exported_epoch": self.exported_at,
             "seconds": round(self.seconds, 3),
             "tables": {t: {"file": f"{t}.parquet", "rows": n,
+                           "json_columns": self.json_columns.get(t, []),
                            "personal_columns_left_out": self.dropped.get(t, [])}
                        for t, n in self.rows.items()},
             "not_exported": NOT_EXPORTED,
@@ -125,36 +182,27 @@ class Export:
     @classmethod
     def from_manifest(cls, directory: Path, doc: Mapping[str, Any]) -> Export:
         tables = doc.get("tables", {})
-        return cls(directory=directory, position=int(doc["position"]),
+        return cls(directory=directory, generation=Path(str(doc["generation"])).name,
+                   position=int(doc["position"]),
                    started_at=float(doc["started_epoch"]), exported_at=float(doc["exported_epoch"]),
                    seconds=float(doc["seconds"]),
                    rows={t: int(v["rows"]) for t, v in tables.items()},
                    dropped={t: list(v.get("personal_columns_left_out", [])) for t, v in tables.items()},
-                   cursors={k: int(v) for k, v in doc.get("cursors", {}).items()})
+                   cursors={k: int(v) for k, v in doc.get("cursors", {}).items()},
+                   json_columns={t: list(v.get("json_columns", [])) for t, v in tables.items()})
 
 
 def analytics_dir(settings: Settings) -> Path:
     return settings.data_dir / SUBDIR
 
 
-def export_interval(env: Mapping[str, str] | None = None) -> float:
-    """Seconds between automatic exports (0: only on request); a bad value is an error."""
-    raw = (os.environ if env is None else env).get(INTERVAL_ENV, "")
-    if not raw.strip():
-        return DEFAULT_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{INTERVAL_ENV}={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise ValueError(f"{INTERVAL_ENV}={raw!r} is negative")
-    return value
-
-
 def read_manifest(directory: Path) -> Export | None:
+    """The current snapshot of ``directory`` (its top-level manifest), None before the first."""
     try:
         doc = orjson.loads((directory / MANIFEST).read_bytes())
     except FileNotFoundError:
+        return None
+    if "generation" not in doc:  # files of one directory, replaced one by one: none to trust
         return None
     return Export.from_manifest(directory, doc)
 
@@ -177,27 +225,30 @@ def _iso(epoch: float) -> str:
 _STRIP_PATCH = orjson.dumps({k: None for k in sorted(PERSONAL_COLUMNS)}).decode()
 
 
-def _projection(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[str, list[str]]:
-    """The SELECT that copies ``table`` without its personal columns, and the columns left out."""
+def _projection(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[str, list[str], list[str]]:
+    """The SELECT that copies ``table`` without its personal columns, the columns left out,
+    and the JSON columns (written as text: see :attr:`Export.json_columns`)."""
     columns = cur.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()
-    kept, dropped = [], []
+    kept, dropped, json = [], [], []
     typed = any(name == "type" for name, _ in columns)
     for name, kind in columns:
         if is_personal(name):
             dropped.append(name)
         elif kind == "JSON" and name == "data" and typed:
-            kept.append(f"{_public_data(name)} AS {_ident(name)}")
+            json.append(name)
+            kept.append(f"CAST({_public_data(name)} AS VARCHAR) AS {_ident(name)}")
         elif kind == "JSON":
             # Extra fields a source sent are kept by the ledger as they came: strip the
             # personal ones by name (the top level of the object, where the catalogue puts them).
-            kept.append(f"CASE WHEN json_type({_ident(name)}) = 'OBJECT' "
-                        f"THEN json_merge_patch({_ident(name)}, {_quote(_STRIP_PATCH)}) END "
+            json.append(name)
+            kept.append(f"CAST(CASE WHEN json_type({_ident(name)}) = 'OBJECT' "
+                        f"THEN json_merge_patch({_ident(name)}, {_quote(_STRIP_PATCH)}) END AS VARCHAR) "
                         f"AS {_ident(name)}")
         else:
             kept.append(_ident(name))
-    return f"SELECT {', '.join(kept)} FROM {_ident(table)}", dropped
+    return f"SELECT {', '.join(kept)} FROM {_ident(table)}", dropped, json
 
 
 def _public_data(column: str) -> str:
@@ -223,20 +274,41 @@ def exported_tables(cur: duckdb.DuckDBPyConnection) -> list[str]:
     return [str(name) for (name,) in rows if name not in NOT_EXPORTED]
 
 
-def export(store: ProjectionStore, directory: Path) -> Export:
-    """Publish every analyst table of ``store`` as Parquet in ``directory``, then the analyst
-    database, then the manifest. Runs in the process that holds the projections open."""
+def _new_generation(directory: Path, started: float, position: int) -> Path:
+    """A new, empty generation directory; its name sorts in the order of the exports."""
+    stamp = datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    parent = directory / GENERATIONS
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(100):
+        location = parent / (f"{stamp}-{position}" + (f"-{attempt}" if attempt else ""))
+        try:
+            location.mkdir()
+        except FileExistsError:
+            continue
+        return location
+    raise FileExistsError(f"cannot name a new generation in {parent}")
+
+
+def export(store: ProjectionStore, directory: Path, *, purge: bool = False) -> Export:
+    """Write every analyst table of ``store`` as a new generation in ``directory``, publish it,
+    and delete the generations no reader needs (``purge``: every other one, read or not: the
+    export after a forget). Runs in the process that holds the projections open."""
     directory.mkdir(parents=True, exist_ok=True)
     # Left by an exporter killed mid-way (only the projections' holder exports, one at a time).
     # (Not a request's temporary file: a `journey export` may be writing one right now.)
-    for pattern in (".*.parquet.*.tmp", f".{ANALYST_DB}.*.tmp", f".{MANIFEST}.*.tmp"):
+    # Parquet files directly in the directory are an older layout's, which a new generation
+    # replaces (they would keep a forgotten person).
+    for pattern in (f".{ANALYST_DB}.*.tmp", f".{MANIFEST}.*.tmp", f".{CURRENT}.*.tmp", "*.parquet",
+                    ".*.parquet.*.tmp"):
         for leftover in directory.glob(pattern):
             leftover.unlink(missing_ok=True)
     started = time.time()
     clock = time.monotonic()
-    temporaries: dict[str, Path] = {}
     rows: dict[str, int] = {}
     dropped: dict[str, list[str]] = {}
+    json_columns: dict[str, list[str]] = {}
+    location: Path | None = None
+    published = False
     # A cursor is a connection of its own to the same database: its transaction sees one
     # committed state of every table, whatever the store's connection is in the middle of.
     cur = store.con.cursor()
@@ -245,31 +317,53 @@ def export(store: ProjectionStore, directory: Path) -> Export:
         cursors = {str(k): int(v) for k, v in
                    cur.execute("SELECT name, position FROM projection_position").fetchall()}
         position = cursors.get(store.name, 0)
+        location = _new_generation(directory, started, position)
         for table in exported_tables(cur):
-            select, dropped[table] = _projection(cur, table)
-            temporary = directory / f".{table}.parquet.{os.getpid()}.tmp"
-            temporaries[table] = temporary
-            result = cur.execute(f"COPY ({select}) TO {_quote(temporary)} "
+            select, dropped[table], json = _projection(cur, table)
+            if json:
+                json_columns[table] = json
+            result = cur.execute(f"COPY ({select}) TO {_quote(location / f'{table}.parquet')} "
                                  "(FORMAT parquet, COMPRESSION zstd)").fetchall()
             rows[table] = int(result[0][0]) if result else 0
         cur.commit()
-        for table, temporary in temporaries.items():
-            os.replace(temporary, directory / f"{table}.parquet")
-        temporaries.clear()
+        done = Export(directory=directory, generation=location.name, position=position,
+                      started_at=started, exported_at=time.time(), seconds=time.monotonic() - clock,
+                      rows=rows, dropped=dropped, cursors=cursors, json_columns=json_columns)
+        write_analyst_db(done)
+        manifest = orjson.dumps(done.manifest(), option=orjson.OPT_INDENT_2)
+        (location / MANIFEST).write_bytes(manifest)
+        pointers = _pointers(done, manifest)
+        published = True  # from the first rename on, a pointer may name the generation
+        for temporary, final in pointers:
+            os.replace(temporary, final)
     finally:
-        for leftover in temporaries.values():
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
         with contextlib.suppress(duckdb.Error):
             cur.close()
-    done = Export(directory=directory, position=position, started_at=started,
-                  exported_at=time.time(), seconds=time.monotonic() - clock, rows=rows,
-                  dropped=dropped, cursors=cursors)
-    write_analyst_db(done)
-    _write_atomically(directory / MANIFEST, orjson.dumps(done.manifest(), option=orjson.OPT_INDENT_2))
+        if location is not None and not published:
+            shutil.rmtree(location, ignore_errors=True)
+    prune(directory, keep=done.generation, purge=purge)
     with contextlib.suppress(FileNotFoundError):
         (directory / FAILED).unlink()
     return done
+
+
+def _pointers(done: Export, manifest: bytes) -> list[tuple[Path, Path]]:
+    """The pointers to the generation, made under temporary names: ``current``,
+    ``analyst.duckdb`` and, last, ``manifest.json``, as (temporary, final). Renaming each over
+    its final name (atomic) publishes the generation; a reader finds the old one or the new
+    one, whole. Nothing is renamed here, so a failure leaves the published snapshot as it was."""
+    directory, pid = done.directory, os.getpid()
+    link = directory / f".{CURRENT}.{pid}.tmp"
+    link.unlink(missing_ok=True)
+    os.symlink(Path(GENERATIONS) / done.generation, link, target_is_directory=True)
+    # A hard link, not a copy: a session on analyst.duckdb holds DuckDB's lock on the
+    # generation's own file, which is how :func:`prune` sees it is still read.
+    database = directory / f".{ANALYST_DB}.{pid}.tmp"
+    database.unlink(missing_ok=True)
+    os.link(done.location / ANALYST_DB, database)
+    pointer = directory / f".{MANIFEST}.{pid}.tmp"
+    pointer.write_bytes(manifest)
+    return [(link, directory / CURRENT), (database, directory / ANALYST_DB), (pointer, directory / MANIFEST)]
 
 
 def _write_atomically(path: Path, content: bytes) -> None:
@@ -278,32 +372,162 @@ def _write_atomically(path: Path, content: bytes) -> None:
     os.replace(temporary, path)
 
 
+# --------------------------------------------------------------------------- generations in use
+
+#: ``struct flock`` on 64-bit Linux (l_type, l_whence, l_start, l_len, l_pid, padding).
+_FLOCK = "hhqqi4x"
+#: Open-file-description locks (Linux): unlike classic POSIX locks they conflict within one
+#: process too, and closing another descriptor of the file does not drop them.
+_OFD = hasattr(fcntl, "F_OFD_SETLK")
+
+
+def _lock(fd: int, exclusive: bool) -> bool:
+    """Lock the whole file behind ``fd`` at once; False when another holder prevents it.
+
+    The lock is of the kind DuckDB takes on a database file (a read lock for a read-only
+    session, a write lock otherwise), so a DuckDB session and a :func:`pin` both hold a
+    generation against :func:`prune`."""
+    kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK
+    try:
+        if _OFD:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
+        else:  # classic POSIX locks: the same kind of lock, without the in-process guarantees
+            fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+#: One pinned generation per analytics directory per process: directory -> descriptor.
+_PINS: dict[Path, int] = {}
+
+
+def pin(directory: Path) -> Export:
+    """The current snapshot of ``directory``, held against :func:`prune` until :func:`unpin`
+    (or the next :func:`pin` of the directory, or the end of the process): a read lock on its
+    ``analyst.duckdb``, as a DuckDB session holds. :class:`NoSnapshot` before the first export.
+
+    The pointer may move between reading it and locking the generation it names, and the
+    generation may be deleted in between: then it is found gone and the new pointer is read
+    again. A write lock in the way is :func:`prune`'s, for the moment it takes to rename the
+    generation away, or a DuckDB session that opened ``analyst.duckdb`` for writing, which
+    holds the generation as well as a pin would: then the reader goes on without a pin, never
+    waiting for another tool."""
+    key = directory.resolve()
+    for _ in range(100):
+        snapshot = read_manifest(directory)
+        if snapshot is None:
+            raise NoSnapshot(f"no analyst snapshot in {directory} yet")
+        try:
+            fd = os.open(snapshot.location / ANALYST_DB, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        pinned = False
+        for pause in (0.0, 0.01, 0.05, 0.2):
+            time.sleep(pause)
+            if pinned := _lock(fd, exclusive=False):
+                break
+        if not (snapshot.location / MANIFEST).exists():
+            os.close(fd)
+            continue
+        unpin(directory)
+        if pinned:
+            _PINS[key] = fd
+        else:
+            os.close(fd)
+        return snapshot
+    raise NoSnapshot(f"the analyst snapshot in {directory} keeps changing under this reader")
+
+
+def unpin(directory: Path) -> None:
+    """Let :func:`prune` delete the generation :func:`pin` held (once it is superseded)."""
+    fd = _PINS.pop(directory.resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def prune(directory: Path, keep: str, *, purge: bool = False) -> list[str]:
+    """Delete the generations of ``directory`` that nobody needs; returns their names.
+
+    Kept: ``keep`` (the current one), the newest older one (a reader that resolved the pointer
+    just before it moved, with a tool that takes no lock: pandas, Polars...), and every one
+    whose ``analyst.duckdb`` somebody holds (a DuckDB session, :func:`pin`). ``purge`` deletes
+    all but ``keep``, held or not. A generation is moved out of sight (renamed, under the
+    exclusive lock that tells it is not held) before its files are deleted, so a reader never
+    pins a half-deleted one.
+
+    Limitation of classic POSIX locks, which DuckDB takes: a DuckDB session in THIS process
+    loses its lock when the probe closes its descriptor. The exporter opens no session.
+    """
+    parent = directory / GENERATIONS
+    try:
+        names = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+    older = [n for n in names if n < keep]
+    previous = older[-1] if older and not purge else None
+    deleted = []
+    for name in names:
+        if name in (keep, previous):
+            continue
+        location = parent / name
+        fd: int | None = None
+        if not purge:
+            try:
+                fd = os.open(location / ANALYST_DB, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                fd = None  # never finished: an exporter was killed while writing it
+            else:
+                if not _lock(fd, exclusive=True):
+                    os.close(fd)
+                    continue
+        trash = parent / f".{name}.{os.getpid()}.deleted"
+        try:
+            os.rename(location, trash)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(trash, ignore_errors=True)
+        deleted.append(name)
+    for leftover in parent.glob(".*.deleted"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return deleted
+
+
 # --------------------------------------------------------------------------- reading
+
+def _select(snapshot: Export, table: str) -> str:
+    """The rows of one table of the generation, with its JSON columns typed as JSON again."""
+    path = _quote(snapshot.location.resolve() / f"{table}.parquet")
+    json = snapshot.json_columns.get(table, [])
+    replace = (" REPLACE (" + ", ".join(f"CAST({_ident(c)} AS JSON) AS {_ident(c)}" for c in json) + ")"
+               if json else "")
+    return f"SELECT *{replace} FROM read_parquet({path})"
+
 
 def view_statements(snapshot: Export) -> list[str]:
     """The analyst views: one per Parquet file, plus ``contacts`` and ``snapshot``.
 
     Paths are absolute: a view resolves a relative path against the reader's working
-    directory, not the database file's. ``snapshot`` holds the export's position and time as
-    constants (the views are rebuilt with every export).
+    directory, not the database file's. ``snapshot`` holds the generation's position and time
+    as constants (a generation's files never change).
     """
-    base = snapshot.directory.resolve()
-    return [f"CREATE OR REPLACE VIEW {_ident(t)} AS "
-            f"SELECT * FROM read_parquet({_quote(base / f'{t}.parquet')})"
+    return [f"CREATE OR REPLACE VIEW {_ident(t)} AS {_select(snapshot, t)}"
             for t in snapshot.rows] + analyst_views(snapshot)
 
 
 def load_statements(snapshot: Export) -> list[str]:
     """The analyst tables copied into the database (``journey sql``'s sandbox, which may read
     no file once they are in), then ``contacts`` and ``snapshot`` as in :func:`view_statements`."""
-    base = snapshot.directory.resolve()
-    return [f"CREATE TABLE {_ident(t)} AS SELECT * FROM read_parquet({_quote(base / f'{t}.parquet')})"
+    return [f"CREATE TABLE {_ident(t)} AS {_select(snapshot, t)}"
             for t in snapshot.rows] + analyst_views(snapshot)
 
 
 def parquet_files(snapshot: Export) -> list[Path]:
     """The absolute paths of the snapshot's files, as the views and loads name them."""
-    base = snapshot.directory.resolve()
+    base = snapshot.location.resolve()
     return [base / f"{t}.parquet" for t in snapshot.rows]
 
 
@@ -323,40 +547,31 @@ def analyst_views(snapshot: Export) -> list[str]:
 
 
 def write_analyst_db(snapshot: Export) -> Path:
-    """``analyst.duckdb``: only views over the Parquet files, for DuckDB clients of the analysts.
-
-    Built in a new file and moved over the old one, because a reader that has the old file
-    open (read-only) would make opening it for writing fail; the reader keeps its old copy.
-    """
-    final = snapshot.directory / ANALYST_DB
-    temporary = snapshot.directory / f".{ANALYST_DB}.{os.getpid()}.tmp"
-    leftovers = (temporary, Path(f"{temporary}.wal"))
+    """The generation's ``analyst.duckdb``: only views over its Parquet files, for the
+    analysts' own DuckDB clients, in :data:`ANALYST_STORAGE_VERSION` so that DuckDB 1.x reads
+    it as well as 2.x."""
+    path = snapshot.location / ANALYST_DB
+    con = connect(":memory:")
     try:
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
-        con = connect(str(temporary))
-        try:
-            for statement in view_statements(snapshot):
-                con.execute(statement)
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(temporary, final)
+        con.execute(f"ATTACH {_quote(path)} AS analyst (STORAGE_VERSION {_quote(ANALYST_STORAGE_VERSION)})")
+        con.execute("USE analyst")
+        for statement in view_statements(snapshot):
+            con.execute(statement)
+        con.execute("USE memory")
+        con.execute("DETACH analyst")
     finally:
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
-    return final
+        con.close()
+    return path
 
 
 def open_snapshot(directory: Path) -> tuple[duckdb.DuckDBPyConnection, Export]:
-    """An in-memory DuckDB with the analyst views over the latest snapshot in ``directory``.
+    """An in-memory DuckDB with the analyst views over the latest snapshot in ``directory``,
+    pinned (:func:`pin`): the views read that generation however many exports follow.
 
     In memory rather than ``analyst.duckdb`` itself: nothing another tool does with that file
     (holding it open for writing, say) can lock this reader out.
     """
-    snapshot = read_manifest(directory)
-    if snapshot is None:
-        raise NoSnapshot(f"no analyst snapshot in {directory} yet")
+    snapshot = pin(directory)
     con = connect(":memory:")
     try:
         for statement in view_statements(snapshot):
@@ -372,33 +587,27 @@ def open_snapshot(directory: Path) -> tuple[duckdb.DuckDBPyConnection, Export]:
 #: directory -> (wall-clock time of the last export, its position), so that a tick every
 #: second costs a dictionary look-up until the interval has passed.
 _LAST: dict[Path, tuple[float, int]] = {}
-#: Directories whose bad JOURNEY_EXPORT_INTERVAL was reported already (once, not every second).
-_WARNED: set[Path] = set()
 
 
-def tick(journey: Journey) -> Export | None:
-    """Export if asked to (the request file) or if the interval passed and the position moved.
+def tick(journey: Holder, interval: float) -> Export | None:
+    """Export if asked to (the request file) or if ``interval`` seconds (0: only on request)
+    passed and the position moved.
 
     Called every second by ``journey serve`` under its lock (journey/api/duties.py). Never
     raises: a failure is reported on stderr and in ``export.failed`` for a waiting
     ``journey export``, and the server goes on.
     """
     directory = analytics_dir(journey.settings)
-    request = directory / REQUEST
+    request, purge = directory / REQUEST, directory / PURGE
     try:
-        interval = export_interval()
-    except ValueError as error:
-        if directory not in _WARNED:
-            _WARNED.add(directory)
-            print(f"journey export: {error}; exporting every {DEFAULT_INTERVAL:g} s", file=sys.stderr)
-        interval = DEFAULT_INTERVAL
-    try:
-        if request.exists():
+        if request.exists() or purge.exists():
             # Removed before exporting: a request written while this export runs stays for the
             # next tick (its writer waits for an export that started after it).
+            purging = purge.exists()
+            purge.unlink(missing_ok=True)
             request.unlink(missing_ok=True)
             journey.project()
-            return _remember(export(journey.projections, directory))
+            return _remember(export(journey.projections, directory, purge=purging))
         if interval <= 0:
             return None
         last = _LAST.get(directory)
@@ -426,10 +635,13 @@ def _remember(done: Export) -> Export:
     return done
 
 
-def request_export(directory: Path) -> float:
-    """Ask the process holding the projections to export; returns when it was asked."""
+def request_export(directory: Path, *, purge: bool = False) -> float:
+    """Ask the process holding the projections to export (``purge``: and to delete every
+    other generation); returns when it was asked."""
     directory.mkdir(parents=True, exist_ok=True)
     asked = time.time()
+    if purge:
+        _write_atomically(directory / PURGE, orjson.dumps({"requested_at": asked, "pid": os.getpid()}))
     _write_atomically(directory / REQUEST, orjson.dumps({"requested_at": asked, "pid": os.getpid()}))
     return asked
 
@@ -449,21 +661,22 @@ def exported_since(directory: Path, asked: float) -> Export | None:
     return None
 
 
-def duty(journey: Journey) -> None:
-    """:func:`tick` in the shape of journey/api/duties.py's DUTIES (which ignore results)."""
-    tick(journey)
+def duty(journey: Holder) -> None:
+    """:func:`tick` in the shape of journey/api/duties.py's DUTIES (which ignore results),
+    every ``Settings.export_interval`` seconds (:data:`INTERVAL_ENV`)."""
+    tick(journey, journey.settings.export_interval)
 
 
-def after_forget(journey: Journey, projected: bool) -> str:
-    """A customer was forgotten: the published snapshot still holds what the projections held
-    of them, so it is replaced now (``"refreshed"``), or, when another process holds the
-    projections (it applies the forget as it follows the ledger), that process is asked to
-    export (``"requested"``); ``"none"`` when nothing was ever exported."""
+def after_forget(journey: Holder, projected: bool) -> str:
+    """A customer was forgotten: every published generation still holds what the projections
+    held of them, so a new one replaces them all now (``"refreshed"``), or, when another
+    process holds the projections (it applies the forget as it follows the ledger), that
+    process is asked to (``"requested"``); ``"none"`` when nothing was ever exported."""
     directory = analytics_dir(journey.settings)
     if read_manifest(directory) is None:
         return "none"
     if projected:
-        _remember(export(journey.projections, directory))
+        _remember(export(journey.projections, directory, purge=True))
         return "refreshed"
-    request_export(directory)
+    request_export(directory, purge=True)
     return "requested"

@@ -40,12 +40,12 @@ from journey.api.policy import HIDDEN, Permission, permitted
 from journey.api.service import Desk
 from journey.api.tokens import Token, TokenError, TokenStore, open_tokens
 from journey.bootstrap import Journey
-from journey.cli import cases as cli_cases
-from journey.cli import service as cli_service
-from journey.cli.contact import ContactQuestionError, UnknownCustomer, contact_decision
 from journey.config import Settings
 from journey.references import reference_key
+from journey.usecases import cases as case_queries
 from journey.usecases import customers
+from journey.usecases import service as service_queries
+from journey.usecases.contact import ContactQuestionError, UnknownCustomer, contact_decision
 from journey.usecases.customers import LATEST_EVENTS as CUSTOMER_TIMELINE
 from journey.usecases.customers import UnknownPosition
 from journey.usecases.recording import record_facts
@@ -473,11 +473,9 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         with desk.fresh() as journey:
             when, answer_days = _clock(now, days)
             customer_id = _resolve(desk, journey, customer, key) if customer and key else None
-            rows = cli_cases.query_cases(journey, now=when, days=answer_days, open_only=open,
-                                         overdue_only=overdue, department=department, kind=kind,
-                                         customer_id=customer_id)
-            doc = {"now": when.isoformat() if when else None, "answer_days": answer_days,
-                   "as_of_position": journey.projections.position(), "cases": rows}
+            doc = case_queries.list_cases(journey, now=when, days=answer_days, open_only=open,
+                                          overdue_only=overdue, department=department, kind=kind,
+                                          customer_id=customer_id)
         return _doc(token, doc)
 
     @app.get("/api/cases/{case_ref}", tags=["cases"], responses=_errors(401, 403, 404, 409, 422),
@@ -488,12 +486,12 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         with desk.fresh() as journey:
             when, answer_days = _clock(now, days)
             try:
-                customer_id, case_id = cli_cases.find_case(journey, case_ref)
-            except cli_cases.Unknown as error:
+                customer_id, case_id = case_queries.find_case(journey, case_ref)
+            except case_queries.Unknown as error:
                 raise ApiError(404, str(error), {"case": case_ref}) from None
-            except cli_cases.UsageError as error:
+            except case_queries.UsageError as error:
                 raise ApiError(409, str(error), {"case": case_ref}) from None
-            doc = cli_cases.case_document(journey, customer_id, case_id, when, answer_days)
+            doc = case_queries.case_document(journey, customer_id, case_id, when, answer_days)
         return _doc(token, doc)
 
     @app.get("/api/promises", tags=["cases"], responses=_errors(401, 403, 404, 422),
@@ -505,10 +503,8 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         with desk.fresh() as journey:
             when, _ = _clock(now, None, days_too=False)
             customer_id = _resolve(desk, journey, customer, key) if customer and key else None
-            rows = cli_cases.query_promises(journey, now=when, open_only=open,
-                                            overdue_only=overdue, customer_id=customer_id)
-            doc = {"now": when.isoformat() if when else None,
-                   "as_of_position": journey.projections.position(), "promises": rows}
+            doc = case_queries.list_promises(journey, now=when, open_only=open,
+                                             overdue_only=overdue, customer_id=customer_id)
         return _doc(token, doc)
 
     @app.get("/api/inbox", tags=["service"], responses=_errors(401, 403, 422),
@@ -524,7 +520,7 @@ def _routes(app: FastAPI, desk: Desk) -> None:
             except InvalidFact as error:
                 raise ApiError(422, str(error)) from None
         with desk.fresh() as journey:
-            doc = cli_service.inbox(journey, now=instant, network=network, everything=all)
+            doc = service_queries.inbox(journey, now=instant, network=network, everything=all)
         return _doc(token, doc)
 
     @app.get("/api/warranty/{query}", tags=["service"], responses=_errors(401, 403, 404, 422),
@@ -536,7 +532,7 @@ def _routes(app: FastAPI, desk: Desk) -> None:
                  ) -> Response:
         hidden = _hidden_kind(token, query)
         with desk.fresh() as journey:
-            doc = cli_service.warranty(journey, query, at or date.today())
+            doc = service_queries.warranty(journey, query, at or date.today())
         if hidden is not None and (doc is None or doc["kind"] == "customer"):
             # Whether somebody has it or nobody does, the same 403 (as the customers
             # endpoints answer before looking): a 404 for nobody would confirm the others.
@@ -640,9 +636,9 @@ def _clock(now: str | None, days: int | None, *, days_too: bool = True
            ) -> tuple[datetime | None, int]:
     """``now`` and ``days`` as the CLI's ``--now`` and ``--days`` read them; 422 if bad."""
     try:
-        when = cli_cases.parse_now(now)
-        answer_days = cli_cases.answer_days(days) if days_too else 0
-    except cli_cases.UsageError as error:
+        when = case_queries.parse_now(now)
+        answer_days = case_queries.answer_days(days) if days_too else 0
+    except case_queries.UsageError as error:
         raise ApiError(422, str(error).replace("--now", "now").replace("--days", "days")) from None
     return when, answer_days
 

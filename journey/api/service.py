@@ -19,12 +19,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import Request
 
 from consumers.jsonl_ingest import may_repeat_keys, repeated_reason
+from domain.contact_policy import public_holiday
 from domain.limits import DEFAULT_LIMITS
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
@@ -117,6 +119,9 @@ class Desk:
         try:  # open, project and read the views before the first request needs them
             with self.fresh():
                 pass
+            # Loading the holiday calendars takes a few tenths of a second, once per process:
+            # paid here rather than by the first contact decision asked for.
+            public_holiday(datetime.now(UTC).date())
         except Exception:
             log.exception("warming up failed (the first request will try again)")
         warming = threading.Thread(target=self._warm_timelines, name="journey-warm", daemon=True)

@@ -39,7 +39,7 @@ from uuid import UUID
 import duckdb
 import orjson
 
-from domain import personal
+from domain import identity, personal
 from journey.system import System
 from ledger.application import JourneyApplication
 from ledger.writer import ForgetResult
@@ -115,9 +115,7 @@ def forget(system: System, reference_key: str, reason: str, *, project: bool = T
     from journey.analytics import snapshots
 
     clock = time.monotonic()
-    # journey.analytics.snapshots names the composition root's Journey, but reads only the
-    # settings and the projections of the System it is given.
-    erasure.snapshot = snapshots.after_forget(system, erasure.projected)  # type: ignore[arg-type]
+    erasure.snapshot = snapshots.after_forget(system, erasure.projected)
     erasure.seconds["snapshot"] = time.monotonic() - clock
     ids = {str(result.customer_id), *map(str, result.records)}
     if erasure.projected:
@@ -185,8 +183,7 @@ def personal_values(app: JourneyApplication, records: Iterable[UUID]) -> set[str
             values.add(found.customer_number)
     for value in list(values):
         if value.startswith("+") and value[1:].isdigit():
-            values.add(value[1:])
-            values.add(value[-9:])  # the national number, as a local source writes it
+            values.update(identity.phone_spellings(value))  # as a local source writes it, too
     return {v for v in values if _names_someone(v)}
 
 

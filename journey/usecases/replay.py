@@ -88,10 +88,11 @@ class DecisionReplayed:
 
 def replay_decision(system: System, event_id: str, policy: str | None = None) -> DecisionReplayed:
     """Re-run the recorded contact decision ``event_id`` (a contact.decided, or a contact that
-    was made) with its policy version over the history recorded before it. Raises
+    was made) with its policy version over the history recorded before it; ``policy`` (a file
+    or a directory of versions) defaults to the settings'. Raises
     :class:`journey.policy.PolicyError` (the policy cannot be read), :class:`UnknownEvent`, or
     :class:`replay.decision.ReplayError` (not replayable)."""
-    book = load_policies(policy)
+    book = load_policies(policy or system.settings.policy)
     event = decisions.find_event(system.app, event_id)
     if event is None:
         raise UnknownEvent(f"no recorded event {event_id!r}")

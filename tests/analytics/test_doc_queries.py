@@ -56,11 +56,11 @@ def test_contacts_after_objections_find_the_six_calls(demo_home: Path, capsys: p
     assert rows["fibra"]["contacts"] >= 3 and rows["movil"]["contacts"] >= 3
     # Only Ramón's facts: exactly his six calls, three per campaign: fibra by sales, movil by the outsourced call centre.
     ramon = str(customer_uuid("C-900001"))
-    con, _ = open_snapshot(demo_home / "analytics")
+    con, snapshot = open_snapshot(demo_home / "analytics")
     with closing(con):
-        path = demo_home.resolve() / "analytics" / "events.parquet"
-        con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{path}') "
-                    f"WHERE customer_id = '{ramon}'")
+        path = snapshot.location.resolve() / "events.parquet"
+        con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * REPLACE (CAST(data AS JSON) AS data) "
+                    f"FROM read_parquet('{path}') WHERE customer_id = '{ramon}'")
         cursor = con.execute(sql)
         names = [d[0] for d in cursor.description]
         only = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]

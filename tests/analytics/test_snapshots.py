@@ -18,8 +18,13 @@ from consumers.jsonl_ingest import ingest
 from journey import open_ledger
 from journey.analytics import snapshots
 from journey.analytics.snapshots import (
+    ANALYST_DB,
+    CURRENT,
+    DEFAULT_INTERVAL,
+    GENERATIONS,
     MANIFEST,
     NOT_EXPORTED,
+    PURGE,
     REQUEST,
     ExportFailed,
     analytics_dir,
@@ -73,10 +78,19 @@ def ledger(tmp_path: Path) -> Iterator[Journey]:
         yield journey
 
 
-def _rows(home: Path, table: str, where: str = "") -> list[tuple[Any, ...]]:
-    path = analytics_dir_of(home) / f"{table}.parquet"
+def _rows(home: Path, table: str, where: str = "", generation: Path | None = None) -> list[tuple[Any, ...]]:
+    """Rows of one Parquet file of the current generation (or of ``generation``)."""
+    if generation is None:
+        current = read_manifest(analytics_dir_of(home))
+        assert current is not None
+        generation = current.location
+    path = generation / f"{table}.parquet"
     with closing(duckdb.connect()) as con:
         return con.execute(f"SELECT * FROM read_parquet('{path}') {where}").fetchall()
+
+
+def _generations(directory: Path) -> list[str]:
+    return sorted(p.name for p in (directory / GENERATIONS).iterdir())
 
 
 def analytics_dir_of(home: Path) -> Path:
@@ -88,7 +102,8 @@ def test_export_publishes_every_analyst_table_with_its_rows(ledger: Journey) -> 
     done = export(ledger.projections, directory)
     con = ledger.projections.con
     for table, rows in done.rows.items():
-        assert (directory / f"{table}.parquet").is_file()
+        assert (done.location / f"{table}.parquet").is_file()
+        assert (directory / CURRENT / f"{table}.parquet").is_file()
         assert rows == con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     assert {"events", "customers", "cases", "products", "mentions", "promises",
             "warranty_claims"} <= set(done.rows)
@@ -98,11 +113,17 @@ def test_export_publishes_every_analyst_table_with_its_rows(ledger: Journey) -> 
     assert manifest["position"] == done.position
     assert manifest["tables"]["events"]["rows"] == done.rows["events"] == len(FACTS)
     assert "ref" in manifest["tables"]["events"]["personal_columns_left_out"]
+    # The position is stored next to the rows it describes, and the pointers name that place.
+    assert manifest["generation"] == f"{GENERATIONS}/{done.generation}"
+    assert orjson.loads((done.location / MANIFEST).read_bytes()) == manifest
+    assert (directory / CURRENT).resolve() == done.location.resolve()
+    assert (directory / ANALYST_DB).samefile(done.location / ANALYST_DB)
     # The manifest comes last: no file it describes is newer.
-    newest = max((directory / f"{t}.parquet").stat().st_mtime_ns for t in done.rows)
+    newest = max((done.location / f"{t}.parquet").stat().st_mtime_ns for t in done.rows)
     assert (directory / MANIFEST).stat().st_mtime_ns >= newest
     assert (directory / "analyst.duckdb").stat().st_mtime_ns >= newest
-    assert not [p for p in directory.iterdir() if p.name.startswith(".")], "temporary files left"
+    for place in (directory, done.location, directory / GENERATIONS):
+        assert not [p for p in place.iterdir() if p.name.startswith(".")], "temporary files left"
 
 
 def test_the_analyst_database_holds_only_views(ledger: Journey) -> None:
@@ -189,6 +210,13 @@ def test_a_forgotten_customer_is_gone_from_the_next_snapshot(
     assert _rows(home, "customers", where)[0][1] == "customer"
     # The other customer is untouched.
     assert len(_rows(home, "events", "WHERE type = 'call.inbound'")) == 1
+    # No earlier generation is kept to hold them: the export after the forget deleted the rest.
+    kept = _generations(analytics_dir_of(home))
+    assert kept and orjson.loads(out)["generation"].split("/")[-1] in kept
+    for name in kept:
+        generation = analytics_dir_of(home) / GENERATIONS / name
+        assert _rows(home, "products", where, generation) == [] == _rows(home, "cases", where, generation)
+        assert all(row[-1] is None for row in _rows(home, "events", where, generation))
 
 
 def test_files_are_replaced_atomically_in_their_own_directory(
@@ -201,10 +229,14 @@ def test_files_are_replaced_atomically_in_their_own_directory(
         moves.append((Path(src), Path(dst)))
         real(src, dst)
 
+    before = export(ledger.projections, directory)
     monkeypatch.setattr(os, "replace", spy)
+    ledger.record([_call(1)])
     done = export(ledger.projections, directory)
+    # The files are written once, in a new directory; the pointers move to it.
+    assert done.location != before.location and before.location.is_dir()
     finals = {dst.name for _, dst in moves}
-    assert {f"{t}.parquet" for t in done.rows} | {"analyst.duckdb", MANIFEST} == finals
+    assert finals == {CURRENT, "analyst.duckdb", MANIFEST}
     for src, dst in moves:
         assert src.parent == dst.parent == directory  # a rename inside one directory
         assert src.name.startswith(".") and src.name != dst.name
@@ -214,7 +246,7 @@ def test_files_are_replaced_atomically_in_their_own_directory(
 def test_a_reader_during_exports_sees_the_old_or_the_new_file(ledger: Journey) -> None:
     directory = analytics_dir(ledger.settings)
     export(ledger.projections, directory)
-    target = directory / "events.parquet"
+    target = directory / CURRENT / "events.parquet"
     seen: set[int] = set()
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -246,28 +278,25 @@ def test_a_reader_during_exports_sees_the_old_or_the_new_file(ledger: Journey) -
 def test_tick_exports_on_request_and_when_the_interval_passed_and_the_position_moved(
         ledger: Journey, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = analytics_dir(ledger.settings)
-    monkeypatch.setenv("JOURNEY_EXPORT_INTERVAL", "0")
-    assert tick(ledger) is None and read_manifest(directory) is None  # 0: never on its own
+    assert tick(ledger, 0) is None and read_manifest(directory) is None  # 0: never on its own
 
     asked = request_export(directory)
-    done = tick(ledger)
+    done = tick(ledger, 0)
     assert done is not None and not (directory / REQUEST).exists()
     assert exported_since(directory, asked) is not None
-    assert tick(ledger) is None
+    assert tick(ledger, 0) is None
 
-    monkeypatch.setenv("JOURNEY_EXPORT_INTERVAL", "3600")
     monkeypatch.setattr(snapshots, "_LAST", {})
     ledger.record([_call(1)])
-    assert tick(ledger) is None  # the interval has not passed since the manifest's export
+    assert tick(ledger, 3600) is None  # the interval has not passed since the manifest's export
 
-    monkeypatch.setenv("JOURNEY_EXPORT_INTERVAL", "0.05")
     time.sleep(0.1)
-    again = tick(ledger)
+    again = tick(ledger, 0.05)
     assert again is not None and again.position > done.position
     time.sleep(0.1)
-    assert tick(ledger) is None  # the interval passed, but nothing new was projected
+    assert tick(ledger, 0.05) is None  # the interval passed, but nothing new was projected
     ledger.record([_call(2)])
-    assert tick(ledger) is not None
+    assert tick(ledger, 0.05) is not None
 
 
 def test_tick_brings_the_projections_up_to_date_before_a_requested_export(ledger: Journey) -> None:
@@ -276,30 +305,41 @@ def test_tick_brings_the_projections_up_to_date_before_a_requested_export(ledger
     head = int(ledger.app.recorder.max_notification_id() or 0)
     assert ledger.projections.position() < head
     request_export(directory)
-    done = tick(ledger)
+    done = tick(ledger, 0)
     assert done is not None and done.position == head
+
+
+def test_a_requested_export_after_a_forget_keeps_no_other_generation(ledger: Journey) -> None:
+    """`journey forget` while a server holds the projections asks for an export that deletes
+    every earlier generation; a plain request written after it does not cancel that."""
+    directory = analytics_dir(ledger.settings)
+    first = export(ledger.projections, directory)
+    ledger.record([_call(5)])
+    second = export(ledger.projections, directory)
+    assert _generations(directory) == [first.generation, second.generation]
+    request_export(directory, purge=True)
+    request_export(directory)  # e.g. an analyst's `journey export` in between
+    done = tick(ledger, 0)
+    assert done is not None and _generations(directory) == [done.generation]
+    assert not (directory / PURGE).exists() and not (directory / REQUEST).exists()
+    ledger.record([_call(6)])
+    request_export(directory)
+    again = tick(ledger, 0)
+    assert again is not None and _generations(directory) == [done.generation, again.generation]
 
 
 def test_a_failed_export_is_reported_to_whoever_waits(ledger: Journey,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     directory = analytics_dir(ledger.settings)
 
-    def broken(*_: Any) -> Any:
+    def broken(*_: Any, **__: Any) -> Any:
         raise OSError("disk full")
 
     monkeypatch.setattr(snapshots, "export", broken)
     asked = request_export(directory)
-    assert tick(ledger) is None  # never raises into the server
+    assert tick(ledger, DEFAULT_INTERVAL) is None  # never raises into the server
     with pytest.raises(ExportFailed, match="disk full"):
         exported_since(directory, asked)
-
-
-def test_a_bad_interval_is_an_error() -> None:
-    assert snapshots.export_interval({}) == 60
-    assert snapshots.export_interval({"JOURNEY_EXPORT_INTERVAL": "2.5"}) == 2.5
-    for bad in ("soon", "-1"):
-        with pytest.raises(ValueError, match="JOURNEY_EXPORT_INTERVAL"):
-            snapshots.export_interval({"JOURNEY_EXPORT_INTERVAL": bad})
 
 
 def test_the_export_duty_is_registered_with_the_server() -> None:
@@ -308,10 +348,7 @@ def test_the_export_duty_is_registered_with_the_server() -> None:
     assert snapshots.duty in DUTIES
 
 
-def test_a_bad_interval_in_the_server_falls_back_to_the_default(
-        ledger: Journey, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("JOURNEY_EXPORT_INTERVAL", "soon")
-    monkeypatch.setattr(snapshots, "_WARNED", set())
-    assert tick(ledger) is not None  # no snapshot yet: the first tick exports
-    assert tick(ledger) is None  # then not before 60 s
-    assert capsys.readouterr().err.count("JOURNEY_EXPORT_INTERVAL='soon'") == 1
+def test_the_server_exports_first_then_waits_the_interval(ledger: Journey) -> None:
+    assert tick(ledger, DEFAULT_INTERVAL) is not None  # no snapshot yet: the first tick exports
+    ledger.record([_call(3)])
+    assert tick(ledger, DEFAULT_INTERVAL) is None  # then not before 60 s

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from journey.analytics.sandbox import open_sandbox
+from journey.analytics.snapshots import read_manifest
 from tests.analytics.helpers import run
 
 PASSWD = "/etc/passwd"
@@ -21,6 +22,13 @@ PASSWD = "/etc/passwd"
 
 def ledger_file(home: Path) -> str:
     return str(home / "ledger.sqlite")
+
+
+def _generation(home: Path) -> Path:
+    """The directory of the Parquet files the sandbox may read."""
+    snapshot = read_manifest(home / "analytics")
+    assert snapshot is not None
+    return snapshot.location.resolve()
 
 
 READS = [
@@ -31,7 +39,7 @@ READS = [
     "SELECT * FROM read_csv_auto('{passwd}', sep=':')",
     "SELECT * FROM read_parquet('{ledger}')",
     "SELECT * FROM read_text('{home}/analytics/manifest.json')",
-    "SELECT * FROM read_blob('{snapshot}/events.parquet/../../ledger.sqlite')",
+    "SELECT * FROM read_blob('{snapshot}/events.parquet/../../../../ledger.sqlite')",
     "SELECT * FROM read_blob('{snapshot}/*.parquet')",
     "SELECT * FROM read_blob('{home}/analytics/analyst.duckdb')",
     "SELECT * FROM sqlite_scan('{ledger}', 'journey_keys')",
@@ -45,7 +53,7 @@ READS = [
 @pytest.mark.parametrize("sql", READS)
 def test_no_file_can_be_read(sql: str, demo_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     query = sql.format(ledger=ledger_file(demo_home), passwd=PASSWD, home=demo_home,
-                       snapshot=(demo_home / "analytics").resolve())
+                       snapshot=_generation(demo_home))
     code, out, err = run(capsys, demo_home, "sql", query, "--format", "csv")
     assert code == 2, out
     assert out == ""
@@ -80,7 +88,7 @@ def test_no_file_can_be_written(sql: str, demo_home: Path, tmp_path: Path,
 def test_the_snapshot_itself_cannot_be_overwritten(sql: str, demo_home: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """The one place queries may read from is no place a statement may write to."""
-    target = (demo_home / "analytics" / "events.parquet").resolve()
+    target = _generation(demo_home) / "events.parquet"
     before = target.read_bytes()
     code, out, err = run(capsys, demo_home, "sql", sql.format(target=target))
     assert code == 2, out

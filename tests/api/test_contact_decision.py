@@ -1,4 +1,4 @@
-"""The can-contact decision, one function for the CLI and the API (journey/cli/contact.py)."""
+"""The can-contact decision, one function for the CLI and the API (journey/usecases/contact.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from journey.cli.contact import ContactQuestionError, UnknownCustomer, contact_decision
+from journey.usecases.contact import ContactQuestionError, UnknownCustomer, contact_decision
 from tests.api.conftest import SCENARIO, record
 from tests.ledgers import open_journey
 

@@ -57,11 +57,11 @@ def test_forget_while_the_server_holds_the_projections(
 
 
 def _snapshot_rows(directory: Path) -> bytes | None:
-    """Every value of every Parquet file of the snapshot, as text (None: being replaced)."""
+    """Every value of every Parquet file of every generation kept, as text (None: being deleted)."""
     con = duckdb.connect()
     try:
         return b"".join(orjson.dumps(con.execute(f"SELECT * FROM read_parquet('{p}')").fetchall(), default=str)
-                        for p in sorted(directory.glob("*.parquet")))
+                        for p in sorted(directory.glob("generations/*/*.parquet")))
     except duckdb.Error:
         return None
     finally:

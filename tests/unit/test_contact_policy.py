@@ -19,6 +19,7 @@ from domain.contact_policy import (
     decide,
     identity_hash,
 )
+from journey.config import Settings
 from journey.exclusions import ExclusionStore, entry_hash
 from journey.policy import DEFAULT_PATH, PolicyError, load_policy, parse_policy
 
@@ -117,7 +118,7 @@ CASES = [
                        timezone="America/New_York"), CONTRACT],
                  {"at": "2026-02-04T21:30:00+01:00"}, [], id="customers-own-timezone"),
     pytest.param(BASE, {"at": "2026-02-04T11:00:00+01:00", "policy": Policy(
-        version="h", holidays=frozenset({date(2026, 2, 4)}))}, ["quiet_hours"], id="holiday"),
+        version="h", closed_days=frozenset({date(2026, 2, 4)}))}, ["quiet_hours"], id="closed-day"),
     pytest.param(BASE, {"at": "2026-02-04T15:30:00+01:00", "policy": Policy(
         version="split", call_windows=((time(10), time(15)), (time(16), time(21))))},
                  ["quiet_hours"], id="lunch-break-window"),
@@ -236,7 +237,11 @@ def test_default_policy_file_holds_the_documented_defaults() -> None:
     assert policy.cooldown_outcomes == frozenset({"not_interested", "knows_offers"})
     assert policy.max_lag == 0
     assert not policy.quiet_hours_for_service
-    assert date(2026, 12, 25) in policy.holidays
+    assert policy.closed_days == frozenset()  # public holidays come from the calendar, not the file
+    christmas = decide(BASE, channel="phone", purpose="commercial",
+                       at=datetime.fromisoformat("2026-12-25T11:00:00+01:00"), policy=policy)
+    assert [r.code for r in christmas.reasons] == ["quiet_hours"]
+    assert "2026-12-25 is a public holiday in Spain (Natividad del Señor)" in christmas.reasons[0].message
 
 
 def test_env_and_flag_choose_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,7 +250,8 @@ def test_env_and_flag_choose_the_file(tmp_path: Path, monkeypatch: pytest.Monkey
     flag_file = tmp_path / "flag.toml"
     flag_file.write_text('version = "flag"\n[quiet_hours]\nwindows = ["10:00-15:00", "16:00-21:00"]\n')
     monkeypatch.setenv("JOURNEY_POLICY", str(env_file))
-    assert load_policy().version == "env"
+    assert load_policy(Settings.load(str(tmp_path)).policy).version == "env"
+    assert load_policy().version != "env"  # the environment is read by Settings only
     flagged = load_policy(flag_file)
     assert flagged.version == "flag"
     assert flagged.call_windows == ((time(10), time(15)), (time(16), time(21)))
