@@ -37,18 +37,19 @@ def reference(ref: str) -> dict[str, str]:
 
 
 def change(system: System, how: Literal["merge", "unmerge"], ref: str, other: str, reason: str, *,
-           department: str | None = None, agent: str | None = None, at: str | None = None) -> Recorded:
+           department: str | None = None, agent: str | None = None, at: str | None = None,
+           source: str = "journey-cli") -> Recorded:
     """Record that ``other`` is the same person as ``ref`` (``merge``), or that an earlier merge
     of ``other`` into ``ref`` was wrong (``unmerge``); ``at`` (ISO 8601) defaults to now.
 
     The fact's id is made of the two references and the instant, so the same decision sent
-    twice is recorded once. Raises :class:`domain.errors.InvalidFact` for a reference that
-    cannot name anyone.
+    twice is recorded once; ``source`` names the entrance it came through. Raises
+    :class:`domain.errors.InvalidFact` for a reference that cannot name anyone.
     """
     survivor, merged = reference(ref), reference(other)
     at = at or datetime.now(UTC).isoformat(timespec="seconds")
     fact: dict[str, Any] = {
-        "type": FACTS[how], "source": "journey-cli",
+        "type": FACTS[how], "source": source,
         "id": f"{how}:{reference_key(ref)}:{reference_key(other)}:{at}",
         "customer": survivor, "occurred_at": at, "data": {"from": merged, "reason": reason},
     }
