@@ -341,7 +341,7 @@ def cases_row(journey: Journey) -> Row:
     from journey.usecases.cases import answer_days, query_cases
 
     total = int(journey.projections.con.execute("SELECT count(*) FROM cases").fetchall()[0][0])
-    days = answer_days(None)
+    days = answer_days(None, journey.settings.complaint_days)
     found, seconds = _timed(lambda: query_cases(journey, now=None, days=days, overdue_only=True))
     return Row("cases --overdue", events=total, seconds=seconds,
                note=f"{len(found):,} overdue of {total:,} cases (events = cases scanned)")

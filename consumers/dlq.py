@@ -24,6 +24,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import TopicAlreadyExistsError
 
 from consumers.jsonl_ingest import (
+    FactParser,
     OverlongLine,
     RefusedFact,
     fact_parser,
@@ -240,16 +241,17 @@ class FileReplay:
 
 
 def replay_lines(bootstrap: str, topic: str, lines: Iterable[bytes] | IO[bytes],
-                 origin: str = "") -> FileReplay:
+                 origin: str = "", parse: FactParser | None = None) -> FileReplay:
     """Produce corrected facts (JSON Lines) to ``topic``; lines that still fail are not sent.
 
     The file is read as ``journey append`` reads one (a byte order mark, CRLF or CR-only line
     ends, over-long lines refused unread) and each line judged by the same contract and
-    limits, so what is sent is what the ingest consumer will accept.
+    limits (``parse``: the ledger's settings, as the ingest consumer is given them), so what is
+    sent is what the ingest consumer will accept.
     """
     out = FileReplay()
     sends: list[tuple[str, bytes | None, bytes | None, Headers]] = []
-    parse = fact_parser()
+    parse = parse or fact_parser()
     source = read_lines(cast(IO[bytes], lines)) if isinstance(lines, IOBase) else lines
     for number, raw in enumerate(split_lines(source), start=1):
         if isinstance(raw, OverlongLine):

@@ -14,7 +14,6 @@ of a line (of the first, usually) is ignored, and a line ends at ``\\r\\n``, ``\
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -96,13 +95,16 @@ class IngestSummary:
 # ---------------------------------------------------------------------------- configuration
 
 
-def configured_limits() -> Limits:
-    """The contract's limits with the instant range of ``JOURNEY_EARLIEST`` / ``JOURNEY_LATEST``.
+def configured_limits(earliest: str | None = None, latest: str | None = None) -> Limits:
+    """The contract's limits with the instant range the ledger is configured with: ``earliest``
+    and ``latest`` as written in its settings (``JOURNEY_EARLIEST`` / ``JOURNEY_LATEST``, read by
+    journey/config.py), None for the contract's own bound.
 
-    A setting that cannot be read makes every fact rejected with a reason naming it: the
-    ledger accepts nothing rather than facts judged against bounds nobody meant.
+    A setting that cannot be read raises :class:`InvalidFact` naming it, which
+    :func:`fact_parser` gives as every fact's reason: the ledger accepts nothing rather than
+    facts judged against bounds nobody meant.
     """
-    return _limits(os.environ.get("JOURNEY_EARLIEST"), os.environ.get("JOURNEY_LATEST"))
+    return _limits(earliest, latest)
 
 
 @lru_cache(maxsize=8)
@@ -190,27 +192,34 @@ def split_lines(lines: Iterable[Line | OverlongLine | RefusedFact]
 # ---------------------------------------------------------------------------- one fact
 
 
-def parse_line(raw: Line, limits: Limits | None = None) -> catalogue.Fact:
+def parse_line(raw: Line, limits: Limits = DEFAULT_LIMITS) -> catalogue.Fact:
     """One line of input as a validated fact; raises InvalidFact with a readable reason.
 
     Nothing else escapes: whatever a hostile line makes the parser or the checks raise is
     reported as that line's reason, so one line can never take its neighbours with it.
     """
     try:
-        return _parse(raw, configured_limits() if limits is None else limits)
+        return _parse(raw, limits)
     except InvalidFact:
         raise
     except Exception as error:  # a check that broke: the line is refused, never the batch
         raise InvalidFact(f"could not be checked ({type(error).__name__}: {str(error)[:200]})") from None
 
 
-def fact_parser() -> Callable[[Line], catalogue.Fact]:
-    """:func:`parse_line` with the configured limits, read once for a whole file or batch.
+#: What every door (``journey append``, ``Journey.record``, the API, the Kafka ingest, a
+#: dead-letter replay) judges a line with: :func:`fact_parser` for the ledger's settings.
+FactParser = Callable[[Line], catalogue.Fact]
 
-    When the configuration cannot be read, every line is rejected with the reason.
+
+def fact_parser(earliest: str | None = None, latest: str | None = None) -> FactParser:
+    """:func:`parse_line` with the limits of :func:`configured_limits`, worked out once.
+
+    The composition root builds it from the settings and hands it to every door, so each judges
+    facts by the same bounds. When the settings cannot be read, every line is rejected with
+    the reason.
     """
     try:
-        limits = configured_limits()
+        limits = configured_limits(earliest, latest)
     except InvalidFact as misconfigured:
         reason = str(misconfigured)
 
@@ -312,7 +321,10 @@ def ingest(
     lines: Iterable[Line | OverlongLine | RefusedFact],
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[IngestSummary], None] | None = None,
+    parse: FactParser | None = None,
 ) -> IngestSummary:
+    """Record ``lines``; ``parse`` judges each (default: the contract's own limits; the ledger's
+    doors pass :func:`fact_parser` of their settings)."""
     summary = IngestSummary()
     started = time.monotonic()
     texts: dict[int, str] = {}
@@ -327,7 +339,7 @@ def ingest(
         if on_progress is not None:
             on_progress(summary)
 
-    parse = fact_parser()
+    parse = parse or fact_parser()
     for number, raw in enumerate(split_lines(lines), start=1):
         if isinstance(raw, OverlongLine):
             summary.lines += 1

@@ -53,7 +53,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.structs import OffsetAndMetadata
 
 from consumers.broker_outage import Outage, is_transient
-from consumers.jsonl_ingest import fact_parser
+from consumers.jsonl_ingest import FactParser, fact_parser
 from domain import catalogue
 from domain.errors import InvalidFact
 from ledger.writer import BatchResult, Ledger
@@ -177,8 +177,11 @@ class KafkaIngest:
         on_progress: Callable[[IngestStats], None] | None = None,
         before_commit: Callable[[], None] | None = None,
         consumer_config: Mapping[str, Any] | None = None,
+        parse: FactParser | None = None,
     ) -> None:
         self.ledger = ledger
+        #: Judges each message as ``journey append`` judges a line (the ledger's settings).
+        self.parse = parse or fact_parser()
         self.topic = topic
         self.max_records = max_records
         self.poll_timeout_ms = poll_timeout_ms
@@ -295,7 +298,7 @@ class KafkaIngest:
         by_offset = {r.offset: r for r in fresh}
         valid: list[tuple[int, catalogue.Fact]] = []
         invalid = 0
-        parse = fact_parser()
+        parse = self.parse
         for r in fresh:
             try:
                 if r.value is None:

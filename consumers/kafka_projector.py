@@ -37,6 +37,7 @@ from ledger.application import JourneyApplication, StoredFact, open_fact
 from projections import quarantine, readable
 from projections.duckdb_store import ProjectionStore, release_memory
 from projections.quarantine import readable_history_of
+from projections.rules import DEFAULT_RULES, Rules
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,10 @@ def partition_path(directory: Path, topic: str, partition: int) -> Path:
 class PartitionStores:
     """One projection file per partition, open while this instance owns the partition."""
 
-    def __init__(self, directory: Path, topic: str) -> None:
+    def __init__(self, directory: Path, topic: str, rules: Rules = DEFAULT_RULES) -> None:
         self.directory = directory
         self.topic = topic
+        self.rules = rules
         self.open: dict[int, ProjectionStore] = {}
         #: Open files at IDLE_MEMORY_LIMIT, and each open file's records since it was parked.
         self.parked: set[int] = set()
@@ -118,7 +120,7 @@ class PartitionStores:
         while True:
             try:
                 store = ProjectionStore(path, name=self.cursor(partition), start=-1,
-                                        memory_limit=PARTITION_MEMORY_LIMIT)
+                                        memory_limit=PARTITION_MEMORY_LIMIT, rules=self.rules)
                 store.reader = READER
                 break
             except duckdb.IOException:
@@ -265,8 +267,11 @@ def run_projector(
     on_progress: Callable[[ProjectorStats], None] | None = None,
     idle_timeout_s: float = 60.0,
     before_commit: Callable[[], None] | None = None,
+    rules: Rules = DEFAULT_RULES,
 ) -> ProjectorStats:
     """Consume journey.events into per-partition projections until ``stop()`` (or caught up).
+
+    ``rules``: the ledger's configured rules (its settings), as the embedded projection has them.
 
     ``once`` (a catch-up run of a single instance): return when this instance owns every
     partition of the topic and each has reached its end offset, or when nothing was assigned
@@ -274,7 +279,7 @@ def run_projector(
     partitions until its session expires; owning all of them means that has passed.
     """
     stats = ProjectorStats()
-    stores = PartitionStores(directory, topic)
+    stores = PartitionStores(directory, topic, rules)
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group,

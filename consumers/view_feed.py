@@ -32,19 +32,19 @@ same or a newer view).
 
 DuckDB lets one process hold the file open for writing, so the feed runs inside the process
 that owns the projections: ``journey feed`` (which projects too) or the HTTP server's duties
-(:func:`tick`).
+(:func:`tick`). This module is what to publish and how, given a sink and the projections;
+which broker, topic and settings, and which feed a running server keeps, are the composition
+root's business (journey/feeds.py).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -52,10 +52,7 @@ from consumers.broker_outage import is_transient
 from consumers.relay import PRODUCER_CONFIG as RELAY_PRODUCER_CONFIG
 from projections.customer_view import View, render
 from projections.duckdb_store import ProjectionStore
-
-if TYPE_CHECKING:
-    from journey.bootstrap import Journey
-    from journey.config import Settings
+from projections.rules import DEFAULT_RULES, Rules
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +92,10 @@ PRODUCER_CONFIG: dict[str, Any] = {**RELAY_PRODUCER_CONFIG}
 #: Inside the HTTP server a call must not block the lock for the client's usual 30 s when the
 #: broker is away: connecting and queueing give up after a second and are retried next tick.
 TICK_PRODUCER_CONFIG: dict[str, Any] = {"bootstrap_timeout_ms": 1000, "max_block_ms": 1000}
-
-_TRUE = {"1", "true", "yes", "on"}
-
+#: The same for the admin client that creates or checks the topic from the server.
+TICK_ADMIN_CONFIG: dict[str, Any] = {"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000}
+#: How long the server's feed waits for in-flight messages when its producer is reset.
+TICK_CLOSE_TIMEOUT = 2.0
 
 class ViewFeedTopicError(RuntimeError):
     """The topic exists with settings that would lose views (not compacted, or also deleted)."""
@@ -112,20 +110,16 @@ def cursor_name(topic: str) -> str:
     return f"view-feed:{topic}"
 
 
-def enabled(settings: Settings) -> bool:
-    """The feed is opt-in: publishing needs a broker, and a ledger without one must not wait."""
-    return settings.view_feed or os.environ.get("JOURNEY_VIEW_FEED", "").strip().lower() in _TRUE
-
-
-def document(view: View, as_of_position: int) -> dict[str, Any]:
+def document(view: View, as_of_position: int, rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
     """The published value: ``journey customer REF --json`` without the timeline.
 
     Rendered without a clock, and without the ``overdue`` flags of cases and promises: those
     change with time alone, with no event, and a change feed only carries what events change
     (a consumer derives them from ``answer_due_by`` / ``due_at``). ``as_of_position`` is the
     projection position the document reflects, as in ``journey customer --json``; per key it
-    never decreases."""
-    rendered = render(view, now=None)
+    never decreases. ``rules``: the ledger's (the projection store's), as every reader of the
+    view sees them."""
+    rendered = render(view, now=None, rules=rules)
     for group in ("cases", "promises"):
         rendered[group] = [{k: v for k, v in item.items() if k != "overdue"} for item in rendered[group]]
     return {**rendered, "as_of_position": as_of_position}
@@ -154,10 +148,10 @@ class Change:
         return headers
 
 
-def change_of(customer_id: str, view: View, as_of_position: int) -> Change:
+def change_of(customer_id: str, view: View, as_of_position: int, rules: Rules = DEFAULT_RULES) -> Change:
     if view.get("forgotten"):
         return Change(customer_id, None, "forgotten")
-    return Change(customer_id, orjson.dumps(document(view, as_of_position)), "view")
+    return Change(customer_id, orjson.dumps(document(view, as_of_position, rules)), "view")
 
 
 @dataclass(slots=True)
@@ -203,7 +197,7 @@ def next_attempt(store: ProjectionStore, topic: str, chunk: int = DEFAULT_CHUNK)
         f"SELECT DISTINCT customer_id FROM {TOMBSTONE_TABLE} WHERE topic = ? AND customer_id NOT IN "
         "(SELECT alias FROM customer_aliases) ORDER BY customer_id", [topic]).fetchall()]
     for cid, view in store.load_views(restored).items():
-        changes[cid] = change_of(cid, view, head)
+        changes[cid] = change_of(cid, view, head, store.rules)
     bound = con.execute(
         "SELECT max(position), count(*) FROM (SELECT position FROM customer_views WHERE position > ? "
         "ORDER BY position LIMIT ?)", [done, chunk]).fetchall()
@@ -213,7 +207,7 @@ def next_attempt(store: ProjectionStore, topic: str, chunk: int = DEFAULT_CHUNK)
         rows = con.execute("SELECT customer_id, view FROM customer_views WHERE position > ? "
                            "AND position <= ? ORDER BY position, customer_id", [done, last]).fetchall()
         for cid, doc in rows:
-            changes[cid] = change_of(cid, orjson.loads(doc), head)
+            changes[cid] = change_of(cid, orjson.loads(doc), head, store.rules)
         if count == chunk:  # maybe more above ``last``: the next attempt goes on from there
             cursor_to = min(int(last), head)
     return Attempt(list(changes.values()), cursor_to, tombstoned, restored)
@@ -558,58 +552,14 @@ class ViewFeed:
         self.sink.close()
 
 
-def kafka_feed(journey: Journey, bootstrap: str | None = None, topic: str | None = None,
-               chunk: int = DEFAULT_CHUNK, producer_config: dict[str, Any] | None = None,
-               admin_config: dict[str, Any] | None = None,
-               after_flush: Callable[[int], None] | None = None, close_timeout: float = 30.0) -> ViewFeed:
-    """The feed of ``journey``'s projections to its Kafka broker (settings unless given)."""
-    settings = journey.settings
-    servers = bootstrap or settings.kafka_bootstrap
-    name = topic or settings.views_topic
-    sink = KafkaSink(servers, name, dict(producer_config or {}), close_timeout=close_timeout)
-    return ViewFeed(store=lambda: journey.projections, sink=sink, topic=name, chunk=chunk,
-                    prepare=lambda: ensure_topic(servers, name, settings.partitions,
-                                                 admin_config=admin_config),
-                    after_flush=after_flush)
+def tick(feed: ViewFeed, budget: float = TICK_BUDGET_S) -> None:
+    """One call of a server's duty (journey/feeds.py): publish what changed, within ``budget``.
 
-
-# ------------------------------------------------------------------------- the server's duty
-
-_FEEDS: dict[int, tuple[weakref.ref[Journey], ViewFeed]] = {}
-
-
-def _feed_for(journey: Journey) -> ViewFeed:
-    key = id(journey)
-    known = _FEEDS.get(key)
-    if known is not None and known[0]() is journey:
-        return known[1]
-    feed = kafka_feed(journey, producer_config=TICK_PRODUCER_CONFIG,
-                      admin_config={"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000},
-                      close_timeout=2.0)
-    _FEEDS[key] = (weakref.ref(journey, lambda _: _drop(key)), feed)
-    return feed
-
-
-def _drop(key: int) -> None:
-    if _FEEDS is None:  # interpreter shutdown: module globals are already gone
-        return
-    entry = _FEEDS.pop(key, None)
-    if entry is not None:
-        entry[1].close()
-
-
-def tick(journey: Journey) -> None:
-    """A duty of ``journey serve`` (journey/api/duties.py): publish what changed, if enabled.
-
-    A no-op unless the feed is enabled (``JOURNEY_VIEW_FEED=1`` or ``Settings.view_feed``);
-    two cursor reads when nothing changed. It never blocks the server's lock for longer than
-    about :data:`TICK_BUDGET_S` per attempt: unconfirmed sends are waited for on the next
-    call, and a broker failure backs off without moving the position. A topic with the wrong
-    cleanup policy is logged (every backoff) rather than raised into the server."""
-    if not enabled(journey.settings):
-        return
-    feed = _feed_for(journey)
-    deadline = time.monotonic() + TICK_BUDGET_S
+    Two cursor reads when nothing changed. It never blocks the server's lock for much longer
+    than ``budget`` per attempt: unconfirmed sends are waited for on the next call, and a
+    broker failure backs off without moving the position. A topic with the wrong cleanup
+    policy is logged (every backoff) rather than raised into the server."""
+    deadline = time.monotonic() + budget
     try:
         while time.monotonic() < deadline:
             if feed.step(budget=max(0.05, deadline - time.monotonic())) != "done":
@@ -617,9 +567,3 @@ def tick(journey: Journey) -> None:
     except ViewFeedTopicError as error:
         log.error("%s", error)
         feed._retry_at = time.monotonic() + 30.0
-
-
-def close_feeds() -> None:
-    """Close every duty's producer (the server's shutdown)."""
-    for key in list(_FEEDS):
-        _drop(key)

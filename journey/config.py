@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domain.identity import phone_region
+from projections.cases import complaint_days
+from projections.rules import Rules
 
 DEFAULT_HOME = ".journey"
 
@@ -41,6 +43,14 @@ class Settings:
     #: Where a phone written without its country code is read (env JOURNEY_PHONE_REGION, an
     #: ISO 3166-1 code; docs/identity.md).
     phone_region: str = "ES"
+    #: The instant range facts must fall in, as written (ISO 8601 with offset; env
+    #: JOURNEY_EARLIEST / JOURNEY_LATEST; None: the contract's own bound). Every door judges
+    #: facts with ``consumers.jsonl_ingest.fact_parser(earliest, latest)``; a value that cannot
+    #: be read refuses every fact with a reason naming it.
+    earliest: str | None = None
+    latest: str | None = None
+    #: Days a complaint must be answered in (env JOURNEY_COMPLAINT_DAYS, default 15).
+    complaint_days: int = 15
 
     @classmethod
     def load(cls, data_dir: str | None = None) -> Settings:
@@ -62,7 +72,15 @@ class Settings:
                                      "0: only on request"),
             policy=Path(env["JOURNEY_POLICY"]) if env.get("JOURNEY_POLICY", "").strip() else None,
             phone_region=_region(env.get("JOURNEY_PHONE_REGION") or cls.phone_region),
+            earliest=env.get("JOURNEY_EARLIEST"),
+            latest=env.get("JOURNEY_LATEST"),
+            complaint_days=_complaint_days(env),
         )
+
+    @property
+    def rules(self) -> Rules:
+        """The business rules the projections apply (projections/rules.py)."""
+        return Rules(complaint_days=self.complaint_days)
 
     @property
     def sqlite_path(self) -> Path:
@@ -118,3 +136,10 @@ def _region(text: str) -> str:
         return phone_region(text)
     except ValueError as error:
         raise SystemExit(f"JOURNEY_PHONE_REGION: {error}") from None
+
+
+def _complaint_days(env: Mapping[str, str]) -> int:
+    try:
+        return complaint_days(env)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from consumers.jsonl_ingest import FactParser, fact_parser
 from consumers.log_follower import Progress, catch_up
 from journey.config import Settings
 from journey.sharing import open_projections
@@ -36,11 +37,16 @@ class System:
         if self._projections is None:
             store, self._let_go = open_projections(
                 self.settings.lock_path, self.settings.wait_seconds,
-                lambda: ProjectionStore(self.settings.duckdb_path))
+                lambda: ProjectionStore(self.settings.duckdb_path, rules=self.settings.rules))
             self._projections = store  # closed by close() even if what follows fails
             store.history = history_of(self.app)
             return store
         return self._projections
+
+    @property
+    def parse(self) -> FactParser:
+        """How every door of this ledger judges a fact (the settings' instant range)."""
+        return fact_parser(self.settings.earliest, self.settings.latest)
 
     def project(self, on_progress: Callable[[Progress], None] | None = None,
                 before_commit: Callable[[], None] | None = None, batch: int | None = None) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -30,13 +29,14 @@ import pyarrow as pa
 
 from domain.identity import case_uuid
 from projections import derived
+from projections.rules import DEFAULT_COMPLAINT_DAYS as DEFAULT_COMPLAINT_DAYS
+from projections.rules import DEFAULT_RULES, Rules
 
 Entry = dict[str, Any]
 Record = dict[str, Any]
 
 #: The structured answer a ``case.responded`` may carry (docs/events.md).
 ANSWERS = ("yes", "no", "partial", "info")
-DEFAULT_COMPLAINT_DAYS = 15
 COMPLAINT_DAYS_ENV = "JOURNEY_COMPLAINT_DAYS"
 
 #: Crockford's base32: no I, L, O or U, so a key read over the phone cannot be misheard as
@@ -81,10 +81,11 @@ def parse_tracking_key(text: str) -> str | None:
     return f"{cleaned[:5]}-{cleaned[5:]}"
 
 
-def complaint_days(environ: Mapping[str, str] | None = None) -> int:
-    """The days a complaint must be answered in: ``JOURNEY_COMPLAINT_DAYS``, default 15."""
-    env = os.environ if environ is None else environ
-    raw = env.get(COMPLAINT_DAYS_ENV, "").strip()
+def complaint_days(environ: Mapping[str, str]) -> int:
+    """The days a complaint must be answered in, as ``environ`` (the settings' environment,
+    journey/config.py) says: ``JOURNEY_COMPLAINT_DAYS``, default 15. Raises ValueError naming
+    the variable when it is not a whole number of days."""
+    raw = environ.get(COMPLAINT_DAYS_ENV, "").strip()
     if not raw:
         return DEFAULT_COMPLAINT_DAYS
     return check_days(raw, COMPLAINT_DAYS_ENV)
@@ -342,15 +343,15 @@ def contradictions(case_id: str, entries: Sequence[Entry], promises: Sequence[En
 # ----------------------------------------------------------------------------- derived tables
 
 
-def _cases_of(view: Mapping[str, Any]) -> list[Record]:
+def _cases_of(view: Mapping[str, Any], rules: Rules) -> list[Record]:
     sections = view["sections"]
-    return case_records(sections["case"], sections["promise"], complaint_days())
+    return case_records(sections["case"], sections["promise"], rules.complaint_days)
 
 
-def case_rows(view: Mapping[str, Any]) -> list[dict[str, Any]]:
+def case_rows(view: Mapping[str, Any], rules: Rules = DEFAULT_RULES) -> list[dict[str, Any]]:
     customer_id = view["customer_id"]
     rows = []
-    for c in _cases_of(view):
+    for c in _cases_of(view, rules):
         first = c["first_response"] or {}
         rows.append({
             "customer_id": customer_id,
@@ -368,7 +369,7 @@ def case_rows(view: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def promise_rows(view: Mapping[str, Any]) -> list[dict[str, Any]]:
+def promise_rows(view: Mapping[str, Any], rules: Rules = DEFAULT_RULES) -> list[dict[str, Any]]:
     customer_id = view["customer_id"]
     rows = []
     for p in promise_records(view["sections"]["promise"]):
@@ -385,12 +386,12 @@ def promise_rows(view: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def contradiction_rows(view: Mapping[str, Any]) -> list[dict[str, Any]]:
+def contradiction_rows(view: Mapping[str, Any], rules: Rules = DEFAULT_RULES) -> list[dict[str, Any]]:
     customer_id = view["customer_id"]
     rows: list[dict[str, Any]] = []
     if not any(e["data"].get("answer") == "no" for e in view["sections"]["case"]):
         return rows  # no "no" was ever said: nothing to contradict (the common case, and cheap)
-    for c in _cases_of(view):
+    for c in _cases_of(view, rules):
         for x in c["contradictions"]:
             row: dict[str, Any] = {"customer_id": customer_id, "case_id": c["case_id"],
                                    "tracking_key": c["tracking_key"],

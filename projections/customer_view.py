@@ -10,13 +10,14 @@ rebuild from zero, a different batch split, or two merged histories all give the
 from __future__ import annotations
 
 import bisect
-import calendar
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from domain import postal_codes
 from domain.identity import ledger_uuid
 from projections import cases as case_rules
+from projections.rules import DEFAULT_RULES, Rules
+from projections.warranty import judge_claims, warranty_ends
 
 View = dict[str, Any]
 Entry = dict[str, Any]
@@ -189,10 +190,11 @@ def merge(survivor: View, absorbed: View) -> View:
 # ----------------------------------------------------------------------------- rendering
 
 
-def render(view: View, now: datetime | None = None) -> dict[str, Any]:
-    """The view every department reads, derived from the state."""
+def render(view: View, now: datetime | None = None, rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
+    """The view every department reads, derived from the state, under the ledger's ``rules``
+    (the complaint deadline of its cases)."""
     if view.get("forgotten"):
-        return _forgotten(view, now)
+        return _forgotten(view, now, rules)
     sections = view["sections"]
     profile = _profile(sections["profile"])
     contact, contact_history, unlinked = _contact(sections["contact"])
@@ -213,7 +215,7 @@ def render(view: View, now: datetime | None = None) -> dict[str, Any]:
         **_consents(sections["consent"]),
         "products": _products(sections["product"]),
         "warranty_claims": _claims(sections["claim"], sections["product"]),
-        "cases": _cases(sections["case"], sections["promise"], now),
+        "cases": _cases(sections["case"], sections["promise"], now, rules.complaint_days),
         "promises": _promises(sections["promise"], now),
         "contracts": _contracts(sections["contract"]),
         "social": _social(sections["social"]),
@@ -227,9 +229,9 @@ def render(view: View, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def _forgotten(view: View, now: datetime | None) -> dict[str, Any]:
+def _forgotten(view: View, now: datetime | None, rules: Rules) -> dict[str, Any]:
     """A tombstone, rendered: the shape of a view, nothing personal, the counts kept."""
-    rendered = render({**view, "forgotten": False}, now)
+    rendered = render({**view, "forgotten": False}, now, rules)
     return {**rendered, "kind": view["kept"]["kind"], "name": None, "forgotten": True,
             "forgotten_at": view["forgotten_at"], "kept": view["kept"]}
 
@@ -368,27 +370,16 @@ def _consents(entries: list[Entry]) -> dict[str, Any]:
             "consent_history": history, "objections": objections}
 
 
-def _warranty_end(entry: Entry) -> str:
-    bought = datetime.fromisoformat(entry["occurred_at"]).date()
-    months = int(entry["data"].get("warranty_months", 24))
-    year, month0 = divmod(bought.month - 1 + months, 12)
-    year += bought.year
-    day = min(bought.day, calendar.monthrange(year, month0 + 1)[1])
-    return date(year, month0 + 1, day).isoformat()
-
-
 def _products(entries: list[Entry]) -> list[dict[str, Any]]:
     return [
         {**{k: e["data"].get(k) for k in ("product", "serial", "store", "invoice", "price")},
          "purchased_at": e["occurred_at"], "warranty_months": e["data"].get("warranty_months", 24),
-         "warranty_ends": _warranty_end(e), **_who(e)}
+         "warranty_ends": warranty_ends(e), **_who(e)}
         for e in entries
     ]
 
 
 def _claims(entries: list[Entry], purchases: list[Entry]) -> list[dict[str, Any]]:
-    from projections.warranty import judge_claims  # its rules; imported here (no import cycle)
-
     claims = []
     for c in judge_claims(entries, purchases):
         filing, decision, purchase = c["filing"], c["decision"], c["purchase"]
@@ -405,10 +396,10 @@ def _claims(entries: list[Entry], purchases: list[Entry]) -> list[dict[str, Any]
     return claims
 
 
-def _cases(entries: list[Entry], promises: list[Entry] | None = None,
-           now: datetime | None = None) -> list[dict[str, Any]]:
+def _cases(entries: list[Entry], promises: list[Entry] | None = None, now: datetime | None = None,
+           days: int = DEFAULT_RULES.complaint_days) -> list[dict[str, Any]]:
     """Case records, clocks and contradictions: the rules live in projections/cases.py."""
-    records = case_rules.case_records(entries, promises or [], case_rules.complaint_days())
+    records = case_rules.case_records(entries, promises or [], days)
     for case in records:
         case["overdue"] = case_rules.is_overdue(case, now)
     return records

@@ -19,6 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from projections.rules import Rules
+
 Row = dict[str, Any]
 View = dict[str, Any]
 
@@ -32,8 +34,9 @@ class DerivedTable:
     #: The Arrow schema of the rows (types DuckDB casts from; timestamps as ISO strings are fine
     #: when the DDL says TIMESTAMPTZ, the insert casts by position).
     schema: pa.Schema
-    #: The rows of one customer's view (the fold state from ``projections.customer_view``).
-    rows: Callable[[View], list[Row]]
+    #: The rows of one customer's view (the fold state from ``projections.customer_view``)
+    #: under the ledger's configured rules (the projection store's).
+    rows: Callable[[View, Rules], list[Row]]
     #: The view sections the rows are made from: a customer's rows are rewritten only when a
     #: batch fed one of them (or merged or split the customer). Empty: after every change.
     reads: frozenset[str] = frozenset()

@@ -28,6 +28,7 @@ from domain import catalogue
 from ledger.application import StoredFact, record_history
 from projections import customer_view, derived, quarantine, readable
 from projections.customer_view import View
+from projections.rules import DEFAULT_RULES, Rules
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS projection_position (
@@ -124,10 +125,13 @@ class ProjectionStore:
     """Owns the DuckDB connection: applies batches, answers the readers' queries."""
 
     def __init__(self, path: str | Path, name: str = "main", read_only: bool = False,
-                 start: int = 0, memory_limit: str = MEMORY_LIMIT) -> None:
+                 start: int = 0, memory_limit: str = MEMORY_LIMIT, rules: Rules = DEFAULT_RULES) -> None:
         """``start``: the position before the first (0 for the store's log, -1 for offsets).
-        ``memory_limit``: DuckDB's, for this file (each file is its own DuckDB instance)."""
+        ``memory_limit``: DuckDB's, for this file (each file is its own DuckDB instance).
+        ``rules``: the ledger's configured rules the derived rows (and views rendered from
+        this store) apply."""
         self.memory_limit = memory_limit
+        self.rules = rules
         self.path = str(path)
         self.name = name
         self.con = connect(self.path, read_only=read_only)
@@ -938,7 +942,7 @@ class _BatchProjection:
         _over(con, "INSERT INTO identities SELECT * FROM arrow_batch", pa.Table.from_pydict(idents))
         for spec, wanted in specs:
             rows = [row for cid, view in zip(ids, views, strict=True) if cid in wanted
-                    for row in spec.rows(view)]
+                    for row in spec.rows(view, self.store.rules)]
             if not rows:
                 continue
             _over(con, f"INSERT INTO {spec.name} SELECT * FROM arrow_batch",

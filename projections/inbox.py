@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from projections.derived import DerivedTable, Row, View, register
+from projections.rules import DEFAULT_RULES, Rules
 
 Entry = dict[str, Any]
 
@@ -165,7 +166,7 @@ def linked_case(mention: Entry, timelines: dict[str, list[tuple[str, str]]]) -> 
 # ----------------------------------------------------------------------------- rows
 
 
-def mention_rows(view: View) -> list[Row]:
+def mention_rows(view: View, rules: Rules = DEFAULT_RULES) -> list[Row]:
     """One row per mention of this customer (the ``mentions`` table)."""
     sections = view["sections"]
     social = sections["social"]

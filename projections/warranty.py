@@ -22,13 +22,15 @@ only on the set of facts ("in warranty today" is the query's business).
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
 
-from projections.customer_view import _warranty_end
 from projections.derived import DerivedTable, Row, View, register
+from projections.rules import DEFAULT_RULES, Rules
 
 Entry = dict[str, Any]
 
@@ -52,8 +54,16 @@ def serial_key(serial: object) -> str | None:
 
 
 def warranty_ends(purchase: Entry) -> str:
-    """The last day covered (ISO date): the purchase's local date + warranty_months."""
-    return _warranty_end(purchase)
+    """The last day covered (ISO date): the purchase's local date + warranty_months.
+
+    The customer view's product list and the ``products``/``warranty_claims`` rows both show
+    it, so the rule lives here, below the view, and the view imports it."""
+    bought = datetime.fromisoformat(purchase["occurred_at"]).date()
+    months = int(purchase["data"].get("warranty_months", 24))
+    year, month0 = divmod(bought.month - 1 + months, 12)
+    year += bought.year
+    day = min(bought.day, calendar.monthrange(year, month0 + 1)[1])
+    return date(year, month0 + 1, day).isoformat()
 
 
 def _local_date(entry: Entry) -> str:
@@ -121,7 +131,7 @@ def judge_claims(claims: Iterable[Entry], purchases: Iterable[Entry]) -> list[di
 # ----------------------------------------------------------------------------- rows
 
 
-def product_rows(view: View) -> list[Row]:
+def product_rows(view: View, rules: Rules = DEFAULT_RULES) -> list[Row]:
     """One row per purchase of this customer (the ``products`` table)."""
     rows: list[Row] = []
     for p in sorted(view["sections"]["product"], key=_key):
@@ -150,7 +160,7 @@ def product_rows(view: View) -> list[Row]:
     return rows
 
 
-def claim_rows(view: View) -> list[Row]:
+def claim_rows(view: View, rules: Rules = DEFAULT_RULES) -> list[Row]:
     """One row per warranty claim of this customer (the ``warranty_claims`` table)."""
     sections = view["sections"]
     rows: list[Row] = []

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any
 from uuid import UUID
 
-from domain import catalogue
 from ledger.application import (
     JourneyApplication,
     StoredFact,
@@ -32,19 +30,22 @@ from ledger.application import (
     record_history,
     sealed_history_of,
 )
-from projections import customer_view, quarantine, readable
-from projections.customer_view import View
+from projections import quarantine, readable
+from projections.rules import DEFAULT_RULES, Rules
 from replay import asof_checkpoints, fact_reader
+from replay.asof_view import AsOf as AsOf
+from replay.asof_view import Axis as Axis
+from replay.asof_view import Prepared as Prepared
+from replay.asof_view import fold as fold
+from replay.asof_view import fold_into as fold_into
+from replay.asof_view import occurred_at as occurred_at
+from replay.asof_view import page_of as page_of
+from replay.asof_view import paged as paged
+from replay.asof_view import prepare as prepare
 
 log = logging.getLogger("journey.asof")
 
-Axis = Literal["recorded", "occurred"]
 Keep = Callable[[StoredFact], bool]
-T = TypeVar("T")
-
-
-def occurred_at(sf: StoredFact) -> datetime:
-    return datetime.fromisoformat(sf.fact["occurred_at"]).astimezone(UTC)
 
 
 def resolve(app: JourneyApplication, key: str) -> str | None:
@@ -145,132 +146,24 @@ def _everything(sf: StoredFact) -> bool:
     return True
 
 
-#: A fact as the view and the timeline read it: (stored fact, upcast fact, channel, recorded_at
-#: in ISO form). Prepared once per view: the fold and the timeline both need every one.
-Prepared = tuple[StoredFact, dict[str, Any], str | None, str]
-
-
-def prepare(facts: list[StoredFact]) -> list[Prepared]:
-    upcast, channel_of = catalogue.upcast, catalogue.channel_of
-    prepared = []
-    for sf in facts:
-        fact = upcast(sf.fact)
-        prepared.append((sf, fact, channel_of(fact), sf.recorded_at.isoformat()))
-    return prepared
-
-
-def fold(customer_id: str, facts: list[StoredFact]) -> View:
-    """The fold state of these facts (customer_view.apply on each, as the projection does)."""
-    return _fold(customer_id, prepare(facts))
-
-
-def _fold(customer_id: str, prepared: list[Prepared]) -> View:
-    view = customer_view.new_view(customer_id)
-    fold_into(view, prepared)
-    return view
-
-
-def fold_into(view: View, prepared: Iterable[Prepared]) -> None:
-    """Fold prepared facts into a fold state (a fresh one, or a checkpoint's)."""
-    entry_of, apply = customer_view.entry_of, customer_view.apply
-    for sf, fact, channel, recorded in prepared:
-        apply(view, fact, entry_of(fact, sf.position, recorded), channel)
-
-
-@dataclass
-class AsOf:
-    customer_id: str
-    axis: Axis
-    at: datetime
-    facts: list[StoredFact]
-    #: occurred at or before ``at`` but recorded after it (only on the ``occurred`` axis).
-    late: list[StoredFact] = field(default_factory=list)
-    #: Positions of this record's facts left out because the readers cannot handle them.
-    quarantined: list[int] = field(default_factory=list)
-
-    @property
-    def view(self) -> View:
-        return fold(self.customer_id, self.facts)
-
-    def rendered(self) -> dict[str, Any]:
-        return customer_view.render(self.view, now=self.at)
-
-    def timeline(self) -> list[dict[str, Any]]:
-        """Rows shaped like ``ProjectionStore.timeline`` (what ``render_text`` reads)."""
-        return self._timeline(prepare(self.facts))
-
-    def _timeline(self, prepared: list[Prepared]) -> list[dict[str, Any]]:
-        late = {sf.position for sf in self.late}
-        order = sorted(prepared, key=lambda p: (occurred_at(p[0]), p[0].position))
-        rows = []
-        for sf, fact, channel, recorded in order:
-            data = fact.get("data", {})
-            rows.append({
-                "position": sf.position, "event_id": fact["event_id"], "type": fact["type"],
-                "occurred_at": fact["occurred_at"], "recorded_at": recorded,
-                "source": fact["source"], "source_id": fact["id"],
-                "department": fact.get("department"), "agent": fact.get("agent"),
-                "channel": channel, "purpose": data.get("purpose"),
-                "campaign": data.get("campaign"), "case_id": data.get("case_id"),
-                "data": data, "late": sf.position in late,
-            })
-        return rows
-
-    @staticmethod
-    def late_entry(sf: StoredFact, recorded: str | None = None) -> dict[str, Any]:
-        return {"event_id": sf.fact["event_id"], "type": sf.fact["type"], "position": sf.position,
-                "occurred_at": sf.fact["occurred_at"],
-                "recorded_at": sf.recorded_at.isoformat() if recorded is None else recorded}
-
-    def to_json(self) -> dict[str, Any]:
-        prepared = prepare(self.facts)
-        iso = {id(p[0]): p[3] for p in prepared}  # late facts are among the facts: ISO once
-        return {
-            **customer_view.render(_fold(self.customer_id, prepared), now=self.at),
-            "quarantined": self.quarantined,
-            "as_of": {"axis": self.axis, "at": self.at.isoformat(),
-                      "facts": len(self.facts),
-                      "through_position": max((sf.position for sf in self.facts), default=0)},
-            "recorded_late": [self.late_entry(sf, iso.get(id(sf))) for sf in self.late],
-            "timeline": self._timeline(prepared),
-        }
-
-
-def as_of(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis) -> AsOf:
-    """``customer_id``'s view at ``at`` on one axis (see the module docstring)."""
+def as_of(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis,
+          rules: Rules = DEFAULT_RULES) -> AsOf:
+    """``customer_id``'s view at ``at`` on one axis (see the module docstring), to be rendered
+    under ``rules`` (the ledger's settings)."""
     at = at.astimezone(UTC)
     skipped: set[int] = set()
     if axis == "recorded":
         facts = gather_cut(app, customer_id, fact_reader.Cut("recorded", at),
                            lambda sf: sf.recorded_at <= at, skipped)
-        return AsOf(customer_id, axis, at, facts, quarantined=sorted(skipped))
+        return AsOf(customer_id, axis, at, facts, quarantined=sorted(skipped), rules=rules)
     facts = gather_cut(app, customer_id, fact_reader.Cut("occurred", at),
                        lambda sf: occurred_at(sf) <= at, skipped)
     return AsOf(customer_id, axis, at, facts, late=[sf for sf in facts if sf.recorded_at > at],
-                quarantined=sorted(skipped))
-
-
-def page_of(items: Sequence[T], limit: int, oldest: bool) -> list[T]:
-    """The latest ``limit`` items of a list in time order (the oldest with ``oldest``)."""
-    return list(items[:limit] if oldest else items[-limit:]) if limit > 0 else []
-
-
-def paged(doc: dict[str, Any], limit: int, oldest: bool = False, *, timeline_total: int | None = None,
-          late_total: int | None = None) -> dict[str, Any]:
-    """An as-of document with its timeline and its ``recorded_late`` list cut to one page: the
-    latest ``limit`` entries of each (the oldest with ``oldest``), as the API's customer
-    document cuts the live timeline. The totals say how many there are in all."""
-    timeline, late = doc["timeline"], doc["recorded_late"]
-    return {**doc, "timeline": page_of(timeline, limit, oldest),
-            "recorded_late": page_of(late, limit, oldest),
-            "timeline_page": {"limit": limit, "order": "oldest" if oldest else "latest",
-                              "total": len(timeline) if timeline_total is None else timeline_total},
-            "recorded_late_page": {"limit": limit,
-                                   "total": len(late) if late_total is None else late_total}}
+                quarantined=sorted(skipped), rules=rules)
 
 
 def document(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis, limit: int,
-             oldest: bool = False) -> dict[str, Any] | None:
+             oldest: bool = False, rules: Rules = DEFAULT_RULES) -> dict[str, Any] | None:
     """``customer_id``'s as-of document (``AsOf.to_json``) with one page of its timeline and of
     its late facts (:func:`paged`); None when no fact passes the cut.
 
@@ -280,7 +173,7 @@ def document(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis
     (merged records, a forgotten person, another store) folds every fact."""
     at = at.astimezone(UTC)
     try:
-        return asof_checkpoints.paged_view(app, customer_id, at, axis, limit, oldest)
+        return asof_checkpoints.paged_view(app, customer_id, at, axis, limit, oldest, rules)
     except asof_checkpoints.Unavailable:
         pass
     except (sqlite3.Error, OSError) as error:  # the checkpoint file: derived data, never in the way
@@ -288,7 +181,7 @@ def document(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis
     except quarantine.FACT_ERRORS as error:  # a fact the readers cannot handle: left out below
         log.warning("as-of checkpoint of %s: %s; folding every readable fact", customer_id,
                     quarantine.failure(error))
-    result = as_of(app, customer_id, at, axis)
+    result = as_of(app, customer_id, at, axis, rules)
     if not result.facts:
         return None
     return paged(result.to_json(), limit, oldest)

@@ -45,7 +45,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 from uuid import UUID
 
 import orjson
@@ -57,11 +57,12 @@ from ledger.application import MERGE_MARKERS, JourneyApplication, StoredFact, re
 from ledger.sqlite_recorder import JourneySQLiteRecorder
 from projections import customer_view, readable
 from projections.customer_view import View
-from replay import fact_reader
+from projections.rules import DEFAULT_RULES, Rules
+from replay import asof_view, fact_reader
+from replay.asof_view import AsOf, Axis, fold_into, page_of, paged, prepare
 
 log = logging.getLogger("journey.asof")
 
-Axis = Literal["recorded", "occurred"]
 
 #: Records with fewer facts are folded whole (a 1,000-fact view takes ~12 ms).
 MIN_FACTS = 2_000
@@ -80,7 +81,7 @@ _IN_BATCH = 500
 def _fold_version() -> str:
     """The hash of the code a fold state depends on (the fold, the upcasters, this module)."""
     digest = hashlib.sha256()
-    for module in (customer_view, catalogue):
+    for module in (customer_view, catalogue, asof_view):
         digest.update(Path(cast(str, module.__file__)).read_bytes())
     digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()[:32]
@@ -306,8 +307,6 @@ def _disqualifies(sf: StoredFact) -> bool:
 def build(app: JourneyApplication, customer_id: str) -> Checkpoint:
     """A checkpoint of the record's facts as they are now; raises Unavailable when the record
     cannot have one (merged records, forgotten, no key, too few facts)."""
-    from replay.asof import fold_into, prepare
-
     skipped: set[int] = set()
     read = fact_reader.reader(app, fact_reader.Cut("position", position=2**62), skipped)
     if read is None:
@@ -364,12 +363,10 @@ def build(app: JourneyApplication, customer_id: str) -> Checkpoint:
 
 
 def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis, limit: int,
-               oldest: bool = False) -> dict[str, Any] | None:
+               oldest: bool = False, rules: Rules = DEFAULT_RULES) -> dict[str, Any] | None:
     """``replay.asof.document`` from the record's checkpoint (made now if it has none): the
     same document; None when no fact passes the cut. Raises Unavailable when no checkpoint can
     answer (the caller folds every fact)."""
-    from replay.asof import AsOf, fold_into, page_of, paged, prepare
-
     recorder = app.recorder
     if not isinstance(recorder, JourneySQLiteRecorder) or _count(recorder, customer_id) < MIN_FACTS:
         raise Unavailable("too few facts to need one, or not a SQLite store")
@@ -457,7 +454,7 @@ def paged_view(app: JourneyApplication, customer_id: str, at: datetime, axis: Ax
     result = AsOf(customer_id, axis, at, shown,
                   late=[sf for sf in shown if axis == "occurred" and sf.recorded_at > at])
     doc = {
-        **customer_view.render(view, now=at),
+        **customer_view.render(view, now=at, rules=rules),
         "as_of": {"axis": axis, "at": at.isoformat(), "facts": total, "through_position": through},
         "recorded_late": [AsOf.late_entry(sf) for sf in late],
         "timeline": result.timeline(),

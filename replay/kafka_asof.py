@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from consumers.wire import decode_event
 from ledger.application import JourneyApplication, StoredFact, open_fact
 from projections import quarantine, readable
+from projections.rules import DEFAULT_RULES, Rules
 from replay.asof import AsOf, Axis, gather, occurred_at
 
 
@@ -81,7 +82,7 @@ def _opened(app: JourneyApplication, sf: StoredFact) -> StoredFact:
 
 
 def as_of_kafka(app: JourneyApplication, customer_id: str, at: datetime, axis: Axis,
-                bootstrap: str, topic: str) -> AsOf:
+                bootstrap: str, topic: str, rules: Rules = DEFAULT_RULES) -> AsOf:
     """The same as ``replay.asof.as_of``, from the topic: ``recorded`` seeks by time."""
     at = at.astimezone(UTC)
     skipped: set[int] = set()
@@ -89,8 +90,8 @@ def as_of_kafka(app: JourneyApplication, customer_id: str, at: datetime, axis: A
         history = history_until(app, bootstrap, topic, at)
         return AsOf(customer_id, "recorded", at,
                     gather(app, customer_id, lambda sf: sf.recorded_at <= at, history, skipped),
-                    quarantined=sorted(skipped))
+                    quarantined=sorted(skipped), rules=rules)
     history = history_until(app, bootstrap, topic, None)
     facts = gather(app, customer_id, lambda sf: occurred_at(sf) <= at, history, skipped)
     return AsOf(customer_id, "occurred", at, facts, late=[sf for sf in facts if sf.recorded_at > at],
-                quarantined=sorted(skipped))
+                quarantined=sorted(skipped), rules=rules)

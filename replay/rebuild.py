@@ -29,6 +29,7 @@ from ledger.application import JourneyApplication, StoredFact, open_fact
 from projections import quarantine, readable
 from projections.duckdb_store import ProjectionStore
 from projections.quarantine import readable_history_of
+from projections.rules import DEFAULT_RULES, Rules
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,13 @@ REBUILD_BATCH = 1_000_000
 
 
 def from_store(app: JourneyApplication, directory: Path, batch: int = REBUILD_BATCH,
-               on_progress: Callable[[Progress], None] | None = None) -> RebuildResult:
+               on_progress: Callable[[Progress], None] | None = None,
+               rules: Rules = DEFAULT_RULES) -> RebuildResult:
+    """Projections rebuilt from the event store into ``directory``, under ``rules`` (the
+    ledger's settings: a rebuild compared with the live file must apply the same rules)."""
     path = prepare(directory)
     started = time.monotonic()
-    store = ProjectionStore(path)
+    store = ProjectionStore(path, rules=rules)
     try:
         store.history = readable_history_of(app)
         events = catch_up(app, store, batch_size=batch, on_progress=on_progress)
@@ -163,13 +167,14 @@ def _opened(app: JourneyApplication, sf: StoredFact) -> StoredFact:
 
 def from_kafka(app: JourneyApplication, directory: Path, bootstrap: str, topic: str,
                batch: int = DEFAULT_BATCH, on_progress: Callable[[Progress], None] | None = None,
-               on_read: Callable[[int], None] | None = None) -> RebuildResult:
+               on_read: Callable[[int], None] | None = None,
+               rules: Rules = DEFAULT_RULES) -> RebuildResult:
     path = prepare(directory)
     started = time.monotonic()
     facts, records, partitions = read_topic(bootstrap, topic, on_progress=on_read)
     # Personal fields travel encrypted: open them with the store's keys (erased if forgotten).
     ordered = [_opened(app, facts[p]) for p in sorted(facts)]
-    store = ProjectionStore(path)
+    store = ProjectionStore(path, rules=rules)
     events = 0
     try:
         store.history = readable_history_of(app)

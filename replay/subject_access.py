@@ -18,37 +18,35 @@ the reason under ``quarantined``, and left out of the counts.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from consumers.log_follower import Progress
 from domain.catalogue import channel_of
-from journey.bootstrap import Journey
 from ledger.application import JourneyApplication, StoredFact
 from projections import quarantine, readable
+from projections.duckdb_store import ProjectionStore
 
 
-def customer_tables(journey: Journey) -> list[str]:
-    con = journey.projections.con
+def customer_tables(store: ProjectionStore) -> list[str]:
+    con = store.con
     rows = con.execute("SELECT DISTINCT table_name FROM information_schema.columns "
                        "WHERE column_name = 'customer_id' ORDER BY table_name").fetchall()
     return [str(r[0]) for r in rows]
 
 
-def subject_access(journey: Journey, ref: str, now: datetime | None = None,
-                   on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any] | None:
-    """The export for whoever ``ref`` names, or None when nobody is known by it."""
-    now = now or datetime.now(UTC)
-    view = journey.customer(ref, now=now, on_progress=on_progress)
-    if view is None:
-        return None
+def subject_access(app: JourneyApplication, store: ProjectionStore, view: dict[str, Any],
+                   now: datetime) -> dict[str, Any]:
+    """The export for the person whose customer document (``Journey.customer``, found and
+    rendered at ``now`` from projections brought up to the store's head) is ``view``.
+
+    The caller finds the person (and says when nobody is known by the reference); this module
+    only reads what is held: the event store ``app`` and the projections ``store``."""
     customer_id = view["customer_id"]
     if view.get("forgotten"):
         return tombstone(view, now)
-    con = journey.projections.con
+    con = store.con
     merged = sorted({str(r[0]) for r in con.execute(
         "SELECT alias FROM customer_aliases WHERE customer_id = ?", [customer_id]).fetchall()}
         | set(view.get("merged_from") or []))
@@ -57,7 +55,7 @@ def subject_access(journey: Journey, ref: str, now: datetime | None = None,
     seen: set[int] = set()
     raw = []
     for cid in ids:
-        for sf in _held(journey.app, cid):
+        for sf in _held(app, cid):
             if sf.position in seen:
                 continue
             seen.add(sf.position)
@@ -74,7 +72,7 @@ def subject_access(journey: Journey, ref: str, now: datetime | None = None,
 
     tables: dict[str, list[dict[str, Any]]] = {}
     marks = ",".join("?" * len(ids))
-    for table in customer_tables(journey):
+    for table in customer_tables(store):
         cursor = con.execute(f'SELECT * FROM "{table}" WHERE customer_id IN ({marks})', ids)
         columns = [d[0] for d in cursor.description]
         tables[table] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -196,6 +196,14 @@ def analytics_dir(settings: Settings) -> Path:
     return settings.data_dir / SUBDIR
 
 
+def _clear_copied(pointer: Path) -> None:
+    """A data directory copied without its links (``cp -r``, a backup tool) holds a real
+    directory where ``current`` was a link: it is a copy of a generation that is published
+    anyway, so it goes, and the new link takes its place."""
+    if pointer.is_dir() and not pointer.is_symlink():
+        shutil.rmtree(pointer)
+
+
 def read_manifest(directory: Path) -> Export | None:
     """The current snapshot of ``directory`` (its top-level manifest), None before the first."""
     try:
@@ -335,6 +343,7 @@ def export(store: ProjectionStore, directory: Path, *, purge: bool = False) -> E
         pointers = _pointers(done, manifest)
         published = True  # from the first rename on, a pointer may name the generation
         for temporary, final in pointers:
+            _clear_copied(final)
             os.replace(temporary, final)
     finally:
         with contextlib.suppress(duckdb.Error):

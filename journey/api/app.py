@@ -379,7 +379,8 @@ def _routes(app: FastAPI, desk: Desk) -> None:
             customer_id = _resolve(desk, journey, ref, key)
             reads = desk.reads
             doc = customers.latest_document(reads.view(journey, customer_id),
-                                            reads.timeline(journey, customer_id), reads.position)
+                                            reads.timeline(journey, customer_id), reads.position,
+                                            rules=journey.projections.rules)
         return _doc(token, doc)
 
     @app.get("/api/customers/{ref}/timeline", tags=["customers"],
@@ -434,7 +435,8 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         with desk.fresh() as journey:
             customer_id = asof.resolve(journey.app, key)
             doc = (None if customer_id is None
-                   else asof.document(journey.app, customer_id, at, axis, limit, order == "oldest"))
+                   else asof.document(journey.app, customer_id, at, axis, limit, order == "oldest",
+                                      journey.settings.rules))
         if doc is None:
             raise ApiError(404, f"nobody known as {ref!r} ({key}) by {at.isoformat()}",
                            {"ref": ref, "key": key, name: text})
@@ -471,7 +473,7 @@ def _routes(app: FastAPI, desk: Desk) -> None:
               days: Annotated[int | None, Query(ge=1, le=3650)] = None) -> Response:
         key = _key(request, token, customer, "customer") if customer is not None else None
         with desk.fresh() as journey:
-            when, answer_days = _clock(now, days)
+            when, answer_days = _clock(now, days, desk.settings.complaint_days)
             customer_id = _resolve(desk, journey, customer, key) if customer and key else None
             doc = case_queries.list_cases(journey, now=when, days=answer_days, open_only=open,
                                           overdue_only=overdue, department=department, kind=kind,
@@ -484,7 +486,7 @@ def _routes(app: FastAPI, desk: Desk) -> None:
              token: ListReader, now: Now = None,
              days: Annotated[int | None, Query(ge=1, le=3650)] = None) -> Response:
         with desk.fresh() as journey:
-            when, answer_days = _clock(now, days)
+            when, answer_days = _clock(now, days, desk.settings.complaint_days)
             try:
                 customer_id, case_id = case_queries.find_case(journey, case_ref)
             except case_queries.Unknown as error:
@@ -501,7 +503,7 @@ def _routes(app: FastAPI, desk: Desk) -> None:
                  customer: Annotated[str | None, Query(max_length=200)] = None) -> Response:
         key = _key(request, token, customer, "customer") if customer is not None else None
         with desk.fresh() as journey:
-            when, _ = _clock(now, None, days_too=False)
+            when, _ = _clock(now, None, desk.settings.complaint_days, days_too=False)
             customer_id = _resolve(desk, journey, customer, key) if customer and key else None
             doc = case_queries.list_promises(journey, now=when, open_only=open,
                                              overdue_only=overdue, customer_id=customer_id)
@@ -632,12 +634,12 @@ def _resolve(desk: Desk, journey: Journey, ref: str, key: str) -> str:
     return customer_id
 
 
-def _clock(now: str | None, days: int | None, *, days_too: bool = True
+def _clock(now: str | None, days: int | None, configured: int, *, days_too: bool = True
            ) -> tuple[datetime | None, int]:
     """``now`` and ``days`` as the CLI's ``--now`` and ``--days`` read them; 422 if bad."""
     try:
         when = case_queries.parse_now(now)
-        answer_days = case_queries.answer_days(days) if days_too else 0
+        answer_days = case_queries.answer_days(days, configured) if days_too else 0
     except case_queries.UsageError as error:
         raise ApiError(422, str(error).replace("--now", "now").replace("--days", "days")) from None
     return when, answer_days

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from consumers.view_feed import tick as publish_view_changes
 from journey.analytics.snapshots import duty as export_snapshot
 from journey.bootstrap import Journey
+from journey.feeds import ViewFeedDuty
 
-DUTIES: list[Callable[[Journey], None]] = [export_snapshot, publish_view_changes]
+DUTIES: list[Callable[[Journey], None]] = [export_snapshot, ViewFeedDuty()]

@@ -241,7 +241,7 @@ def promises_text(rows: list[dict[str, Any]], now: datetime | None) -> list[str]
 def cmd_cases(args: argparse.Namespace, journey: Journey) -> int:
     try:
         now = parse_now(args.now)
-        days = answer_days(args.days)
+        days = answer_days(args.days, journey.settings.complaint_days)
         journey.project()
         customer_id = resolve_customer(journey, args.customer)
     except (UsageError, Unknown) as error:
@@ -258,7 +258,7 @@ def cmd_cases(args: argparse.Namespace, journey: Journey) -> int:
 def cmd_case(args: argparse.Namespace, journey: Journey) -> int:
     try:
         now = parse_now(args.now)
-        days = answer_days(args.days)
+        days = answer_days(args.days, journey.settings.complaint_days)
         journey.project()
         customer_id, case_id = find_case(journey, args.ref)
     except (UsageError, Unknown) as error:

@@ -17,9 +17,10 @@ from typing import Any
 
 import orjson
 
-from consumers.view_feed import DEFAULT_CHUNK, POLL_INTERVAL, ViewFeedTopicError, kafka_feed
+from consumers.view_feed import DEFAULT_CHUNK, POLL_INTERVAL, ViewFeedTopicError
 from journey.bootstrap import Journey
 from journey.faults import pause_at_batch
+from journey.feeds import kafka_feed
 from journey.signals import stop_flag
 
 

@@ -75,7 +75,7 @@ def _project_from_kafka(args: argparse.Namespace, journey: Journey) -> int:
         journey.app, bootstrap=args.bootstrap or settings.kafka_bootstrap,
         topic=args.topic or settings.events_topic, directory=settings.partitions_dir,
         group=args.group, stop=stop.is_set, once=args.once, on_progress=show,
-        before_commit=_fault_pause())
+        before_commit=_fault_pause(), rules=settings.rules)
     if args.json:
         dump({"records": stats.records, "applied": stats.applied, "stopped": stop.is_set()})
     else:

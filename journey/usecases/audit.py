@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 from consumers.log_follower import Progress
 from journey.references import reference_key
 from journey.system import System
+from journey.usecases import customers
 from ledger import chain
 
 
@@ -63,11 +65,11 @@ def access_export(system: System, ref: str, out: Path,
     from replay.subject_access import subject_access
 
     reference_key(ref)
-    # replay.subject_access still takes the composition root's Journey (it reads the customer
-    # through Journey.customer); every entrance passes one.
-    export = subject_access(system, ref, on_progress=on_progress)  # type: ignore[arg-type]
-    if export is None:
+    now = datetime.now(UTC)
+    view = customers.customer(system, ref, now=now, on_progress=on_progress)
+    if view is None:
         return None
+    export = subject_access(system.app, system.projections, view, now)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(export, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
                                  default=str) + b"\n")

@@ -49,10 +49,10 @@ def parse_now(text: str | None) -> datetime | None:
         raise UsageError(str(error)) from None
 
 
-def answer_days(flag: int | None) -> int:
-    """The complaint deadline: ``--days``, else ``JOURNEY_COMPLAINT_DAYS``, else 15."""
+def answer_days(flag: int | None, configured: int) -> int:
+    """The complaint deadline: ``--days``, else the ledger's (``Settings.complaint_days``)."""
     try:
-        return rules.check_days(flag, "--days") if flag is not None else rules.complaint_days()
+        return rules.check_days(flag, "--days") if flag is not None else configured
     except ValueError as error:
         raise UsageError(str(error)) from None
 

@@ -15,6 +15,7 @@ from consumers.log_follower import Progress
 from journey.references import reference_key
 from journey.system import System
 from projections.customer_view import View, render
+from projections.rules import DEFAULT_RULES, Rules
 
 #: Events of the timeline in the HTTP API's customer document (the latest ones).
 LATEST_EVENTS = 50
@@ -43,10 +44,11 @@ def timeline(system: System, customer_id: str, limit: int | None = None) -> list
 
 
 def document(view: View, events: Sequence[dict[str, Any]], position: int,
-             now: datetime | None = None) -> dict[str, Any]:
-    """The customer document (``journey customer --json``): the view rendered for ``now``,
-    the projections' position it reflects, and ``events`` as its timeline."""
-    return {**render(view, now=now or datetime.now(UTC)), "as_of_position": position,
+             now: datetime | None = None, rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
+    """The customer document (``journey customer --json``): the view rendered for ``now``
+    under the ledger's ``rules``, the projections' position it reflects, and ``events`` as its
+    timeline."""
+    return {**render(view, now=now or datetime.now(UTC), rules=rules), "as_of_position": position,
             "timeline": list(events)}
 
 
@@ -62,11 +64,11 @@ def customer(system: System, ref: str, *, now: datetime | None = None,
         return None
     return document(stored_view(system, customer_id),
                     timeline(system, customer_id, limit=timeline_limit),
-                    system.projections.position(), now)
+                    system.projections.position(), now, system.projections.rules)
 
 
 def latest_document(view: View, events: Sequence[dict[str, Any]], position: int, *,
-                    limit: int = LATEST_EVENTS) -> dict[str, Any]:
+                    limit: int = LATEST_EVENTS, rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
     """The customer document with only the latest ``limit`` timeline events.
 
     The timeline keeps the view's order (by when things happened, oldest first) so that it is
@@ -75,7 +77,7 @@ def latest_document(view: View, events: Sequence[dict[str, Any]], position: int,
     """
     shown = list(events[-limit:]) if limit else []
     more = len(events) > len(shown)
-    return {**document(view, shown, position),
+    return {**document(view, shown, position, rules=rules),
             "timeline_page": {"limit": limit, "total": len(events),
                               "next_before": shown[0]["position"] if more and shown else None}}
 

@@ -43,9 +43,9 @@ def rebuild(system: System, *, source: Literal["store", "kafka"] = "store", into
         return rebuilder.from_kafka(
             system.app, into, bootstrap=bootstrap or settings.kafka_bootstrap,
             topic=topic or settings.events_topic, batch=batch or DEFAULT_BATCH,
-            on_progress=on_progress, on_read=on_read)
+            on_progress=on_progress, on_read=on_read, rules=settings.rules)
     return rebuilder.from_store(system.app, into, batch=batch or rebuilder.REBUILD_BATCH,
-                                on_progress=on_progress)
+                                on_progress=on_progress, rules=settings.rules)
 
 
 class NoRebuild(LookupError):
@@ -122,7 +122,8 @@ def customer_at(system: System, key: str, at: datetime, axis: asof.Axis, *,
         settings = system.settings
         try:
             result = as_of_kafka(system.app, customer_id, at, axis,
-                                 bootstrap or settings.kafka_bootstrap, topic or settings.events_topic)
+                                 bootstrap or settings.kafka_bootstrap, topic or settings.events_topic,
+                                 rules=settings.rules)
         except LookupError as error:
             raise UnreadableTopic(str(error)) from error
         if not result.facts:
@@ -131,6 +132,7 @@ def customer_at(system: System, key: str, at: datetime, axis: asof.Axis, *,
         return doc if limit is None else asof.paged(doc, limit, oldest=True)
     if limit is not None:
         # The API's paged document (oldest N): a long history is answered from its checkpoint.
-        return asof.document(system.app, customer_id, at, axis, limit, oldest=True)
-    found = asof.as_of(system.app, customer_id, at, axis)
+        return asof.document(system.app, customer_id, at, axis, limit, oldest=True,
+                             rules=system.settings.rules)
+    found = asof.as_of(system.app, customer_id, at, axis, rules=system.settings.rules)
     return found.to_json() if found.facts else None

@@ -53,7 +53,7 @@ def ingest(system: System, stop: threading.Event, *, bootstrap: str | None = Non
                                 f"{error}") from error
     loop = KafkaIngest(system.ledger, bootstrap=bootstrap, topic=topic, dlq_topic=dlq_topic,
                        group=group, max_records=max_records, on_progress=on_progress,
-                       before_commit=before_commit)
+                       before_commit=before_commit, parse=system.parse)
     try:
         stats = loop.run(stop, once=once)
     finally:
@@ -119,9 +119,10 @@ class Corrected:
 def resend_corrected(system: System, path: Path, *, bootstrap: str | None = None,
                      topic: str | None = None) -> Corrected:
     """Send the corrected facts of ``path`` (JSON Lines) to the touchpoints topic (default the
-    settings'); the lines that are still not valid facts are not sent."""
+    settings'); the lines that are still not valid facts (judged as this ledger's ingest judges
+    them) are not sent."""
     topic = topic or system.settings.touchpoints_topic
     with path.open("rb") as handle:
         result = dlq.replay_lines(bootstrap or system.settings.kafka_bootstrap, topic, handle,
-                                  origin=path.name)
+                                  origin=path.name, parse=system.parse)
     return Corrected(result, topic)

@@ -3,6 +3,7 @@ files as text, and a session that stays on the snapshot it opened while exports 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -240,3 +241,20 @@ def test_files_of_a_directory_without_generations_are_replaced(ledger: Journey) 
     assert not (directory / "events.parquet").exists()
     current = read_manifest(directory)
     assert current is not None and current.generation == done.generation
+
+
+def test_a_data_directory_copied_without_its_links_exports_again(ledger: Journey, tmp_path: Path) -> None:
+    """``cp -r`` or a backup tool turns the ``current`` link into a directory: the copy's next
+    export replaces it with a link again instead of failing."""
+    first = export(ledger.projections, analytics_dir(ledger.settings))
+    ledger.close()
+    copy = tmp_path / "copy"
+    shutil.copytree(ledger.settings.data_dir, copy, symlinks=False)
+    assert (copy / "analytics" / "current").is_dir()
+    assert not (copy / "analytics" / "current").is_symlink()
+    with closing(open_ledger(str(copy))) as again:
+        assert not again.record([_call(1)]).rejected
+        done = export(again.projections, analytics_dir(again.settings))
+        assert done.position > first.position
+        assert (copy / "analytics" / "current").is_symlink()
+        assert read_manifest(analytics_dir(again.settings)).position == done.position  # type: ignore[union-attr]

@@ -231,3 +231,26 @@ def test_bad_usage_and_unknown_names(capsys: pytest.CaptureFixture[str], home: P
     got, _, err = run(capsys, home, *args)
     assert got == code
     assert message in err
+
+
+def test_the_configured_deadline_is_the_one_the_customer_view_shows(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEY_COMPLAINT_DAYS", "30")
+    ledger = tmp_path / "ledger"
+    code, out, _ = run(capsys, ledger, "append", str(_write(tmp_path / "facts.jsonl", THIS_WEEK)))
+    assert code == 0, out
+    cases = {c["case_id"]: c for c in run_json(capsys, ledger, "customer", "C-7001")["cases"]}
+    assert (cases["K-701"]["answer_days"], cases["K-701"]["answer_due_by"]) == (30, "2026-05-31T10:00:00+02:00")
+
+
+def test_the_configured_instant_range_refuses_facts_at_the_door(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEY_LATEST", "2026-04-15T00:00:00Z")
+    ledger = tmp_path / "ledger"
+    code, out, _ = run(capsys, ledger, "append", str(_write(tmp_path / "facts.jsonl", THIS_WEEK)))
+    assert code == 1
+    assert f"recorded 2, duplicates 0, rejected {len(THIS_WEEK) - 2}" in out
+    (rejects,) = (ledger / "rejects").glob("*.rejects.jsonl")
+    reasons = [orjson.loads(line)["reason"] for line in rejects.read_text().splitlines()]
+    assert len(reasons) == len(THIS_WEEK) - 2
+    assert all("is after 2026-04-15T00:00:00+00:00, the latest instant" in r for r in reasons), reasons

@@ -28,13 +28,12 @@ from consumers.view_feed import (
     FeedSummary,
     ViewFeedTopicError,
     ensure_topic,
-    kafka_feed,
     published_position,
-    tick,
 )
 from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
+from journey.feeds import ViewFeedDuty, kafka_feed
 from journey.references import reference_key
 from tests.harness.conftest_kafka import KafkaEndpoint
 from tests.kafka.test_relay import read_topic
@@ -142,6 +141,7 @@ def test_the_topic_holds_the_current_views_and_a_second_run_only_the_changed_one
                         views_topic=topic, view_feed=True)
     server = bootstrap(settings)
     journey.close()
+    tick = ViewFeedDuty()
     try:
         server.project()
         deadline = time.monotonic() + 60
@@ -155,6 +155,7 @@ def test_the_topic_holds_the_current_views_and_a_second_run_only_the_changed_one
         tick(server)  # up to date: nothing more
         assert len(read_topic(kafka_broker.bootstrap, topic)) == sum(first.values()) + 2
     finally:
+        tick.close()
         server.close()
 
 
@@ -162,7 +163,7 @@ def test_tick_is_a_no_op_when_the_feed_is_not_enabled(journey: Journey, monkeypa
     monkeypatch.delenv("JOURNEY_VIEW_FEED", raising=False)
     record(journey, reg("C-1", "Ana", "+34600000001"))
     journey.project()
-    tick(journey)  # no broker configured at all: it must not even try
+    ViewFeedDuty()(journey)  # no broker configured at all: it must not even try
     assert published_position(journey.projections, journey.settings.views_topic) == 0
 
 

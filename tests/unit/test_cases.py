@@ -5,16 +5,20 @@ from __future__ import annotations
 import random
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumers.log_follower import catch_up
 from domain import catalogue, identity
 from domain.errors import InvalidFact
 from projections import cases, customer_view
-from projections.duckdb_store import mark_late
+from projections.duckdb_store import ProjectionStore, mark_late
+from projections.rules import Rules
+from tests.ledgers import open_journey, record
 
 CUSTOMER = {"customer_id": "C-1"}
 COUNTER = iter(range(1_000_000))
@@ -200,6 +204,34 @@ def test_complaint_days_come_from_the_environment() -> None:
 
 
 # ----------------------------------------------------------------------------- late facts
+
+
+def test_the_configured_deadline_reaches_the_rendered_view_and_the_cases_rows() -> None:
+    view = fold([opened("2026-05-04T10:00:00+02:00")])
+    thirty = Rules(complaint_days=30)
+    (shown,) = customer_view.render(view, now=None, rules=thirty)["cases"]
+    (row,) = cases.case_rows({**view, "customer_id": "c-1"}, thirty)
+    for got in (shown, row):
+        assert (got["answer_days"], got["answer_due_by"]) == (30, "2026-06-03T10:00:00+02:00")
+    (default,) = customer_view.render(view, now=None)["cases"]
+    assert (default["answer_days"], default["answer_due_by"]) == (15, "2026-05-19T10:00:00+02:00")
+
+
+def test_the_projection_store_writes_the_cases_table_under_its_rules(tmp_path: Path) -> None:
+    journey = open_journey(tmp_path / "ledger")
+    store = ProjectionStore(tmp_path / "thirty.duckdb", rules=Rules(complaint_days=30))
+    try:
+        record(journey, {"type": "case.opened", "id": "o-1", "source": "test", "customer": CUSTOMER,
+                         "occurred_at": "2026-05-04T10:00:00+02:00", "department": "customer_care",
+                         "data": {"case_id": "K-1", "kind": "complaint", "subject": "charged twice"}})
+        catch_up(journey.app, store)
+        ((days, due),) = store.con.execute(
+            "SELECT answer_days, strftime(answer_due_by AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M') FROM cases"
+        ).fetchall()
+        assert (days, due) == (30, "2026-06-03T08:00")
+    finally:
+        store.close()
+        journey.close()
 
 
 def test_a_note_uploaded_after_later_facts_is_late_and_changes_no_clock() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from domain.limits import DEFAULT_LIMITS, JSON_SAFE_INTEGER, Limits, check_tree,
 from ledger.writer import event_id
 from projections.cases import due_instant
 from projections.warranty import warranty_ends
+from tests.ledgers import open_journey
 
 BASE: dict[str, Any] = {"type": "call.inbound", "id": "c-1", "source": "pbx",
                         "customer": {"customer_id": "C-1"},
@@ -266,18 +268,32 @@ def test_read_lines_does_not_hold_an_overlong_line() -> None:
 # ------------------------------------------------------------------------ configuration
 
 
-def test_the_instant_range_can_be_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_instant_range_can_be_configured() -> None:
     line = orjson.dumps({**BASE, "occurred_at": "2150-06-01T10:00:00+02:00"})
     assert jsonl_ingest.fact_parser()(line)
-    monkeypatch.setenv("JOURNEY_LATEST", "2100-01-01T00:00:00Z")
     with pytest.raises(InvalidFact, match="is after 2100-01-01T00:00:00"):
-        jsonl_ingest.fact_parser()(line)
+        jsonl_ingest.fact_parser(latest="2100-01-01T00:00:00Z")(line)
 
 
-def test_a_configuration_that_cannot_be_read_refuses_every_fact(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JOURNEY_EARLIEST", "last tuesday")
+def test_a_configuration_that_cannot_be_read_refuses_every_fact() -> None:
     with pytest.raises(InvalidFact, match="JOURNEY_EARLIEST/JOURNEY_LATEST: earliest: 'last tuesday'"):
-        jsonl_ingest.fact_parser()(orjson.dumps(BASE))
+        jsonl_ingest.fact_parser(earliest="last tuesday")(orjson.dumps(BASE))
+
+
+def test_the_file_door_judges_facts_by_the_parser_it_is_given(tmp_path: Path) -> None:
+    late = orjson.dumps({**BASE, "id": "c-2150", "occurred_at": "2150-06-01T10:00:00+02:00"})
+    journey = open_journey(tmp_path)
+    try:
+        summary = jsonl_ingest.ingest(journey.ledger, [orjson.dumps(BASE), late],
+                                      parse=jsonl_ingest.fact_parser(latest="2100-01-01T00:00:00Z"))
+        assert summary.recorded == 1
+        assert [r.line for r in summary.rejected] == [2]
+        assert "is after 2100-01-01T00:00:00" in summary.rejected[0].reason
+        refused = jsonl_ingest.ingest(journey.ledger, [late],
+                                      parse=jsonl_ingest.fact_parser(earliest="last tuesday"))
+        assert refused.recorded == 0 and "JOURNEY_EARLIEST/JOURNEY_LATEST" in refused.rejected[0].reason
+    finally:
+        journey.close()
 
 
 @pytest.mark.parametrize(("earliest", "latest", "problem"), [
