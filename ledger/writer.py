@@ -195,7 +195,8 @@ class Ledger:
 
         ``before_shredding(records)`` runs while the records' keys still open their facts (the
         last moment anything can learn what the person's data was, to find copies of it
-        outside the store: journey/erasure.py); it may run again if the transaction is retried.
+        outside the store: journey/usecases/erasure.py); it may run again if the transaction
+        is retried.
         """
         conflicts = 0
         while True:

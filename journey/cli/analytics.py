@@ -13,16 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from domain.errors import InvalidFact
-from journey.analytics import plots, sandbox
+from journey.analytics import sandbox
 from journey.analytics.snapshots import (
     INTERVAL_ENV,
     NOT_EXPORTED,
@@ -30,20 +27,13 @@ from journey.analytics.snapshots import (
     ExportFailed,
     NoSnapshot,
     analytics_dir,
-    export,
-    exported_since,
-    open_snapshot,
-    request_export,
 )
 from journey.bootstrap import Journey
+from journey.cli.kinds import Command
 from journey.cli.output import dump
 from journey.cli.tables import FORMATS, render
 from journey.config import Settings
-from journey.references import reference_key
-
-
-def _is_lock_error(error: BaseException) -> bool:
-    return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+from journey.usecases import analytics
 
 
 def no_snapshot(command: str, settings: Settings) -> int:
@@ -77,49 +67,41 @@ def _report(done: Export, as_json: bool, via: str, waited: float = 0.0) -> None:
 
 
 def cmd_export(args: argparse.Namespace, journey: Journey) -> int:
-    directory = analytics_dir(journey.settings)
     try:
-        store = journey.projections
-    except duckdb.Error as error:
-        if not _is_lock_error(error):
-            raise
-        return _export_by_request(args, directory)
-    journey.project()
-    _report(export(store, directory), args.json, "direct")
+        done = analytics.export_here(journey)
+    except analytics.Held:
+        return _export_by_request(args, journey)
+    _report(done, args.json, "direct")
     return 0
 
 
-def _export_by_request(args: argparse.Namespace, directory: Path) -> int:
+def _export_by_request(args: argparse.Namespace, journey: Journey) -> int:
     """Another process holds projections.duckdb: leave it a request and wait for its export."""
-    asked = request_export(directory)
+    directory = analytics.snapshot_dir(journey)
+    asked = analytics.ask_for_export(journey)
     if args.no_wait:
         print(f"journey export: asked the process holding the projections to export "
               f"({directory / 'export.request'})", file=sys.stderr)
         return 0
-    clock = time.monotonic()
-    shown = clock
-    while True:
-        try:
-            done = exported_since(directory, asked)
-        except ExportFailed as error:
-            print(f"journey export: the process holding the projections failed to export: {error}",
-                  file=sys.stderr)
-            return 1
-        waited = time.monotonic() - clock
-        if done is not None:
-            _report(done, args.json, "request", waited)
-            return 0
-        if waited >= args.timeout:
-            print(f"journey export: projections.duckdb is held by another process, and it did not "
-                  f"export within {args.timeout:g} s of the request ({directory / 'export.request'}); "
-                  "is it a `journey serve` (which exports on request), or a long `journey project`?",
-                  file=sys.stderr)
-            return 1
-        if time.monotonic() - shown >= 1:
-            shown = time.monotonic()
-            print(f"export: projections.duckdb is held by another process; waiting for it to export "
-                  f"({waited:.0f} s of {args.timeout:g} s)", file=sys.stderr, flush=True)
-        time.sleep(0.1)
+
+    def waiting(waited: float) -> None:
+        print(f"export: projections.duckdb is held by another process; waiting for it to export "
+              f"({waited:.0f} s of {args.timeout:g} s)", file=sys.stderr, flush=True)
+
+    try:
+        exported = analytics.wait_for_export(journey, asked, args.timeout, on_wait=waiting)
+    except ExportFailed as error:
+        print(f"journey export: the process holding the projections failed to export: {error}",
+              file=sys.stderr)
+        return 1
+    except analytics.ExportTimedOut:
+        print(f"journey export: projections.duckdb is held by another process, and it did not "
+              f"export within {args.timeout:g} s of the request ({directory / 'export.request'}); "
+              "is it a `journey serve` (which exports on request), or a long `journey project`?",
+              file=sys.stderr)
+        return 1
+    _report(exported.done, args.json, "request", exported.waited)
+    return 0
 
 
 # --------------------------------------------------------------------------- sql
@@ -133,7 +115,6 @@ def _read_query(args: argparse.Namespace) -> str:
 
 
 def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
-    directory = analytics_dir(journey.settings)
     fmt = "json" if args.json else args.format
     if args.query is None and not args.file:
         print('journey sql: give a query ("SELECT ..."), - for stdin, or --file F', file=sys.stderr)
@@ -144,9 +125,9 @@ def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey sql: cannot read the query: {error}", file=sys.stderr)
         return 2
     try:
-        columns, rows, snapshot = sandbox.answer(directory, query)
+        answer = analytics.query(journey, query)
     except NoSnapshot:
-        return _no_snapshot("sql", directory)
+        return _no_snapshot("sql", analytics.snapshot_dir(journey))
     except sandbox.Refused as error:
         print(f"journey sql: {error}", file=sys.stderr)
         return 2
@@ -154,46 +135,20 @@ def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
         message = str(error).strip()
         hint = ""
         if isinstance(error, duckdb.CatalogException):
-            hint = f"\n(the analyst views: {', '.join(sandbox.names(directory))})"
+            hint = f"\n(the analyst views: {', '.join(analytics.analyst_views(journey))})"
         elif isinstance(error, duckdb.PermissionException):
             hint = f"\n(the analyst sandbox runs {sandbox.ALLOWS})"
         print(f"journey sql: {message}{hint}", file=sys.stderr)
         return 2
-    sys.stdout.write(render(columns, rows, fmt))
+    sys.stdout.write(render(answer.columns, answer.rows, fmt))
     if fmt == "table":
-        age = time.time() - snapshot.exported_at
-        print(f"(snapshot at position {snapshot.position:,}, exported {age:,.0f} s ago)", file=sys.stderr)
+        age = time.time() - answer.snapshot.exported_at
+        print(f"(snapshot at position {answer.snapshot.position:,}, exported {age:,.0f} s ago)",
+              file=sys.stderr)
     return 0
 
 
 # --------------------------------------------------------------------------- plot
-
-def resolve(journey: Journey, ref: str) -> tuple[str, str | None] | None:
-    """(ledger id, customer number) of whoever ``ref`` names, from the event store's index.
-
-    The store, not the snapshot: the snapshot holds no identities (phones, e-mails...), and the
-    store (SQLite or PostgreSQL) can be read while another process writes. A record merged
-    into another is followed to the one that holds its facts now.
-    """
-    key = reference_key(ref)
-    index = journey.app.index
-    if key.startswith("ledger:"):
-        owner: uuid.UUID | None = uuid.UUID(key.split(":", 1)[1])
-    else:
-        owner = index.identity_owners([key]).get(key)
-    if owner is None:
-        return None
-    number = None
-    for _ in range(32):  # merges form chains, never cycles; the bound is only a guard
-        record = index.customer_records([owner]).get(owner)
-        if record is None:
-            break
-        number = record.customer_number
-        if record.merged_into is None:
-            break
-        owner = record.merged_into
-    return str(owner), number
-
 
 def _write_plot(out: str, svg: str) -> None:
     if out == "-":
@@ -214,41 +169,27 @@ def _check_out(out: str) -> bool:
 def cmd_plot(args: argparse.Namespace, journey: Journey) -> int:
     if not _check_out(args.out):
         return 2
-    directory = analytics_dir(journey.settings)
-    found: tuple[str, str | None] | None = None
-    if args.what == "customer":
-        try:
-            found = resolve(journey, args.ref)
-        except (InvalidFact, ValueError) as error:
-            print(f"journey plot: {error}", file=sys.stderr)
-            return 2
-        if found is None:
-            print(f"journey plot: nobody known as {args.ref!r}", file=sys.stderr)
-            return 3
     try:
-        con, snapshot = open_snapshot(directory)
-    except NoSnapshot:
-        return _no_snapshot("plot", directory)
-    try:
-        if found is not None:
-            customer_id, number = found
-            points, zone = plots.customer_points(con, customer_id)
-            if not points:
-                print(f"journey plot: {args.ref} ({customer_id}) has no facts in the snapshot "
-                      f"(position {snapshot.position:,}); run `journey export` for a newer one",
-                      file=sys.stderr)
-                return 3
-            who = number or args.ref
-            title = f"Customer {who} (ledger id {customer_id})"
-            svg = plots.customer_svg(points, title, zone)
+        if args.what == "customer":
+            svg = analytics.customer_plot(journey, args.ref)
         else:
-            if args.days < 1:
-                print("journey plot: --days must be at least 1", file=sys.stderr)
-                return 2
-            span, series = plots.daily_contacts(con, args.days, args.until)
-            svg = plots.base_svg(span, series)
-    finally:
-        con.close()
+            svg = analytics.base_plot(journey, args.days, args.until)
+    except analytics.BadReference as error:
+        print(f"journey plot: {error}", file=sys.stderr)
+        return 2
+    except analytics.Unknown:
+        print(f"journey plot: nobody known as {args.ref!r}", file=sys.stderr)
+        return 3
+    except NoSnapshot:
+        return _no_snapshot("plot", analytics.snapshot_dir(journey))
+    except analytics.NotInSnapshot as missing:
+        print(f"journey plot: {args.ref} ({missing.customer_id}) has no facts in the snapshot "
+              f"(position {missing.position:,}); run `journey export` for a newer one",
+              file=sys.stderr)
+        return 3
+    except analytics.TooFewDays:
+        print("journey plot: --days must be at least 1", file=sys.stderr)
+        return 2
     _write_plot(args.out, svg)
     return 0
 
@@ -260,7 +201,7 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def register(sub: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
+def register(sub: Any, commands: dict[str, Command]) -> None:
     p = sub.add_parser("export", help="publish the analyst snapshot (Parquet) now, "
                                       "also while journey serve holds the projections")
     p.add_argument("--timeout", type=float, default=120.0,
@@ -291,4 +232,4 @@ def register(sub: Any, commands: dict[str, Callable[[argparse.Namespace, Journey
     commands["plot"] = cmd_plot
 
 
-__all__ = ["cmd_export", "cmd_plot", "cmd_sql", "register", "resolve"]
+__all__ = ["cmd_export", "cmd_plot", "cmd_sql", "no_snapshot", "register"]

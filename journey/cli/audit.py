@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from domain.errors import InvalidFact
 from journey.bootstrap import Journey
-from journey.cli.output import dump
+from journey.cli.kinds import Command
+from journey.cli.output import Ticker, dump, project_progress
 from journey.cli.textview import say
+from journey.usecases import audit
 from ledger import chain
-
-Command = Callable[[argparse.Namespace, Journey], int]
 
 
 def register(subparsers: Any, commands: dict[str, Command]) -> None:
@@ -41,30 +39,18 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
 
 
 def cmd_verify(args: argparse.Namespace, journey: Journey) -> int:
-    from journey.cli.output import Ticker
-
-    checkpoints = []
-    for name in args.checkpoint:
-        try:
-            checkpoints.append(chain.read_checkpoint(Path(name)))
-        except chain.CheckpointError as error:
-            print(f"journey verify: {error}", file=sys.stderr)
-            return 2
     out = Path(args.write_checkpoint) if args.write_checkpoint else None
-    if out is not None and out.exists():
-        print(f"journey verify: {out} exists; a checkpoint is never overwritten", file=sys.stderr)
-        return 2
     ticker = Ticker("verify")
-    head = journey.app.recorder.max_notification_id() or 0
 
-    def show(r: chain.Report) -> None:
+    def show(r: chain.Report, head: int) -> None:
         ticker(f"position {r.head:,} of {head:,}, {r.events:,} events ({r.rate:,.0f} events/s)")
 
-    report = chain.verify_store(journey.app.recorder, checkpoints, on_progress=show)
-    written = None
-    if out is not None and report.intact and report.covered_from is not None:
-        chain.checkpoint_of(report).write(out)
-        written = str(out)
+    try:
+        done = audit.verify(journey, [Path(name) for name in args.checkpoint], out, on_progress=show)
+    except chain.CheckpointError as error:
+        print(f"journey verify: {error}", file=sys.stderr)
+        return 2
+    report, written = done.report, done.checkpoint_written
     if args.json:
         dump({**report.as_dict(), "checkpoint_written": written})
     else:
@@ -105,30 +91,16 @@ def _print_report(report: chain.Report, written: str | None) -> None:
 
 
 def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
-    from datetime import UTC, datetime
-
-    from domain.errors import InvalidFact
-    from journey.cli.output import Ticker
-    from journey.cli.output import project_progress as _project_progress
-    from journey.references import reference_key
-    from replay.subject_access import subject_access
-
+    out = Path(args.out)
     try:
-        reference_key(args.ref)
+        summary = audit.access_export(journey, args.ref, out,
+                                      on_progress=project_progress(Ticker("project")))
     except InvalidFact as error:
         print(f"journey subject-access: {error}", file=sys.stderr)
         return 2
-    now = datetime.now(UTC)
-    view = journey.customer(args.ref, now=now, on_progress=_project_progress(Ticker("project")))
-    if view is None:
+    if summary is None:
         print(f"journey subject-access: nobody known as {args.ref!r}", file=sys.stderr)
         return 3
-    export = subject_access(journey.app, journey.projections, view, now)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps(export, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
-                                 default=str) + b"\n")
-    summary = export["summary"]
     if args.json:
         dump({**summary, "file": str(out)})
     else:

@@ -1,24 +1,28 @@
-"""``journey bench``: every path of the ledger next to the raw limit underneath (benchmarks/bench.py).
+"""``journey bench``: every path of the ledger next to the raw limit underneath (docs/performance.md).
 
-Works in a scratch directory inside the data directory (removed afterwards); the ledger in
-the data directory itself is never touched. ``--growth 10000,100000`` runs the table once per
-size, each in its own ``python -m benchmarks.bench`` process (so each peak RSS is that size's).
-Progress goes to stderr, the table (or --json) to stdout.
+The product does not import its benchmark: the command checks its arguments and runs
+``python -m benchmarks`` (benchmarks/__main__.py) in a process of its own, with the same
+interpreter and the code this ``journey`` runs, passing on its output as it comes and its exit
+code. The work happens in a scratch directory inside the data directory (removed afterwards);
+the ledger in the data directory itself is never touched. ``--growth 10000,100000`` runs the
+table once per size, each in its own process (so each peak RSS is that size's). Progress goes
+to stderr, the table (or --json) to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
+import subprocess
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from journey.bootstrap import Journey
+from journey.cli.kinds import Command
+
+#: The directory that holds the ``journey`` package and, beside it, ``benchmarks``.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _sizes(text: str) -> list[int] | None:
@@ -29,54 +33,50 @@ def _sizes(text: str) -> list[int] | None:
     return sizes if sizes and all(n >= 1 for n in sizes) else None
 
 
-def cmd_growth(args: argparse.Namespace, journey: Journey) -> int:
-    from benchmarks.bench import growth, growth_table, svg_plot
-
-    sizes = _sizes(args.growth)
-    if sizes is None:
-        print("journey bench: --growth takes sizes like 10000,100000", file=sys.stderr)
-        return 2
-    data_dir = journey.settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-", dir=data_dir) as scratch:
-        docs = growth(sizes, Path(scratch), kafka_bootstrap=args.bootstrap, with_kafka=not args.no_kafka)
-    if args.plot:
-        Path(args.plot).write_text(svg_plot(docs), encoding="utf-8")
-    if args.json:
-        sys.stdout.write(orjson.dumps({"growth": docs}, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print(growth_table(docs))
-        print("(each size ran in its own process: the peak RSS is that size's alone)")
-    return 0
-
-
 def cmd_bench(args: argparse.Namespace, journey: Journey) -> int:
-    from benchmarks.bench import document, run, table
-
     if args.events < 1:
         print("journey bench: --events must be at least 1", file=sys.stderr)
         return 2
-    # kafka-python reports every failed reconnect; the bench says once whether a broker was had.
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    argv = ["--data-dir", str(journey.settings.data_dir)]
     if args.growth:
-        return cmd_growth(args, journey)
-    if args.plot:
+        sizes = _sizes(args.growth)
+        if sizes is None:
+            print("journey bench: --growth takes sizes like 10000,100000", file=sys.stderr)
+            return 2
+        argv += ["--growth", ",".join(map(str, sizes))]
+        if args.plot:
+            argv += ["--plot", args.plot]
+    elif args.plot:
         print("journey bench: --plot goes with --growth", file=sys.stderr)
         return 2
-    data_dir = journey.settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-", dir=data_dir) as scratch:
-        rows = run(args.events, kafka_bootstrap=args.bootstrap, with_kafka=not args.no_kafka,
-                   workdir=Path(scratch))
-    if args.json:
-        doc = document(args.events, rows)
-        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        print(table(rows))
-    return 0
+        argv += ["--events", str(args.events)]
+    if args.bootstrap:
+        argv += ["--bootstrap", args.bootstrap]
+    if args.no_kafka:
+        argv.append("--no-kafka")
+    if args.json:
+        argv.append("--json")
+    return _run_benchmark(argv)
 
 
-def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
+def _run_benchmark(argv: list[str]) -> int:
+    """``python -m benchmarks ARGV`` with this interpreter and this code first on its path;
+    its standard output is written here line by line (so a caller that captured ours has it),
+    its standard error goes straight to ours."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONIOENCODING"] = "utf-8"  # what this side reads it as, whatever the locale
+    with subprocess.Popen([sys.executable, "-m", "benchmarks", *argv], stdout=subprocess.PIPE,
+                          env=env, text=True, encoding="utf-8") as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    return child.returncode
+
+
+def register(subparsers: Any, commands: dict[str, Command]) -> None:
     p = subparsers.add_parser(
         "bench", help="time every path next to the raw limit of the part underneath")
     p.add_argument("--events", type=int, default=100_000, help="touchpoints in the workload")

@@ -1,7 +1,7 @@
 """``journey forget REF --reason R``: erase a customer (GDPR art. 17) by crypto-shredding.
 
 Exit 0 forgotten (or already forgotten), 2 bad usage, 3 nobody known by the reference.
-What is cleaned besides the event store is journey/erasure.py's; docs/privacy.md says what it
+What is cleaned besides the event store is journey/usecases/erasure.py's; docs/privacy.md says what it
 does and does not reach.
 """
 
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from domain.errors import InvalidFact
 from journey.bootstrap import Journey
-
-Command = Callable[[argparse.Namespace, Journey], int]
+from journey.cli.kinds import Command
+from journey.references import reference_key
+from journey.usecases.erasure import forget
 
 
 def register(subparsers: Any, commands: dict[str, Command]) -> None:
@@ -31,10 +32,6 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
 
 
 def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
-    from domain.errors import InvalidFact
-    from journey.erasure import forget
-    from journey.references import reference_key
-
     try:
         key = reference_key(args.ref)
     except InvalidFact as error:
@@ -43,7 +40,7 @@ def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
     if not args.reason.strip():
         print("journey forget: --reason must not be empty", file=sys.stderr)
         return 2
-    erasure = forget(journey, key, args.reason.strip(), project=not args.no_project)
+    erasure = forget(journey, key, args.reason.strip(), project=not args.no_project, warn=_warn)
     if erasure is None:
         print(f"journey forget: nobody known as {args.ref!r} ({key})", file=sys.stderr)
         return 3
@@ -71,3 +68,7 @@ def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
         print("  projections not updated here: the process that holds them applies the forget "
               "when it follows the ledger")
     return 0
+
+
+def _warn(text: str) -> None:
+    print(f"journey forget: {text}", file=sys.stderr)

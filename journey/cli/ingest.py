@@ -1,8 +1,8 @@
 """``journey ingest`` (Kafka touchpoints -> ledger) and ``journey dlq list|replay``.
 
-A CLI plugin (see ``journey.cli.PLUGINS``). Exit codes follow ``journey append``: 0 done; 1 done,
-but some messages went to the dead-letter topic (or some corrected lines are still invalid);
-2 bad usage.
+The loop and the dead-letter work are journey/usecases/streams.py's. Exit codes follow
+``journey append``: 0 done; 1 done, but some messages went to the dead-letter topic (or some
+corrected lines are still invalid); 2 bad usage.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from consumers import dlq
-from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest
+from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats
 from journey.bootstrap import Journey
+from journey.cli.kinds import Command
 from journey.cli.output import dump
 from journey.cli.textview import printable
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
-
-Command = Callable[[argparse.Namespace, Journey], int]
+from journey.usecases import streams
 
 
 def register(subparsers: Any, commands: dict[str, Command]) -> None:
@@ -81,29 +80,18 @@ def _progress(every: float = 1.0) -> Callable[[IngestStats], None]:
 
 
 def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
-    settings = journey.settings
-    bootstrap = args.bootstrap or settings.kafka_bootstrap
-    topic = args.topic or settings.touchpoints_topic
-    dlq_topic = args.dlq_topic or settings.dlq_topic
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("journey.ingest").setLevel(logging.INFO)
     stop = stop_flag()
-    from kafka.errors import KafkaError
-
     try:
-        dlq.ensure_topic(bootstrap, dlq_topic, partitions=1)
-    except KafkaError as error:  # no broker, or a cluster that cannot hold the topic as it says
-        print(f"journey ingest: cannot create the dead-letter topic {dlq_topic} on {bootstrap}: "
-              f"{error}", file=sys.stderr)
+        done = streams.ingest(journey, stop, bootstrap=args.bootstrap, topic=args.topic,
+                              dlq_topic=args.dlq_topic, group=args.group, max_records=args.batch,
+                              once=args.once, on_progress=_progress(), before_commit=_fault_pause())
+    except streams.NoDeadLetterTopic as error:  # no broker, or a cluster that cannot hold it
+        print(f"journey ingest: {error}", file=sys.stderr)
         return 2
-    ingest = KafkaIngest(journey.ledger, bootstrap=bootstrap, topic=topic, dlq_topic=dlq_topic,
-                         group=args.group, max_records=args.batch, on_progress=_progress(),
-                         before_commit=_fault_pause())
-    try:
-        stats = ingest.run(stop, once=args.once)
-    finally:
-        ingest.close()
+    stats, topic, dlq_topic = done.stats, done.topic, done.dlq_topic
     if args.json:
         dump({"messages": stats.messages, "recorded": stats.recorded, "duplicates": stats.duplicates,
                "derived": stats.derived, "dead_lettered": stats.dead_lettered,
@@ -118,39 +106,36 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace, journey: Journey) -> int:
-    settings = journey.settings
-    bootstrap = args.bootstrap or settings.kafka_bootstrap
-    dlq_topic = args.dlq_topic or settings.dlq_topic
     if args.dlq_command == "list":
-        entries = dlq.read_dead_letters(bootstrap, dlq_topic, unique=not args.all)
+        found = streams.dead_letters(journey, bootstrap=args.bootstrap, dlq_topic=args.dlq_topic,
+                                     unique=not args.all)
+        entries = found.entries
         if args.json:
             dump([e.as_json() for e in entries])
         else:
             for e in entries:
                 print(printable(f"{e.partition}:{e.offset}  {e.source_topic}[{e.source_partition}]"
                                 f"@{e.source_offset}  {e.reason}") + "\n    " + printable(e.text[:200]))
-            print(f"{len(entries)} dead letters in {dlq_topic}")
+            print(f"{len(entries)} dead letters in {found.dlq_topic}")
         return 0
     if args.offsets:
         try:
-            chosen = dlq.select(dlq.read_dead_letters(bootstrap, dlq_topic, unique=False),
-                                args.offsets.split(","))
+            resent = streams.resend(journey, args.offsets.split(","), bootstrap=args.bootstrap,
+                                    dlq_topic=args.dlq_topic, topic=args.topic)
         except ValueError as error:
             print(f"journey dlq replay: {error}", file=sys.stderr)
             return 2
-        sent = dlq.replay_entries(bootstrap, dlq_topic, chosen, topic=args.topic)
         if args.json:
-            dump({"sent": sent, "entries": [f"{e.partition}:{e.offset}" for e in chosen]})
+            dump({"sent": resent.sent, "entries": [f"{e.partition}:{e.offset}" for e in resent.entries]})
         else:
-            print(f"re-submitted {sent} dead letters")
+            print(f"re-submitted {resent.sent} dead letters")
         return 0
     path = Path(args.file)
     if not path.is_file():
         print(f"journey dlq replay: no such file: {args.file}", file=sys.stderr)
         return 2
-    topic = args.topic or settings.touchpoints_topic
-    with path.open("rb") as handle:
-        result = dlq.replay_lines(bootstrap, topic, handle, origin=path.name)
+    corrected = streams.resend_corrected(journey, path, bootstrap=args.bootstrap, topic=args.topic)
+    result, topic = corrected.result, corrected.topic
     if args.json:
         dump({"sent": result.sent, "invalid": [{"line": n, "reason": r} for n, r in result.invalid]})
     else:

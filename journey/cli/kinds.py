@@ -1,5 +1,15 @@
 """Which commands need what: a ledger to read, the analyst snapshot, or the projections (and so
-are run by the data directory's server while one runs)."""
+are run by the data directory's server while one runs); and what a command is."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from journey.bootstrap import Journey
+
+#: A command's function: the parsed arguments and the open ledger in, the exit code out.
+Command = Callable[[argparse.Namespace, Journey], int]
 
 #: Commands that only read the ledger: they refuse a data directory without one, where the
 #: others (append, ingest, serve...) start a new ledger.

@@ -9,13 +9,12 @@ quarantined, so a script can tell a fix that worked from one that did not.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from journey.bootstrap import Journey
+from journey.cli.kinds import Command
 from journey.cli.output import dump
-
-Command = Callable[[argparse.Namespace, Journey], int]
+from journey.usecases import quarantine
 
 
 def register(subparsers: Any, commands: dict[str, Command]) -> None:
@@ -30,8 +29,7 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
 def cmd_quarantine(args: argparse.Namespace, journey: Journey) -> int:
     if args.action == "retry":
         return _retry(args, journey)
-    journey.project()
-    entries = journey.projections.quarantined()
+    entries = quarantine.quarantined(journey)
     if args.json:
         dump({"quarantined": len(entries), "entries": [e.to_json() for e in entries]})
         return 0
@@ -47,9 +45,7 @@ def cmd_quarantine(args: argparse.Namespace, journey: Journey) -> int:
 
 
 def _retry(args: argparse.Namespace, journey: Journey) -> int:
-    from consumers.log_follower import retry_quarantined
-
-    result = retry_quarantined(journey.app, journey.projections)
+    result = quarantine.retry(journey)
     if args.json:
         dump({"applied": result.applied, "gone": result.gone,
                "remaining": [e.to_json() for e in result.remaining]})
@@ -59,5 +55,3 @@ def _retry(args: argparse.Namespace, journey: Journey) -> int:
         for e in result.remaining:
             print(f"  position {e.position:<10} {e.reason}")
     return 1 if result.remaining else 0
-
-

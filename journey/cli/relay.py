@@ -1,4 +1,4 @@
-"""``journey relay``: publish every recorded event to Kafka (see consumers/relay.py).
+"""``journey relay``: publish every recorded event to Kafka (journey/usecases/streams.py, consumers/relay.py).
 
 Follows the store until SIGTERM/SIGINT (the batch in hand is finished, flushed and recorded);
 ``--once`` stops at the store's head. Progress goes to stderr, the summary to stdout.
@@ -14,10 +14,12 @@ from typing import Any
 
 import orjson
 
-from consumers.relay import DEFAULT_BATCH, READ_AHEAD_MIN, Relay
+from consumers.relay import DEFAULT_BATCH, READ_AHEAD_MIN
 from journey.bootstrap import Journey
+from journey.cli.kinds import Command
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
+from journey.usecases import streams
 
 
 def _fault_pause() -> Callable[[int], None] | None:
@@ -39,19 +41,13 @@ def _log_to_stderr() -> None:
 
 
 def cmd_relay(args: argparse.Namespace, journey: Journey) -> int:
-    settings = journey.settings
     if args.batch < 1:
         print("journey relay: --batch must be at least 1", file=sys.stderr)
         return 2
     _log_to_stderr()
     stop = stop_flag()
-    relay = Relay(journey.app, bootstrap=args.bootstrap or settings.kafka_bootstrap,
-                  topic=args.topic or settings.events_topic, partitions=settings.partitions,
-                  batch_size=args.batch, after_flush=_fault_pause(), read_ahead=args.read_ahead)
-    try:
-        summary = relay.run(follow=not args.once, stop=stop)
-    finally:
-        relay.close()
+    summary = streams.relay(journey, stop, bootstrap=args.bootstrap, topic=args.topic, batch=args.batch,
+                            once=args.once, read_ahead=args.read_ahead, after_flush=_fault_pause())
     if args.json:
         doc: dict[str, Any] = {
             "topic": summary.topic, "published": summary.published, "batches": summary.batches,
@@ -71,7 +67,7 @@ def cmd_relay(args: argparse.Namespace, journey: Journey) -> int:
     return 0
 
 
-def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
+def register(subparsers: Any, commands: dict[str, Command]) -> None:
     p = subparsers.add_parser(
         "relay", help="publish every recorded event to Kafka (at least once, per-customer order)")
     p.add_argument("--bootstrap",

@@ -11,30 +11,27 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from consumers.log_follower import DEFAULT_BATCH, Progress
-from domain.contact_policy import Exclusion
+from domain import catalogue
+from domain.errors import InvalidFact
 from journey.bootstrap import Journey
-from journey.cli.output import dump
+from journey.cli.kinds import Command
+from journey.cli.output import Ticker, dump
 from journey.cli.textview import printable
-from journey.exclusions import entries_in
-from journey.policy import PolicyError, load_policies
+from journey.policy import PolicyError
+from journey.usecases import replay
+from replay import asof
 from replay import decision as decisions
 from replay import diff as differ
 from replay import rebuild as rebuilder
 
 
-def _ticker(label: str) -> Callable[[str], None]:
-    from journey.cli.output import Ticker
-
-    return Ticker(label)
-
-
 def _progress(label: str) -> Callable[[Progress], None]:
-    tick = _ticker(label)
+    tick = Ticker(label)
 
     def show(p: Progress) -> None:
         rate = p.projected / p.elapsed if p.elapsed else 0.0
@@ -42,29 +39,13 @@ def _progress(label: str) -> Callable[[Progress], None]:
     return show
 
 
-def _rebuilds(journey: Journey) -> list[Path]:
-    return sorted(journey.settings.data_dir.glob(f"rebuild-*/{rebuilder.FILENAME}"))
-
-
 def cmd_rebuild(args: argparse.Namespace, journey: Journey) -> int:
-    settings = journey.settings
-    if args.into:
-        target = Path(args.into)
-    else:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = settings.data_dir / f"rebuild-{stamp}"
+    tick = Ticker("rebuild")
     try:
-        if args.source == "kafka":
-            tick = _ticker("rebuild")
-            result = rebuilder.from_kafka(
-                journey.app, target, bootstrap=args.bootstrap or settings.kafka_bootstrap,
-                topic=args.topic or settings.events_topic, batch=args.batch or DEFAULT_BATCH,
-                on_progress=_progress("rebuild"),
-                on_read=lambda n: tick(f"{n:,} records read from the topic"))
-        else:
-            result = rebuilder.from_store(journey.app, target,
-                                          batch=args.batch or rebuilder.REBUILD_BATCH,
-                                          on_progress=_progress("rebuild"))
+        result = replay.rebuild(journey, source=args.source, into=Path(args.into) if args.into else None,
+                                batch=args.batch, bootstrap=args.bootstrap, topic=args.topic,
+                                on_progress=_progress("rebuild"),
+                                on_read=lambda n: tick(f"{n:,} records read from the topic"))
     except rebuilder.RebuildError as error:
         print(f"journey replay rebuild: {error}", file=sys.stderr)
         return 2
@@ -83,26 +64,17 @@ def cmd_rebuild(args: argparse.Namespace, journey: Journey) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, journey: Journey) -> int:
-    live = Path(args.live) if args.live else journey.settings.duckdb_path
-    if args.against:
-        other = Path(args.against)
-        if other.is_dir():
-            other = other / rebuilder.FILENAME
-    else:
-        found = _rebuilds(journey)
-        if not found:
-            print("journey replay diff: no rebuild in the data directory; run `journey replay "
-                  "rebuild` first or pass --against DIR", file=sys.stderr)
-            return 2
-        other = found[-1]
     try:
-        result = differ.diff(live, other)
-    except differ.LockedError as error:
+        compared = replay.compare(journey, Path(args.live) if args.live else None,
+                                  Path(args.against) if args.against else None)
+    except replay.NoRebuild:
+        print("journey replay diff: no rebuild in the data directory; run `journey replay "
+              "rebuild` first or pass --against DIR", file=sys.stderr)
+        return 2
+    except (differ.LockedError, FileNotFoundError) as error:
         print(f"journey replay diff: {error}", file=sys.stderr)
         return 2
-    except FileNotFoundError as error:
-        print(f"journey replay diff: {error}", file=sys.stderr)
-        return 2
+    live, other, result = compared.live, compared.other, compared.result
     if args.json:
         dump(result.to_json())
         return 0 if result.same else 1
@@ -129,29 +101,20 @@ def cmd_diff(args: argparse.Namespace, journey: Journey) -> int:
     return 1
 
 
-def _exclusions(journey: Journey) -> Callable[[list[str]], list[Exclusion]]:
-    return lambda keys: entries_in(journey.settings.data_dir, keys)
-
-
 def _verdict(allowed: bool) -> str:
     return "ALLOWED" if allowed else "DENIED"
 
 
 def cmd_decision(args: argparse.Namespace, journey: Journey) -> int:
     try:
-        book = load_policies(args.policy)
-    except PolicyError as error:
+        done = replay.replay_decision(journey, args.event_id, args.policy)
+    except replay.UnknownEvent as error:
         print(f"journey replay decision: {error}", file=sys.stderr)
-        return 2
-    event = decisions.find_event(journey.app, args.event_id)
-    if event is None:
-        print(f"journey replay decision: no recorded event {args.event_id!r}", file=sys.stderr)
         return 3
-    try:
-        replayed = decisions.replay(journey.app, event, book, _exclusions(journey))
-    except decisions.ReplayError as error:
+    except (PolicyError, decisions.ReplayError) as error:
         print(f"journey replay decision: {error}", file=sys.stderr)
         return 2
+    event, replayed = done.event, done.replayed
     if args.json:
         dump(replayed.to_json())
         return 0 if replayed.agree else 1
@@ -182,40 +145,20 @@ def cmd_decision(args: argparse.Namespace, journey: Journey) -> int:
 
 def cmd_customer_at(args: argparse.Namespace, journey: Journey, key: str) -> int:
     """``journey customer REF --as-of T | --occurred-by T``: folded from the event store."""
-    from domain import catalogue
-    from domain.errors import InvalidFact
-    from replay import asof
-
     flag, text = ("--as-of", args.as_of) if args.as_of else ("--occurred-by", args.occurred_by)
     try:
         at = catalogue.parse_instant(text, flag)
     except InvalidFact as error:
         print(f"journey customer: {error}", file=sys.stderr)
         return 2
-    customer_id = asof.resolve(journey.app, key)
     axis: asof.Axis = "recorded" if args.as_of else "occurred"
-    doc: dict[str, Any] | None = None
-    if customer_id is not None and getattr(args, "source", "store") == "kafka":
-        from replay.kafka_asof import as_of_kafka
-
-        settings = journey.settings
-        try:
-            result = as_of_kafka(journey.app, customer_id, at, axis,
-                                 args.bootstrap or settings.kafka_bootstrap,
-                                 args.topic or settings.events_topic)
-        except LookupError as error:
-            print(f"journey customer: {error}", file=sys.stderr)
-            return 2
-        if result.facts:
-            doc = result.to_json()
-            if args.limit is not None:
-                doc = asof.paged(doc, args.limit, oldest=True)
-    elif customer_id is not None and args.limit is not None:
-        # The API's paged document (oldest N): a long history is answered from its checkpoint.
-        doc = asof.document(journey.app, customer_id, at, axis, args.limit, oldest=True)
-    elif customer_id is not None:
-        result = asof.as_of(journey.app, customer_id, at, axis)
-        doc = result.to_json() if result.facts else None
+    try:
+        doc = replay.customer_at(journey, key, at, axis, limit=args.limit,
+                                 source=getattr(args, "source", "store"),
+                                 bootstrap=args.bootstrap, topic=args.topic)
+    except replay.UnreadableTopic as error:
+        print(f"journey customer: {error}", file=sys.stderr)
+        return 2
     if doc is None:
         when = "known" if args.as_of else "seen"
         print(f"journey customer: nobody {when} as {args.ref!r} ({key}) by {at.isoformat()}",
@@ -255,12 +198,12 @@ def _print_at(doc: dict[str, Any], at: datetime, axis: Literal["recorded", "occu
 
 
 def cmd_replay(args: argparse.Namespace, journey: Journey) -> int:
-    handler: Callable[[argparse.Namespace, Journey], int] = {
+    handler: Command = {
         "rebuild": cmd_rebuild, "diff": cmd_diff, "decision": cmd_decision}[args.replay_command]
     return handler(args, journey)
 
 
-def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
+def register(subparsers: Any, commands: dict[str, Command]) -> None:
     p = subparsers.add_parser("replay", help="rebuild projections, compare them, re-run a decision")
     sub = p.add_subparsers(dest="replay_command", required=True)
 

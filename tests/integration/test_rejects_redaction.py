@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from journey.erasure import REDACTED, redact_rejects
+from journey.usecases.erasure import REDACTED, redact_rejects
 
 PERSON = {"+34655443322", "655443322", "Íñigo Aranburu", "billing", "ES9121000418450200051332"}
 

@@ -12,8 +12,8 @@ import pytest
 
 from consumers.kafka_projector import run_projector
 from consumers.relay import Relay
-from journey.erasure import forget
 from journey.references import reference_key
+from journey.usecases.erasure import forget
 from tests.e2e.test_erasure_everywhere import FACTS, OTHER_IBAN, OTHER_PHONE, PHONE, SECRETS, contents, forms
 from tests.kafka.test_privacy_kafka import views
 from tests.kafka.test_projector import make_topic

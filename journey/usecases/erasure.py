@@ -28,9 +28,8 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +40,7 @@ import duckdb
 import orjson
 
 from domain import identity, personal
-from journey.bootstrap import Journey
+from journey.system import System
 from ledger.application import JourneyApplication
 from ledger.writer import ForgetResult
 from projections import quarantine, readable
@@ -83,47 +82,57 @@ class Erasure:
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
 
-def forget(journey: Journey, reference_key: str, reason: str, *, project: bool = True) -> Erasure | None:
+#: Told what could not be cleaned and why (a file another process holds, one that cannot be
+#: read); the forget goes on without it.
+Warn = Callable[[str], None]
+
+
+def _ignore(text: str) -> None:
+    pass
+
+
+def forget(system: System, reference_key: str, reason: str, *, project: bool = True,
+           warn: Warn = _ignore) -> Erasure | None:
     """Forget whoever ``reference_key`` names, everywhere under the data directory; None when
     nobody is known by it."""
     redacted: dict[str, int] = {}
     clock = time.monotonic()
 
     def before_shredding(records: list[UUID]) -> None:
-        values = personal_values(journey.app, records)
+        values = personal_values(system.app, records)
         redacted.clear()
-        redacted.update(redact_rejects(journey.settings.rejects_dir, values))
+        redacted.update(redact_rejects(system.settings.rejects_dir, values))
 
-    result = journey.ledger.forget(reference_key, reason, before_shredding)
+    result = system.ledger.forget(reference_key, reason, before_shredding)
     if result is None:
         return None
     erasure = Erasure(result, rejects=redacted)
     erasure.seconds["store"] = time.monotonic() - clock
     if project:
         clock = time.monotonic()
-        erasure.projected = _project(journey, compact=result.already)
+        erasure.projected = _project(system, compact=result.already)
         erasure.seconds["projections"] = time.monotonic() - clock
     from journey.analytics import snapshots
 
     clock = time.monotonic()
-    erasure.snapshot = snapshots.after_forget(journey, erasure.projected)
+    erasure.snapshot = snapshots.after_forget(system, erasure.projected)
     erasure.seconds["snapshot"] = time.monotonic() - clock
     ids = {str(result.customer_id), *map(str, result.records)}
     if erasure.projected:
-        ids.update(_aliases(journey, str(result.customer_id)))
-    erasure.rebuilds = drop_rebuilds(journey.settings.data_dir, ids)
-    merged = {str(r) for r in _merged_into(journey.app, result.customer_id)}
-    erasure.partitions = clean_partitions(journey.settings.partitions_dir, merged)
+        ids.update(_aliases(system, str(result.customer_id)))
+    erasure.rebuilds = drop_rebuilds(system.settings.data_dir, ids, warn)
+    merged = {str(r) for r in _merged_into(system.app, result.customer_id)}
+    erasure.partitions = clean_partitions(system.settings.partitions_dir, merged, warn)
     return erasure
 
 
-def _project(journey: Journey, *, compact: bool) -> bool:
+def _project(system: System, *, compact: bool) -> bool:
     """Bring the projections past the forget (they compact their file when they apply it);
     False when another process (``journey serve``) holds them: it applies the forget itself."""
     try:
-        journey.project()
+        system.project()
         if compact:  # a repeated forget: the first run may have stopped before compacting
-            journey.projections.compact()
+            system.projections.compact()
     except duckdb.IOException as error:
         if "lock" not in str(error).lower():
             raise
@@ -144,8 +153,8 @@ def _merged_into(app: JourneyApplication, customer_id: UUID) -> list[UUID]:
     return found
 
 
-def _aliases(journey: Journey, customer_id: str) -> set[str]:
-    rows = journey.projections.con.execute(
+def _aliases(system: System, customer_id: str) -> set[str]:
+    rows = system.projections.con.execute(
         "SELECT alias FROM customer_aliases WHERE customer_id = ?", [customer_id]).fetchall()
     return {str(r[0]) for r in rows}
 
@@ -275,7 +284,7 @@ def _redacted(line: bytes, number: int, at: str, pattern: re.Pattern[bytes]) -> 
 
 # ----------------------------------------------------------------------------- Kafka partitions
 
-def clean_partitions(directory: Path, merged: set[str]) -> dict[str, int]:
+def clean_partitions(directory: Path, merged: set[str], warn: Warn = _ignore) -> dict[str, int]:
     """Delete the rows of records merged into the person from the Kafka projector's partition
     files, and rewrite the files that had some; returns file -> rows deleted.
 
@@ -285,7 +294,7 @@ def clean_partitions(directory: Path, merged: set[str]) -> dict[str, int]:
     a stale copy the projector would never touch again. The survivor's own rows are left to the
     projector, which turns them into a tombstone when it applies the forget (the aliases that
     name the merged records there point at the survivor, and stay). A file the
-    projector holds open is skipped (reported on stderr)."""
+    projector holds open is skipped (and ``warn`` told)."""
     done: dict[str, int] = {}
     if not merged or not directory.is_dir():
         return done
@@ -296,8 +305,8 @@ def clean_partitions(directory: Path, merged: set[str]) -> dict[str, int]:
                 rewrite(path)
                 done[str(path)] = deleted
         except duckdb.IOException as error:
-            print(f"journey forget: {path} is held by another process ({error}); the records "
-                  f"merged into the customer stay in it", file=sys.stderr)
+            warn(f"{path} is held by another process ({error}); the records merged into the "
+                 "customer stay in it")
     return done
 
 
@@ -321,7 +330,7 @@ def _delete_records(path: Path, ids: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- rebuilds
 
-def drop_rebuilds(data_dir: Path, ids: set[str]) -> list[str]:
+def drop_rebuilds(data_dir: Path, ids: set[str], warn: Warn = _ignore) -> list[str]:
     """Delete the ``rebuild-*`` directories whose projections hold any of ``ids`` (or cannot
     be read to tell); returns the directories deleted."""
     from replay.rebuild import FILENAME
@@ -331,20 +340,20 @@ def drop_rebuilds(data_dir: Path, ids: set[str]) -> list[str]:
         database = directory / FILENAME
         if not directory.is_dir() or not database.exists():
             continue
-        if _holds(database, ids) is False:
+        if _holds(database, ids, warn) is False:
             continue
         shutil.rmtree(directory)
         dropped.append(str(directory))
     return dropped
 
 
-def _holds(database: Path, ids: set[str]) -> bool | None:
+def _holds(database: Path, ids: set[str], warn: Warn) -> bool | None:
     """Whether the rebuilt projections have rows of these records; None: cannot tell."""
     marks = ",".join("?" * len(ids))
     try:
         con = duckdb.connect(str(database), read_only=True)
     except duckdb.Error as error:
-        print(f"journey forget: {database} cannot be read ({error}); deleting it", file=sys.stderr)
+        warn(f"{database} cannot be read ({error}); deleting it")
         return None
     try:
         for table in ("customer_views", "events", "customer_aliases"):
