@@ -34,7 +34,7 @@ DuckDB lets one process hold the file open for writing, so the feed runs inside 
 that owns the projections: ``journey feed`` (which projects too) or the HTTP server's duties
 (:func:`tick`). This module is what to publish and how, given a sink and the projections;
 which broker, topic and settings, and which feed a running server keeps, are the composition
-root's business (journey/feeds.py).
+root's business (journey/usecases/feed.py).
 """
 
 from __future__ import annotations
@@ -553,7 +553,7 @@ class ViewFeed:
 
 
 def tick(feed: ViewFeed, budget: float = TICK_BUDGET_S) -> None:
-    """One call of a server's duty (journey/feeds.py): publish what changed, within ``budget``.
+    """One call of a server's duty (journey/usecases/feed.py): publish what changed, within ``budget``.
 
     Two cursor reads when nothing changed. It never blocks the server's lock for much longer
     than ``budget`` per attempt: unconfirmed sends are waited for on the next call, and a

@@ -15,6 +15,6 @@ from collections.abc import Callable
 
 from journey.analytics.snapshots import duty as export_snapshot
 from journey.bootstrap import Journey
-from journey.feeds import ViewFeedDuty
+from journey.usecases.feed import ViewFeedDuty
 
 DUTIES: list[Callable[[Journey], None]] = [export_snapshot, ViewFeedDuty()]

@@ -20,8 +20,8 @@ import orjson
 from consumers.view_feed import DEFAULT_CHUNK, POLL_INTERVAL, ViewFeedTopicError
 from journey.bootstrap import Journey
 from journey.faults import pause_at_batch
-from journey.feeds import kafka_feed
 from journey.signals import stop_flag
+from journey.usecases.feed import kafka_feed
 
 
 def _fault_pause() -> Callable[[int], None] | None:

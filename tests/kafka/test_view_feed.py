@@ -33,8 +33,8 @@ from consumers.view_feed import (
 from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
-from journey.feeds import ViewFeedDuty, kafka_feed
 from journey.references import reference_key
+from journey.usecases.feed import ViewFeedDuty, kafka_feed
 from tests.harness.conftest_kafka import KafkaEndpoint
 from tests.kafka.test_relay import read_topic
 from tests.ledgers import append, open_journey, record, strip

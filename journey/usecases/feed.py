@@ -3,7 +3,7 @@
 consumers/view_feed.py knows what to publish and how, given a sink and the projections. Which
 broker and topic (the settings, unless a command says otherwise), how long the server may wait
 for the broker, and which feed a running server keeps between ticks are decided here, where the
-:class:`~journey.bootstrap.Journey` and its settings are known.
+:class:`~journey.system.System` and its settings are known.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from consumers.view_feed import (
     ensure_topic,
     tick,
 )
-from journey.bootstrap import Journey
 from journey.config import Settings
+from journey.system import System
 
 
 def enabled(settings: Settings) -> bool:
@@ -31,7 +31,7 @@ def enabled(settings: Settings) -> bool:
     return settings.view_feed
 
 
-def kafka_feed(journey: Journey, bootstrap: str | None = None, topic: str | None = None,
+def kafka_feed(journey: System, bootstrap: str | None = None, topic: str | None = None,
                chunk: int = DEFAULT_CHUNK, producer_config: dict[str, Any] | None = None,
                admin_config: dict[str, Any] | None = None,
                after_flush: Callable[[int], None] | None = None, close_timeout: float = 30.0) -> ViewFeed:
@@ -50,21 +50,21 @@ class ViewFeedDuty:
     """A duty of ``journey serve`` (journey/api/duties.py): publish what changed, if enabled.
 
     A no-op unless the settings enable the feed; otherwise :func:`consumers.view_feed.tick`
-    on the feed this duty keeps for the Journey it serves (its producer and the attempt in
-    flight live from one tick to the next). Given another Journey (the server opened the
-    ledger again), it closes the old feed and starts one for the new Journey. :meth:`close`
+    on the feed this duty keeps for the System it serves (its producer and the attempt in
+    flight live from one tick to the next). Given another System (the server opened the
+    ledger again), it closes the old feed and starts one for the new System. :meth:`close`
     lets the producer go (the server's shutdown)."""
 
     def __init__(self) -> None:
-        self._journey: Journey | None = None
+        self._journey: System | None = None
         self._feed: ViewFeed | None = None
 
-    def __call__(self, journey: Journey) -> None:
+    def __call__(self, journey: System) -> None:
         if not enabled(journey.settings):
             return
         tick(self._feed_for(journey))
 
-    def _feed_for(self, journey: Journey) -> ViewFeed:
+    def _feed_for(self, journey: System) -> ViewFeed:
         if self._feed is None or self._journey is not journey:
             self.close()
             self._feed = kafka_feed(journey, producer_config=TICK_PRODUCER_CONFIG,
