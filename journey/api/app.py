@@ -44,6 +44,7 @@ from journey.config import Settings
 from journey.references import reference_key
 from journey.usecases import cases as case_queries
 from journey.usecases import customers
+from journey.usecases import replay as replay_queries
 from journey.usecases import service as service_queries
 from journey.usecases.contact import ContactQuestionError, UnknownCustomer, contact_decision
 from journey.usecases.customers import LATEST_EVENTS as CUSTOMER_TIMELINE
@@ -418,8 +419,6 @@ def _routes(app: FastAPI, desk: Desk) -> None:
                        recorded_by: Annotated[str | None, Query(max_length=64)] = None,
                        limit: Annotated[int, Query(ge=1, le=500)] = CUSTOMER_TIMELINE,
                        order: Literal["latest", "oldest"] = "latest") -> Response:
-        from replay import asof
-
         key = _key(request, token, ref)
         if (occurred_by is None) == (recorded_by is None):
             raise ApiError(422, "give exactly one of occurred_by and recorded_by",
@@ -431,12 +430,9 @@ def _routes(app: FastAPI, desk: Desk) -> None:
             raise ApiError(422, str(error), {name: text}) from None
         except OverflowError:  # 0001-01-01T00:00+01:00 is before the first instant in UTC
             raise ApiError(422, f"{name}: {text!r} is out of range", {name: text}) from None
-        axis: asof.Axis = "occurred" if name == "occurred_by" else "recorded"
+        axis: Literal["occurred", "recorded"] = "occurred" if name == "occurred_by" else "recorded"
         with desk.fresh() as journey:
-            customer_id = asof.resolve(journey.app, key)
-            doc = (None if customer_id is None
-                   else asof.document(journey.app, customer_id, at, axis, limit, order == "oldest",
-                                      journey.settings.rules))
+            doc = replay_queries.customer_at(journey, key, at, axis, limit=limit, oldest=order == "oldest")
         if doc is None:
             raise ApiError(404, f"nobody known as {ref!r} ({key}) by {at.isoformat()}",
                            {"ref": ref, "key": key, name: text})

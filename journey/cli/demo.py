@@ -10,17 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from journey.bootstrap import Journey, bootstrap
+from journey.bootstrap import bootstrap
+from journey.cli.kinds import Command
 from journey.cli.output import Ticker, ingest_progress, project_progress
 from journey.config import Settings
 from journey.sharing import BUSY
 from journey.usecases import demo
-
-Command = Callable[[argparse.Namespace, Journey], int]
 
 
 def register(sub: Any) -> None:

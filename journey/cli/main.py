@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import IO
 
-from journey.bootstrap import Journey, bootstrap
+from journey.bootstrap import bootstrap
 from journey.cli import (
     analytics,
     append,
@@ -40,13 +40,11 @@ from journey.cli import (
     serve,
     service,
 )
-from journey.cli.kinds import READERS, SERVED, SNAPSHOT_READERS
+from journey.cli.kinds import READERS, SERVED, SNAPSHOT_READERS, Command
 from journey.config import Settings
 from journey.forwarding import NotForwarded, forward, reads_stdin, running_server
 from journey.runtime import tune_gc
 from journey.sharing import BUSY, Busy, identify
-
-Command = Callable[[argparse.Namespace, Journey], int]
 
 #: The modules of the commands, each with ``register(subparsers, commands)``; in the order
 #: ``journey --help`` lists them.

@@ -61,8 +61,9 @@ def cmd_project(args: argparse.Namespace, journey: Journey) -> int:
 
 
 def _project_from_kafka(args: argparse.Namespace, journey: Journey) -> int:
-    from consumers.kafka_projector import ProjectorStats, run_projector
+    from consumers.kafka_projector import ProjectorStats
     from journey.signals import stop_flag
+    from journey.usecases.streams import project_from_kafka
 
     settings = journey.settings
     stop = stop_flag()
@@ -71,11 +72,9 @@ def _project_from_kafka(args: argparse.Namespace, journey: Journey) -> int:
     def show(stats: ProjectorStats) -> None:
         ticker(f"{stats.records:,} records, {stats.applied:,} applied ({stats.rate:,.0f}/s)")
 
-    stats = run_projector(
-        journey.app, bootstrap=args.bootstrap or settings.kafka_bootstrap,
-        topic=args.topic or settings.events_topic, directory=settings.partitions_dir,
-        group=args.group, stop=stop.is_set, once=args.once, on_progress=show,
-        before_commit=_fault_pause(), rules=settings.rules)
+    stats = project_from_kafka(journey, stop, bootstrap=args.bootstrap, topic=args.topic,
+                               group=args.group, once=args.once, on_progress=show,
+                               before_commit=_fault_pause())
     if args.json:
         dump({"records": stats.records, "applied": stats.applied, "stopped": stop.is_set()})
     else:

@@ -19,13 +19,10 @@ from typing import Any
 from journey.api.policy import DEPARTMENTS, ROLES
 from journey.api.tokens import TokenError, open_tokens
 from journey.bootstrap import Journey
-from journey.cli.kinds import SERVED
+from journey.cli.kinds import SERVED, Command
 from journey.cli.output import dump
 from journey.forwarding import announce, local_url, withdraw
 from journey.sharing import identify
-
-Command = Callable[[argparse.Namespace, Journey], int]
-
 
 
 def cmd_serve(args: argparse.Namespace, journey: Journey,

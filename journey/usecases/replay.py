@@ -106,13 +106,14 @@ class UnreadableTopic(LookupError):
 
 
 def customer_at(system: System, key: str, at: datetime, axis: asof.Axis, *,
-                limit: int | None = None, source: Literal["store", "kafka"] = "store",
+                limit: int | None = None, oldest: bool = True,
+                source: Literal["store", "kafka"] = "store",
                 bootstrap: str | None = None, topic: str | None = None) -> dict[str, Any] | None:
     """The customer document of whoever the identity key ``key`` names, folded from the store
     (or the events topic, ``source="kafka"``) as the ledger knew it at ``at`` (``axis``
-    ``recorded``) or with what had happened by ``at`` (``occurred``); ``limit``: the oldest
-    ``limit`` timeline events and late facts only. None when nobody was known (or seen) by
-    then. Raises :class:`UnreadableTopic` when the topic cannot be read."""
+    ``recorded``) or with what had happened by ``at`` (``occurred``); ``limit``: only the
+    oldest (``oldest``; else the latest) ``limit`` timeline events and late facts. None when
+    nobody was known (or seen) by then. Raises :class:`UnreadableTopic` when the topic cannot be read."""
     customer_id = asof.resolve(system.app, key)
     if customer_id is None:
         return None
@@ -129,10 +130,10 @@ def customer_at(system: System, key: str, at: datetime, axis: asof.Axis, *,
         if not result.facts:
             return None
         doc = result.to_json()
-        return doc if limit is None else asof.paged(doc, limit, oldest=True)
+        return doc if limit is None else asof.paged(doc, limit, oldest=oldest)
     if limit is not None:
         # The API's paged document (oldest N): a long history is answered from its checkpoint.
-        return asof.document(system.app, customer_id, at, axis, limit, oldest=True,
+        return asof.document(system.app, customer_id, at, axis, limit, oldest=oldest,
                              rules=system.settings.rules)
     found = asof.as_of(system.app, customer_id, at, axis, rules=system.settings.rules)
     return found.to_json() if found.facts else None

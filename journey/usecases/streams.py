@@ -17,6 +17,7 @@ from pathlib import Path
 
 from consumers import dlq
 from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest
+from consumers.kafka_projector import ProjectorStats, run_projector
 from consumers.relay import DEFAULT_BATCH, Relay, RelaySummary
 from journey.system import System
 
@@ -59,6 +60,20 @@ def ingest(system: System, stop: threading.Event, *, bootstrap: str | None = Non
     finally:
         loop.close()
     return Ingested(stats, topic, dlq_topic)
+
+
+def project_from_kafka(system: System, stop: threading.Event, *, bootstrap: str | None = None,
+                       topic: str | None = None, group: str = "journey-projections", once: bool = False,
+                       on_progress: Callable[[ProjectorStats], None] | None = None,
+                       before_commit: Callable[[], None] | None = None) -> ProjectorStats:
+    """Consume the events topic into one DuckDB file per partition (distributed mode's
+    projectors), until ``stop`` is set (``once``: until caught up)."""
+    settings = system.settings
+    return run_projector(
+        system.app, bootstrap=bootstrap or settings.kafka_bootstrap,
+        topic=topic or settings.events_topic, directory=settings.partitions_dir,
+        group=group, stop=stop.is_set, once=once, on_progress=on_progress,
+        before_commit=before_commit, rules=settings.rules)
 
 
 def relay(system: System, stop: threading.Event, *, bootstrap: str | None = None,
