@@ -53,8 +53,10 @@ class Settings:
     complaint_days: int = 15
 
     @classmethod
-    def load(cls, data_dir: str | None = None) -> Settings:
-        env = os.environ
+    def load(cls, data_dir: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of a command: ``data_dir`` (the flag) first, then ``environ`` (default:
+        the process's environment), then the embedded defaults."""
+        env = os.environ if environ is None else environ
         home = Path(data_dir or env.get("JOURNEY_HOME") or DEFAULT_HOME)
         return cls(
             data_dir=home,
@@ -64,7 +66,7 @@ class Settings:
             events_topic=env.get("JOURNEY_EVENTS_TOPIC", cls.events_topic),
             touchpoints_topic=env.get("JOURNEY_TOUCHPOINTS_TOPIC", cls.touchpoints_topic),
             dlq_topic=env.get("JOURNEY_DLQ_TOPIC", cls.dlq_topic),
-            partitions=int(env.get("JOURNEY_PARTITIONS", cls.partitions)),
+            partitions=_count(env, "JOURNEY_PARTITIONS", cls.partitions),
             views_topic=env.get("JOURNEY_VIEWS_TOPIC", cls.views_topic),
             view_feed=env.get("JOURNEY_VIEW_FEED", "").strip().lower() in {"1", "true", "yes", "on"},
             wait_seconds=_seconds(env, "JOURNEY_WAIT", cls.wait_seconds, "0: do not wait"),
@@ -143,3 +145,12 @@ def _complaint_days(env: Mapping[str, str]) -> int:
         return complaint_days(env)
     except ValueError as error:
         raise SystemExit(str(error)) from None
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise SystemExit(f"{name}={text!r} is not a whole number of at least 1")
+    return int(text)

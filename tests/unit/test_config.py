@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from journey.config import Settings
@@ -37,3 +39,36 @@ def test_the_phone_region_is_a_known_country(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("JOURNEY_PHONE_REGION", "Spain")
     with pytest.raises(SystemExit, match="JOURNEY_PHONE_REGION: 'Spain' is not a region"):
         Settings.load("/tmp/x")
+
+
+def test_a_bad_partition_count_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEY_PARTITIONS", "8")
+    assert Settings.load("/tmp/x").partitions == 8
+    for bad in ("four", "0", "-2"):
+        monkeypatch.setenv("JOURNEY_PARTITIONS", bad)
+        with pytest.raises(SystemExit, match=f"JOURNEY_PARTITIONS={bad!r} is not a whole number"):
+            Settings.load("/tmp/x")
+
+
+def test_every_setting_read_from_the_environment_is_documented() -> None:
+    """docs/deployment.md's Configuration table lists every variable Settings reads."""
+    import re
+    from pathlib import Path
+
+    asked: set[str] = set()
+
+    class Asked(dict[str, str]):
+        def get(self, key: str, default: Any = None) -> Any:
+            asked.add(key)
+            return super().get(key, default)
+
+        def __getitem__(self, key: str) -> str:
+            asked.add(key)
+            return super().__getitem__(key)
+
+    Settings.load(None, Asked())
+    table = (Path(__file__).resolve().parents[2] / "docs/deployment.md").read_text()
+    table = table.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    first_column = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    documented = {name for cell in first_column for name in re.findall(r"`([A-Z_]+)`", cell)}
+    assert asked == documented
