@@ -10,7 +10,6 @@ committed, or left to be sent again on the next start). Progress on stderr, summ
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ import orjson
 
 from consumers.view_feed import DEFAULT_CHUNK, POLL_INTERVAL, ViewFeedTopicError
 from journey.bootstrap import Journey
+from journey.cli.output import log_to_stderr
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
 from journey.usecases.feed import kafka_feed
@@ -31,22 +31,11 @@ def _fault_pause() -> Callable[[int], None] | None:
     return None if pause is None else (lambda attempt: pause())
 
 
-def _log_to_stderr() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("feed: %(message)s"))
-    feed_log = logging.getLogger("consumers.view_feed")
-    feed_log.addHandler(handler)
-    feed_log.setLevel(logging.INFO)
-    feed_log.propagate = False
-    # kafka-python reports every failed reconnect; the feed says what matters once per wait.
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-
 def cmd_feed(args: argparse.Namespace, journey: Journey) -> int:
     if args.chunk < 1 or args.poll <= 0:
         print("journey feed: --chunk must be at least 1 and --poll positive", file=sys.stderr)
         return 2
-    _log_to_stderr()
+    log_to_stderr("consumers.view_feed", "feed")
     stop = stop_flag()
     feed = kafka_feed(journey, bootstrap=args.bootstrap, topic=args.topic, chunk=args.chunk,
                       after_flush=_fault_pause())

@@ -7,6 +7,7 @@ stderr without flooding it.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -50,3 +51,18 @@ def project_progress(ticker: Ticker) -> Callable[[Progress], None]:
         rate = p.projected / p.elapsed if p.elapsed else 0.0
         ticker(f"position {p.position:,} of {p.head:,} ({rate:,.0f} events/s)")
     return show
+
+
+def log_to_stderr(logger: str, label: str) -> None:
+    """A long-running loop's log (``logger``) on stderr, each line prefixed with ``label``.
+
+    kafka-python reports every failed reconnect; the loops say what matters once per wait, so
+    its own log is kept to critical errors.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{label}: %(message)s"))
+    log = logging.getLogger(logger)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)

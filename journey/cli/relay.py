@@ -7,7 +7,6 @@ Follows the store until SIGTERM/SIGINT (the batch in hand is finished, flushed a
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ import orjson
 from consumers.relay import DEFAULT_BATCH, READ_AHEAD_MIN
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
+from journey.cli.output import log_to_stderr
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
 from journey.usecases import streams
@@ -29,22 +29,11 @@ def _fault_pause() -> Callable[[int], None] | None:
     return None if pause is None else (lambda batch: pause())
 
 
-def _log_to_stderr() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("relay: %(message)s"))
-    relay_log = logging.getLogger("consumers.relay")
-    relay_log.addHandler(handler)
-    relay_log.setLevel(logging.INFO)
-    relay_log.propagate = False
-    # kafka-python reports every failed reconnect; the relay says what matters once per wait.
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-
 def cmd_relay(args: argparse.Namespace, journey: Journey) -> int:
     if args.batch < 1:
         print("journey relay: --batch must be at least 1", file=sys.stderr)
         return 2
-    _log_to_stderr()
+    log_to_stderr("consumers.relay", "relay")
     stop = stop_flag()
     summary = streams.relay(journey, stop, bootstrap=args.bootstrap, topic=args.topic, batch=args.batch,
                             once=args.once, read_ahead=args.read_ahead, after_flush=_fault_pause())
