@@ -19,12 +19,16 @@ Two measurements: ``micro`` runs only the per-fact stream step (the rule and the
 for the customer streams of the workload, no store), best of a few rounds; ``append`` runs the
 whole append (``ingest`` into a fresh SQLite store, 2,000 facts per transaction, what ``journey
 append`` does) once per way, each in a fresh spawned interpreter (benchmarks/workers.py), in
-alternation for ``--rounds`` rounds, and prints facts/s of each run.
+alternation for ``--rounds`` rounds, and prints facts/s and CPU seconds of each run. ``--calls``
+also counts the Python function calls of one append each way: a measure that a busy machine
+does not disturb.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import tempfile
 import time
@@ -287,10 +291,17 @@ def micro(facts: list[Fact], rounds: int) -> dict[str, float]:
 # ------------------------------------------------------------------------------ append
 
 
-def append_with(way: str, directory: Path, source: Path, batch: int) -> dict[str, Any]:
-    """``workers.append`` with the writer's batch run the given way (in a spawned worker)."""
+def append_with(way: str, directory: Path, source: Path, batch: int, count_calls: bool = False
+                ) -> dict[str, Any]:
+    """``workers.append`` with the writer's batch run the given way (in a spawned worker).
+    ``count_calls``: under cProfile, counting the Python function calls (the same count on a
+    busy machine as on an idle one; the times are not the append's then)."""
     if way == "aggregates":
         ledger_writer._BatchWriter = AggregateWriter  # type: ignore[misc]
+    if count_calls:
+        profile = cProfile.Profile()
+        summary: dict[str, Any] = profile.runcall(workers.append, directory, source, batch)
+        return {**summary, "calls": pstats.Stats(profile).total_calls}  # type: ignore[attr-defined]
     started = time.process_time()
     summary = workers.append(directory, source, batch)
     # The CPU seconds too: the wall clock of a shared machine varies more than the work does.
@@ -305,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-append", action="store_true", help="only the micro-benchmark")
+    parser.add_argument("--calls", action="store_true",
+                        help="also count the Python function calls of one append each way")
     args = parser.parse_args(argv)
     facts = workload(args.events)
     per_fact = micro(facts, args.rounds)
@@ -312,6 +325,15 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{name} {us:.2f} us/fact" for name, us in per_fact.items()))
     if args.no_append:
         return 0
+    if args.calls:
+        with tempfile.TemporaryDirectory(prefix="stream-rules-") as work:
+            source = Path(work) / "workload.jsonl"
+            demo_data.write_jsonl(source, facts)
+            for way in ("functions", "aggregates"):
+                counted = workers.in_worker(append_with, way, Path(work) / way, source, SQLITE_BATCH, True)
+                lines, calls = counted.result["lines"], counted.result["calls"]
+                print(f"calls {way}: {calls:,} Python function calls for {lines:,} facts = "
+                      f"{calls / lines:.1f} per fact", flush=True)
     rates: dict[str, list[float]] = {"functions": [], "aggregates": []}
     cpu: dict[str, list[float]] = {"functions": [], "aggregates": []}
     with tempfile.TemporaryDirectory(prefix="stream-rules-") as work:
