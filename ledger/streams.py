@@ -1,11 +1,12 @@
 """What the write path knows about each stream, and the stored rows it writes, without aggregates.
 
-The ledger's streams are eventsourcing aggregates (domain/customer.py, domain/case.py), and the
-readers (projections, replay, verify, the relay) read them as such. Writing a batch through
-aggregate and domain-event objects cost about half the append's time, so the writer produces
-the stored rows directly: the same topics and the same state bytes as
+The ledger's streams are stored as eventsourcing aggregates' events (domain/customer.py,
+domain/case.py), and the readers (projections, replay, verify, the relay) decode them as such.
+Writing a batch through aggregate and domain-event objects cost about half the append's time,
+so the writer produces the stored rows directly: the same topics and the same state bytes as
 ``Customer``/``Case`` and the ``CryptoMapper`` would (``tests/integration/test_stream_rows.py``
-compares them), and it checks the aggregates' invariants on the little it keeps per stream:
+compares them), and it checks the streams' rules (domain/registration.py,
+domain/case_rules.py) on the little it keeps per stream:
 
 * the version of the last event (the next one is version + 1; a stale version fails the
   insert on the primary key, IntegrityError, and the batch is redone);
@@ -25,6 +26,9 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
+from domain import case_rules, registration
 from domain.case import Case
 from domain.customer import Customer
 
@@ -38,17 +42,17 @@ class _Unknown:
 
 UNKNOWN: Final = _Unknown()
 
-#: The aggregates' topics, as eventsourcing writes them (module:qualname).
-CUSTOMER_TOPIC = f"{Customer.__module__}:{Customer.__qualname__}"
-CUSTOMER_STARTED = f"{Customer.Started.__module__}:{Customer.Started.__qualname__}"
-CUSTOMER_RECORDED = f"{Customer.__module__}:{Customer.__qualname__}.Recorded"
-CASE_TOPIC = f"{Case.__module__}:{Case.__qualname__}"
-CASE_STARTED = f"{Case.Started.__module__}:{Case.Started.__qualname__}"
-CASE_RECORDED = f"{Case.__module__}:{Case.__qualname__}.Recorded"
+#: The stored events' topics, as eventsourcing writes them (module:qualname).
+CUSTOMER_TOPIC = get_topic(Customer)
+CUSTOMER_STARTED = get_topic(Customer.Started)
+CUSTOMER_RECORDED = get_topic(Customer.Recorded)
+CASE_TOPIC = get_topic(Case)
+CASE_STARTED = get_topic(Case.Started)
+CASE_RECORDED = get_topic(Case.Recorded)
 
 #: The fact type a stream records at most once, per kind of stream.
-CUSTOMER_MARKER = "customer.registered"
-CASE_MARKER = "case.opened"
+CUSTOMER_MARKER = registration.REGISTERED
+CASE_MARKER = case_rules.OPENED
 
 
 @dataclass(slots=True)

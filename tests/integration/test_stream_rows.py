@@ -49,13 +49,23 @@ def test_stored_rows_are_the_aggregates_events(tmp_path: Path) -> None:
             assert row.originator_version == streams.get(row.originator_id, 0) + 1
             streams[row.originator_id] = row.originator_version
         kinds = set()
+        marked: dict[type, int] = {Customer: 0, Case: 0}
         for stream_id, version in streams.items():
             aggregate: Customer | Case = app.repository.get(stream_id)  # type: ignore[arg-type]
             assert aggregate.version == version
             kinds.add(type(aggregate))
+            # The state the writer checked the rules on is the stored stream's fold.
+            kept = journey.ledger.streams.get(stream_id)  # type: ignore[arg-type]
+            assert kept is not None and kept.version == version
             if isinstance(aggregate, Customer):
                 assert aggregate.facts == version
+                assert kept.marker == aggregate.registered_by
+                marked[Customer] += aggregate.registered_by is not None
+            else:
+                assert (kept.marker, kept.owner) == (aggregate.opened_by, aggregate.customer_id)
+                marked[Case] += aggregate.opened_by is not None
         assert kinds == {Customer, Case}
+        assert marked[Customer] > 0 and marked[Case] > 0
     finally:
         journey.close()
 
