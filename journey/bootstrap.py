@@ -46,26 +46,20 @@ class Journey(System):
 
 
 def bootstrap(settings: Settings) -> Journey:
+    settings.check()  # also for settings built in code rather than loaded
     # The domain reads no environment: the region phones without a country code belong to is
     # set here, once, for whatever this process checks or looks up.
     identity.set_phone_region(settings.phone_region)
-    if settings.store == "sqlite":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        env = sqlite_env(str(settings.sqlite_path))
-    elif settings.store == "postgres":
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.store == "postgres":
         from ledger.postgres_recorder import postgres_env
 
-        if not settings.postgres_url:
-            raise SystemExit("JOURNEY_STORE=postgres needs JOURNEY_POSTGRES_URL "
-                             "(postgresql://user[:password]@host[:port]/dbname)")
-        try:
-            env = postgres_env(settings.postgres_url)
+        try:  # the event store is the server; the projections (DuckDB) and rejects stay local
+            env = postgres_env(str(settings.postgres_url))
         except ValueError as error:
             raise SystemExit(f"JOURNEY_POSTGRES_URL: {error}") from None
-        # The event store is the server; the projections (DuckDB) and rejects stay local.
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
     else:
-        raise SystemExit(f"JOURNEY_STORE={settings.store!r} is not a store: use 'sqlite' or 'postgres'")
+        env = sqlite_env(str(settings.sqlite_path))
     app = open_application(env)
     # Writers of one SQLite file (an append beside a server) take turns per batch; PostgreSQL
     # writers may sit on other machines, so they meet in the store and retry instead.

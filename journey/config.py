@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domain.identity import phone_region
+from domain.limits import limits_from
 from projections.cases import complaint_days
 from projections.rules import Rules
 
@@ -58,7 +59,7 @@ class Settings:
         the process's environment), then the embedded defaults."""
         env = os.environ if environ is None else environ
         home = Path(data_dir or env.get("JOURNEY_HOME") or DEFAULT_HOME)
-        return cls(
+        settings = cls(
             data_dir=home,
             store=env.get("JOURNEY_STORE", "sqlite"),
             postgres_url=env.get("JOURNEY_POSTGRES_URL"),
@@ -78,6 +79,21 @@ class Settings:
             latest=env.get("JOURNEY_LATEST"),
             complaint_days=_complaint_days(env),
         )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Stop (``SystemExit``, naming the variable) on settings that mean nothing, when the
+        command starts rather than at the first fact or the first connection."""
+        if self.store not in ("sqlite", "postgres"):
+            raise SystemExit(f"JOURNEY_STORE={self.store!r} is not a store: use 'sqlite' or 'postgres'")
+        if self.store == "postgres" and not self.postgres_url:
+            raise SystemExit("JOURNEY_STORE=postgres needs JOURNEY_POSTGRES_URL "
+                             "(postgresql://user[:password]@host[:port]/dbname)")
+        try:
+            limits_from(self.earliest, self.latest)
+        except ValueError as error:
+            raise SystemExit(f"JOURNEY_EARLIEST/JOURNEY_LATEST: {error}") from None
 
     @property
     def rules(self) -> Rules:

@@ -110,7 +110,13 @@ def _main(argv: Sequence[str] | None) -> int:
         code = _forward(args, settings)
         if code is not None:
             return code
-    journey = bootstrap(settings)
+    try:
+        journey = bootstrap(settings)
+    except SystemExit as bad:  # a store that cannot be opened as configured
+        if not isinstance(bad.code, str):
+            raise
+        print(f"journey {args.command}: {bad.code}", file=sys.stderr)
+        return 2
     try:
         return COMMANDS[args.command](args, journey)
     except Busy as busy:

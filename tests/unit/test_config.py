@@ -72,3 +72,32 @@ def test_every_setting_read_from_the_environment_is_documented() -> None:
     first_column = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
     documented = {name for cell in first_column for name in re.findall(r"`([A-Z_]+)`", cell)}
     assert asked == documented
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    pytest.param({"JOURNEY_STORE": "mongo"}, "JOURNEY_STORE='mongo' is not a store", id="store"),
+    pytest.param({"JOURNEY_STORE": "postgres"}, "JOURNEY_STORE=postgres needs JOURNEY_POSTGRES_URL",
+                 id="postgres-without-url"),
+    pytest.param({"JOURNEY_EARLIEST": "last tuesday"}, "JOURNEY_EARLIEST/JOURNEY_LATEST: earliest",
+                 id="earliest"),
+    pytest.param({"JOURNEY_EARLIEST": "2030-01-01T00:00:00Z", "JOURNEY_LATEST": "2020-01-01T00:00:00Z"},
+                 "JOURNEY_EARLIEST/JOURNEY_LATEST", id="empty-range"),
+    pytest.param({"JOURNEY_COMPLAINT_DAYS": "soon"}, "JOURNEY_COMPLAINT_DAYS", id="complaint-days"),
+])
+def test_settings_that_mean_nothing_stop_the_command_when_it_starts(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
+    for name in ("JOURNEY_STORE", "JOURNEY_POSTGRES_URL", "JOURNEY_EARLIEST", "JOURNEY_LATEST"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=message):
+        Settings.load("/tmp/x")
+
+
+def test_a_command_with_a_bad_setting_says_so_and_exits_2(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from journey.cli import main
+
+    monkeypatch.setenv("JOURNEY_STORE", "mongo")
+    assert main(["--data-dir", "/tmp/x", "status"]) == 2
+    assert "journey status: JOURNEY_STORE='mongo' is not a store" in capsys.readouterr().err
