@@ -14,11 +14,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from consumers.view_feed import DEFAULT_CHUNK, POLL_INTERVAL, ViewFeedTopicError
 from journey.bootstrap import Journey
-from journey.cli.output import log_to_stderr
+from journey.cli.output import dump, log_to_stderr
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
 from journey.usecases.feed import kafka_feed
@@ -53,7 +51,7 @@ def cmd_feed(args: argparse.Namespace, journey: Journey) -> int:
             "attempts": summary.attempts, "start_position": summary.start_position,
             "position": summary.position, "head": summary.head, "seconds": round(summary.seconds, 3),
             "failures": summary.failures, "unconfirmed": summary.unconfirmed, "stopped": summary.stopped}
-        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        dump(doc)
     else:
         line = (f"published {summary.views} views and {summary.tombstones} tombstones to {summary.topic} "
                 f"in {summary.seconds:.1f} s, now at position {summary.position}")

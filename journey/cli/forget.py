@@ -11,11 +11,10 @@ import argparse
 import sys
 from typing import Any
 
-import orjson
-
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
+from journey.cli.output import dump
 from journey.references import reference_key
 from journey.usecases.erasure import forget
 
@@ -46,7 +45,7 @@ def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
         return 3
     result = erasure.result
     if args.json:
-        sys.stdout.write(orjson.dumps(erasure.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        dump(erasure.to_json())
         return 0
     if result.already:
         print(f"customer {result.customer_id} was already forgotten")

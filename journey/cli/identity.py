@@ -12,11 +12,10 @@ import argparse
 import sys
 from typing import Any
 
-import orjson
-
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
+from journey.cli.output import dump
 from journey.cli.textview import printable, say
 from journey.usecases import identity
 
@@ -45,8 +44,7 @@ def cmd_merge(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey {args.command}: {error}", file=sys.stderr)
         return 2
     if args.json:
-        sys.stdout.write(orjson.dumps({"recorded": done.recorded, "refused": done.refused,
-                                       "fact": done.fact}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        dump({"recorded": done.recorded, "refused": done.refused, "fact": done.fact})
     elif done.refused:
         print(printable(f"journey {args.command}: refused: {done.refused[0]}"), file=sys.stderr)
     else:

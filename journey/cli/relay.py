@@ -11,12 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from consumers.relay import DEFAULT_BATCH, READ_AHEAD_MIN
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
-from journey.cli.output import log_to_stderr
+from journey.cli.output import dump, log_to_stderr
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
 from journey.usecases import streams
@@ -44,7 +42,7 @@ def cmd_relay(args: argparse.Namespace, journey: Journey) -> int:
             "head": summary.head, "seconds": round(summary.seconds, 3),
             "events_per_second": round(summary.rate), "send_failures": summary.send_failures,
             "unconfirmed": summary.unconfirmed, "stopped": summary.stopped}
-        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        dump(doc)
     else:
         line = (f"published {summary.published} events to {summary.topic} in {summary.seconds:.1f} s "
                 f"({summary.rate:,.0f}/s), now at position {summary.position}")
