@@ -31,7 +31,8 @@ class Journey(System):
 
         Same validation, same batching, same result: bad facts are in ``rejected`` with their
         1-based index as ``line``; the projections are brought up to date afterwards (by the
-        running ``journey serve`` that holds them, if there is one).
+        running ``journey serve`` that holds them, if there is one; if another process holds
+        them past JOURNEY_WAIT, by the next read, which always catches up first).
         """
         summary = recording.record_lines(self, recording.lines_of(facts), batch=batch)
         recording.after_recording(self)
