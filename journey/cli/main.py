@@ -13,7 +13,9 @@ Beside a running ``journey serve`` the commands that read the projections run in
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import IO
@@ -86,6 +88,10 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
 
 def _main(argv: Sequence[str] | None) -> int:
     tune_gc()
+    # `kill -USR1 PID` prints where every thread of a command is, on its stderr, and lets it go
+    # on: how an operator (or a test) sees what a worker that does not stop is waiting for.
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.load(args.data_dir)

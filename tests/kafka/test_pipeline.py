@@ -159,7 +159,15 @@ def test_broker_restarted_while_ingest_relay_and_projector_run(
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         for worker in workers:
-            _, err = worker.communicate(timeout=120)
+            try:
+                _, err = worker.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                worker.send_signal(signal.SIGUSR1)  # where it is stuck, on its stderr
+                time.sleep(2)
+                worker.kill()
+                _, err = worker.communicate(timeout=30)
+                raise AssertionError(f"{worker.args[5]} did not stop within 120 s of SIGTERM:\n"
+                                     f"{err[-6000:]}") from None
             assert worker.returncode in (0, 1), err[-2000:]  # 1: ingest dead-lettered nothing here
         stored = [decode_notification(journey.app, x)
                   for x in journey.app.recorder.select_notifications(1, head + 1)]
