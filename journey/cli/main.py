@@ -13,6 +13,7 @@ Beside a running ``journey serve`` the commands that read the projections run in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import os
 import signal
@@ -90,8 +91,9 @@ def _main(argv: Sequence[str] | None) -> int:
     tune_gc()
     # `kill -USR1 PID` prints where every thread of a command is, on its stderr, and lets it go
     # on: how an operator (or a test) sees what a worker that does not stop is waiting for.
-    if hasattr(signal, "SIGUSR1"):
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    if hasattr(signal, "SIGUSR1") and sys.__stderr__ is not None:
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # stderr without a file
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.load(args.data_dir)
