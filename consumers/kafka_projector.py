@@ -181,9 +181,6 @@ def _park(store: ProjectionStore) -> bool:
     limit (something it cannot evict), the file keeps the working limit: memory, not
     correctness, is at stake."""
     store.con.execute("CHECKPOINT")
-    # The packed views of the partition's customers (~45 MB each at 1M events) go too: read
-    # again from the file by the next transaction, which touches most of them anyway.
-    store.cache.clear()
     try:
         _set_memory_limit(store, IDLE_MEMORY_LIMIT)
     except duckdb.OutOfMemoryException as error:

@@ -9,36 +9,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from uuid import UUID
-
-from eventsourcing.persistence import Notification
 
 from ledger.application import JourneyApplication, StoredFact
-from ledger.sqlite_recorder import JourneySQLiteRecorder
 from projections import quarantine
-from projections.duckdb_store import LogOrderNeeded, ProjectionStore
+from projections.duckdb_store import ProjectionStore
 
 log = logging.getLogger(__name__)
 
-#: Facts per DuckDB transaction. Each transaction rewrites every customer it touched once
-#: (view, customers, identities, derived rows): at 20,000 a 1M-event catch-up rewrote most
-#: customers 50 times over. The facts are read and folded in chunks of :data:`READ_CHUNK`,
-#: so memory holds one chunk of facts plus the touched customers' views.
+#: Facts per DuckDB transaction. Each transaction recomputes the derived rows of every customer
+#: it touched once, at its end; the facts are read and written in chunks of
+#: :data:`READ_CHUNK`, so memory holds one chunk of facts.
 DEFAULT_BATCH = 200_000
 #: Facts read from the store and decoded at a time.
 READ_CHUNK = 20_000
-#: Positions in a transaction from which a SQLite store's log is read record group by record
-#: group rather than in log order (ledger/record_groups.py): each touched customer's view is
-#: then unpacked and packed once per transaction instead of once per chunk that touches it.
-GROUPED_MIN = 20_000
-#: Facts per DuckDB transaction of a stretch read record group by record group. Such a
-#: transaction writes each group's rows as soon as the group is complete, so its memory does
-#: not grow with its length, and each customer is written once per transaction: a 1M-event
-#: catch-up took 95 s in one such transaction, 163 s in five of 200k (docs/performance.md).
-#: A killed catch-up loses at most this stretch's work, never its consistency.
-GROUPED_BATCH = 1_000_000
 
 
 @dataclass(slots=True)
@@ -55,22 +40,17 @@ def catch_up(
     batch_size: int | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     before_commit: Callable[[], None] | None = None,
-    grouped: bool | None = None,
     read_chunk: int = READ_CHUNK,
 ) -> int:
     """Project everything recorded so far; returns the number of facts projected.
 
-    ``batch_size`` facts (at most) go into each DuckDB transaction, with their position
-    (None: :data:`GROUPED_BATCH` for a stretch read record group by record group,
-    :data:`DEFAULT_BATCH` in log order).
-    ``grouped``: read a SQLite store's log record group by record group (None: for
-    transactions of at least :data:`GROUPED_MIN` positions; False: always in log order). The
-    result is the same; a stretch whose merges need log order is rolled back and read again
-    in log order. ``read_chunk``: facts read from the store and decoded at a time.
+    ``batch_size`` facts (at most, default :data:`DEFAULT_BATCH`) go into each DuckDB
+    transaction, with their position. ``read_chunk``: facts read from the store and decoded
+    at a time.
 
     A fact the projection cannot handle is quarantined (projections/quarantine.py): most are
-    recognised before they are folded (projections/readable.py); when folding or writing a
-    stretch raises anyway, the stretch is rolled back and redone in log order, halving the
+    recognised before they are written (projections/readable.py); when writing a stretch
+    raises anyway, the stretch is rolled back and redone a chunk at a time, halving the
     failing part until the facts that fail on their own are found (:func:`_isolate`).
     """
     if (batch_size is not None and batch_size < 1) or read_chunk < 1:
@@ -105,44 +85,9 @@ def catch_up(
                 on_progress(Progress(projected + int(read["facts"]), int(read["position"]), head,
                                      time.monotonic() - started))
 
-    def grouped_chunks(positions: Sequence[int], at: int) -> Iterator[list[StoredFact]]:
-        recorder = app.recorder
-        assert isinstance(recorder, JourneySQLiteRecorder)
-        for i in range(0, len(positions), chunk):
-            rows = recorder.select_rows_at(positions[i:i + chunk])
-            batch = quarantine.decode(app, [
-                Notification(id=r[0], originator_id=UUID(r[1]), originator_version=r[2],
-                             topic=r[3], state=r[4]) for r in rows])
-            yield batch
-            read["facts"] += len(batch)
-            if on_progress is not None:
-                on_progress(Progress(projected + int(read["facts"]), at, head,
-                                     time.monotonic() - started))
-
-    use_groups = grouped
     while read["position"] < head and not read["end"]:
         read["facts"] = 0
         at = int(read["position"])
-        end = min(head, at + (GROUPED_BATCH if batch_size is None else batch_size))
-        window = None if use_groups is False else _grouped_window(app, at, end, bool(use_groups))
-        if window is not None:
-            positions, groups = window
-            try:
-                projected += store.apply_chunks(grouped_chunks(positions, at),
-                                                before_commit=before_commit, groups=groups, end=end)
-                read["position"] = end
-                continue
-            except LogOrderNeeded as reason:
-                # Rolled back; this stretch, and the rest of this catch-up, in log order.
-                log.info("positions %d-%d need log order (%s)", at + 1, end, reason)
-                use_groups = False
-                read["facts"] = 0
-            except quarantine.FACT_ERRORS as error:
-                log.warning("positions %d-%d: %s; isolating the facts at fault", at + 1, end,
-                            quarantine.failure(error))
-                projected += _isolate(app, store, end, chunk, before_commit)
-                read["position"] = store.position()
-                continue
         try:
             projected += store.apply_chunks(chunks(), before_commit=before_commit)
         except quarantine.FACT_ERRORS as error:
@@ -215,13 +160,3 @@ def retry_quarantined(app: JourneyApplication, store: ProjectionStore) -> Retrie
         else:
             result.remaining.append(replace(entry, reason=reason))
     return result
-
-
-def _grouped_window(app: JourneyApplication, after: int, end: int, always: bool
-                    ) -> tuple[Sequence[int], dict[str, str]] | None:
-    """The stretch (after, end] record group by record group, when it is long enough to gain
-    from it (or ``always``) and the store can say which record each event belongs to (a
-    SQLite store)."""
-    if (end - after < GROUPED_MIN and not always) or not isinstance(app.recorder, JourneySQLiteRecorder):
-        return None
-    return app.recorder.grouped_positions(after, end)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from consumers.log_follower import DEFAULT_BATCH, GROUPED_BATCH
+from consumers.log_follower import DEFAULT_BATCH
 from journey.bootstrap import Journey
 from journey.cli.output import Ticker, dump, project_progress
 from journey.faults import pause_at_batch
@@ -19,8 +19,7 @@ from journey.usecases.status import status
 def register(sub: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
     p = sub.add_parser("project", help="bring the projections up to date with the store")
     p.add_argument("--batch", type=int, default=None,
-                   help=f"events per projection transaction (default: {DEFAULT_BATCH:,}, or "
-                        f"{GROUPED_BATCH:,} for a long catch-up of a SQLite store, read record by record)")
+                   help=f"events per projection transaction (default: {DEFAULT_BATCH:,})")
     p.add_argument("--source", choices=("store", "kafka"), default="store",
                    help="store: follow the event store (embedded); kafka: consume journey.events "
                         "into one DuckDB file per partition (distributed)")

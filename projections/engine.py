@@ -1,0 +1,292 @@
+"""The set-based projection engine: facts become ``events`` rows; derived tables follow the rows.
+
+One engine for the three drivers (the embedded follower, ``journey replay rebuild``, the Kafka
+projector). Per fact, only what cannot wait happens in Python: the checks that keep a bad fact
+from stopping the readers, and one row of typed columns. Rows go to DuckDB a chunk at a time
+through Arrow. Record moves are statements over rows: a merge gives the absorbed record's rows
+to the survivor, an unmerge gives them back (the event store says which facts were the
+absorbed record's), a forget empties the personal columns. When the transaction ends, every
+derived table is recomputed for the customers it touched, from their rows
+(projections/derive.py), so the result depends only on the set of rows, never on the order
+or the batches they came in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from domain import catalogue
+from ledger.application import StoredFact, record_history
+from projections import derive, quarantine, readable
+from projections.duckdb_store import EVENT_COLUMNS, ProjectionStore, over
+
+MARKERS = ("customer.merged", "customer.unmerged")
+
+_EVENT_CASTS = [
+    f"{c}::TIMESTAMPTZ" if c in ("occurred_at", "recorded_at")
+    else f"{c}::JSON" if c in ("ref", "data") else c
+    for c in EVENT_COLUMNS
+]
+_INSERT = f"INSERT INTO events SELECT {', '.join(_EVENT_CASTS)} FROM arrow_batch"
+
+_QUARANTINE_SCHEMA = pa.schema([
+    ("position", pa.int64()), ("reader", pa.string()), ("event_id", pa.string()),
+    ("originator", pa.string()), ("customer_id", pa.string()), ("type", pa.string()),
+    ("reason", pa.string()),
+])
+
+
+class Batch:
+    """One transaction's worth of facts: rows written chunk by chunk, derived rows at the end."""
+
+    def __init__(self, store: ProjectionStore, history: Callable[[str], list[StoredFact]] | None) -> None:
+        self.store = store
+        self.con = store.con
+        self.history = history
+        self.aliases = store.aliases
+        self.rows: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
+        #: Record moves of the chunk, in log order: ("merge", absorbed, survivor, position) or
+        #: ("split", absorbed, members, event ids of the absorbed records' facts).
+        self.moves: list[tuple[Any, ...]] = []
+        #: Customers whose derived rows the transaction's end recomputes.
+        self.touched: set[str] = set()
+        #: Customers forgotten in the chunk.
+        self.forgotten: set[str] = set()
+        #: Somebody was forgotten in this transaction (the file is compacted afterwards).
+        self.forgotten_any = False
+        #: One partition's file (Kafka): a merged record whose rows live in another file is
+        #: read from the store; a record split off again is dropped here (its own partition's
+        #: file has it).
+        self.partitioned = False
+        #: Positions to quarantine whatever the checks say (they failed on their own).
+        self.refuse: Mapping[int, str] = {}
+        #: Facts applied (not redeliveries) and quarantined in this transaction.
+        self.applied = 0
+        self.held = 0
+        #: record -> the aliases that (may) point at it: a merge moves them without scanning
+        #: every alias. Entries may be stale: the aliases dict is checked before one is moved.
+        self.pointing: dict[str, list[str]] | None = None
+
+    # ------------------------------------------------------------------------ per chunk
+
+    def unseen(self, facts: Sequence[StoredFact]) -> list[StoredFact]:
+        """The facts whose store position this file holds no row of yet (Kafka redelivers)."""
+        if not facts:
+            return []
+        positions = [sf.position for sf in facts]
+        present = {int(r[0]) for r in self.con.execute(
+            "SELECT position FROM events WHERE position BETWEEN ? AND ? "
+            "AND position IN (SELECT unnest(?::BIGINT[]))",
+            [min(positions), max(positions), positions]).fetchall()}
+        return [sf for sf in facts if sf.position not in present]
+
+    def add(self, chunk: Sequence[StoredFact]) -> None:
+        """Write a chunk's rows and record moves; quarantine what the readers cannot handle."""
+        good, held = self._screen(chunk)
+        before = dict(self.aliases)
+        for sf in good:
+            self._row(sf)
+        self.applied += len(good)
+        if held:
+            self._hold(held)
+        if good:
+            self._flush(before)
+        self.rows = {c: [] for c in EVENT_COLUMNS}
+        self.moves = []
+        self.forgotten = set()
+
+    def _screen(self, chunk: Sequence[StoredFact]
+                ) -> tuple[list[StoredFact], list[tuple[StoredFact, str, str | None]]]:
+        refuse = self.refuse
+        good: list[StoredFact] = []
+        held: list[tuple[StoredFact, str, str | None]] = []
+        for sf in chunk:
+            reason = refuse.get(sf.position) or readable.problem(sf)
+            if reason is None:
+                good.append(sf)
+            else:
+                held.append((sf, reason, readable.customer_of(sf)))
+        return good, held
+
+    def _hold(self, held: Sequence[tuple[StoredFact, str, str | None]]) -> None:
+        entries = []
+        for sf, reason, record in held:
+            owner = None if record is None else self.aliases.get(record, record)
+            entries.append(quarantine.entry_of(sf, self.store.reader, reason, owner))
+        self.held += len(held)
+        over(self.con, "INSERT OR IGNORE INTO quarantine SELECT *, now() FROM arrow_batch",
+             pa.Table.from_pylist([e.to_json() for e in entries], schema=_QUARANTINE_SCHEMA))
+
+    def _pointing(self) -> dict[str, list[str]]:
+        if self.pointing is None:
+            self.pointing = {}
+            for alias, target in self.aliases.items():
+                self.pointing.setdefault(target, []).append(alias)
+        return self.pointing
+
+    def _row(self, sf: StoredFact) -> None:
+        fact = catalogue.upcast(sf.fact)
+        aliases = self.aliases
+        stream_customer: str = fact["customer_uuid"]
+        owner = aliases.get(stream_customer, stream_customer)
+        kind = fact["type"]
+        data = fact.get("data", {})
+        self.touched.add(owner)
+        if kind == "customer.merged":
+            self._merge(data["from"], owner, sf.position)
+        elif kind == "customer.unmerged":
+            self._split(owner, data["from"], sf.position)
+        elif kind == "customer.forgotten":
+            self.forgotten.add(owner)
+            self.forgotten_any = True
+        occurred_local: str = fact["occurred_at"]
+        moment = datetime.fromisoformat(occurred_local)
+        erased = bool(fact.get("erased"))
+        values = (sf.position, fact["event_id"], owner, str(sf.stream_id), sf.stream_version, kind,
+                  fact.get("v", 1), moment.astimezone(UTC).isoformat(), occurred_local,
+                  sf.recorded_at.isoformat(), fact["source"], fact["id"], fact.get("department"),
+                  fact.get("agent"), catalogue.channel_of(fact), data.get("purpose"),
+                  data.get("campaign"), data.get("case_id"),
+                  sf.recorded_at.timestamp() - moment.timestamp(),
+                  # An erased fact (read after its customer was forgotten) keeps only its
+                  # public data, which the tombstone's counts read; nothing else of it.
+                  None if erased else orjson.dumps(fact["customer"]).decode(),
+                  orjson.dumps(data).decode())
+        rows = self.rows
+        for column, value in zip(EVENT_COLUMNS, values, strict=True):
+            rows[column].append(value)
+
+    def _merge(self, absorbed: str, survivor: str, position: int) -> None:
+        if self.partitioned and self.history is not None and not self._local(absorbed):
+            self._borrow(absorbed)
+        aliases = self.aliases
+        pointing = self._pointing()
+        for alias in pointing.pop(absorbed, ()):
+            if aliases.get(alias) == absorbed:
+                aliases[alias] = survivor
+                pointing.setdefault(survivor, []).append(alias)
+        aliases[absorbed] = survivor
+        pointing.setdefault(survivor, []).append(absorbed)
+        self.moves.append(("merge", absorbed, survivor, position))
+        self.touched.add(absorbed)
+
+    def _split(self, survivor: str, absorbed: str, position: int) -> None:
+        """The absorbed record, and the records merged into it, are people of their own again:
+        the facts of theirs before the unmerge (the event store says which) go back to them."""
+        if self.history is None:
+            raise RuntimeError("customer.unmerged needs the event store (ProjectionStore.history)")
+        gathered = record_history(self.history, absorbed,
+                                  lambda sf: sf.position < position and readable.problem(sf) is None)
+        members = gathered.members
+        aliases = self.aliases
+        for member in members:
+            if member == absorbed:
+                aliases.pop(member, None)
+            else:
+                aliases[member] = absorbed
+        self.pointing = None  # rare: rebuilt from the aliases when next needed
+        self.moves.append(("split", absorbed, members, {sf.fact["event_id"] for sf in gathered.facts}))
+        self.touched.update(members)
+        self.touched.add(survivor)
+
+    def _local(self, record: str) -> bool:
+        """Does this file hold rows of the record (written, or in this chunk)?"""
+        if record in self.rows["customer_id"]:
+            return True
+        return bool(self.con.execute("SELECT 1 FROM events WHERE customer_id = ? LIMIT 1",
+                                     [record]).fetchall())
+
+    def _borrow(self, record: str) -> None:
+        """Rows for a record whose facts were keyed to another partition: read from the store,
+        the source of truth, so that the survivor's view here holds them."""
+        assert self.history is not None
+        present = set(self.rows["position"])
+        borrowed = [sf for sf in self.history(record)
+                    if sf.position not in present and readable.problem(sf) is None]
+        for sf in self.unseen(borrowed):
+            self._row(sf)
+
+    def _flush(self, aliases_before: dict[str, str]) -> None:
+        con = self.con
+        if self.moves and all(move[0] == "merge" for move in self.moves):
+            self._merge_rows(aliases_before)
+            self.moves = []
+        over(con, _INSERT, pa.Table.from_pydict(self.rows))
+        for move in self.moves:
+            if move[0] == "merge":
+                _, alias, survivor, at = move
+                # Only rows from before the merge: a later unmerge in this chunk gave the record
+                # its own rows back, and those must stay its own.
+                con.execute("UPDATE events SET customer_id = ? WHERE customer_id = ? AND position < ?",
+                            [survivor, alias, at])
+                con.execute("UPDATE customer_aliases SET customer_id = ? WHERE customer_id = ?",
+                            [survivor, alias])
+                con.execute("INSERT INTO customer_aliases VALUES (?, ?)", [alias, survivor])
+                continue
+            _, absorbed, members, event_ids = move
+            over(con, "UPDATE events SET customer_id = ? WHERE event_id IN "
+                 "(SELECT event_id FROM arrow_batch)",
+                 pa.Table.from_pydict({"event_id": sorted(event_ids)}), [absorbed])
+            con.execute("DELETE FROM customer_aliases WHERE alias = ?", [absorbed])
+            for member in sorted(members - {absorbed}):
+                con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
+            if self.partitioned:
+                con.execute("DELETE FROM events WHERE customer_id = ?", [absorbed])
+        for customer_id in sorted(self.forgotten):
+            derive.remember_forgotten(con, customer_id)
+        # Nothing personal in the rows of a forgotten customer, whenever their facts come in.
+        owners = sorted(set(self.rows["customer_id"]) | self.forgotten)
+        con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
+                    "WHERE customer_id IN (SELECT customer_id FROM tombstones WHERE customer_id IN "
+                    "(SELECT unnest(?::VARCHAR[]))) AND (ref IS NOT NULL OR data IS NOT NULL "
+                    "OR source_id <> event_id)", [owners])
+
+    def _merge_rows(self, aliases_before: dict[str, str]) -> None:
+        """The chunk's merges, set-based: the chunk's own rows change owner in memory, the rows
+        already written in one UPDATE (one per merge scanned the whole table each time)."""
+        rows = self.rows
+        owners = rows["customer_id"]
+        positions = rows["position"]
+        by_owner: dict[str, list[int]] = {}
+        for i, owner in enumerate(owners):
+            by_owner.setdefault(owner, []).append(i)
+        moved: dict[str, str] = {}  # owner before this chunk -> owner after its merges
+        for _, absorbed, survivor, at in self.moves:
+            for old, new in moved.items():
+                if new == absorbed:
+                    moved[old] = survivor
+            moved.setdefault(absorbed, survivor)
+            mine = by_owner.pop(absorbed, [])
+            stay = [i for i in mine if positions[i] >= at]
+            if stay:
+                by_owner[absorbed] = stay
+            for i in mine:
+                if positions[i] < at:
+                    owners[i] = survivor
+                    by_owner.setdefault(survivor, []).append(i)
+        con = self.con
+        changes = {old: new for old, new in moved.items() if old != new}
+        if changes:
+            over(con, "UPDATE events SET customer_id = arrow_batch.new FROM arrow_batch "
+                 "WHERE events.customer_id = arrow_batch.old",
+                 pa.Table.from_pydict({"old": list(changes), "new": list(changes.values())}))
+        aliases = self.aliases
+        changed = {a: c for a, c in aliases.items() if aliases_before.get(a) != c}
+        gone = [a for a in aliases_before if a not in aliases]
+        if changed or gone:
+            over(con, "DELETE FROM customer_aliases WHERE alias IN (SELECT alias FROM arrow_batch)",
+                 pa.Table.from_pydict({"alias": [*changed, *gone]}))
+            over(con, "INSERT INTO customer_aliases SELECT alias, customer_id FROM arrow_batch",
+                 pa.Table.from_pydict({"alias": list(changed), "customer_id": list(changed.values())}))
+
+    # ------------------------------------------------------------------------ at the end
+
+    def finish(self) -> None:
+        """Recompute what is derived from the rows, for every customer this transaction touched."""
+        if self.touched:
+            derive.refresh(self.store, sorted(self.touched))
