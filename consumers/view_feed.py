@@ -204,10 +204,12 @@ def next_attempt(store: ProjectionStore, topic: str, chunk: int = DEFAULT_CHUNK)
     last, count = bound[0]
     cursor_to = head
     if count:
-        rows = con.execute("SELECT customer_id, view FROM customer_views WHERE position > ? "
-                           "AND position <= ? ORDER BY position, customer_id", [done, last]).fetchall()
-        for cid, doc in rows:
-            changes[cid] = change_of(cid, orjson.loads(doc), head, store.rules)
+        ids = [str(cid) for (cid,) in con.execute(
+            "SELECT customer_id FROM customer_views WHERE position > ? AND position <= ? "
+            "ORDER BY position, customer_id", [done, last]).fetchall()]
+        views = store.load_views(ids)  # built from the customers' rows (projections/view_rows.py)
+        for cid in ids:
+            changes[cid] = change_of(cid, views[cid], head, store.rules)
         if count == chunk:  # maybe more above ``last``: the next attempt goes on from there
             cursor_to = min(int(last), head)
     return Attempt(list(changes.values()), cursor_to, tombstoned, restored)

@@ -27,7 +27,7 @@ session that had one open gets "no files found" and opens ``analyst.duckdb`` aga
 The snapshot carries what the event store keeps in clear (docs/privacy.md): a fact's ``data``
 keeps only the fields the catalogue declares non-personal for its type, every column that
 names or describes the person (and the source's own id) is left out, and so are the tables
-made of nothing else (``customer_views``, ``identities``). A forgotten customer is already a
+made of nothing else (``identities``). A forgotten customer is already a
 tombstone in the projection, so the next export drops what the previous one held.
 """
 
@@ -82,7 +82,8 @@ DEFAULT_INTERVAL = 60.0
 
 #: Tables analysts never get, and why (also written to the manifest).
 NOT_EXPORTED: dict[str, str] = {
-    "customer_views": "the folded view of each customer: names, contact data and free texts",
+    "customer_views": "bookkeeping: which customers the projection holds, up to which position",
+    "tombstones": "the counts kept of forgotten customers: the customers table shows them",
     "identities": "identity keys: phone numbers, e-mails, handles, national ids",
     "projection_position": "bookkeeping: the manifest's position says the same",
 }
