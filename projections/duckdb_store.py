@@ -43,7 +43,8 @@ SCHEMA = [
         type_version INTEGER NOT NULL, occurred_at TIMESTAMPTZ NOT NULL,
         occurred_local VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL,
         source_id VARCHAR NOT NULL, department VARCHAR, agent VARCHAR, channel VARCHAR,
-        purpose VARCHAR, campaign VARCHAR, case_id VARCHAR, lag_s DOUBLE, ref JSON, data JSON)""",
+        purpose VARCHAR, campaign VARCHAR, case_id VARCHAR, lag_s DOUBLE, ref JSON, data JSON,
+        copied BOOLEAN)""",
     """CREATE TABLE IF NOT EXISTS customers (
         customer_id VARCHAR NOT NULL, customer_number VARCHAR, kind VARCHAR, name VARCHAR,
         birthday DATE, language VARCHAR, timezone VARCHAR, street VARCHAR, number VARCHAR,
@@ -51,7 +52,10 @@ SCHEMA = [
         identities VARCHAR[], events BIGINT, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
         cases INTEGER, open_cases INTEGER, open_promises INTEGER, products INTEGER,
         active_objections INTEGER, departments VARCHAR[], merged_from VARCHAR[])""",
-    # The customers this file has rows of, and the last store position among them: the
+    # ``events.copied``: a row a partition's file holds for a view of its own whose fact was keyed
+# to another partition (a record merged across partitions, read from the store); the other
+# partition's file has the fact's own row. Never set in a file that follows the store.
+# The customers this file has rows of, and the last store position among them: the
     # change feed publishes the customers whose position passed its mark.
     """CREATE TABLE IF NOT EXISTS customer_views (
         customer_id VARCHAR NOT NULL, position BIGINT NOT NULL)""",
@@ -77,7 +81,7 @@ SCHEMA = [
 EVENT_COLUMNS = ("position", "event_id", "customer_id", "stream_id", "stream_version", "type",
                  "type_version", "occurred_at", "occurred_local", "recorded_at", "source",
                  "source_id", "department", "agent", "channel", "purpose", "campaign", "case_id",
-                 "lag_s", "ref", "data")
+                 "lag_s", "ref", "data", "copied")
 CUSTOMER_COLUMNS = ("customer_id", "customer_number", "kind", "name", "birthday", "language",
                     "timezone", "street", "number", "postal_code", "city", "phone", "email",
                     "twitter", "identities", "events", "first_seen", "last_seen", "cases",
@@ -207,22 +211,25 @@ class ProjectionStore:
 
         with self._transaction(), _no_cyclic_gc():
             done = self.position()
-            batch = Batch(self, self.history)
+            batch = Batch(self, self.history, pipelined=True)
             batch.refuse = refuse or {}
             last = done
             count = 0
-            for chunk in chunks:
-                fresh = [sf for sf in chunk if sf.position > done]
-                if not fresh:
-                    continue
-                batch.add(fresh)
-                last = max(last, fresh[-1].position)
-                count += len(fresh)
-                if count >= RELEASE_AFTER:  # a catch-up, not a live follower's few facts
-                    release_memory()
-            if not count:
-                return 0
-            batch.finish()
+            try:
+                for chunk in chunks:
+                    fresh = [sf for sf in chunk if sf.position > done]
+                    if not fresh:
+                        continue
+                    batch.add(fresh)
+                    last = max(last, fresh[-1].position)
+                    count += len(fresh)
+                    if count >= RELEASE_AFTER:  # a catch-up, not a live follower's few facts
+                        release_memory()
+                if not count:
+                    return 0
+                batch.finish()
+            finally:
+                batch.close()  # nothing may use the connection once the transaction ends
             self._advance(self.name, last)
             if before_commit is not None:
                 before_commit()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,11 +33,11 @@ MARKERS = ("customer.merged", "customer.unmerged")
 #: What Python hands DuckDB per fact: the fact itself as JSON, and where it sits. DuckDB takes
 #: the columns out of the JSON in bulk (one parse per fact, in C++, off the interpreter).
 ROW_COLUMNS = ("position", "customer_id", "stream_id", "stream_version", "recorded_at",
-               "occurred_utc", "fact")
+               "occurred_utc", "fact", "copied")
 _ROW_SCHEMA = pa.schema([
     ("position", pa.int64()), ("customer_id", pa.string()), ("stream_id", pa.string()),
     ("stream_version", pa.int32()), ("recorded_at", pa.string()), ("occurred_utc", pa.string()),
-    ("fact", pa.string()),
+    ("fact", pa.string()), ("copied", pa.bool_()),
 ])
 _FIELDS = ('{"event_id":"VARCHAR","type":"VARCHAR","v":"INTEGER","occurred_at":"VARCHAR",'
            '"source":"VARCHAR","id":"VARCHAR","department":"VARCHAR","agent":"VARCHAR",'
@@ -56,8 +58,8 @@ _INSERT = f"""
                          THEN f.data->>'$.channels[0]' END),
            f.data->>'$.purpose', f.data->>'$.campaign', f.data->>'$.case_id',
            (epoch_us(recorded) - epoch_us(occurred)) / 1000000.0,
-           CASE WHEN f.erased THEN NULL ELSE f.customer END, coalesce(f.data, '{{}}')
-    FROM (SELECT position, customer_id, stream_id, stream_version,
+           CASE WHEN f.erased THEN NULL ELSE f.customer END, coalesce(f.data, '{{}}'), copied
+    FROM (SELECT position, customer_id, stream_id, stream_version, copied,
                  recorded_at::TIMESTAMPTZ AS recorded,
                  coalesce(occurred_utc, json_extract_string(fact, '$.occurred_at'))::TIMESTAMPTZ AS occurred,
                  json_transform(fact, '{_FIELDS}') AS f
@@ -74,10 +76,22 @@ _QUARANTINE_SCHEMA = pa.schema([
 ])
 
 
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """A chunk's rows and record moves, as they are handed to the writing."""
+
+    rows: list[tuple[Any, ...]]
+    moves: list[tuple[Any, ...]]
+    forgotten: set[str]
+    aliases_before: dict[str, str]
+    aliases_after: dict[str, str]
+
+
 class Batch:
     """One transaction's worth of facts: rows written chunk by chunk, derived rows at the end."""
 
-    def __init__(self, store: ProjectionStore, history: Callable[[str], list[StoredFact]] | None) -> None:
+    def __init__(self, store: ProjectionStore, history: Callable[[str], list[StoredFact]] | None,
+                 pipelined: bool = False) -> None:
         self.store = store
         self.con = store.con
         self.history = history
@@ -106,6 +120,9 @@ class Batch:
         #: record -> the aliases that (may) point at it: a merge moves them without scanning
         #: every alias. Entries may be stale: the aliases dict is checked before one is moved.
         self.pointing: dict[str, list[str]] | None = None
+        #: The thread that writes a chunk while the next one is prepared (None: write inline).
+        self.pipeline = ThreadPoolExecutor(1, thread_name_prefix="journey-rows") if pipelined else None
+        self.pending: Future[None] | None = None
 
     # ------------------------------------------------------------------------ per chunk
 
@@ -113,6 +130,7 @@ class Batch:
         """The facts whose store position this file holds no row of yet (Kafka redelivers)."""
         if not facts:
             return []
+        self.drain()
         positions = [sf.position for sf in facts]
         present = {int(r[0]) for r in self.con.execute(
             "SELECT position FROM events WHERE position BETWEEN ? AND ? "
@@ -121,20 +139,47 @@ class Batch:
         return [sf for sf in facts if sf.position not in present]
 
     def add(self, chunk: Sequence[StoredFact]) -> None:
-        """Write a chunk's rows and record moves; quarantine what the readers cannot handle."""
+        """Write a chunk's rows and record moves; quarantine what the readers cannot handle.
+
+        With a pipeline, the writing runs on its own thread while the caller reads and decodes
+        the next chunk: DuckDB works outside the interpreter's lock, so the two use both
+        cores. The writes stay in order on the one connection and transaction."""
         good, held = self._screen(chunk)
         before = dict(self.aliases)
         for sf in good:
             self._row(sf)
         self.applied += len(good)
-        if held:
-            self._hold(held)
-        if good:
-            self._flush(before)
-        self.rows = []
-        self.owners = set()
-        self.moves = []
-        self.forgotten = set()
+        entries = self._entries(held)
+        chunk_rows = _Chunk(self.rows, self.moves, self.forgotten, before, dict(self.aliases))
+        self.rows, self.owners, self.moves, self.forgotten = [], set(), [], set()
+        self._submit(entries, chunk_rows)
+
+    def _submit(self, entries: list[quarantine.Entry], chunk: _Chunk) -> None:
+        if self.pipeline is None:
+            self._write(entries, chunk)
+            return
+        self.drain()
+        self.pending = self.pipeline.submit(self._write, entries, chunk)
+
+    def drain(self) -> None:
+        """Wait for the chunk being written (and raise what it raised)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Stop the pipeline, after the chunk being written (its error, if any, is the caller's
+        to see through :meth:`drain`: this only makes sure nothing still uses the connection)."""
+        if self.pipeline is not None:
+            self.pipeline.shutdown(wait=True)
+            self.pipeline = None
+
+    def _write(self, entries: list[quarantine.Entry], chunk: _Chunk) -> None:
+        if entries:
+            over(self.con, "INSERT OR IGNORE INTO quarantine SELECT *, now() FROM arrow_batch",
+                 pa.Table.from_pylist([e.to_json() for e in entries], schema=_QUARANTINE_SCHEMA))
+        if chunk.rows:
+            self._flush(chunk)
 
     def _screen(self, chunk: Sequence[StoredFact]
                 ) -> tuple[list[StoredFact], list[tuple[StoredFact, str, str | None]]]:
@@ -149,14 +194,12 @@ class Batch:
                 held.append((sf, reason, readable.customer_of(sf)))
         return good, held
 
-    def _hold(self, held: Sequence[tuple[StoredFact, str, str | None]]) -> None:
-        entries = []
-        for sf, reason, record in held:
-            owner = None if record is None else self.aliases.get(record, record)
-            entries.append(quarantine.entry_of(sf, self.store.reader, reason, owner))
+    def _entries(self, held: Sequence[tuple[StoredFact, str, str | None]]) -> list[quarantine.Entry]:
+        """The quarantine entries of the held facts, naming each one's owner as of now."""
         self.held += len(held)
-        over(self.con, "INSERT OR IGNORE INTO quarantine SELECT *, now() FROM arrow_batch",
-             pa.Table.from_pylist([e.to_json() for e in entries], schema=_QUARANTINE_SCHEMA))
+        return [quarantine.entry_of(sf, self.store.reader, reason,
+                                    None if record is None else self.aliases.get(record, record))
+                for sf, reason, record in held]
 
     def _pointing(self) -> dict[str, list[str]]:
         if self.pointing is None:
@@ -165,7 +208,7 @@ class Batch:
                 self.pointing.setdefault(target, []).append(alias)
         return self.pointing
 
-    def _row(self, sf: StoredFact) -> None:
+    def _row(self, sf: StoredFact, copied: bool | None = None) -> None:
         fact = catalogue.upcast(sf.fact)
         aliases = self.aliases
         stream_customer: str = fact["customer_uuid"]
@@ -186,7 +229,7 @@ class Batch:
                           sf.recorded_at.isoformat(),
                           None if _PLAIN_INSTANT.fullmatch(occurred)
                           else datetime.fromisoformat(occurred).astimezone(UTC).isoformat(),
-                          orjson.dumps(fact).decode()))
+                          orjson.dumps(fact).decode(), copied))
 
     def _merge(self, absorbed: str, survivor: str, position: int) -> None:
         if self.partitioned and self.history is not None and not self._local(absorbed):
@@ -225,6 +268,7 @@ class Batch:
         """Does this file hold rows of the record (written, or in this chunk)?"""
         if record in self.owners:
             return True
+        self.drain()
         return bool(self.con.execute("SELECT 1 FROM events WHERE customer_id = ? LIMIT 1",
                                      [record]).fetchall())
 
@@ -236,16 +280,17 @@ class Batch:
         borrowed = [sf for sf in self.history(record)
                     if sf.position not in present and readable.problem(sf) is None]
         for sf in self.unseen(borrowed):
-            self._row(sf)
+            self._row(sf, copied=True)
 
-    def _flush(self, aliases_before: dict[str, str]) -> None:
+    def _flush(self, chunk: _Chunk) -> None:
         con = self.con
-        columns = {name: list(values) for name, values in zip(ROW_COLUMNS, zip(*self.rows), strict=True)}
-        if self.moves and all(move[0] == "merge" for move in self.moves):
-            self._merge_rows(columns, aliases_before)
-            self.moves = []
+        columns = {name: list(values) for name, values in zip(ROW_COLUMNS, zip(*chunk.rows), strict=True)}
+        moves = chunk.moves
+        if moves and all(move[0] == "merge" for move in moves):
+            self._merge_rows(columns, chunk)
+            moves = []
         over(con, _INSERT, pa.Table.from_pydict(columns, schema=_ROW_SCHEMA))
-        for move in self.moves:
+        for move in moves:
             if move[0] == "merge":
                 _, alias, survivor, at = move
                 # Only rows from before the merge: a later unmerge in this chunk gave the record
@@ -265,16 +310,16 @@ class Batch:
                 con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
             if self.partitioned:
                 con.execute("DELETE FROM events WHERE customer_id = ?", [absorbed])
-        for customer_id in sorted(self.forgotten):
+        for customer_id in sorted(chunk.forgotten):
             derive.remember_forgotten(con, customer_id)
         # Nothing personal in the rows of a forgotten customer, whenever their facts come in.
-        owners = sorted(set(columns["customer_id"]) | self.forgotten)
+        owners = sorted(set(columns["customer_id"]) | chunk.forgotten)
         con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
                     "WHERE customer_id IN (SELECT customer_id FROM tombstones WHERE customer_id IN "
                     "(SELECT unnest(?::VARCHAR[]))) AND (ref IS NOT NULL OR data IS NOT NULL "
                     "OR source_id <> event_id)", [owners])
 
-    def _merge_rows(self, rows: dict[str, list[Any]], aliases_before: dict[str, str]) -> None:
+    def _merge_rows(self, rows: dict[str, list[Any]], chunk: _Chunk) -> None:
         """The chunk's merges, set-based: the chunk's own rows change owner in memory, the rows
         already written in one UPDATE (one per merge scanned the whole table each time)."""
         owners = rows["customer_id"]
@@ -283,7 +328,7 @@ class Batch:
         for i, owner in enumerate(owners):
             by_owner.setdefault(owner, []).append(i)
         moved: dict[str, str] = {}  # owner before this chunk -> owner after its merges
-        for _, absorbed, survivor, at in self.moves:
+        for _, absorbed, survivor, at in chunk.moves:
             for old, new in moved.items():
                 if new == absorbed:
                     moved[old] = survivor
@@ -302,7 +347,7 @@ class Batch:
             over(con, "UPDATE events SET customer_id = arrow_batch.new FROM arrow_batch "
                  "WHERE events.customer_id = arrow_batch.old",
                  pa.Table.from_pydict({"old": list(changes), "new": list(changes.values())}))
-        aliases = self.aliases
+        aliases, aliases_before = chunk.aliases_after, chunk.aliases_before
         changed = {a: c for a, c in aliases.items() if aliases_before.get(a) != c}
         gone = [a for a in aliases_before if a not in aliases]
         if changed or gone:
@@ -315,5 +360,7 @@ class Batch:
 
     def finish(self) -> None:
         """Recompute what is derived from the rows, for every customer this transaction touched."""
+        self.drain()
+        self.close()
         if self.touched:
             derive.refresh(self.store, sorted(self.touched))

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumers.log_follower import GROUPED_MIN, READ_CHUNK, catch_up
+from consumers.log_follower import READ_CHUNK, catch_up
 from journey import demo_data
 from ledger.application import decode_notification, history_of
 from projections.duckdb_store import ProjectionStore
@@ -91,13 +91,12 @@ def test_projection_runner_killed_mid_batch_resumes_without_loss_or_doubles(tmp_
         journey.close()
 
 
-def test_a_long_catch_up_killed_after_writing_complete_groups_keeps_nothing_of_them(tmp_path: Path) -> None:
-    """A catch-up of more than GROUPED_MIN positions reads the log record group by record group
-    and writes each complete group's rows inside its (1M-position) transaction as it goes.
-    Killed before that transaction commits, the file holds none of them; the rerun gives the
-    projection that a catch-up in log order gives."""
+def test_a_long_catch_up_killed_after_writing_several_chunks_keeps_nothing_of_them(tmp_path: Path) -> None:
+    """A long catch-up writes the rows of each chunk inside its (200k-position) transaction as
+    it goes. Killed before that transaction commits, the file holds none of them; the rerun
+    gives the projection that a catch-up a fact at a time gives."""
     home, head = recorded_ledger(tmp_path, 2500)
-    assert head > GROUPED_MIN + READ_CHUNK // 4  # more than one chunk, in one grouped transaction
+    assert head > READ_CHUNK + READ_CHUNK // 4  # more than one chunk, in one transaction
 
     runner = journey_process(home, "project", env={"JOURNEY_FAULT_PAUSE_BEFORE_COMMIT": "1"})
     wait_for_line(runner, "fault: paused before commit of batch 1")
@@ -113,9 +112,9 @@ def test_a_long_catch_up_killed_after_writing_complete_groups_keeps_nothing_of_t
         resumed = tables(journey)
         assert len({row[1] for row in resumed["events"]}) == len(resumed["events"]) == head
         journey.projections.close()
-        journey._projections = ProjectionStore(tmp_path / "in-log-order.duckdb")
+        journey._projections = ProjectionStore(tmp_path / "one-by-one.duckdb")
         journey._projections.history = history_of(journey.app)
-        catch_up(journey.app, journey._projections, grouped=False)
+        catch_up(journey.app, journey._projections, batch_size=1000)
         assert tables(journey) == resumed
     finally:
         journey.close()

@@ -124,7 +124,6 @@ def test_idle_partition_files_are_parked_and_hold_the_same_rows(
         for p, store in stores.open.items():
             assert limit(store) == idle
             assert held(store) <= 8 * 1000 * 1000  # IDLE_MEMORY_LIMIT ("8MB")
-            assert not store.cache  # its packed views are read again from the file when needed
             assert store.position(stores.cursor(p)) == len(parts[p]) - 1
             assert contents(store) == contents(plain.open[p]), p
         # Delivered again (a rebalance, a restart): nothing is applied twice.

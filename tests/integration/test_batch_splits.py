@@ -1,15 +1,14 @@
-"""A catch-up that reads the log record group by record group gives the same projections as
-one that reads it in log order, on real SQLite and DuckDB files.
+"""Any split of the log into transactions and read chunks gives the same projections as one
+transaction, on real SQLite and DuckDB files.
 
-Users rely on a rebuild (or a long catch-up) being the same ledger whatever order it was
-folded in. Merges, unmerges (whose records the store no longer groups together), prospects
-merged into customers and forgotten customers are where the order could show.
+Users rely on a rebuild (or a live follower's many small batches) being the same ledger
+whatever batches it was applied in. Merges, unmerges, prospects merged into customers and
+forgotten customers are where the batches could show: their rows move between owners, and
+what is derived from the rows is recomputed per transaction.
 """
 
 from __future__ import annotations
 
-import logging
-import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,9 +22,7 @@ from consumers.log_follower import catch_up
 from journey.bootstrap import Journey
 from journey.cli import main
 from journey.references import reference_key
-from ledger import record_groups
 from ledger.application import history_of
-from ledger.sqlite_recorder import JourneySQLiteRecorder
 from projections.duckdb_store import ProjectionStore
 from tests.ledgers import open_journey, record, tables
 
@@ -81,12 +78,12 @@ def _ledger(path: Path, facts: list[dict[str, Any]]) -> Journey:
     return journey
 
 
-def _projected(journey: Journey, path: Path, grouped: bool, batch: int = 1_000_000,
+def _projected(journey: Journey, path: Path, batch: int = 1_000_000,
                read_chunk: int = 20_000) -> dict[str, list[tuple[Any, ...]]]:
     store = ProjectionStore(path)
     store.history = history_of(journey.app)
     try:
-        catch_up(journey.app, store, batch_size=batch, grouped=grouped, read_chunk=read_chunk)
+        catch_up(journey.app, store, batch_size=batch, read_chunk=read_chunk)
         assert store.position() == journey.app.recorder.max_notification_id()
         return tables(SimpleNamespace(projections=store))  # type: ignore[arg-type]
     finally:
@@ -99,90 +96,53 @@ SETTINGS = settings(max_examples=30, deadline=None,
 
 @SETTINGS
 @given(facts=stories(), batch=st.integers(1, 40), read_chunk=st.integers(1, 12))
-def test_grouped_catch_up_equals_the_log_order_one(tmp_path_factory: Any, facts: list[dict[str, Any]],
-                                                    batch: int, read_chunk: int) -> None:
-    """Also when a transaction spans several chunks, so that groups completed in one chunk are
-    written before the transaction ends (and one group may run on into the next chunk)."""
-    root = tmp_path_factory.mktemp("grouped")
+def test_any_batch_split_equals_one_transaction(tmp_path_factory: Any, facts: list[dict[str, Any]],
+                                                batch: int, read_chunk: int) -> None:
+    """Also when a transaction spans several chunks (rows written chunk by chunk, what is
+    derived from them once at its end)."""
+    root = tmp_path_factory.mktemp("splits")
     journey = _ledger(root / "ledger", facts)
     try:
-        in_log_order = _projected(journey, root / "log.duckdb", grouped=False, batch=batch)
-        assert _projected(journey, root / "grouped.duckdb", grouped=True, batch=batch,
-                          read_chunk=read_chunk) == in_log_order
+        whole = _projected(journey, root / "whole.duckdb")
+        assert _projected(journey, root / "split.duckdb", batch=batch, read_chunk=read_chunk) == whole
     finally:
         journey.close()
 
 
-@SETTINGS
-@given(facts=stories(unmerges=False))
-def test_merges_alone_are_folded_group_by_group_without_falling_back(
-        tmp_path_factory: Any, caplog: pytest.LogCaptureFixture, facts: list[dict[str, Any]]) -> None:
-    root = tmp_path_factory.mktemp("merges")
-    journey = _ledger(root / "ledger", facts)
-    try:
-        in_log_order = _projected(journey, root / "log.duckdb", grouped=False)
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="consumers.log_follower"):
-            assert _projected(journey, root / "grouped.duckdb", grouped=True) == in_log_order
-        assert "need log order" not in caplog.text
-    finally:
-        journey.close()
-
-
-def test_an_undone_merge_falls_back_to_log_order_and_changes_nothing(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """C-1 absorbs C-2, C-2's phone calls land on C-1, then the merge is undone: the store no
-    longer groups the two records, so the grouped read must notice and start again."""
+def test_an_undone_merge_gives_each_record_its_own_rows_back(tmp_path: Path) -> None:
+    """C-1 absorbs C-2, C-2's phone calls land on C-1, then the merge is undone: the calls
+    made before the unmerge on C-2's phone are C-2's again, in one transaction or many."""
     facts = [reg(0), reg(1), touch(1, 1, 3), marker(2, "customer.merged", 0, 1), touch(4, 1, 5),
              touch(5, 0, 6), marker(6, "customer.unmerged", 0, 1), touch(7, 1, 8), reg(2), touch(8, 2, 9)]
     journey = _ledger(tmp_path / "ledger", facts)
     try:
-        in_log_order = _projected(journey, tmp_path / "log.duckdb", grouped=False)
-        with caplog.at_level(logging.INFO, logger="consumers.log_follower"):
-            assert _projected(journey, tmp_path / "grouped.duckdb", grouped=True) == in_log_order
-        assert "need log order" in caplog.text
-        assert len(in_log_order["customers"]) == 3
+        whole = _projected(journey, tmp_path / "whole.duckdb")
+        assert _projected(journey, tmp_path / "one-by-one.duckdb", batch=1) == whole
+        assert len(whole["customers"]) == 3
+        names = {row[0]: row[3] for row in whole["customers"]}
+        calls = {}
+        for row in whole["events"]:
+            if row[5] == "call.inbound":
+                calls[row[11]] = names[row[2]]
+        assert calls == {"call-1": "N1", "call-4": "N1", "call-5": "N0", "call-7": "N1",
+                         "call-8": "N2"}
     finally:
         journey.close()
 
 
-def test_a_forgotten_customer_is_forgotten_in_a_grouped_catch_up_too(tmp_path: Path) -> None:
+def test_a_forgotten_customer_is_forgotten_whatever_the_batches(tmp_path: Path) -> None:
     facts = [reg(0), touch(1, 0, 2), reg(1), touch(2, 1, 3), touch(3, 0, 4),
              marker(4, "customer.merged", 1, 0), touch(5, 1, 6)]
     journey = _ledger(tmp_path / "ledger", facts)
     try:
         assert journey.ledger.forget(reference_key(PHONES[1]), "art. 17") is not None
         record(journey, touch(7, 2, 8), reg(2))
-        in_log_order = _projected(journey, tmp_path / "log.duckdb", grouped=False)
-        assert _projected(journey, tmp_path / "grouped.duckdb", grouped=True) == in_log_order
-        names = [row[3] for row in in_log_order["customers"]]
+        whole = _projected(journey, tmp_path / "whole.duckdb")
+        assert _projected(journey, tmp_path / "one-by-one.duckdb", batch=1) == whole
+        names = [row[3] for row in whole["customers"]]
         assert "N1" not in names and "N0" not in names and "N2" in names
     finally:
         journey.close()
-
-
-def test_a_range_the_chain_does_not_cover_is_read_in_log_order(tmp_path: Path) -> None:
-    """A store written before the hash chain existed has events without a chain link: their
-    records are unknown, so that stretch cannot be grouped."""
-    journey = _ledger(tmp_path / "ledger", [reg(0), reg(1), touch(1, 0, 2), touch(2, 1, 3)])
-    try:
-        recorder = journey.app.recorder
-        assert isinstance(recorder, JourneySQLiteRecorder)
-        grouped = recorder.grouped_positions(0, 4)
-        assert grouped is not None and sorted(grouped[0]) == [1, 2, 3, 4]
-        with sqlite3.connect(tmp_path / "ledger" / "ledger.sqlite") as con:
-            con.execute("DELETE FROM journey_chain WHERE position = 1")
-        assert recorder.grouped_positions(0, 4) is None
-        assert recorder.grouped_positions(1, 4) is not None
-    finally:
-        journey.close()
-
-
-def test_groups_join_every_record_merged_into_another_and_keep_each_groups_log_order() -> None:
-    roots = record_groups.components([("b", "a"), ("c", "b"), ("e", "d"), ("d", "a")])
-    assert {roots[r] for r in "bcde"} == {roots.get("a", "a")} and "x" not in roots
-    rows = [(1, "x"), (2, "c"), (3, "y"), (4, "a"), (5, "x"), (6, "e"), (7, "y")]
-    assert list(record_groups.grouped(rows, roots)) == [1, 5, 2, 4, 6, 3, 7]
 
 
 def test_a_batch_below_one_is_refused_clearly_and_projects_nothing(
