@@ -110,8 +110,9 @@ def test_any_batch_split_equals_one_transaction(tmp_path_factory: Any, facts: li
 
 
 def test_an_undone_merge_gives_each_record_its_own_rows_back(tmp_path: Path) -> None:
-    """C-1 absorbs C-2, C-2's phone calls land on C-1, then the merge is undone: the calls
-    made before the unmerge on C-2's phone are C-2's again, in one transaction or many."""
+    """C-0 absorbs C-1, then the merge is undone: the call recorded on C-1's own record before
+    the merge is C-1's again; the one recorded while merged stayed on C-0's record (the ledger
+    wrote it there) and stays C-0's; in one transaction or many."""
     facts = [reg(0), reg(1), touch(1, 1, 3), marker(2, "customer.merged", 0, 1), touch(4, 1, 5),
              touch(5, 0, 6), marker(6, "customer.unmerged", 0, 1), touch(7, 1, 8), reg(2), touch(8, 2, 9)]
     journey = _ledger(tmp_path / "ledger", facts)
@@ -124,7 +125,7 @@ def test_an_undone_merge_gives_each_record_its_own_rows_back(tmp_path: Path) -> 
         for row in whole["events"]:
             if row[5] == "call.inbound":
                 calls[row[11]] = names[row[2]]
-        assert calls == {"call-1": "N1", "call-4": "N1", "call-5": "N0", "call-7": "N1",
+        assert calls == {"call-1": "N1", "call-4": "N0", "call-5": "N0", "call-7": "N1",
                          "call-8": "N2"}
     finally:
         journey.close()
