@@ -14,7 +14,7 @@ How each piece is said in SQL, where Python and DuckDB do not agree on their own
   RE2 has no lookarounds, so the pattern captures what comes before the name (``start``) and the
   name itself (``len``); its classes add the two letters Python's case-insensitive ``[A-Za-z]``
   also takes (U+0130, U+0131, which RE2 does not fold), ``\\s`` is Python's whitespace spelled out,
-  and ``i``/``I``/``ı`` in a case id match each other as in Python. Checked code point by code
+  and i, I and U+0131 in a case id match each other as in Python. Checked code point by code
   point against ``re`` (tests/integration/test_sql_service.py).
 * The tracking key (projections/cases.py ``tracking_key``): uuid5 and SHA-256 with DuckDB's
   ``sha1``/``sha256``, Crockford base32 by bit arithmetic.
@@ -53,7 +53,8 @@ _TYPES = ("social.mention", "social.reply", "purchase.recorded", "warranty.claim
 _SPACE = (r"\t\n\x{b}\x{c}\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}"
           r"\x{2029}\x{202f}\x{205f}\x{3000}")
 #: Python's ``[0-9A-Za-z_]`` and ``[0-9A-Za-z]`` under IGNORECASE, as RE2 class bodies (with
-#: RE2's own ``(?i)``: it folds K and ſ as Python does, not İ and ı).
+#: RE2's own ``(?i)``: it folds the Kelvin sign and the long s as Python does, not U+0130 or
+#: U+0131).
 _WORD = r"0-9A-Za-z_\x{130}\x{131}"
 _ALNUM = r"0-9A-Za-z\x{130}\x{131}"
 #: Before a name: start of text, or a character that is not a word character or a hyphen.
@@ -95,6 +96,11 @@ def _unicode_tables() -> tuple[str, list[tuple[str, str]]]:
     return "0-9A-Za-z" + body, uppers
 
 
+def _symbol(i: int) -> str:
+    """The Crockford symbol of bits ``5i`` to ``5i + 4`` of ``n``."""
+    return f"substr('{CROCKFORD}', ((n >> {5 * i}) & 31)::INTEGER + 1, 1)"
+
+
 def _macros() -> list[str]:
     ns = NAMESPACE.hex
     return [
@@ -121,23 +127,24 @@ def _macros() -> list[str]:
             ELSE coalesce(TRY_CAST(d->'warranty_months' AS INTEGER), 24) END""",
         # projections.cases.tracking_key: uuid5(NAMESPACE, "case:" + id), SHA-256 of its 16
         # bytes, the first 50 bits in Crockford base32, two groups of five.
-        f"""CREATE OR REPLACE TEMP MACRO service_uuid5_hex(sha) AS
+        """CREATE OR REPLACE TEMP MACRO service_uuid5_hex(sha) AS
             substr(sha, 1, 12) || '5' || substr(sha, 14, 3)
             || substr('89ab', ((strpos('0123456789abcdef', substr(sha, 17, 1)) - 1) & 3) + 1, 1)
             || substr(sha, 18, 15)""",
         f"""CREATE OR REPLACE TEMP MACRO service_key_number(case_id) AS
-            ('0x' || substr(sha256(unhex(service_uuid5_hex(sha1(unhex('{ns}') || encode('case:' || case_id))))),
-                            1, 16))::UBIGINT >> 14""",
-        f"""CREATE OR REPLACE TEMP MACRO service_key_text(n) AS
-            array_to_string(list_transform(range(9, -1, -1),
-                            lambda i: substr('{CROCKFORD}', ((n >> (5 * i)) & 31)::INTEGER + 1, 1)), '')""",
+            ('0x' || substr(sha256(unhex(service_uuid5_hex(
+                                sha1(unhex('{ns}') || encode('case:' || case_id))))), 1, 16))::UBIGINT
+            >> 14""",
+        # The key of a number from service_key_number (10 symbols of 5 bits, the first first).
+        f"""CREATE OR REPLACE TEMP MACRO service_key_of_number(n) AS
+            {' || '.join(_symbol(i) for i in range(9, 4, -1))} || '-'
+            || {' || '.join(_symbol(i) for i in range(4, -1, -1))}""",
         """CREATE OR REPLACE TEMP MACRO service_tracking_key(case_id) AS
-            substr(service_key_text(service_key_number(case_id)), 1, 5) || '-'
-            || substr(service_key_text(service_key_number(case_id)), 6, 5)""",
+            service_key_of_number(service_key_number(case_id))""",
         # inbox._pattern: a name as a whole word, case-insensitively; a loose name's hyphens
         # may be a space (Python's \\s) or left out.
         """CREATE OR REPLACE TEMP MACRO service_literal(name) AS
-            regexp_replace(regexp_escape(name), '[iIı]', '[iı]', 'g')""",
+            regexp_replace(regexp_escape(name), '[iI\u0131]', '[i\u0131]', 'g')""",
         f"""CREATE OR REPLACE TEMP MACRO service_pattern(name) AS
             '{_BEFORE}' || service_literal(name) || '{_AFTER}'""",
         f"""CREATE OR REPLACE TEMP MACRO service_loose_pattern(name) AS
@@ -160,28 +167,45 @@ def _facts() -> str:
               WHERE f.type = 'customer.forgotten')"""
 
 
-def _serials() -> list[str]:
-    """Each distinct serial's key (warranty.serial_key), ASCII by regex, the rest by table."""
-    alnum, _ = _unicode_tables()
-    return [
-        """CREATE OR REPLACE TEMP TABLE service_serials AS
-            SELECT DISTINCT service_py_str(data->'serial') AS serial, NULL::VARCHAR AS serial_key
-            FROM service_facts
-            WHERE type IN ('purchase.recorded', 'warranty.claim_filed')
-              AND service_py_str(data->'serial') IS NOT NULL""",
-        """UPDATE service_serials
-            SET serial_key = nullif(upper(regexp_replace(serial, '[^0-9A-Za-z]', '', 'g')), '')
-            WHERE strlen(serial) = length(serial)""",
-        f"""UPDATE service_serials SET serial_key = k.serial_key FROM (
-            SELECT serial, nullif(string_agg(coalesce(u.upper, c.ch), '' ORDER BY c.i), '') AS serial_key
-            FROM (SELECT serial, unnest(chars) AS ch, generate_subscripts(chars, 1) AS i
-                  FROM (SELECT serial, string_split(regexp_replace(serial, '[^{alnum}]', '', 'g'), '')
-                                       AS chars
-                        FROM service_serials WHERE strlen(serial) <> length(serial))) c
-            LEFT JOIN service_upper u ON u.ch = c.ch
-            GROUP BY serial) k
-            WHERE service_serials.serial = k.serial""",
-    ]
+_SERIALS = [
+    """CREATE OR REPLACE TEMP TABLE service_serials AS
+        SELECT DISTINCT service_py_str(data->'serial') AS serial, NULL::VARCHAR AS serial_key
+        FROM service_facts
+        WHERE type IN ('purchase.recorded', 'warranty.claim_filed')
+          AND service_py_str(data->'serial') IS NOT NULL""",
+    """UPDATE service_serials
+        SET serial_key = nullif(upper(regexp_replace(serial, '[^0-9A-Za-z]', '', 'g')), '')
+        WHERE strlen(serial) = length(serial)""",
+]
+
+
+def _unicode_serials(con: duckdb.DuckDBPyConnection) -> None:
+    """The keys of the serials beyond ASCII (when there are any): their letters and digits
+    kept by class, each upper-cased by table (``service_upper``)."""
+    if not con.execute("SELECT count(*) FROM service_serials WHERE strlen(serial) <> length(serial)"
+                       ).fetchall()[0][0]:
+        return
+    alnum, uppers = _unicode_tables()
+    con.execute("CREATE OR REPLACE TEMP TABLE service_upper AS "
+                "SELECT unnest(?::VARCHAR[]) AS ch, unnest(?::VARCHAR[]) AS upper",
+                [[c for c, _ in uppers], [u for _, u in uppers]])
+    con.execute(f"""UPDATE service_serials SET serial_key = k.serial_key FROM (
+        SELECT serial, nullif(string_agg(coalesce(u.upper, c.ch), '' ORDER BY c.i), '') AS serial_key
+        FROM (SELECT serial, unnest(chars) AS ch, generate_subscripts(chars, 1) AS i
+              FROM (SELECT serial, string_split(regexp_replace(serial, '[^{alnum}]', '', 'g'), '') AS chars
+                    FROM service_serials WHERE strlen(serial) <> length(serial))) c
+        LEFT JOIN service_upper u ON u.ch = c.ch
+        GROUP BY serial) k
+        WHERE service_serials.serial = k.serial""")
+    con.execute("DROP TABLE service_upper")
+
+
+def serial_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """``service_serials``: each distinct serial of ``service_facts`` with its key
+    (warranty.serial_key)."""
+    for statement in _SERIALS:
+        con.execute(statement)
+    _unicode_serials(con)
 
 
 _MENTIONS = f"""INSERT INTO mentions
@@ -213,12 +237,14 @@ WITH mention AS (
     HAVING coalesce(arg_max(CASE c.type WHEN 'case.resolved' THEN 'resolved' ELSE 'open' END,
                             (c.occurred_at, c.rank, c.event_id))
                         FILTER (WHERE c.type IN ('case.resolved', 'case.reopened')), 'open') = 'open'
+), linkable AS (
+    SELECT DISTINCT case_id FROM open_then
 ), names AS (  -- how a case may be named: its id, and its tracking key when that differs
-    SELECT case_id, service_pattern(case_id) AS pattern
-    FROM (SELECT DISTINCT case_id FROM case_fact)
+    SELECT case_id, service_pattern(case_id) AS pattern FROM linkable
     UNION ALL
     SELECT case_id, service_loose_pattern(key) FROM (
-        SELECT case_id, service_tracking_key(case_id) AS key FROM (SELECT DISTINCT case_id FROM case_fact))
+        SELECT case_id, service_key_of_number(n) AS key
+        FROM (SELECT case_id, service_key_number(case_id) AS n FROM linkable))
     WHERE key <> case_id
 ), found AS (
     SELECT customer_id, mention_event, case_id, length(regexp_extract(text, pattern, 1)) AS start,
@@ -336,16 +362,11 @@ def refresh(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     the configured rules; taken for the common contract)."""
     for macro in _macros():
         con.execute(macro)
-    _, uppers = _unicode_tables()
-    con.execute("CREATE OR REPLACE TEMP TABLE service_upper AS "
-                "SELECT unnest(?::VARCHAR[]) AS ch, unnest(?::VARCHAR[]) AS upper",
-                [[c for c, _ in uppers], [u for _, u in uppers]])
     for table in TABLES:
         con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
     con.execute(_facts())
-    for statement in _serials():
-        con.execute(statement)
+    serial_keys(con)
     for statement in (_MENTIONS, _PRODUCTS, _CLAIMS):
         con.execute(statement)
-    for temporary in ("service_facts", "service_serials", "service_upper"):
+    for temporary in ("service_facts", "service_serials"):
         con.execute(f"DROP TABLE {temporary}")
