@@ -154,6 +154,16 @@ def _macros() -> list[str]:
     ]
 
 
+def define_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """The macros, on this connection (temporary: once per connection, and again after a
+    rolled-back transaction took them away)."""
+    last = _macros()[-1].split("MACRO ", 1)[1].split("(", 1)[0]
+    if not con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ? "
+                       "AND schema_name = 'main' AND database_name = 'temp'", [last]).fetchall()[0][0]:
+        for macro in _macros():
+            con.execute(macro)
+
+
 def _facts() -> str:
     """This transaction's touched customers' facts these tables read, erased ones left out."""
     types = ", ".join(f"'{t}'" for t in _TYPES)
@@ -360,8 +370,7 @@ def refresh(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     """Rewrite the ``mentions``, ``products`` and ``warranty_claims`` rows of every customer in
     the ``touched`` table from their ``events`` rows (``rules``: none of these tables depends on
     the configured rules; taken for the common contract)."""
-    for macro in _macros():
-        con.execute(macro)
+    define_macros(con)
     for table in TABLES:
         con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
     con.execute(_facts())
