@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 import hypothesis.strategies as st
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -373,3 +374,15 @@ def test_every_character_keys_a_serial_as_python_does(con: duckdb.DuckDBPyConnec
     service.serial_keys(con)
     got = dict(con.execute("SELECT serial, serial_key FROM service_serials").fetchall())
     assert {s: got[s] for s in serials} == {s: warranty.serial_key(s) for s in serials}
+
+
+@pytest.mark.parametrize("value", [True, False, 0, 1, -7, 2**64 - 1, 0.0, 2.5, "", "a", "é\"\\", [], [0],
+                                   {}, {"a": 1}, None])
+def test_json_values_read_as_python_reads_them(con: duckdb.DuckDBPyConnection, value: Any) -> None:
+    """``str()`` (for texts, booleans, integers and null) and ``bool()`` of a fact's value."""
+    data = orjson.dumps({"v": value}).decode()
+    [(text, truthy)] = con.execute("SELECT service_py_str(d->'v'), service_truthy(d->'v') "
+                                   "FROM (SELECT ?::JSON AS d)", [data]).fetchall()
+    assert truthy == bool(value)
+    if value is None or isinstance(value, str | bool | int):
+        assert text == (None if value is None else str(value))
