@@ -14,7 +14,8 @@ How each piece is said in SQL, where Python and DuckDB do not agree on their own
   RE2 has no lookarounds, so the pattern captures what comes before the name (``start``) and the
   name itself (``len``); its classes add the two letters Python's case-insensitive ``[A-Za-z]``
   also takes (U+0130, U+0131, which RE2 does not fold), ``\\s`` is Python's whitespace spelled out,
-  and i, I and U+0131 in a case id match each other as in Python. Checked code point by code
+  and the few letters Python folds together and RE2 does not (i, I, U+0130, U+0131 and three
+  more pairs) match each other as in Python. Checked code point by code
   point against ``re`` (tests/integration/test_sql_service.py).
 * The tracking key (projections/cases.py ``tracking_key``): uuid5 and SHA-256 with DuckDB's
   ``sha1``/``sha256``, Crockford base32 by bit arithmetic.
@@ -63,6 +64,11 @@ _BEFORE = rf"(?s)(?i)^((?:.*?[^{_WORD}-])??)("
 #: hyphen not followed by a letter or digit.
 _AFTER = rf")(?:$|[^{_WORD}-]|-(?:$|[^{_ALNUM}]))"
 
+#: Letters Python's IGNORECASE matches with each other and RE2's ``(?i)`` does not (found by
+#: comparing the two on every character tied to another by a case mapping): in a name, each is
+#: written as the class of its group.
+_FOLDS = ("iI\u0131\u0130", "\u0390\u1fd3", "\u03b0\u1fe3", "\ufb05\ufb06")
+
 _RANKS = ("case.opened", "case.transferred", "case.note", "case.responded", "case.resolved",
           "case.reopened")
 
@@ -94,6 +100,13 @@ def _unicode_tables() -> tuple[str, list[tuple[str, str]]]:
             uppers.append((char, upper))
     body = "".join(rf"\x{{{a:x}}}" if a == b else rf"\x{{{a:x}}}-\x{{{b:x}}}" for a, b in ranges)
     return "0-9A-Za-z" + body, uppers
+
+
+def _literal(escaped: str) -> str:
+    """SQL for an escaped name whose letters of :data:`_FOLDS` match their whole group."""
+    for group in _FOLDS:
+        escaped = f"regexp_replace({escaped}, '[{group}]', '[{group}]', 'g')"
+    return escaped
 
 
 def _symbol(i: int) -> str:
@@ -143,8 +156,7 @@ def _macros() -> list[str]:
             service_key_of_number(service_key_number(case_id))""",
         # inbox._pattern: a name as a whole word, case-insensitively; a loose name's hyphens
         # may be a space (Python's \\s) or left out.
-        """CREATE OR REPLACE TEMP MACRO service_literal(name) AS
-            regexp_replace(regexp_escape(name), '[iI\u0131]', '[i\u0131]', 'g')""",
+        f"""CREATE OR REPLACE TEMP MACRO service_literal(name) AS {_literal("regexp_escape(name)")}""",
         f"""CREATE OR REPLACE TEMP MACRO service_pattern(name) AS
             '{_BEFORE}' || service_literal(name) || '{_AFTER}'""",
         f"""CREATE OR REPLACE TEMP MACRO service_loose_pattern(name) AS

@@ -386,3 +386,54 @@ def test_json_values_read_as_python_reads_them(con: duckdb.DuckDBPyConnection, v
     assert truthy == bool(value)
     if value is None or isinstance(value, str | bool | int):
         assert text == (None if value is None else str(value))
+
+
+def _case_groups() -> list[set[str]]:
+    """Characters that a case mapping (lower, upper, title, folding; of a mapping to several
+    characters, its first, which takes in the simple lower case ``re`` compares U+0130 by) ties
+    together: the only ones IGNORECASE can match with another (the groups are wider than
+    needed, never narrower)."""
+    parent: dict[str, str] = {}
+
+    def root(c: str) -> str:
+        while parent.get(c, c) != c:
+            c = parent[c]
+        return c
+
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        c = chr(code)
+        for mapped in (c.lower(), c.upper(), c.casefold(), c.title()):
+            other = mapped[0]
+            if other != c and root(other) != root(c):
+                parent[root(c)] = root(other)
+    groups: dict[str, set[str]] = {}
+    for c in list(parent):
+        groups.setdefault(root(c), {root(c)}).add(c)
+    return list(groups.values())
+
+
+def test_a_case_id_matches_the_letters_python_matches_it_with(con: duckdb.DuckDBPyConnection) -> None:
+    """Each character of a case id, against every character of its case group: RE2's folding
+    with the macros' corrections is Python's IGNORECASE."""
+    pairs = [(c, t) for group in _case_groups() for c in group for t in group]
+    got = con.execute("SELECT list(regexp_full_match(t, '(?i)' || service_literal(c)) ORDER BY n) FROM "
+                      "(SELECT unnest(?::VARCHAR[]) AS c, unnest(?::VARCHAR[]) AS t, unnest(range(?)) AS n)",
+                      [[c for c, _ in pairs], [t for _, t in pairs], len(pairs)]).fetchall()[0][0]
+    assert len(pairs) > 5000
+    assert got == [bool(re.fullmatch(re.escape(c), t, re.IGNORECASE)) for c, t in pairs]
+
+
+def test_the_boundaries_of_a_name_are_pythons_for_every_character(con: duckdb.DuckDBPyConnection) -> None:
+    """What may stand before and after a case's name, for each Unicode character."""
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    pattern = con.execute("SELECT service_pattern('K1')").fetchall()[0][0]
+    got = con.execute("SELECT list(length(regexp_extract(c || 'K1', ?, 2)) > 0 ORDER BY n), "
+                      "list(length(regexp_extract('K1' || c, ?, 2)) > 0 ORDER BY n), "
+                      "list(length(regexp_extract('K1-' || c, ?, 2)) > 0 ORDER BY n) "
+                      "FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS t(c, n)",
+                      [pattern, pattern, pattern, chars]).fetchall()[0]
+    python = inbox._pattern("K1")
+    assert list(got) == [[python.search(text) is not None for text in texts] for texts in (
+        [c + "K1" for c in chars], ["K1" + c for c in chars], ["K1-" + c for c in chars])]
