@@ -16,6 +16,11 @@ import pyarrow as pa
 
 from projections import customer_view, derived, view_rows
 from projections.duckdb_store import ProjectionStore, over
+from projections.sql import service
+
+#: Derived tables whose rows SQL statements compute (the rest are computed from views built
+#: from the rows, in Python).
+IN_SQL = frozenset(("mentions", "products", "warranty_claims"))
 
 #: Customers whose views are built at a time when a table is derived in Python.
 SLICE = 1_000
@@ -28,6 +33,7 @@ def refresh(store: ProjectionStore, customer_ids: Sequence[str]) -> None:
     con.execute("DELETE FROM customer_views WHERE customer_id IN (SELECT customer_id FROM touched)")
     con.execute("INSERT INTO customer_views SELECT customer_id, max(position) FROM events "
                 "WHERE customer_id IN (SELECT customer_id FROM touched) GROUP BY customer_id")
+    service.refresh(con, store.rules)
     _python_refresh(store, customer_ids)
     con.execute("DROP TABLE touched")
 
@@ -50,7 +56,7 @@ def remember_forgotten(con: duckdb.DuckDBPyConnection, customer_id: str) -> None
 
 def _python_refresh(store: ProjectionStore, customer_ids: Sequence[str]) -> None:
     con = store.con
-    for table in ("customers", "identities", *(t.name for t in derived.tables())):
+    for table in ("customers", "identities", *(t.name for t in derived.tables() if t.name not in IN_SQL)):
         con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
     marks = store._quarantine_marks()
     for i in range(0, len(customer_ids), SLICE):
@@ -75,6 +81,8 @@ def _write(store: ProjectionStore, views: dict[str, Any]) -> None:
         idents["customer_id"].append(r["customer_id"])
     over(con, "INSERT INTO identities SELECT * FROM arrow_batch", pa.Table.from_pydict(idents))
     for spec in derived.tables():
+        if spec.name in IN_SQL:
+            continue
         rows = [row for view in views.values() for row in spec.rows(view, store.rules)]
         if rows:
             over(con, f"INSERT INTO {spec.name} SELECT * FROM arrow_batch",
