@@ -5,6 +5,8 @@ The state keeps, per section, the facts that matter to it, each sorted by when i
 consent state, case status) is derived from those sorted entries by :func:`render`. So the
 state depends only on the SET of facts, not on the order they arrived in: a late upload, a
 rebuild from zero, a different batch split, or two merged histories all give the same view.
+The projection builds it from a customer's rows when somebody reads it
+(projections/view_rows.py); the as-of views fold the store's facts themselves.
 """
 
 from __future__ import annotations
@@ -158,33 +160,6 @@ def _see_identity(view: View, key: str, entry: Entry) -> None:
             "source": entry["source"]}
     if known is None or (mark["since"], mark["pos"]) < (known["since"], known["pos"]):
         view["identities"][key] = mark
-
-
-def merge(survivor: View, absorbed: View) -> View:
-    """Join a merged record's state into the survivor's (same result as folding both)."""
-    for name in SECTION_NAMES:
-        joined = survivor["sections"][name] + absorbed["sections"][name]
-        joined.sort(key=_sort_key)
-        survivor["sections"][name] = joined
-    for key, mark in absorbed["identities"].items():
-        known = survivor["identities"].get(key)
-        if known is None or (mark["since"], mark["pos"]) < (known["since"], known["pos"]):
-            survivor["identities"][key] = mark
-    counts, other = survivor["counts"], absorbed["counts"]
-    counts["events"] += other["events"]
-    for group in ("by_channel", "by_department", "by_type"):
-        for key, n in other[group].items():
-            counts[group][key] = counts[group].get(key, 0) + n
-    survivor["merged_from"] = sorted({*survivor["merged_from"], *absorbed["merged_from"],
-                                      absorbed["customer_id"]})
-    survivor["position"] = max(survivor["position"], absorbed["position"])
-    held = sorted({*survivor.get("quarantined", ()), *absorbed.get("quarantined", ())})
-    if held:
-        survivor["quarantined"] = held
-    for bound, pick in (("first_seen", min), ("last_seen", max)):
-        values = [v for v in (survivor[bound], absorbed[bound]) if v is not None]
-        survivor[bound] = pick(values) if values else None
-    return survivor
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -409,20 +409,14 @@ def _without_recording(obj: Any) -> Any:
 
 
 @settings(max_examples=300, deadline=None)
-@given(facts=case_stories(), seed=st.integers(0, 2**32), split=st.integers(0, 12))
+@given(facts=case_stories(), seed=st.integers(0, 2**32))
 def test_clocks_and_history_depend_only_on_when_things_happened(
-        facts: list[dict[str, Any]], seed: int, split: int) -> None:
+        facts: list[dict[str, Any]], seed: int) -> None:
     shuffled = list(range(len(facts)))
     random.Random(seed).shuffle(shuffled)
     reference = records(facts)
     permuted = records(facts, shuffled)
-    # Another batch split: two halves folded apart, then joined (the projection's merge).
-    first = fold(facts, shuffled[:split])
-    second = fold(facts, shuffled[split:], first_position=len(shuffled[:split]) + 1)
-    joined = customer_view.merge(first, second)["sections"]
-    split_records = cases.case_records(joined["case"], joined["promise"])
     assert _without_recording(permuted) == _without_recording(reference)
-    assert _without_recording(split_records) == _without_recording(reference)
     for case in reference:
         times = [datetime.fromisoformat(h["occurred_at"]) for h in case["history"]]
         assert times == sorted(times)
