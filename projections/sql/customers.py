@@ -58,13 +58,26 @@ def ledger_uuid_sql(text: str) -> str:
             f"AND regexp_full_match({bare}, '{_INT16}'))")
 
 
+#: Fields of ``data`` the rules read, extracted once per row: as text, and as JSON (where a
+#: JSON null must differ from an absent field, or the value is an object).
+_TEXT_FIELDS = ("kind", "value", "from", "promise_id", "channel")
+_JSON_FIELDS = ("value", "purpose", "channels", "address", "phone", "email", "twitter")
+
+
 def _rows(table: str, where: str) -> str:
-    """A temporary table of the chosen events rows, each with its rank ``seq`` in the view's order."""
+    """A temporary table of the chosen events rows with the ``data`` fields the rules read, and
+    ``seq``: each row's rank among its customer's rows in the view's order."""
+    texts = ", ".join(f"'$.{name}'" for name in _TEXT_FIELDS)
+    jsons = ", ".join(f"'$.{name}'" for name in _JSON_FIELDS)
+    fields = ", ".join([*(f"t[{i}] AS {name}_text" for i, name in enumerate(_TEXT_FIELDS, 1)),
+                        *(f"j[{i}] AS {name}_json" for i, name in enumerate(_JSON_FIELDS, 1))])
     return f"""
     CREATE OR REPLACE TEMP TABLE {table} AS
-    SELECT customer_id, position, type, occurred_at, department, case_id, ref, data,
+    SELECT customer_id, position, type, occurred_at, department, case_id, ref,
+           CASE WHEN type = 'customer.registered' THEN data END AS profile, {fields},
            row_number() OVER (PARTITION BY customer_id ORDER BY occurred_at, position) AS seq
-    FROM events WHERE {where}"""
+    FROM (SELECT *, json_extract_string(data, [{texts}]) AS t, json_extract(data, [{jsons}]) AS j
+          FROM events WHERE {where})"""
 
 
 def _counts(rows: str) -> str:
@@ -81,24 +94,25 @@ def _counts(rows: str) -> str:
                count(*) FILTER (WHERE last IS DISTINCT FROM 'case.resolved') AS open_cases
         FROM case_state GROUP BY customer_id),
     promise_state AS (  -- a promise is open until kept or broken
-        SELECT customer_id, json_extract_string(data, '$.promise_id') AS promise_id,
-               bool_or(type <> 'promise.made') AS closed
+        SELECT customer_id, promise_id_text, bool_or(type <> 'promise.made') AS closed
         FROM {rows} WHERE type IN ('promise.made', 'promise.kept', 'promise.broken')
-        GROUP BY customer_id, promise_id),
+        GROUP BY customer_id, promise_id_text),
     promises AS (
         SELECT customer_id, count(*) FILTER (WHERE NOT closed) AS open_promises
         FROM promise_state GROUP BY customer_id),
-    objection AS (
+    objection AS (  -- channels "all" and purpose "commercial" unless given (null is not absent)
         SELECT customer_id, seq,
-               CASE WHEN json_extract(data, '$.purpose') IS NULL THEN 'commercial' ELSE json_extract_string(data, '$.purpose') END
-                   AS purpose,
-               json_extract(data, '$.channels') IS NULL OR (json_type(json_extract(data, '$.channels')) = 'VARCHAR'
-                                             AND json_extract_string(data, '$.channels') = 'all') AS every_channel,
-               CASE WHEN json_type(json_extract(data, '$.channels')) = 'ARRAY'
-                    THEN json_extract_string(data, '$.channels[*]') END AS channels
+               CASE WHEN purpose_json IS NULL THEN 'commercial'
+                    ELSE json_extract_string(purpose_json, '$') END AS purpose,
+               channels_json IS NULL OR (json_type(channels_json) = 'VARCHAR'
+                                         AND json_extract_string(channels_json, '$') = 'all')
+                   AS every_channel,
+               CASE WHEN json_type(channels_json) = 'ARRAY'
+                    THEN json_extract_string(channels_json, '$[*]') END AS channels
         FROM {rows} WHERE type = 'objection.recorded'),
     consent AS (
-        SELECT customer_id, seq, json_extract_string(data, '$.channel') AS channel, json_extract_string(data, '$.purpose') AS purpose
+        SELECT customer_id, seq, channel_text AS channel,
+               json_extract_string(purpose_json, '$') AS purpose
         FROM {rows} WHERE type = 'consent.given'),
     objections AS (  -- lifted by a later consent for its purpose on a channel it covers
         SELECT customer_id, count(*) AS active_objections FROM objection o
@@ -109,10 +123,10 @@ def _counts(rows: str) -> str:
                    OR list_contains(o.channels, 'any')))
         GROUP BY customer_id),
     marker AS (  -- a merge adds its source, an unmerge takes it away, in log order
-        SELECT customer_id, json_extract_string(data, '$.from') AS source, arg_max(type, position) AS last
+        SELECT customer_id, from_text AS source, arg_max(type, position) AS last
         FROM {rows}
-        WHERE type IN ('customer.merged', 'customer.unmerged') AND json_extract_string(data, '$.from') IS NOT NULL
-        GROUP BY customer_id, source),
+        WHERE type IN ('customer.merged', 'customer.unmerged') AND from_text IS NOT NULL
+        GROUP BY customer_id, from_text),
     markers AS (
         SELECT customer_id, list_sort(list(source)) AS merged_from
         FROM marker WHERE last = 'customer.merged' GROUP BY customer_id),
@@ -138,8 +152,9 @@ def _identity_keys(rows: str, table: str) -> str:
     customer's last unlink of it came at or after its first sighting."""
     value = "json_extract_string(j.value, '$')"
     registered = " UNION ALL ".join(
-        f"SELECT customer_id, '{kind}:' || (json_extract_string(data, '$.{kind}')) AS key, seq FROM live "
-        f"WHERE type = 'customer.registered' AND json_extract_string(data, '$.{kind}') IS NOT NULL"
+        f"SELECT customer_id, '{kind}:' || json_extract_string({kind}_json, '$') AS key, seq "
+        f"FROM live WHERE type = 'customer.registered' "
+        f"AND json_extract_string({kind}_json, '$') IS NOT NULL"
         for kind in ("phone", "email", "twitter"))
     return f"""
     CREATE OR REPLACE TEMP TABLE {table} AS
@@ -152,12 +167,12 @@ def _identity_keys(rows: str, table: str) -> str:
         WHERE {value} IS NOT NULL AND NOT (j.key = 'customer_id' AND {ledger_uuid_sql(value)})
         UNION ALL {registered}
         UNION ALL
-        SELECT customer_id, (json_extract_string(data, '$.kind')) || ':' || (json_extract_string(data, '$.value')) AS key, seq FROM live
-        WHERE type = 'identity.linked' AND json_extract_string(data, '$.value') IS NOT NULL),
+        SELECT customer_id, kind_text || ':' || value_text AS key, seq FROM live
+        WHERE type = 'identity.linked' AND value_text IS NOT NULL),
     first_sighting AS (
         SELECT customer_id, key, min(seq) AS seq FROM sighting GROUP BY customer_id, key),
     unlinked AS (
-        SELECT customer_id, (json_extract_string(data, '$.kind')) || ':' || (json_extract_string(data, '$.value')) AS key, max(seq) AS seq
+        SELECT customer_id, kind_text || ':' || value_text AS key, max(seq) AS seq
         FROM live WHERE type = 'identity.unlinked' GROUP BY customer_id, key)
     SELECT f.customer_id, f.key FROM first_sighting f LEFT JOIN unlinked u USING (customer_id, key)
     WHERE u.seq IS NULL OR u.seq < f.seq"""
@@ -166,24 +181,25 @@ def _identity_keys(rows: str, table: str) -> str:
 def _contact(rows: str) -> str:
     """CTE ``contact`` (customer_id, address JSON, phone, email, twitter): the last value set
     wins; an unlink clears a field only when it names the value the field holds."""
-    sets = " UNION ALL ".join(
-        f"SELECT customer_id, seq, '{field}' AS field, json_extract(data, '$.{field}') AS value, true AS sets "
-        f"FROM {rows} WHERE type = 'customer.registered' AND json_extract(data, '$.{field}') IS NOT NULL"
+    registered = " UNION ALL ".join(  # a registration sets each field it has, even to null
+        f"SELECT customer_id, seq, '{field}' AS field, {field}_json AS value, true AS sets "
+        f"FROM {rows} WHERE type = 'customer.registered' AND {field}_json IS NOT NULL"
         for field in ("address", "phone", "email", "twitter"))
     return f"""
     change AS (
-        {sets}
+        {registered}
         UNION ALL
-        SELECT customer_id, seq, 'address', json_extract(data, '$.address'), true FROM {rows}
+        SELECT customer_id, seq, 'address', address_json, true FROM {rows}
         WHERE type = 'address.changed'
         UNION ALL
-        SELECT customer_id, seq, json_extract_string(data, '$.kind'), json_extract(data, '$.value'), true FROM {rows}
-        WHERE type = 'identity.linked' AND json_extract_string(data, '$.kind') IN ('address', 'phone', 'email', 'twitter')
+        SELECT customer_id, seq, kind_text, value_json, true FROM {rows}
+        WHERE type = 'identity.linked' AND kind_text IN ('address', 'phone', 'email', 'twitter')
         UNION ALL
-        SELECT customer_id, seq, json_extract_string(data, '$.kind'), json_extract(data, '$.value'), false FROM {rows}
+        SELECT customer_id, seq, kind_text, value_json, false FROM {rows}
         WHERE type = 'identity.unlinked'),
     last_set AS (
-        SELECT customer_id, field, max(seq) AS seq, struct_extract(arg_max({{'v': value}}, seq), 'v') AS value
+        SELECT customer_id, field, max(seq) AS seq,
+               struct_extract(arg_max({{'v': value}}, seq), 'v') AS value
         FROM change WHERE sets GROUP BY customer_id, field),
     field_value AS (
         SELECT l.customer_id, l.field,
@@ -221,9 +237,15 @@ _INSERT_CUSTOMERS = f"""
                coalesce(list_sort(list(DISTINCT department) FILTER (WHERE department IS NOT NULL)),
                         []::VARCHAR[]) AS departments,
                bool_or(type = 'customer.forgotten') AS forgotten,
-               struct_extract(arg_max({{'data': data}}, seq)
+               struct_extract(arg_max({{'data': profile}}, seq)
                                   FILTER (WHERE type = 'customer.registered'), 'data') AS profile
         FROM {_ROWS} GROUP BY customer_id),
+    profiled AS (
+        SELECT *, json_extract_string(profile, ['$.name', '$.birthday', '$.language', '$.timezone']) AS p
+        FROM base),
+    addressed AS (
+        SELECT *, json_extract_string(address, ['$.street', '$.number', '$.postal_code', '$.city']) AS a
+        FROM contact),
     keys AS (
         SELECT customer_id, list_sort(list(key)) AS identities,
                min(key) FILTER (WHERE starts_with(key, 'customer_id:')) AS number_key
@@ -231,20 +253,18 @@ _INSERT_CUSTOMERS = f"""
     live AS (
         SELECT b.customer_id, substr(k.number_key, length('customer_id:') + 1) AS customer_number,
                CASE WHEN kept.registered THEN 'customer' ELSE 'prospect' END AS kind,
-               json_extract_string(b.profile, '$.name') AS name, CAST(json_extract_string(b.profile, '$.birthday') AS DATE) AS birthday,
-               json_extract_string(b.profile, '$.language') AS language,
+               b.p[1] AS name, CAST(b.p[2] AS DATE) AS birthday, b.p[3] AS language,
                CASE WHEN b.profile IS NULL THEN NULL
                     WHEN json_extract(b.profile, '$.timezone') IS NULL THEN 'Europe/Madrid'
-                    ELSE json_extract_string(b.profile, '$.timezone') END AS timezone,
-               json_extract_string(c.address, '$.street') AS street, json_extract_string(c.address, '$.number') AS number,
-               json_extract_string(c.address, '$.postal_code') AS postal_code, json_extract_string(c.address, '$.city') AS city,
+                    ELSE b.p[4] END AS timezone,
+               c.a[1] AS street, c.a[2] AS number, c.a[3] AS postal_code, c.a[4] AS city,
                c.phone, c.email, c.twitter,
                coalesce(k.identities, []::VARCHAR[]) AS identities,
                kept.cases, kept.open_cases, kept.open_promises, kept.products,
                kept.active_objections, coalesce(m.merged_from, []::VARCHAR[]) AS merged_from
-        FROM base b JOIN kept USING (customer_id)
+        FROM profiled b JOIN kept USING (customer_id)
         LEFT JOIN keys k USING (customer_id)
-        LEFT JOIN contact c USING (customer_id)
+        LEFT JOIN addressed c USING (customer_id)
         LEFT JOIN markers m USING (customer_id)
         WHERE NOT b.forgotten),
     gone AS (  -- a tombstone: nothing that could name them, the counts kept

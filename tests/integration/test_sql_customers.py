@@ -310,7 +310,7 @@ def _ledgers(draw: st.DrawFn) -> tuple[list[list[dict[str, Any]]], int | None]:
             for field, value in (("phone", _phone(draw(st.sampled_from([p, other, 50, 51])))),
                                  ("email", f"p{draw(st.sampled_from([p, other]))}@example.com"),
                                  ("twitter", f"@person{p}"), ("language", "es"),
-                                 ("timezone", "Europe/Lisbon"), ("birthday", "1990-05-0{}".format(p)),
+                                 ("timezone", "Europe/Lisbon"), ("birthday", f"1990-05-0{p}"),
                                  ("address", {"street": f"Calle {n}", "postal_code": "28013", "city": "Madrid"})):
                 if draw(st.booleans()):
                     data[field] = value
@@ -365,12 +365,11 @@ def _ledgers(draw: st.DrawFn) -> tuple[list[list[dict[str, Any]]], int | None]:
                 del fact["data"]["purpose"]
         facts.append(fact)
     # A merge of two registered people, maybe undone and done again, among the other facts.
-    for step, kind in enumerate(draw(st.sampled_from([(), ("customer.merged",),
-                                                     ("customer.merged", "customer.unmerged"),
-                                                     ("customer.merged", "customer.unmerged",
-                                                      "customer.merged")]))):
-        at = draw(st.integers(prelude if step == 0 else at + 1, len(facts)))
-        facts.insert(at, _fact(kind, 200 + step, {"customer_id": f"C-{registered[0]}"},
+    at = prelude - 1
+    for kind in draw(st.sampled_from([(), ("customer.merged",), ("customer.merged", "customer.unmerged"),
+                                      ("customer.merged", "customer.unmerged", "customer.merged")])):
+        at = draw(st.integers(at + 1, len(facts)))
+        facts.insert(at, _fact(kind, 200 + at, {"customer_id": f"C-{registered[0]}"},
                                draw(st.sampled_from(MOMENTS)), {"from": {"customer_id": f"C-{registered[1]}"}}))
     cuts = sorted(draw(st.lists(st.integers(1, len(facts)), max_size=3, unique=True)))
     batches = [facts[a:b] for a, b in zip([0, *cuts], [*cuts, len(facts)], strict=True) if facts[a:b]]
