@@ -221,7 +221,18 @@ def _contact(rows: str) -> str:
 
 _ROWS = "_customers_rows"
 _KEYS = "_customers_keys"
+_HELD = "_customers_held"
 _BEFORE = "_customers_before_forget"
+
+#: Touched records known only by facts the projection set aside (projections/quarantine.py):
+#: the fold keeps a view for them (the quarantine marks), so they have a ``customers`` row and
+#: a ``ledger:`` identity, with no events rows. A record merged away (an alias) has neither.
+_INSERT_HELD = f"""
+    INSERT INTO {_HELD}
+    SELECT DISTINCT customer_id FROM quarantine
+    WHERE customer_id IN (SELECT customer_id FROM touched)
+      AND customer_id NOT IN (SELECT customer_id FROM {_ROWS})
+      AND customer_id NOT IN (SELECT alias FROM customer_aliases)"""
 
 _INSERT_CUSTOMERS = f"""
     INSERT INTO customers (customer_id, customer_number, kind, name, birthday, language, timezone,
@@ -284,14 +295,20 @@ _INSERT_CUSTOMERS = f"""
            s.street, s.number, s.postal_code, s.city, s.phone, s.email, s.twitter, s.identities,
            b.events, b.first_seen, b.last_seen, s.cases, s.open_cases, s.open_promises, s.products,
            s.active_objections, b.departments, s.merged_from
-    FROM summary s JOIN base b USING (customer_id)"""
+    FROM summary s JOIN base b USING (customer_id)
+    UNION ALL  -- a view without facts
+    SELECT customer_id, NULL, 'prospect', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, []::VARCHAR[], 0, NULL, NULL, 0, 0, 0, 0, 0, []::VARCHAR[], []::VARCHAR[]
+    FROM {_HELD}"""
 
 _INSERT_IDENTITIES = f"""
     INSERT INTO identities (identity, customer_id)
     SELECT key, customer_id FROM {_KEYS}
     UNION ALL  -- every live customer is found by their ledger id
     SELECT DISTINCT 'ledger:' || customer_id, customer_id FROM {_ROWS}
-    WHERE customer_id NOT IN (SELECT customer_id FROM {_ROWS} WHERE type = 'customer.forgotten')"""
+    WHERE customer_id NOT IN (SELECT customer_id FROM {_ROWS} WHERE type = 'customer.forgotten')
+    UNION ALL
+    SELECT 'ledger:' || customer_id, customer_id FROM {_HELD}"""
 
 _INSERT_TOMBSTONES = f"""
     INSERT INTO tombstones (customer_id, forgotten_at, kind, cases, open_cases, open_promises,
@@ -326,14 +343,25 @@ def refresh(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     con.execute(TOMBSTONES_DDL)
     con.execute(_rows(_ROWS, "customer_id IN (SELECT customer_id FROM touched)"))
     try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_HELD} (customer_id VARCHAR)")
+        if _has_tables(con, "quarantine", "customer_aliases"):
+            con.execute(_INSERT_HELD)
         con.execute(_identity_keys(_ROWS, _KEYS))
         for table in ("customers", "identities"):
             con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
         con.execute(_INSERT_CUSTOMERS)
         con.execute(_INSERT_IDENTITIES)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_KEYS}")
-        con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
+        for table in (_KEYS, _HELD, _ROWS):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection, *names: str) -> bool:
+    [(found,)] = con.execute(
+        "SELECT count(DISTINCT table_name) FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND table_name IN (SELECT unnest(?::VARCHAR[]))",
+        [list(names)]).fetchall()
+    return bool(found == len(names))
 
 
 def remember_forgotten(con: duckdb.DuckDBPyConnection) -> None:

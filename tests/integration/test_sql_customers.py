@@ -49,7 +49,9 @@ def _refresh(con: duckdb.DuckDBPyConnection, customers: list[str] | None = None)
     """What the engine does: ``touched`` in the transaction, then the module's statements."""
     con.begin()
     if customers is None:
-        con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT customer_id FROM events")
+        # Every record the projection wrote: those with facts, and those with facts set aside.
+        con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT customer_id FROM events "
+                    "UNION SELECT customer_id FROM quarantine WHERE customer_id IS NOT NULL")
     else:
         wanted = pa.table({"customer_id": pa.array(customers, pa.string())})  # noqa: F841 (scanned)
         con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT customer_id FROM wanted")
@@ -263,6 +265,32 @@ def test_a_forgotten_customer_keeps_the_counts_and_nothing_personal(tmp_path: Pa
         # Every fact of the story but the other person's call, the merge the link made, the forget.
         assert row == [(None, None, None, [], "customer", len(story) - 1 + 2)]
         assert not con.execute("SELECT * FROM identities WHERE customer_id = ?", [ana_id]).fetchall()
+    finally:
+        journey.close()
+
+
+def test_a_record_known_only_by_facts_set_aside(tmp_path: Path) -> None:
+    """A fact the readers cannot use (stored by a writer that skipped the door) is quarantined,
+    but its record is known: the fold keeps a view for it, with no facts, so it has a
+    ``customers`` row and can be found by its ledger id. The SQL reads that from the quarantine."""
+    journey = open_journey(tmp_path)
+    at = "2026-01-01T10:00:00+01:00"
+    unusable = [_fact("consent.given", n, {"phone": phone}, at,
+                      {"channel": "email", "purpose": "commercial", "text": "ok"})
+                for n, phone in ((1, "+34600000031"), (2, "+34600000032"))]
+    for fact in unusable:
+        del fact["data"]["channel"]
+    try:
+        result = journey.ledger.append(list(enumerate(
+            [*unusable, _fact("call.inbound", 3, {"phone": "+34600000032"}, at, {})])))
+        assert not result.rejected
+        journey.project()
+        con = journey.projections.con
+        assert journey.projections.quarantine_count() == 2
+        assert con.execute(
+            "SELECT kind, events FROM customers WHERE customer_id IN (SELECT customer_id FROM quarantine) "
+            "ORDER BY events").fetchall() == [("prospect", 0), ("prospect", 1)]
+        _assert_sql_rewrites_the_same_rows(con)
     finally:
         journey.close()
 
