@@ -37,10 +37,13 @@ UTC_KEY = "%Y-%m-%dT%H:%M:%S.%fZ"
 #: Rows that are bookkeeping about records, not a moment the person was in touch.
 _BOOKKEEPING = "('customer.merged', 'customer.unmerged', 'customer.forgotten')"
 
-#: What Python's ``str.strip()`` (inside ``int()``) takes for white space, as an RE2 class body.
-_SPACE = (r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
+#: What ``int()`` strips as white space around a number (not U+001C-U+001F, which
+#: ``str.isspace`` counts), as an RE2 class body.
+_SPACE = (r"\t\n\x0b\x0c\r \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
           r"\x{202f}\x{205f}\x{3000}")
-#: A digit ``int(text, 16)`` reads: ASCII hex, or any Unicode decimal digit.
+#: A digit ``int(text, 16)`` reads: ASCII hex, or any Unicode decimal digit (as far as RE2's
+#: Unicode tables and Python's agree: DuckDB's RE2 knows the 20 digits Unicode 15 added, which
+#: Python 3.11 does not read).
 _HEX = r"[0-9a-fA-F\p{Nd}]"
 #: What ``int(text, 16)`` accepts: white space, a ``+`` (a ``-`` is gone by then), an optional
 #: ``0x`` prefix, digits with single underscores between them.

@@ -429,19 +429,27 @@ def test_generated_ledgers(ledger: tuple[list[list[dict[str, Any]]], int | None]
 # ----------------------------------------------------------------------- the ledger-id test
 
 
-@settings(max_examples=400, deadline=None)
-@given(text=st.one_of(
+_PIECES = st.lists(st.sampled_from(["0", "a", "F", "-", "{", "}", "urn:", "uuid:", " ", "\u00a0", "\x1c",
+                                     "+", "_", "0x", "\u0663", "g", "0123456789abcdef"]), max_size=14)
+#: Texts around the shapes ``uuid.UUID`` reads: canonical ones, and odd pieces before, inside and
+#: after 32 or 36 characters of hex.
+_TEXTS = st.one_of(
     st.uuids().map(str), st.uuids().map(lambda u: u.hex),
-    st.builds(lambda parts: "".join(parts), st.lists(st.sampled_from(
-        ["0", "a", "F", "-", "{", "}", "urn:", "uuid:", " ", "\u00a0", "+", "_", "0x", "\u0663", "g",
-         "0123456789abcdef"]), max_size=14)),
-    st.uuids().map(lambda u: "urn:uuid:" + u.hex), st.uuids().map(lambda u: "{" + str(u) + "}")))
-def test_the_ledger_id_test_reads_what_python_reads(text: str) -> None:
+    st.uuids().map(lambda u: "urn:uuid:" + u.hex), st.uuids().map(lambda u: "{" + str(u) + "}"),
+    st.builds("".join, _PIECES),
+    st.builds(lambda before, u, after, size: ("".join(before) + u.hex + str(u) + "".join(after))[:size],
+              _PIECES, st.uuids(), _PIECES, st.sampled_from([32, 36])),
+    st.builds(lambda before, u, after, size: ("".join(before) + str(u) + "".join(after))[-size:],
+              _PIECES, st.uuids(), _PIECES, st.sampled_from([32, 36])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(_TEXTS, min_size=1, max_size=40))
+def test_the_ledger_id_test_reads_what_python_reads(texts: list[str]) -> None:
     con = duckdb.connect()
     try:
-        [(found,)] = con.execute(f"SELECT {sql_customers.ledger_uuid_sql('t')} FROM (SELECT ?::VARCHAR AS t)",
-                                 [text]).fetchall()
+        found = con.execute(f"SELECT t, {sql_customers.ledger_uuid_sql('t')} FROM unnest(?::VARCHAR[]) AS u(t)",
+                            [texts]).fetchall()
     finally:
         con.close()
-    assert bool(found) == (identity.ledger_uuid(text) is not None), text
-
+    assert sorted(found) == sorted((text, identity.ledger_uuid(text) is not None) for text in texts)
