@@ -65,6 +65,10 @@ def ledger_uuid_sql(text: str) -> str:
 #: JSON null must differ from an absent field, or the value is an object).
 _TEXT_FIELDS = ("kind", "value", "from", "promise_id", "channel")
 _JSON_FIELDS = ("value", "purpose", "channels", "address", "phone", "email", "twitter")
+#: The types whose ``data`` the rules read (the others' is not parsed).
+_DATA_TYPES = ("('customer.registered', 'identity.linked', 'identity.unlinked', 'address.changed', "
+               "'consent.given', 'objection.recorded', 'promise.made', 'promise.kept', 'promise.broken', "
+               "'customer.merged', 'customer.unmerged')")
 
 
 def _rows(table: str, where: str) -> str:
@@ -79,7 +83,8 @@ def _rows(table: str, where: str) -> str:
     SELECT customer_id, position, type, occurred_at, department, case_id, ref,
            CASE WHEN type = 'customer.registered' THEN data END AS profile, {fields},
            row_number() OVER (PARTITION BY customer_id ORDER BY occurred_at, position) AS seq
-    FROM (SELECT *, json_extract_string(data, [{texts}]) AS t, json_extract(data, [{jsons}]) AS j
+    FROM (SELECT *, CASE WHEN type IN {_DATA_TYPES} THEN json_extract_string(data, [{texts}]) END AS t,
+                 CASE WHEN type IN {_DATA_TYPES} THEN json_extract(data, [{jsons}]) END AS j
           FROM events WHERE {where})"""
 
 
@@ -164,9 +169,12 @@ def _identity_keys(rows: str, table: str) -> str:
     WITH live AS (
         SELECT * FROM {rows} WHERE customer_id NOT IN
             (SELECT customer_id FROM {rows} WHERE type = 'customer.forgotten')),
+    reference AS (  -- most facts name their customer the same way: each way read once
+        SELECT customer_id, ref::VARCHAR AS ref, min(seq) AS seq FROM live WHERE ref IS NOT NULL
+        GROUP BY customer_id, ref::VARCHAR),
     sighting AS (
         SELECT r.customer_id, j.key || ':' || {value} AS key, r.seq
-        FROM live r, json_each(r.ref) j
+        FROM reference r, json_each(r.ref) j
         WHERE {value} IS NOT NULL AND NOT (j.key = 'customer_id' AND {ledger_uuid_sql(value)})
         UNION ALL {registered}
         UNION ALL
