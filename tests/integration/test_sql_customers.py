@@ -215,6 +215,13 @@ def _fact(kind: str, n: int, ref: dict[str, str], at: str, data: dict[str, Any],
 
 
 def test_a_forgotten_customer_keeps_the_counts_and_nothing_personal(tmp_path: Path) -> None:
+    """A person with cases, promises, objections, purchases and two records merged into them is
+    forgotten through the ledger (journey/usecases/erasure.py). Their tombstone counts are
+    taken by ``remember_forgotten`` from their rows as the new engine has them when it calls
+    it: the rows before the forget (a copy taken before it was projected) plus the forget's
+    row (see :func:`_forget`); and again from the rows a rebuild after the erasure would hold
+    (the stored facts' public parts, see :func:`_public_rows`): both must match. ``refresh``
+    with them must write the tombstone row the fold wrote, and no identities."""
     journey = open_journey(tmp_path / "ledger")
     ana = {"customer_id": "C-1"}
     day = "2026-01-{:02d}T10:00:00+01:00".format
