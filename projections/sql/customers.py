@@ -12,8 +12,8 @@ one integer. The merge markers are the exception: the view applies them in log o
 
 A forgotten customer's rows lose ``ref`` and ``data`` when the forget is projected. What their
 ``customers`` row keeps (customer_view.KEPT) is counted before that by
-:func:`remember_forgotten` into ``tombstones``, from fields the ledger keeps public (types, case,
-promise and consent ids, channels, purposes, merge sources), so a rebuild after erasure, whose
+:func:`remember_forgotten` into ``tombstones``, from fields the ledger keeps public (types, case
+and promise ids, consent channels and purposes, merge sources), so a rebuild after erasure, whose
 rows hold only the public fields, counts the same.
 """
 
