@@ -168,6 +168,8 @@ def test_every_rule_at_once(tmp_path: Path) -> None:
              text="no refund", answer="no", topic="refund"),
         said(7, "promise.made", "2026-05-04T23:30:00-05:00", "customer_care", promise_id="P-1",
              case_id="K-1", what="a refund", due_by="2026-05-10", topic="refund"),
+        said(38, "case.responded", "2026-05-07T11:00:00+02:00", "sales", case_id="K-1",
+             text="no after all", answer="no", topic="refund"),  # against the promise, not itself
         said(8, "case.resolved", "2026-05-08T10:00:00+02:00", "legal", case_id="K-1", resolution="refunded"),
         said(9, "case.reopened", "2026-05-09T10:00:00+02:00", "legal", case_id="K-1"),
         # Resolved without an earlier response; a promise not tied to a case.
@@ -180,11 +182,39 @@ def test_every_rule_at_once(tmp_path: Path) -> None:
         said(14, "promise.made", "2026-05-04T10:00:00+00:00", None, "C-2", promise_id="P-3",
              what="a letter", due_by="2026-05-06"),
         said(15, "promise.broken", "2026-05-07T10:00:00+00:00", None, "C-2", promise_id="P-3"),
+        # Answered exactly at the deadline: in time.
+        said(27, "case.opened", "2026-05-04T10:00:00+02:00", "customer_care", "C-2", case_id="K-3",
+             kind="complaint"),
+        said(28, "case.responded", "2026-05-05T08:00:00+00:00", "customer_care", "C-2", case_id="K-3",
+             text="in time"),
+        said(39, "case.note", "2026-05-04T09:00:00+02:00", "outsourced", "C-2", case_id="K-3", text="before"),
+        # Resolved, answered and reopened at one instant: the rank decides, not the event ids
+        # (these ids sort the other way round).
+        said(20, "case.opened", "2026-05-04T10:00:00+02:00", "sales", "C-2", case_id="K-5", kind="request"),
+        said(31, "case.responded", "2026-05-04T14:00:00+02:00", "sales", "C-2", case_id="K-5", text="ok"),
+        said(21, "case.resolved", "2026-05-04T14:00:00+02:00", "sales", "C-2", case_id="K-5", resolution="ok"),
+        said(32, "case.reopened", "2026-05-04T12:00:00+00:00", "sales", "C-2", case_id="K-5"),
+        # One promise made twice and closed twice at one instant: the event ids decide.
+        said(22, "promise.made", "2026-05-04T10:00:00+02:00", "sales", promise_id="P-4", what="first",
+             due_by="2026-05-09"),
+        said(23, "promise.made", "2026-05-04T10:00:00+02:00", "billing", promise_id="P-4", what="second",
+             due_by="2026-05-09"),
+        said(25, "promise.kept", "2026-05-08T10:00:00+02:00", "sales", promise_id="P-4"),
+        said(26, "promise.broken", "2026-05-08T10:00:00+02:00", "billing", promise_id="P-4"),
+        # A microsecond after what the late batch brings.
+        said(29, "case.opened", "2026-05-20T10:00:00.000001+02:00", "sales", case_id="K-4", kind="incident"),
+        # No opening, a first fact without a department, an empty resolution (not an answer).
+        said(34, "case.note", "2026-05-21T10:00:00+02:00", None, case_id="K-6", text="no department"),
+        said(35, "case.resolved", "2026-05-21T10:30:00+02:00", "legal", case_id="K-6", resolution=""),
+        said(36, "case.responded", "2026-05-21T11:00:00+02:00", "sales", case_id="K-6", text="answer"),
     ]
     late = [  # uploaded after later facts were recorded
         said(16, "case.note", "2026-05-04T12:00:00+02:00", "outsourced", case_id="K-1", text="late upload"),
         said(17, "case.responded", "2026-05-04T11:00:00+02:00", "customer_care", "C-2", case_id="K-2",
              text="done soon"),
+        said(37, "case.note", "2026-05-04T12:00:00+02:00", "sales", "C-2", case_id="K-2", text="a tie"),
+        said(30, "case.note", "2026-05-20T10:00:00+02:00", "sales", case_id="K-4", text="a microsecond before"),
+        said(33, "case.note", "2026-05-20T10:00:00.000001+02:00", "sales", case_id="K-4", text="a tie"),
     ]
     try:
         for batch in (first, late):
@@ -193,9 +223,16 @@ def test_every_rule_at_once(tmp_path: Path) -> None:
         cases = {r[1]: r for r in expected["cases"]}
         assert cases["K-1"][5:8] == ("open", "legal", ("customer_care", "billing", "outsourced", "legal", "sales"))
         assert cases["K-1"][17] is True and cases["K-1"][21:23] == (1, 1)  # answered late, reopened, a late note
-        assert cases["K-1"][26] == 2  # the "no" against the answer and against the promise
+        assert cases["K-1"][26] == 3  # billing's "no" against sales and the promise; sales' against the promise
         assert cases["K-2"][5] == "resolved" and cases["K-2"][11] == "case.responded"
-        assert {r[1]: r[8] for r in expected["promises"]} == {"P-1": "open", "P-2": "kept", "P-3": "broken"}
+        assert cases["K-2"][22] == cases["K-4"][22] == 1  # a tie is not late; a microsecond is
+        assert (cases["K-3"][6], cases["K-3"][17]) == ("customer_care", False)  # the opener's; in time
+        assert (cases["K-5"][5], cases["K-5"][11]) == ("open", "case.responded")
+        assert (cases["K-6"][6], cases["K-6"][11], cases["K-6"][14]) == (None, "case.responded", "")
+        promises = {r[1]: r for r in expected["promises"]}
+        assert {p: r[8] for p, r in promises.items()} == {"P-1": "open", "P-2": "kept", "P-3": "broken",
+                                                          "P-4": "broken"}
+        assert promises["P-4"][5] == "second"
     finally:
         journey.close()
 
