@@ -27,6 +27,9 @@ How the Python rules are said here:
   DuckDB's ``sha1`` and ``sha256`` over bytes: the uuid5 is the first 16 bytes of SHA-1 of the
   namespace's bytes and ``case:<id>`` in UTF-8, with the version and variant bits set.
 - A forgotten customer (a ``customer.forgotten`` row among theirs) has no rows.
+
+The touched customers' facts are read from ``events`` once, into a temporary table the three
+statements share (dropped at the end; the caller's rollback drops it after a failure).
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ def _tracking_keys(name: str, ids: str) -> str:
     uuid_hex = ("substr(h, 1, 12) || '5' || substr(h, 14, 3) || "
                 "substr('89ab', (('0x' || substr(h, 17, 1))::INTEGER & 3) + 1, 1) || substr(h, 18, 15)")
     bits = 5 * KEY_SYMBOLS
-    # The first 50 bits of SHA-256: 13 hex digits (52 bits) shifted right by two.
-    symbols = " || ".join(
-        f"substr('{CROCKFORD}', ((n >> {5 * i}) & 31)::INTEGER + 1, 1)" for i in reversed(range(KEY_SYMBOLS)))
+    # The first 50 bits of SHA-256: 13 hex digits (52 bits) shifted right by two; then five bits
+    # a symbol, the most significant first. (One lambda plans several times faster than ten
+    # spelled-out symbols: the planning is most of a small transaction's time.)
+    shifts = f"range({bits - 5}, -5, -5)"
     return f"""
     {name}_sha1 AS (
         SELECT case_id, sha1(unhex('{NAMESPACE.hex}') || encode('case:' || case_id)) AS h
@@ -69,46 +73,67 @@ def _tracking_keys(name: str, ids: str) -> str:
     ),
     {name} AS (
         SELECT case_id, substr(k, 1, 5) || '-' || substr(k, 6, 5) AS tracking_key
-        FROM (SELECT case_id, {symbols} AS k FROM {name}_bits)
+        FROM (SELECT case_id, array_to_string(list_transform({shifts},
+                  lambda s: substr('{CROCKFORD}', ((n >> s) & 31)::INTEGER + 1, 1)), '') AS k
+              FROM {name}_bits)
     )"""
 
 
-#: The touched customers who have rows (not forgotten), and the "case" and "promise" facts of
-#: theirs, each with its place in its case or promise.
+#: The one scan of ``events``: the "case" and "promise" facts of the touched customers who have
+#: rows (not forgotten), with the ``data`` fields the rules read (``case_id`` is the column the
+#: engine fills from ``data.case_id``, a promise's case too). Every statement below reads
+#: this table: a small transaction touches few customers, and nine scans of ``events`` (one per
+#: CTE) cost nine times one.
+INPUT = "journey_sql_cases_input"
+
+INPUT_SQL = f"""
+CREATE OR REPLACE TEMP TABLE {INPUT} AS
+WITH picked AS (
+    SELECT customer_id, case_id, position, event_id, type, occurred_at, occurred_local, department,
+        agent, data
+    FROM events
+    WHERE customer_id IN (SELECT customer_id FROM touched)
+        AND (starts_with(type, 'case.')
+             OR type IN ('promise.made', 'promise.kept', 'promise.broken', 'customer.forgotten'))
+)
+SELECT customer_id, case_id, position, event_id, type, occurred_at, occurred_local, department, agent,
+    data ->> 'kind' AS kind, data ->> 'subject' AS subject, data ->> 'to' AS transferred_to,
+    data ->> 'text' AS text, data ->> 'answer' AS answer, data ->> 'topic' AS topic,
+    data ->> 'resolution' AS resolution, data ->> 'promise_id' AS promise_id,
+    data ->> 'what' AS what, data ->> 'due_by' AS due_by
+FROM picked
+WHERE type <> 'customer.forgotten'
+    AND customer_id NOT IN (SELECT customer_id FROM picked WHERE type = 'customer.forgotten')
+"""
+
+#: Each case's facts with its place in the case (``ord``) and whether it was recorded late.
 _FACTS = f"""
-    live AS (
-        SELECT DISTINCT customer_id FROM touched
-        WHERE customer_id NOT IN (SELECT customer_id FROM events WHERE type = 'customer.forgotten')
-    ),
     case_facts AS (
-        SELECT customer_id, case_id, position, event_id, type, occurred_at, department, agent, data,
+        SELECT *,
             row_number() OVER (PARTITION BY customer_id, case_id
                                ORDER BY occurred_at, {_RANK}, event_id) AS ord,
             coalesce(min(position) OVER (
                 PARTITION BY customer_id, case_id ORDER BY occurred_at
                 RANGE BETWEEN INTERVAL 1 MICROSECOND FOLLOWING AND UNBOUNDED FOLLOWING) < position,
                 false) AS late
-        FROM events
-        WHERE starts_with(type, 'case.') AND customer_id IN (SELECT customer_id FROM live)
+        FROM {INPUT}
+        WHERE starts_with(type, 'case.')
     )"""
 
 #: Everything said "yes" or "no" on a case by a department, and the pairs that contradict each
 #: other (projections/cases.py ``contradictions``): a "no" comes only from a case's own facts,
 #: so a pair names a case of the customer.
-_PAIRS = """
+_PAIRS = f"""
     said AS (
-        SELECT customer_id, case_id, data ->> 'answer' AS answer, data ->> 'topic' AS topic, type,
-            department, agent, occurred_at, data ->> 'text' AS text,
-            data ->> 'promise_id' AS promise_id, event_id
-        FROM events
-        WHERE type = 'case.responded' AND data ->> 'answer' IN ('yes', 'no') AND department <> ''
-            AND customer_id IN (SELECT customer_id FROM live)
+        SELECT customer_id, case_id, answer, topic, type, department, agent, occurred_at, text,
+            promise_id, event_id
+        FROM {INPUT}
+        WHERE type = 'case.responded' AND answer IN ('yes', 'no') AND department <> ''
         UNION ALL
-        SELECT customer_id, data ->> 'case_id', 'yes', data ->> 'topic', type, department, agent,
-            occurred_at, data ->> 'what', data ->> 'promise_id', event_id
-        FROM events
+        SELECT customer_id, case_id, 'yes', topic, type, department, agent, occurred_at, what,
+            promise_id, event_id
+        FROM {INPUT}
         WHERE type = 'promise.made' AND department <> ''
-            AND customer_id IN (SELECT customer_id FROM live)
     ),
     pairs AS (
         SELECT y.customer_id, y.case_id, y.topic, greatest(y.occurred_at, n.occurred_at) AS contradicted_at,
@@ -124,7 +149,7 @@ _PAIRS = """
         WHERE y.answer = 'yes' AND n.answer = 'no'
     )"""
 
-_ANSWER = "(type = 'case.responded' OR (type = 'case.resolved' AND data ->> 'resolution' <> ''))"
+_ANSWER = "(type = 'case.responded' OR (type = 'case.resolved' AND resolution <> ''))"
 
 CASES_SQL = f"""
 INSERT INTO cases BY NAME
@@ -134,8 +159,8 @@ WITH {_FACTS}, {_PAIRS},
             count(*) FILTER (WHERE type = 'case.opened') > 0 AS has_opened,
             arg_min_null(occurred_at, ord) FILTER (WHERE type = 'case.opened') AS opened_at,
             arg_min_null(department, ord) FILTER (WHERE type = 'case.opened') AS opened_department,
-            arg_min_null(data ->> 'kind', ord) FILTER (WHERE type = 'case.opened') AS kind,
-            arg_min_null(data ->> 'subject', ord) FILTER (WHERE type = 'case.opened') AS subject,
+            arg_min_null(kind, ord) FILTER (WHERE type = 'case.opened') AS kind,
+            arg_min_null(subject, ord) FILTER (WHERE type = 'case.opened') AS subject,
             arg_min_null(department, ord) AS first_department,
             arg_min_null(occurred_at, ord) FILTER (WHERE {_ANSWER}) AS first_response_at,
             arg_min_null(type, ord) FILTER (WHERE {_ANSWER}) AS first_response_type,
@@ -143,8 +168,8 @@ WITH {_FACTS}, {_PAIRS},
             coalesce(max(ord) FILTER (WHERE type = 'case.resolved'), 0)
                 > coalesce(max(ord) FILTER (WHERE type = 'case.reopened'), 0) AS is_resolved,
             arg_max_null(occurred_at, ord) FILTER (WHERE type = 'case.resolved') AS last_resolved_at,
-            arg_max_null(data ->> 'resolution', ord) FILTER (WHERE type = 'case.resolved') AS last_resolution,
-            arg_max_null(data ->> 'to', ord) FILTER (WHERE type = 'case.transferred') AS last_to,
+            arg_max_null(resolution, ord) FILTER (WHERE type = 'case.resolved') AS last_resolution,
+            arg_max_null(transferred_to, ord) FILTER (WHERE type = 'case.transferred') AS last_to,
             count(*) FILTER (WHERE type = 'case.transferred') AS transfers,
             count(*) FILTER (WHERE type = 'case.note') AS notes,
             count(*) FILTER (WHERE type = 'case.responded') AS responses,
@@ -158,7 +183,7 @@ WITH {_FACTS}, {_PAIRS},
     named AS (
         SELECT customer_id, case_id, department AS name, 2 * ord AS k FROM case_facts
         UNION ALL
-        SELECT customer_id, case_id, data ->> 'to', 2 * ord + 1 FROM case_facts
+        SELECT customer_id, case_id, transferred_to, 2 * ord + 1 FROM case_facts
         WHERE type = 'case.transferred'
     ),
     departments AS (
@@ -206,35 +231,26 @@ LEFT JOIN counted c USING (customer_id, case_id)
 #: After CASES_SQL: each pair with its case's tracking key and owner from the rows just written.
 CONTRADICTIONS_SQL = f"""
 INSERT INTO contradictions BY NAME
-WITH live AS (
-        SELECT DISTINCT customer_id FROM touched
-        WHERE customer_id NOT IN (SELECT customer_id FROM events WHERE type = 'customer.forgotten')
-    ), {_PAIRS}
+WITH {_PAIRS}
 SELECT p.*, c.tracking_key, c.owner_department
 FROM pairs p JOIN cases c USING (customer_id, case_id)
 """
 
 PROMISES_SQL = f"""
 INSERT INTO promises BY NAME
-WITH live AS (
-        SELECT DISTINCT customer_id FROM touched
-        WHERE customer_id NOT IN (SELECT customer_id FROM events WHERE type = 'customer.forgotten')
-    ),
-    promise_facts AS (
-        SELECT customer_id, data ->> 'promise_id' AS promise_id, type, occurred_at, occurred_local,
-            department, agent, data,
-            row_number() OVER (PARTITION BY customer_id, data ->> 'promise_id'
+WITH promise_facts AS (
+        SELECT *,
+            row_number() OVER (PARTITION BY customer_id, promise_id
                                ORDER BY occurred_at, {_RANK}, event_id) AS ord
-        FROM events
+        FROM {INPUT}
         WHERE type IN ('promise.made', 'promise.kept', 'promise.broken')
-            AND customer_id IN (SELECT customer_id FROM live)
     ),
     agg AS (
         SELECT customer_id, promise_id,
-            arg_min_null(data ->> 'what', ord) FILTER (WHERE type = 'promise.made') AS what,
-            arg_min_null(data ->> 'case_id', ord) FILTER (WHERE type = 'promise.made') AS case_id,
-            arg_min_null(data ->> 'topic', ord) FILTER (WHERE type = 'promise.made') AS topic,
-            arg_min_null(data ->> 'due_by', ord) FILTER (WHERE type = 'promise.made') AS due_by,
+            arg_min_null(what, ord) FILTER (WHERE type = 'promise.made') AS what,
+            arg_min_null(case_id, ord) FILTER (WHERE type = 'promise.made') AS case_id,
+            arg_min_null(topic, ord) FILTER (WHERE type = 'promise.made') AS topic,
+            arg_min_null(due_by, ord) FILTER (WHERE type = 'promise.made') AS due_by,
             arg_min_null(occurred_at, ord) FILTER (WHERE type = 'promise.made') AS made_at,
             arg_min_null(occurred_local, ord) FILTER (WHERE type = 'promise.made') AS made_local,
             arg_min_null(department, ord) FILTER (WHERE type = 'promise.made') AS made_department,
@@ -269,6 +285,10 @@ def refresh(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     deadline). Runs in the caller's transaction; the other customers' rows stay as they are."""
     for table in TABLES:
         con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM touched)")
+    con.execute(INPUT_SQL)
     con.execute(CASES_SQL, {"days": rules.complaint_days})
     con.execute(CONTRADICTIONS_SQL)
     con.execute(PROMISES_SQL)
+    # (A failure leaves the temporary table to the caller's rollback, or to the next refresh's
+    # CREATE OR REPLACE: a DROP in an aborted transaction would hide the error.)
+    con.execute(f"DROP TABLE {INPUT}")
