@@ -110,23 +110,23 @@ def test_refreshing_some_customers_leaves_the_others_rows_alone(tmp_path: Path) 
         con, rules = journey.projections.con, journey.projections.rules
         chosen = sorted({r[0] for r in con.execute(
             "SELECT customer_id FROM cases UNION SELECT customer_id FROM promises").fetchall()})[::2]
-        assert chosen
+        chosen += [r[0] for r in con.execute("SELECT customer_id FROM contradictions").fetchall()]
         expected = rows(con)
-        # The others' rows are marked; the chosen customers' rows are gone: refresh must
-        # write the chosen ones again and never touch the marks.
-        marks = ("UPDATE cases SET subject = 'kept as it was' WHERE customer_id NOT IN ({ids}); "
-                 "UPDATE promises SET what = 'kept as it was' WHERE customer_id NOT IN ({ids}); "
-                 "DELETE FROM cases WHERE customer_id IN ({ids}); "
-                 "DELETE FROM promises WHERE customer_id IN ({ids}); "
-                 "DELETE FROM contradictions WHERE customer_id IN ({ids})"
-                 ).format(ids="SELECT customer_id FROM touched")
-        got = refreshed(con, rules, touched=chosen, prepare=marks)
-        for table, column in (("cases", 4), ("promises", 5)):
+        # Every row is marked, and a record merged away (no events rows any more) still has a
+        # row: refresh must write the chosen customers' rows again (once), drop the merged-away
+        # record's, and leave the others' marked rows as they are.
+        gone = "merged-away"
+        marks = ("UPDATE cases SET subject = 'kept as it was'; UPDATE promises SET what = 'kept as it was'; "
+                 "UPDATE contradictions SET topic = 'kept as it was'; "
+                 f"INSERT INTO cases SELECT '{gone}', * EXCLUDE (customer_id) FROM cases LIMIT 1")
+        got = refreshed(con, rules, touched=[*chosen, gone], prepare=marks)
+        for table, column in (("cases", 4), ("promises", 5), ("contradictions", 4)):
             mine = [r for r in got[table] if r[0] in chosen]
             assert mine == [r for r in expected[table] if r[0] in chosen]
             others = [r for r in got[table] if r[0] not in chosen]
-            assert others and all(r[column] == "kept as it was" for r in others)
-        assert len(got["cases"]) == len(expected["cases"])
+            assert all(r[column] == "kept as it was" for r in others)
+            assert len(got[table]) == len(expected[table])
+        assert any(r[0] not in chosen for r in got["cases"]) and got["contradictions"]
     finally:
         journey.close()
 
