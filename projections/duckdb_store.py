@@ -32,6 +32,7 @@ import pyarrow as pa
 from ledger.application import StoredFact
 from projections import derived, quarantine, view_rows
 from projections.customer_view import View
+from projections.sql.customers import TOMBSTONES_DDL
 from projections.rules import DEFAULT_RULES, Rules
 
 SCHEMA = [
@@ -65,10 +66,7 @@ SCHEMA = [
         alias VARCHAR NOT NULL, customer_id VARCHAR NOT NULL)""",
     # What a forgotten customer's tombstone keeps (the counts, read from public fields only,
     # as they stood when the customer was forgotten): their rows hold nothing to count again.
-    """CREATE TABLE IF NOT EXISTS tombstones (
-        customer_id VARCHAR NOT NULL, forgotten_at VARCHAR NOT NULL, merged_from VARCHAR[],
-        kind VARCHAR, cases INTEGER, open_cases INTEGER, open_promises INTEGER,
-        products INTEGER, active_objections INTEGER)""",
+    TOMBSTONES_DDL,
     # Point lookups (a department's search, a customer's timeline, a view built from rows)
     # must not slow down as the ledger grows: without these a lookup scans the table (12-19 ms
     # at 1M events, linear in size); with them 0.4-0.7 ms.

@@ -150,6 +150,8 @@ class Batch:
             self._row(sf)
         self.applied += len(good)
         entries = self._entries(held)
+        # A record known only by quarantined facts still has its customers row and identity.
+        self.touched.update(e.customer_id for e in entries if e.customer_id is not None)
         chunk_rows = _Chunk(self.rows, self.moves, self.forgotten, before, dict(self.aliases))
         self.rows, self.owners, self.moves, self.forgotten = [], set(), [], set()
         self._submit(entries, chunk_rows)
@@ -310,8 +312,8 @@ class Batch:
                 con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
             if self.partitioned:
                 con.execute("DELETE FROM events WHERE customer_id = ?", [absorbed])
-        for customer_id in sorted(chunk.forgotten):
-            derive.remember_forgotten(con, customer_id)
+        if chunk.forgotten:
+            derive.remember_forgotten(con, sorted(chunk.forgotten))
         # Nothing personal in the rows of a forgotten customer, whenever their facts come in.
         owners = sorted(set(columns["customer_id"]) | chunk.forgotten)
         con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
