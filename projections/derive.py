@@ -14,19 +14,19 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from projections.duckdb_store import ProjectionStore, over
+from projections.rules import Rules
 from projections.sql import cases, customers, service
+from projections.tables import over
 
 
-def refresh(store: ProjectionStore, customer_ids: Sequence[str]) -> None:
-    con = store.con
+def refresh(con: duckdb.DuckDBPyConnection, rules: Rules, customer_ids: Sequence[str]) -> None:
     _touch(con, customer_ids)
     con.execute("DELETE FROM customer_views WHERE customer_id IN (SELECT customer_id FROM touched)")
     con.execute("INSERT INTO customer_views SELECT customer_id, max(position) FROM events "
                 "WHERE customer_id IN (SELECT customer_id FROM touched) GROUP BY customer_id")
-    customers.refresh(con, store.rules)
-    cases.refresh(con, store.rules)
-    service.refresh(con, store.rules)
+    customers.refresh(con, rules)
+    cases.refresh(con, rules)
+    service.refresh(con, rules)
     con.execute("DROP TABLE touched")
 
 
