@@ -19,9 +19,11 @@ from projections.duckdb_store import ProjectionStore
 log = logging.getLogger(__name__)
 
 #: Facts per DuckDB transaction. Each transaction recomputes the derived rows of every customer
-#: it touched once, at its end; the facts are read and written in chunks of
-#: :data:`READ_CHUNK`, so memory holds one chunk of facts.
-DEFAULT_BATCH = 200_000
+#: it touched once, at its end, so a long catch-up gains from long transactions; the facts are
+#: read and written in chunks of :data:`READ_CHUNK`, so memory holds one chunk of facts
+#: whatever the length (DuckDB spills its own beyond its memory limit). A killed catch-up
+#: loses at most this stretch's work, never its consistency.
+DEFAULT_BATCH = 1_000_000
 #: Facts read from the store and decoded at a time.
 READ_CHUNK = 20_000
 
