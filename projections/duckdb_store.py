@@ -245,9 +245,6 @@ class ProjectionStore:
             marks.setdefault(self.aliases.get(owner, owner), []).append(int(position))
         return marks
 
-    def stored_ids(self) -> set[str]:
-        return {str(r[0]) for r in self.con.execute("SELECT customer_id FROM customer_views").fetchall()}
-
     def timeline(self, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT position, event_id, type, occurred_local, "
                "strftime(recorded_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') AS recorded_at, "
