@@ -59,8 +59,8 @@ _INSERT = f"""
                               AND json_array_length(f.data, '$.channels') = 1
                          THEN f.data->>'$.channels[0]' END),
            f.data->>'$.purpose', f.data->>'$.campaign', f.data->>'$.case_id',
-           (epoch_us(recorded) - epoch_us(occurred)) / 1000000.0,
-           CASE WHEN f.erased THEN NULL ELSE f.customer END, coalesce(f.data, '{{}}'), copied
+           (epoch_us(recorded) - epoch_us(occurred)) / 1000000.0, copied,
+           CASE WHEN f.erased THEN NULL ELSE f.customer END, coalesce(f.data, '{{}}')
     FROM (SELECT position, customer_id, stream_id, stream_version, copied,
                  recorded_at::TIMESTAMPTZ AS recorded,
                  coalesce(occurred_utc, json_extract_string(fact, '$.occurred_at'))::TIMESTAMPTZ AS occurred,

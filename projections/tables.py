@@ -25,8 +25,8 @@ SCHEMA = [
         type_version INTEGER NOT NULL, occurred_at TIMESTAMPTZ NOT NULL,
         occurred_local VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL,
         source_id VARCHAR NOT NULL, department VARCHAR, agent VARCHAR, channel VARCHAR,
-        purpose VARCHAR, campaign VARCHAR, case_id VARCHAR, lag_s DOUBLE, ref JSON, data JSON,
-        copied BOOLEAN)""",
+        purpose VARCHAR, campaign VARCHAR, case_id VARCHAR, lag_s DOUBLE, copied BOOLEAN,
+        ref JSON, data JSON)""",
     """CREATE TABLE IF NOT EXISTS customers (
         customer_id VARCHAR NOT NULL, customer_number VARCHAR, kind VARCHAR, name VARCHAR,
         birthday DATE, language VARCHAR, timezone VARCHAR, street VARCHAR, number VARCHAR,
@@ -60,7 +60,7 @@ SCHEMA = [
 EVENT_COLUMNS = ("position", "event_id", "customer_id", "stream_id", "stream_version", "type",
                  "type_version", "occurred_at", "occurred_local", "recorded_at", "source",
                  "source_id", "department", "agent", "channel", "purpose", "campaign", "case_id",
-                 "lag_s", "ref", "data", "copied")
+                 "lag_s", "copied", "ref", "data")
 CUSTOMER_COLUMNS = ("customer_id", "customer_number", "kind", "name", "birthday", "language",
                     "timezone", "street", "number", "postal_code", "city", "phone", "email",
                     "twitter", "identities", "events", "first_seen", "last_seen", "cases",
