@@ -29,7 +29,7 @@ from ledger.application import (
     decode_rows,
     sqlite_env,
 )
-from ledger.decoding import Row
+from ledger.decoding import Row, decode_states
 from ledger.writer import Ledger
 from tests.ledgers import append, open_journey, record
 from tests.strategies import PEOPLE, fact_lists
@@ -91,10 +91,10 @@ def plain(facts: list[StoredFact]) -> list[tuple[Any, ...]]:
 @given(facts=fact_lists(), extras=st.lists(_extra, min_size=30, max_size=30),
        clear=st.lists(st.booleans(), min_size=30, max_size=30),
        forget=st.one_of(st.none(), st.tuples(st.sampled_from(PEOPLE), st.sampled_from(["customer_id", "phone"]))),
-       cuts=st.lists(st.integers(1, 40), max_size=4))
+       cuts=st.lists(st.integers(1, 40), max_size=4), slice_rows=st.integers(1, 6))
 def test_decoded_rows_are_the_facts_the_mapper_gives(
         facts: list[dict[str, Any]], extras: list[dict[str, Any]], clear: list[bool],
-        forget: tuple[dict[str, str], str] | None, cuts: list[int]) -> None:
+        forget: tuple[dict[str, str], str] | None, cuts: list[int], slice_rows: int) -> None:
     """Sealed facts, facts stored before encryption, a forgotten customer's facts and the
     ``customer.forgotten`` itself decode alike, however the rows are cut into batches."""
     with tempfile.TemporaryDirectory(dir=FAST_DIR) as tmp:
@@ -127,6 +127,8 @@ def test_decoded_rows_are_the_facts_the_mapper_gives(
                 at += cut
             batches.append(rows[at:])
             assert plain([sf for batch in batches for sf in decode_rows(journey.app, batch)]) == expected
+            journey.app.keys.reset()  # parsed and decoded a few rows at a time, keys read per slice
+            assert plain(decode_states(journey.app.keys, rows, slice_rows=slice_rows)) == expected
 
             journey.app.keys.reset()
             forgotten = {f["customer_uuid"] for *_, f in expected
