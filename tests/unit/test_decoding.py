@@ -14,13 +14,15 @@ from unittest import mock
 from uuid import UUID
 
 import orjson
+import pytest
 from eventsourcing.compressor import ZlibCompressor
 from eventsourcing.persistence import Mapper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain import catalogue, personal
-from journey.bootstrap import Journey
+from journey.bootstrap import Journey, bootstrap
+from journey.config import Settings
 from journey.references import reference_key
 from ledger.application import (
     JourneyApplication,
@@ -228,3 +230,25 @@ def test_a_store_with_a_compressor_is_decoded_by_the_mapper(tmp_path: Path) -> N
         assert plain(decode_notifications(app, ns)) == plain(facts)
     finally:
         app.close()
+
+
+@pytest.mark.postgres
+def test_postgres_rows_decode_as_its_notifications(postgres_db: Any, tmp_path: Path) -> None:
+    """PostgreSQL's ``select_rows`` reads the same events as ``select_notifications`` (stream
+    ids as UUIDs), and the catch-up decodes them to the mapper's facts."""
+    journey = bootstrap(Settings(data_dir=tmp_path, store="postgres", postgres_url=postgres_db.url))
+    try:
+        record(journey, REG, CALL)
+        record(journey, dict(CALL, id="c2", customer={"customer_id": "C-8"}))
+        journey.ledger.forget(reference_key(NUMBER), "asked")
+        rows = rows_of(journey)
+        assert [r[0] for r in rows] == [n.id for n in journey.app.recorder.select_notifications(1, 100)]
+        assert all(type(r[1]) is UUID and type(r[4]) is bytes for r in rows)
+        between: Any = journey.app.recorder
+        assert between.select_rows(rows[0][0], 100, rows[2][0]) == rows[1:3]
+        assert between.select_rows(rows[0][0], 1) == rows[1:2]
+        facts = decode_rows(journey.app, rows)
+        assert plain(facts) == by_mapper(journey, rows)
+        assert [sf.fact.get("erased") for sf in facts] == [True, True, None, None]
+    finally:
+        journey.close()
