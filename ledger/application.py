@@ -152,8 +152,12 @@ def open_fact(app: JourneyApplication, sf: StoredFact) -> StoredFact:
 def history_of(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
     """Reads one customer's facts from the event store, in log order: what a projection needs
     when it must rebuild a record (an unmerge, a merge whose other half lives elsewhere)."""
+    rows_of = getattr(app.recorder, "fact_rows_of", None)  # the stores' recorders read rows
+
     def history(customer_id: str) -> list[StoredFact]:
-        return decode_notifications(app, app.index.facts_of(UUID(customer_id)))
+        if rows_of is None:
+            return decode_notifications(app, app.index.facts_of(UUID(customer_id)))
+        return decode_rows(app, rows_of(UUID(customer_id)))
     return history
 
 

@@ -382,6 +382,13 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             return curs.fetchall()
 
     @_RETRY
+    def fact_rows_of(self, customer_id: UUID) -> list[Row]:
+        """:meth:`facts_of` as the rows of :meth:`select_rows`, for ``decode_rows``."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self.select_facts_of_statement, (customer_id,))
+            return curs.fetchall()
+
+    @_RETRY
     def merged_into(self, customer_id: UUID) -> list[UUID]:
         return [r["customer_id"] for r in self._fetch(self.select_merged_into_statement, customer_id)]
 

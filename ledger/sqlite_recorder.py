@@ -353,7 +353,14 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
 
     def facts_of(self, customer_id: UUID) -> list[Notification]:
         """Every stored event whose fact resolved to this customer, in log order."""
+        return [Notification(id=r[0], originator_id=self.convert_originator_id(r[1]),
+                             originator_version=r[2], topic=r[3], state=r[4])
+                for r in self.fact_rows_of(customer_id)]
+
+    def fact_rows_of(self, customer_id: UUID) -> list[Row]:
+        """:meth:`facts_of` as the rows of :meth:`select_rows`, for ``decode_rows``."""
         with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None  # plain tuples: this cursor only
             c.execute(
                 f"SELECT s.rowid, s.originator_id, s.originator_version, s.topic, s.state "
                 f"FROM journey_facts f JOIN {self.events_table_name} s "
@@ -361,11 +368,7 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                 "WHERE f.customer_id = ? ORDER BY s.rowid",
                 (customer_id.hex,),
             )
-            return [
-                Notification(id=r[0], originator_id=self.convert_originator_id(r[1]),
-                             originator_version=r[2], topic=r[3], state=r[4])
-                for r in c.fetchall()
-            ]
+            return cast(list[Row], c.fetchall())
 
     def merged_into(self, customer_id: UUID) -> list[UUID]:
         """The records merged directly into this one (and not split off again)."""

@@ -29,6 +29,7 @@ from ledger.application import (
     StoredFact,
     decode_notifications,
     decode_rows,
+    history_of,
     sqlite_env,
 )
 from ledger.decoding import Row, decode_states
@@ -81,6 +82,16 @@ def by_mapper(journey: Journey, rows: list[Row]) -> list[tuple[Any, ...]]:
 def notifications(journey: Journey, rows: list[Row]) -> list[Any]:
     by_id = {n.id: n for n in journey.app.recorder.select_notifications(1, 1 << 30)}
     return [by_id[r[0]] for r in rows]
+
+
+def assert_history_as_notifications(journey: Journey, customer: str) -> None:
+    """``history_of`` (the recorder's rows of one customer) reads what decoding the
+    customer's notifications reads."""
+    journey.app.keys.reset()
+    expected = plain(decode_notifications(journey.app, journey.app.index.facts_of(UUID(customer))))
+    assert expected
+    journey.app.keys.reset()
+    assert plain(history_of(journey.app)(customer)) == expected
 
 
 def plain(facts: list[StoredFact]) -> list[tuple[Any, ...]]:
@@ -164,6 +175,7 @@ def test_a_forgotten_customers_facts_read_back_erased(tmp_path: Path) -> None:
         assert after[0].fact["data"]["name"] is None and after[1].fact["data"]["notes"] is None
         assert b"Ana" not in orjson.dumps([sf.fact for sf in after])
         assert plain(after) == by_mapper(journey, rows)
+        assert_history_as_notifications(journey, after[0].fact["customer_uuid"])
     finally:
         journey.close()
 
@@ -250,5 +262,7 @@ def test_postgres_rows_decode_as_its_notifications(postgres_db: Any, tmp_path: P
         facts = decode_rows(journey.app, rows)
         assert plain(facts) == by_mapper(journey, rows)
         assert [sf.fact.get("erased") for sf in facts] == [True, True, None, None]
+        for customer in {sf.fact["customer_uuid"] for sf in facts}:
+            assert_history_as_notifications(journey, customer)
     finally:
         journey.close()
