@@ -1,9 +1,9 @@
 """The ``cases``, ``promises`` and ``contradictions`` rows computed by SQL (projections/sql/cases.py)
 are exactly the rows the Python rules (projections/cases.py) give, on real ledgers.
 
-The current engine projects each ledger and writes the three tables the Python way (the
-oracle); the SQL then rewrites every customer's rows from the ``events`` table in a transaction
-that is rolled back, and the two sets of rows must be equal: every column, times as instants,
+Each ledger is projected and its three tables replaced by the rows the Python rules give for
+each customer's view (tests/python_oracle.py: the oracle); the SQL then rewrites every
+customer's rows from the ``events`` table in a transaction that is rolled back, and the two sets of rows must be equal: every column, times as instants,
 the clocks' floats to the last bit.
 """
 
@@ -26,6 +26,7 @@ from journey.config import Settings
 from projections import cases as case_rules
 from projections.rules import Rules
 from projections.sql import cases as sql_cases
+from tests import python_oracle
 from tests.ledgers import append, open_journey, record
 
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -66,6 +67,7 @@ def assert_same(journey: Journey, zone: str = "UTC") -> Rows:
     DuckDB session's time zone while the SQL runs (the rows must not depend on it)."""
     journey.project()
     store = journey.projections
+    python_oracle.rewrite(store.con, store.rules)
     expected = rows(store.con)
     store.con.execute(f"SET TimeZone = '{zone}'")
     try:
@@ -110,6 +112,7 @@ def test_refreshing_some_customers_leaves_the_others_rows_alone(tmp_path: Path) 
         con, rules = journey.projections.con, journey.projections.rules
         chosen = sorted({r[0] for r in con.execute(
             "SELECT customer_id FROM cases UNION SELECT customer_id FROM promises").fetchall()})[::2]
+        python_oracle.rewrite(con, rules)
         chosen += [r[0] for r in con.execute("SELECT customer_id FROM contradictions").fetchall()]
         expected = rows(con)
         # Every row is marked, and a record merged away (no events rows any more) still has a
