@@ -4,8 +4,8 @@ projections/warranty.py) give, on real ledgers.
 
 Each ledger is projected and its three tables replaced by the rows the Python rules give for
 each customer's view (tests/python_oracle.py: the oracle); the SQL then rewrites every
-customer's rows from the ``events`` table in a transaction that is rolled back, and the two sets of rows must be equal: every column, times as instants,
-response times to the last bit.
+customer's rows from the ``events`` table in a transaction that is rolled back, and the two
+sets of rows must be equal: every column, times as instants, response times to the last bit.
 """
 
 from __future__ import annotations
