@@ -15,6 +15,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -186,3 +187,70 @@ def test_export_partitions_publishes_the_files_no_projector_holds(
                  "SELECT count(*) AS n FROM events"])
     out, err = capsys.readouterr()
     assert code == 0 and orjson.loads(out) == [{"n": journey.app.recorder.max_notification_id()}], err
+
+
+PERSON = {"type": "customer.registered", "id": "r1", "source": "crm",
+          "customer": {"customer_id": "C-5"}, "occurred_at": "2026-01-03T10:00:00+01:00",
+          "data": {"name": "Iker Goikoetxea", "phone": "+34622333444"}}
+OTHER = {"type": "customer.registered", "id": "r2", "source": "crm", "customer": {"customer_id": "C-6"},
+         "occurred_at": "2026-01-03T11:00:00+01:00", "data": {"name": "Ane Zubiri", "phone": "+34622333555"}}
+
+
+def _call(n: int) -> dict[str, Any]:
+    return {"type": "call.inbound", "id": f"c{n}", "source": "cc", "customer": {"phone": "+34622333555"},
+            "occurred_at": f"2026-01-07T10:{n:02d}:00+01:00", "department": "billing",
+            "data": {"purpose": "service"}}
+
+
+def _log(journey: Journey) -> list[tuple[int, StoredFact]]:
+    """The whole log as one partition's records (offset = position - 1)."""
+    app = journey.app
+    head = app.recorder.max_notification_id() or 0
+    facts = decode_notifications(app, app.recorder.select_notifications(0, head + 1, inclusive_of_start=False))
+    return [(sf.position - 1, sf) for sf in facts]
+
+
+def test_a_forget_in_a_partition_is_exported_at_once_without_older_generations(tmp_path: Path) -> None:
+    journey = open_journey(tmp_path / "ledger")
+    try:
+        assert not journey.record([PERSON, OTHER, _call(1)]).rejected
+        dataset = snapshots.dataset_dir(snapshots.analytics_dir(journey.settings))
+        publisher = snapshots.PartitionPublisher(dataset, interval=3600)
+        stores = PartitionStores(journey.settings.partitions_dir, TOPIC, publisher=publisher)
+        history = history_of(journey.app)
+        store = stores.acquire(0)
+        try:
+            stores.apply(0, [_log(journey)], 3, history)
+            stores.publish()
+            name = f"{TOPIC}-0"
+            generations = dataset / name / snapshots.GENERATIONS
+            assert len(list(generations.iterdir())) == 1
+            assert not journey.record([_call(2)]).rejected
+            stores.apply(0, [_log(journey)], 1, history)
+            assert not publisher.due(store)  # the interval has not passed
+            at, position = publisher.last[name]
+            publisher.last[name] = (at - 3600, position)
+            stores.publish()
+            assert len(list(generations.iterdir())) == 2  # the previous one is kept for its readers
+
+            assert journey.ledger.forget("phone:+34622333444", "art. 17", lambda records: None) is not None
+            stores.apply(0, [_log(journey)], 1, history)
+            assert publisher.due(store)  # at once, whatever the interval
+            stores.publish()
+            assert [p.name for p in generations.iterdir()] == [snapshots.read_manifest(dataset / name).generation]
+        finally:
+            stores.release_all()
+        con, pinned = snapshots.open_snapshot(dataset, partitioned=True)
+        try:
+            # The forgotten customer's tombstone keeps its counts.
+            [(events,)] = con.execute(
+                "SELECT events FROM customers WHERE customer_id IN "
+                "(SELECT customer_id FROM events WHERE type = 'customer.forgotten')").fetchall()
+            assert events == 2
+            assert con.execute("SELECT count(*) FROM events WHERE type = 'customer.forgotten' "
+                               "AND data IS NOT NULL").fetchall() == [(0,)]
+        finally:
+            con.close()
+            snapshots.release(pinned)
+    finally:
+        journey.close()
