@@ -931,6 +931,10 @@ def export_partition(store: ProjectionStore, directory: Path, *, purge: bool = F
     return done
 
 
+#: Seconds before a failed partition export is tried again, at the least.
+RETRY_AFTER = 10.0
+
+
 def _forgotten(store: ProjectionStore) -> int:
     return int(store.con.execute("SELECT count(*) FROM tombstones").fetchall()[0][0])
 
@@ -976,6 +980,8 @@ class PartitionPublisher:
         last = self._last(name)
         if last is not None and last[1] == store.position(store.name):
             return False
+        if last is not None and last[1] == -1 and time.time() - last[0] < max(self.interval, RETRY_AFTER):
+            return False  # failed just now: not again at every poll
         if self._purge(name, store):
             return True
         if self.interval <= 0:
