@@ -34,6 +34,7 @@ per size in a fresh process and a fresh directory.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import os
 import random
@@ -49,11 +50,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from benchmarks import baseline, workers
 from consumers.jsonl_ingest import ingest
+from consumers.log_follower import READ_CHUNK
+from domain import personal
 from domain.contact_policy import CHANNELS, ContactHistory, decide
 from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
@@ -62,7 +67,7 @@ from journey.policy import load_policy
 from journey.runtime import tune_gc
 from journey.usecases.customers import LATEST_EVENTS as CUSTOMER_TIMELINE
 from ledger import chain
-from ledger.application import history_of
+from ledger.application import decode_rows, history_of
 from projections.duckdb_store import EVENT_COLUMNS, SCHEMA, ProjectionStore, connect
 from replay import asof
 
@@ -80,7 +85,8 @@ KAFKA_PATHS = ("relay (store -> Kafka)", "ingest (Kafka -> store)", "projection 
                "end to end via Kafka")
 #: Every path row a run prints, in order (Kafka rows are "skipped" without a broker).
 PATHS = ("append (JSONL -> SQLite)", "append, one save per event (baseline)",
-         "projection (store -> DuckDB)", "rebuild from store", "can-contact", "analyst query",
+         "projection (store -> DuckDB)", "rebuild from store", "decode (stored events)",
+         "can-contact", "analyst query",
          "cases --overdue", "customer lookup", "journey verify", *KAFKA_PATHS,
          *(f"as-of view, {n // 1000}k events" for n, _ in HEAVY))
 #: Rows without a limit of their own (a query: events = rows scanned or calls made).
@@ -389,6 +395,69 @@ def verify_row(journey: Journey) -> Row:
                      f"limit: hashlib sha256 over the {size / 1e6:,.1f} MB of stored states"))
 
 
+# ------------------------------------------------------------------------- decode
+
+#: Each of the decode row's timings is the best of this many runs over the same rows in memory.
+DECODE_RUNS = 3
+
+
+def _best(fn: Callable[[], Any], runs: int = DECODE_RUNS) -> float:
+    return min(_timed(fn)[1] for _ in range(runs))
+
+
+def decode_row(journey: Journey) -> Row:
+    """What every reader of the log does first (the projection, the rebuild, the Kafka
+    projector): stored rows into facts (``decode_rows``), chunk by chunk as the projection
+    reads them, with the key ring emptied first as in a fresh process. The rows are read into
+    memory once before; the read is not timed. Limits, on the same bytes: ``orjson.loads`` of
+    the stored states alone, and the AES-256-GCM decryption of the envelopes alone (nonce and
+    ciphertext split, the key schedules made, beforehand)."""
+    app = journey.app
+    recorder: Any = app.recorder
+    chunks: list[list[Any]] = []
+    after = 0
+    while batch := recorder.select_rows(after, READ_CHUNK):
+        chunks.append(batch)
+        after = batch[-1][0]
+    events = sum(len(c) for c in chunks)
+
+    def decode() -> None:
+        app.keys.reset()
+        for chunk in chunks:
+            decode_rows(app, chunk)
+
+    def parse() -> None:
+        loads = orjson.loads
+        for chunk in chunks:
+            [loads(row[4]) for row in chunk]
+
+    sealed = []
+    for chunk in chunks:
+        for row in chunk:
+            fact = orjson.loads(row[4])["fact"]
+            key = app.keys.key_of(UUID(fact["customer_uuid"])) if personal.ENVELOPE in fact else None
+            if key is not None:
+                raw = base64.b64decode(fact[personal.ENVELOPE])
+                sealed.append((AESGCM(key), raw[:12], raw[12:], fact["event_id"].encode()))
+
+    def decrypt() -> None:
+        for cipher, nonce, data, event_id in sealed:
+            cipher.decrypt(nonce, data, event_id)
+
+    seconds, parse_s = _best(decode), _best(parse)
+    decrypt_s = _best(decrypt) if sealed else None
+    aes_rate = len(sealed) / decrypt_s if decrypt_s else None
+    row = Row("decode (stored events)", events=events, seconds=seconds, limit_events=events,
+              limit_seconds=parse_s,
+              note=(f"decode_rows, {READ_CHUNK:,} rows per call, keys loaded as a fresh process "
+                    f"does; limit: orjson.loads of the stored states; AES-GCM decrypt of the "
+                    f"{len(sealed):,} envelopes alone: {aes_rate or 0:,.0f}/s; best of {DECODE_RUNS}"))
+    if aes_rate is not None:
+        row.detail["aes_gcm_events_per_second"] = round(aes_rate, 1)
+    row.detail["microseconds_per_event"] = round(seconds / max(events, 1) * 1e6, 2)
+    return row
+
+
 # ------------------------------------------------------------------------- as-of views
 
 
@@ -591,6 +660,10 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
                         limit_seconds=limit_s, peak_rss_mib=rebuilt.peak_rss_mib,
                         note="rebuild.from_store: every projection into a fresh DuckDB file"))
         _say(f"rebuild done, worker peak {rebuilt.peak_rss_mib:,.0f} MiB")
+        decoded = decode_row(journey)
+        rows.append(decoded)
+        _say(f"decode: {decoded.rate or 0:,.0f}/s "
+             f"(orjson.loads of the states {decoded.limit_rate or 0:,.0f}/s)")
 
         rows.append(contact_row(journey.projections))
         rows.append(_analyst_row(journey.projections, workdir))

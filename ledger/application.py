@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification, Transcoder
 
 from domain import personal
-from ledger.crypto_mapper import CryptoMapper, decrypt, unseal
+from ledger.crypto_mapper import CryptoMapper, unseal
+from ledger.decoding import Row as Row
+from ledger.decoding import StoredFact as StoredFact
+from ledger.decoding import decode_states
 from ledger.index import WriteIndex
 from ledger.keys import KeyRing, KeyStore
 from ledger.transcoder import OrjsonTranscoder
@@ -88,17 +89,6 @@ def open_application(env: Mapping[str, str]) -> JourneyApplication:
     return JourneyApplication(env=dict(env))
 
 
-@dataclass(frozen=True, slots=True)
-class StoredFact:
-    """A recorded fact with where and when the ledger recorded it."""
-
-    position: int  # the store's notification id: a total order with gaps
-    stream_id: UUID
-    stream_version: int
-    recorded_at: datetime
-    fact: dict[str, Any]
-
-
 def decode_notification(app: JourneyApplication, notification: Notification) -> StoredFact:
     """Turn one notification-log entry into a fact (the mapper's decoding and decryption)."""
     return decode_notifications(app, [notification])[0]
@@ -109,43 +99,30 @@ def decode_notifications(app: JourneyApplication, notifications: Sequence[Notifi
     """Log entries as facts, as :func:`decode_notification` gives them, decoded in bulk.
 
     The stored state is read directly (what ``CryptoMapper.to_domain_event`` does, without
-    eventsourcing's domain-event objects and a ``UUID`` per fact: they were half a
-    projection's decoding time), and the keys of the entries' records are fetched in one
-    query instead of one per record."""
-    mapper = app.mapper
-    if mapper.cipher is not None or mapper.compressor is not None or not isinstance(mapper, CryptoMapper):
-        return [_stored_fact(n, mapper.to_domain_event(n)) for n in notifications]
-    states = [orjson.loads(n.state) for n in notifications]
-    ring = app.keys
-    keys: dict[str, bytes | None] = {}
-    wanted = {s["fact"]["customer_uuid"] for s in states
-              if isinstance(s.get("fact"), dict) and personal.ENVELOPE in s["fact"]}
-    if len(wanted) > 1:
-        ring.prefetch([UUID(c) for c in wanted])
-    facts = []
-    for n, state in zip(notifications, states, strict=True):
-        fact = state["fact"]
-        if isinstance(fact, dict) and "customer_uuid" in fact:
-            envelope = fact.get(personal.ENVELOPE)
-            if envelope is None:
-                if fact.get("type") == "customer.forgotten":
-                    ring.drop_cache()  # as unseal: stop using the forgotten keys
-                    keys.clear()
-            else:
-                owner = fact["customer_uuid"]
-                key = keys[owner] if owner in keys else keys.setdefault(owner, ring.key_of(UUID(owner)))
-                private = decrypt(key, envelope, fact["event_id"]) if key is not None else None
-                if private is None:
-                    fact = personal.erased(fact)
-                else:
-                    del fact[personal.ENVELOPE]
-                    fact = personal.join(fact, private)
-        stamp = state["timestamp"]
-        recorded_at = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
-        facts.append(StoredFact(position=n.id, stream_id=cast(UUID, n.originator_id),
-                                stream_version=n.originator_version, recorded_at=recorded_at,
-                                fact=fact))
-    return facts
+    eventsourcing's domain-event objects: they were half a projection's decoding time), and
+    the keys of the entries' records are fetched in one query instead of one per record
+    (ledger/decoding.py). A reader of many entries reads them as rows (:func:`decode_rows`)."""
+    if not _fast(app.mapper):
+        return [_stored_fact(n, app.mapper.to_domain_event(n)) for n in notifications]
+    return decode_states(app.keys, [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+                                    for n in notifications])
+
+
+def decode_rows(app: JourneyApplication, rows: Sequence[Row]) -> list[StoredFact]:
+    """Stored rows (a recorder's ``select_rows``) as facts, as :func:`decode_notifications`
+    gives them: without a ``Notification`` and a ``UUID`` per row, which were most of the
+    read of the log (a ``UUID`` is made once per stream and batch here)."""
+    if not _fast(app.mapper):
+        return decode_notifications(app, [
+            Notification(id=r[0], originator_id=r[1] if isinstance(r[1], UUID) else UUID(r[1]),
+                         originator_version=r[2], topic=r[3], state=r[4]) for r in rows])
+    return decode_states(app.keys, rows)
+
+
+def _fast(mapper: Mapper[UUID]) -> bool:
+    """Whether the stored state is the transcoder's JSON as is (no compressor, no cipher of the
+    whole state), decoded by ledger/decoding.py; otherwise the mapper decodes each entry."""
+    return isinstance(mapper, CryptoMapper) and mapper.cipher is None and mapper.compressor is None
 
 
 def _stored_fact(notification: Notification, event: Any) -> StoredFact:
@@ -175,8 +152,12 @@ def open_fact(app: JourneyApplication, sf: StoredFact) -> StoredFact:
 def history_of(app: JourneyApplication) -> Callable[[str], list[StoredFact]]:
     """Reads one customer's facts from the event store, in log order: what a projection needs
     when it must rebuild a record (an unmerge, a merge whose other half lives elsewhere)."""
+    rows_of = getattr(app.recorder, "fact_rows_of", None)  # the stores' recorders read rows
+
     def history(customer_id: str) -> list[StoredFact]:
-        return decode_notifications(app, app.index.facts_of(UUID(customer_id)))
+        if rows_of is None:
+            return decode_notifications(app, app.index.facts_of(UUID(customer_id)))
+        return decode_rows(app, rows_of(UUID(customer_id)))
     return history
 
 

@@ -14,7 +14,7 @@ event, so a long-running process stops decrypting a forgotten customer's events.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Protocol
 from uuid import UUID
 
@@ -37,6 +37,9 @@ class KeyRing:
         #: record -> key (None: forgotten); records known to have no row are in ``absent``.
         self._keys: dict[UUID, bytes | None] = {}
         self._absent: set[UUID] = set()
+        #: What ``_keys`` holds (a key, or None: forgotten), by the record's name in a fact (its
+        #: ``customer_uuid`` text), for :meth:`keys_named`; cleared with ``_keys``.
+        self._named: dict[str, bytes | None] = {}
         #: Keys generated for records without one, not yet committed (the recorder inserts them).
         self.pending: dict[UUID, bytes] = {}
 
@@ -67,6 +70,23 @@ class KeyRing:
         found = self._lookup(customer_id)
         return found if isinstance(found, bytes) else None
 
+    def keys_named(self, names: Collection[str]) -> dict[str, bytes | None]:
+        """The key of each record named as a fact names it (its ``customer_uuid``), None when
+        forgotten or never created: :meth:`key_of` for a reader's batch. Looking thousands of
+        records up by UUID made a UUID of each name for every batch, most of a decoder's key
+        lookups; a record's key is looked up by UUID once (its first batch), by name after."""
+        named = self._named
+        missing = [n for n in names if n not in named]
+        if missing:
+            ids = [UUID(n) for n in missing]
+            if len(ids) > 1:
+                self.prefetch(ids)
+            for name, customer_id in zip(missing, ids, strict=True):
+                found = self._lookup(customer_id)
+                if found is not False:  # no key yet: may be created, so asked again next time
+                    named[name] = found  # type: ignore[assignment]
+        return {n: named.get(n) for n in names}
+
     def is_forgotten(self, customer_id: UUID) -> bool:
         return self._lookup(customer_id) is None
 
@@ -91,9 +111,11 @@ class KeyRing:
         """Reload stored keys on next use (keeps the keys of the batch being written)."""
         self._keys = dict(self.pending)
         self._absent.clear()
+        self._named.clear()
 
     def reset(self) -> None:
         """Forget everything cached (a failed batch, a customer forgotten): reload from the store."""
         self._keys.clear()
         self._absent.clear()
+        self._named.clear()
         self.pending = {}

@@ -30,15 +30,19 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger import chain
 from ledger.application import DEFAULT_CACHE_SIZE, JourneyApplication
+from ledger.decoding import Row
 from ledger.index import CustomerRecord, IndexChanges
 
 _RETRY = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
 
+
+#: The largest notification id (bigserial): "no stop".
+_MAX_POSITION = (1 << 63) - 1
 
 #: Advisory lock key serialising schema creation across processes ("journey" in ASCII).
 SCHEMA_LOCK_KEY = 0x6A6F75726E6579
@@ -208,6 +212,10 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             "ON s.originator_id = f.stream_id AND s.originator_version = f.stream_version "
             "WHERE f.customer_id = %s ORDER BY s.notification_id"
         )
+        self.select_rows_statement = sql(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+        )
         self.count_facts_statement = sql("SELECT COUNT(*) AS n FROM {schema}.journey_facts")
         self.select_identities_by_customer_statement = sql(
             "SELECT customer_id, identity FROM {schema}.journey_identities "
@@ -361,6 +369,24 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
                          state=bytes(r["state"]))
             for r in self._fetch(self.select_facts_of_statement, customer_id)
         ]
+
+    @_RETRY
+    def select_rows(self, after: int, limit: int, stop: int | None = None) -> list[Row]:
+        """(position, stream id, stream version, topic, state) of the events after position
+        ``after`` (up to ``stop``), in log order: what ``select_notifications`` returns, as
+        the driver's tuples, for ``decode_rows`` (a ``Notification`` per row, and a dict
+        before it, were most of the read)."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self.select_rows_statement,
+                         (after, _MAX_POSITION if stop is None else stop, limit), prepare=True)
+            return curs.fetchall()
+
+    @_RETRY
+    def fact_rows_of(self, customer_id: UUID) -> list[Row]:
+        """:meth:`facts_of` as the rows of :meth:`select_rows`, for ``decode_rows``."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self.select_facts_of_statement, (customer_id,))
+            return curs.fetchall()
 
     @_RETRY
     def merged_into(self, customer_id: UUID) -> list[UUID]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 from uuid import UUID
 
-import orjson
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
@@ -16,7 +14,7 @@ from eventsourcing.sqlite import (
     SQLiteTransaction,
 )
 
-from ledger import chain, record_groups, wal_checkpoint
+from ledger import chain, wal_checkpoint
 from ledger.index import CustomerRecord, IndexChanges, chunks
 from ledger.index import uuid_of as _uuid
 
@@ -320,40 +318,16 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             c.sqlite_cursor.row_factory = None  # plain tuples: this cursor only
             return rows_after(c, self.events_table_name, after, limit, stop)
 
-    def grouped_positions(self, after: int, stop: int) -> tuple[array[int], dict[str, str]] | None:
-        """The positions after ``after`` up to ``stop``, record group by record group
-        (ledger/record_groups.py), and the groups (record -> root, as facts name records;
-        records alone in their group are left out). None when the chain does not name the
-        record of every event in the range (a store written before the chain was added)."""
-        with self.datastore.transaction(commit=False) as c:
-            c.sqlite_cursor.row_factory = None
-            c.execute("SELECT customer_id, merged_into FROM journey_customers "
-                      "WHERE merged_into IS NOT NULL")
-            roots = record_groups.components(c.fetchall())
-            c.execute(f"SELECT count(*) FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ?",
-                      (after, stop))
-            [(events,)] = c.fetchall()
-            c.execute("SELECT position, customer_id FROM journey_chain "
-                      "WHERE position > ? AND position <= ? ORDER BY position", (after, stop))
-            positions = record_groups.grouped(iter(c.sqlite_cursor), roots)
-        if len(positions) != events:
-            return None
-        return positions, record_groups.as_ids(roots)
-
-    def select_rows_at(self, positions: Sequence[int]) -> list[Row]:
-        """The rows of :meth:`select_rows` at these positions, in the order given."""
-        with self.datastore.transaction(commit=False) as c:
-            c.sqlite_cursor.row_factory = None
-            c.execute(
-                f"SELECT rowid, originator_id, originator_version, topic, state FROM "
-                f"{self.events_table_name} WHERE rowid IN (SELECT value FROM json_each(?))",
-                (orjson.dumps(list(positions)).decode(),))
-            found = {row[0]: row for row in c.fetchall()}
-        return [found[p] for p in positions if p in found]
-
     def facts_of(self, customer_id: UUID) -> list[Notification]:
         """Every stored event whose fact resolved to this customer, in log order."""
+        return [Notification(id=r[0], originator_id=self.convert_originator_id(r[1]),
+                             originator_version=r[2], topic=r[3], state=r[4])
+                for r in self.fact_rows_of(customer_id)]
+
+    def fact_rows_of(self, customer_id: UUID) -> list[Row]:
+        """:meth:`facts_of` as the rows of :meth:`select_rows`, for ``decode_rows``."""
         with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None  # plain tuples: this cursor only
             c.execute(
                 f"SELECT s.rowid, s.originator_id, s.originator_version, s.topic, s.state "
                 f"FROM journey_facts f JOIN {self.events_table_name} s "
@@ -361,11 +335,7 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                 "WHERE f.customer_id = ? ORDER BY s.rowid",
                 (customer_id.hex,),
             )
-            return [
-                Notification(id=r[0], originator_id=self.convert_originator_id(r[1]),
-                             originator_version=r[2], topic=r[3], state=r[4])
-                for r in c.fetchall()
-            ]
+            return cast(list[Row], c.fetchall())
 
     def merged_into(self, customer_id: UUID) -> list[UUID]:
         """The records merged directly into this one (and not split off again)."""

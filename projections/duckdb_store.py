@@ -17,92 +17,26 @@ Only one process may hold a DuckDB file open for writing; analysts read Parquet 
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
-import pyarrow as pa
 
 from ledger.application import StoredFact
 from projections import derived, quarantine, view_rows
 from projections.customer_view import View
+from projections.engine import Batch
 from projections.rules import DEFAULT_RULES, Rules
-
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS projection_position (
-        name VARCHAR PRIMARY KEY, position BIGINT NOT NULL, updated_at TIMESTAMPTZ)""",
-    """CREATE TABLE IF NOT EXISTS events (
-        position BIGINT NOT NULL, event_id VARCHAR NOT NULL, customer_id VARCHAR NOT NULL,
-        stream_id VARCHAR NOT NULL, stream_version INTEGER NOT NULL, type VARCHAR NOT NULL,
-        type_version INTEGER NOT NULL, occurred_at TIMESTAMPTZ NOT NULL,
-        occurred_local VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL,
-        source_id VARCHAR NOT NULL, department VARCHAR, agent VARCHAR, channel VARCHAR,
-        purpose VARCHAR, campaign VARCHAR, case_id VARCHAR, lag_s DOUBLE, ref JSON, data JSON,
-        copied BOOLEAN)""",
-    """CREATE TABLE IF NOT EXISTS customers (
-        customer_id VARCHAR NOT NULL, customer_number VARCHAR, kind VARCHAR, name VARCHAR,
-        birthday DATE, language VARCHAR, timezone VARCHAR, street VARCHAR, number VARCHAR,
-        postal_code VARCHAR, city VARCHAR, phone VARCHAR, email VARCHAR, twitter VARCHAR,
-        identities VARCHAR[], events BIGINT, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
-        cases INTEGER, open_cases INTEGER, open_promises INTEGER, products INTEGER,
-        active_objections INTEGER, departments VARCHAR[], merged_from VARCHAR[])""",
-    # ``events.copied``: a row a partition's file holds for a view of its own whose fact was keyed
-# to another partition (a record merged across partitions, read from the store); the other
-# partition's file has the fact's own row. Never set in a file that follows the store.
-# The customers this file has rows of, and the last store position among them: the
-    # change feed publishes the customers whose position passed its mark.
-    """CREATE TABLE IF NOT EXISTS customer_views (
-        customer_id VARCHAR NOT NULL, position BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS identities (
-        identity VARCHAR NOT NULL, customer_id VARCHAR NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS customer_aliases (
-        alias VARCHAR NOT NULL, customer_id VARCHAR NOT NULL)""",
-    # What a forgotten customer's tombstone keeps (the counts, read from public fields only,
-    # as they stood when the customer was forgotten): their rows hold nothing to count again.
-    """CREATE TABLE IF NOT EXISTS tombstones (
-        customer_id VARCHAR NOT NULL, forgotten_at VARCHAR NOT NULL, merged_from VARCHAR[],
-        kind VARCHAR, cases INTEGER, open_cases INTEGER, open_promises INTEGER,
-        products INTEGER, active_objections INTEGER)""",
-    # Point lookups (a department's search, a customer's timeline, a view built from rows)
-    # must not slow down as the ledger grows: without these a lookup scans the table (12-19 ms
-    # at 1M events, linear in size); with them 0.4-0.7 ms.
-    "CREATE INDEX IF NOT EXISTS events_by_customer ON events(customer_id)",
-    "CREATE INDEX IF NOT EXISTS identities_by_key ON identities(identity)",
-    "CREATE INDEX IF NOT EXISTS views_by_customer ON customer_views(customer_id)",
-    quarantine.SCHEMA,
-]
-
-EVENT_COLUMNS = ("position", "event_id", "customer_id", "stream_id", "stream_version", "type",
-                 "type_version", "occurred_at", "occurred_local", "recorded_at", "source",
-                 "source_id", "department", "agent", "channel", "purpose", "campaign", "case_id",
-                 "lag_s", "ref", "data", "copied")
-CUSTOMER_COLUMNS = ("customer_id", "customer_number", "kind", "name", "birthday", "language",
-                    "timezone", "street", "number", "postal_code", "city", "phone", "email",
-                    "twitter", "identities", "events", "first_seen", "last_seen", "cases",
-                    "open_cases", "open_promises", "products", "active_objections", "departments",
-                    "merged_from")
-
-#: The writer's DuckDB memory; it spills to disk beyond. With DuckDB's default (80% of the
-#: machine's RAM) its buffers alone took over 1 GB of a 1M-event projection's process.
-MEMORY_LIMIT = "200MB"
-#: After a transaction of at least this many facts (and after each further chunk of one),
-#: freed memory is handed back to the OS.
-RELEASE_AFTER = 50_000
-
-
-def connect(path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for this project: without DuckDB's progress bar, which it prints to
-    standard output for any query over 2 s and which would corrupt ``--json`` output (a 1M-event
-    bench run lost its result document to it)."""
-    con = duckdb.connect(path, read_only=read_only)
-    con.execute("SET enable_progress_bar = false")  # a session option: not settable at connect
-    return con
+from projections.tables import CUSTOMER_COLUMNS as CUSTOMER_COLUMNS
+from projections.tables import EVENT_COLUMNS as EVENT_COLUMNS
+from projections.tables import MEMORY_LIMIT, RELEASE_AFTER
+from projections.tables import SCHEMA as SCHEMA
+from projections.tables import connect as connect
+from projections.tables import release_memory as release_memory
 
 
 class ProjectionStore:
@@ -207,11 +141,9 @@ class ProjectionStore:
         touched. A fact the readers cannot handle (projections/readable.py) is quarantined in
         the same transaction (projections/quarantine.py) and not counted.
         """
-        from projections.engine import Batch
-
         with self._transaction(), _no_cyclic_gc():
             done = self.position()
-            batch = Batch(self, self.history, pipelined=True)
+            batch = Batch(self.con, self.aliases, self.reader, self.rules, self.history, pipelined=True)
             batch.refuse = refuse or {}
             last = done
             count = 0
@@ -249,12 +181,10 @@ class ProjectionStore:
         restart redelivers them); a fact whose store position this file already holds is
         skipped too (the relay redelivers after a crash). ``history(customer_id)`` reads a
         merged-away customer's facts from the store when their rows live in another file."""
-        from projections.engine import Batch
-
         count = 0
         with self._transaction(), _no_cyclic_gc():
             done = self.position(cursor)
-            batch = Batch(self, history or self.history)
+            batch = Batch(self.con, self.aliases, self.reader, self.rules, history or self.history)
             batch.partitioned = True
             last: int | None = None
             for chunk in chunks:
@@ -315,9 +245,6 @@ class ProjectionStore:
             marks.setdefault(self.aliases.get(owner, owner), []).append(int(position))
         return marks
 
-    def stored_ids(self) -> set[str]:
-        return {str(r[0]) for r in self.con.execute("SELECT customer_id FROM customer_views").fetchall()}
-
     def timeline(self, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT position, event_id, type, occurred_local, "
                "strftime(recorded_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') AS recorded_at, "
@@ -351,13 +278,11 @@ class ProjectionStore:
         late upload is, and drop its entry, in one transaction. Returns None when it was
         applied, else why not (its entry says so)."""
         from projections import readable
-        from projections.engine import Batch
-
         reason = readable.problem(sf)
         if reason is None:
             try:
                 with self._transaction(), _no_cyclic_gc():
-                    batch = Batch(self, self.history)
+                    batch = Batch(self.con, self.aliases, self.reader, self.rules, self.history)
                     self.con.execute("DELETE FROM quarantine WHERE position = ?", [sf.position])
                     batch.add([sf])
                     batch.finish()
@@ -379,26 +304,6 @@ class ProjectionStore:
         # result was not read to the end.
         return {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
                 for t in ("events", "customers", "customer_views", "identities")}
-
-
-def over(con: duckdb.DuckDBPyConnection, sql: str, arrow_batch: pa.Table,
-         parameters: list[Any] | None = None) -> None:
-    """Run ``sql``, in which the name ``arrow_batch`` is this Arrow table.
-
-    DuckDB finds the table by a replacement scan of this frame's local of that name. Not
-    ``con.register()``: a registered object stays referenced by the open transaction until
-    it commits, even after ``unregister``, so a 200k-event transaction kept every Arrow table
-    it had written (95 MiB of events rows after ten chunks, 310 MiB at the end, measured with
-    ``pa.total_allocated_bytes()``). The scanned table is freed when this call returns."""
-    con.execute(sql, parameters)
-
-
-def release_memory() -> None:
-    """Hand freed memory back to the OS after a big transaction: Arrow's pool and glibc's
-    heap otherwise keep the transaction's peak for good."""
-    pa.default_memory_pool().release_unused()
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)  # glibc only
 
 
 @contextmanager

@@ -13,20 +13,22 @@ or the batches they came in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 import re
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 
 from domain import catalogue
 from ledger.application import StoredFact, record_history
 from projections import derive, quarantine, readable
-from projections.duckdb_store import ProjectionStore, over
+from projections.rules import Rules
+from projections.tables import over
 
 MARKERS = ("customer.merged", "customer.unmerged")
 
@@ -57,8 +59,8 @@ _INSERT = f"""
                               AND json_array_length(f.data, '$.channels') = 1
                          THEN f.data->>'$.channels[0]' END),
            f.data->>'$.purpose', f.data->>'$.campaign', f.data->>'$.case_id',
-           (epoch_us(recorded) - epoch_us(occurred)) / 1000000.0,
-           CASE WHEN f.erased THEN NULL ELSE f.customer END, coalesce(f.data, '{{}}'), copied
+           (epoch_us(recorded) - epoch_us(occurred)) / 1000000.0, copied,
+           CASE WHEN f.erased THEN NULL ELSE f.customer END, coalesce(f.data, '{{}}')
     FROM (SELECT position, customer_id, stream_id, stream_version, copied,
                  recorded_at::TIMESTAMPTZ AS recorded,
                  coalesce(occurred_utc, json_extract_string(fact, '$.occurred_at'))::TIMESTAMPTZ AS occurred,
@@ -90,12 +92,17 @@ class _Chunk:
 class Batch:
     """One transaction's worth of facts: rows written chunk by chunk, derived rows at the end."""
 
-    def __init__(self, store: ProjectionStore, history: Callable[[str], list[StoredFact]] | None,
+    def __init__(self, con: duckdb.DuckDBPyConnection, aliases: dict[str, str], reader: str,
+                 rules: Rules, history: Callable[[str], list[StoredFact]] | None,
                  pipelined: bool = False) -> None:
-        self.store = store
-        self.con = store.con
+        """``aliases``: the store's record -> survivor map, changed in place as merges and
+        unmerges come (the store reloads it after a rollback). ``reader``: the name the
+        quarantine entries give. ``rules``: what the derived rows apply."""
+        self.con = con
+        self.rules = rules
+        self.reader = reader
         self.history = history
-        self.aliases = store.aliases
+        self.aliases = aliases
         #: The chunk's rows, one tuple per fact in ROW_COLUMNS order, and their owners.
         self.rows: list[tuple[Any, ...]] = []  # in ROW_COLUMNS order
         self.owners: set[str] = set()
@@ -150,6 +157,8 @@ class Batch:
             self._row(sf)
         self.applied += len(good)
         entries = self._entries(held)
+        # A record known only by quarantined facts still has its customers row and identity.
+        self.touched.update(e.customer_id for e in entries if e.customer_id is not None)
         chunk_rows = _Chunk(self.rows, self.moves, self.forgotten, before, dict(self.aliases))
         self.rows, self.owners, self.moves, self.forgotten = [], set(), [], set()
         self._submit(entries, chunk_rows)
@@ -197,7 +206,7 @@ class Batch:
     def _entries(self, held: Sequence[tuple[StoredFact, str, str | None]]) -> list[quarantine.Entry]:
         """The quarantine entries of the held facts, naming each one's owner as of now."""
         self.held += len(held)
-        return [quarantine.entry_of(sf, self.store.reader, reason,
+        return [quarantine.entry_of(sf, self.reader, reason,
                                     None if record is None else self.aliases.get(record, record))
                 for sf, reason, record in held]
 
@@ -284,7 +293,8 @@ class Batch:
 
     def _flush(self, chunk: _Chunk) -> None:
         con = self.con
-        columns = {name: list(values) for name, values in zip(ROW_COLUMNS, zip(*chunk.rows), strict=True)}
+        columns = {name: list(values)
+                   for name, values in zip(ROW_COLUMNS, zip(*chunk.rows, strict=True), strict=True)}
         moves = chunk.moves
         if moves and all(move[0] == "merge" for move in moves):
             self._merge_rows(columns, chunk)
@@ -310,8 +320,8 @@ class Batch:
                 con.execute("UPDATE customer_aliases SET customer_id = ? WHERE alias = ?", [absorbed, member])
             if self.partitioned:
                 con.execute("DELETE FROM events WHERE customer_id = ?", [absorbed])
-        for customer_id in sorted(chunk.forgotten):
-            derive.remember_forgotten(con, customer_id)
+        if chunk.forgotten:
+            derive.remember_forgotten(con, sorted(chunk.forgotten))
         # Nothing personal in the rows of a forgotten customer, whenever their facts come in.
         owners = sorted(set(columns["customer_id"]) | chunk.forgotten)
         con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
@@ -363,4 +373,4 @@ class Batch:
         self.drain()
         self.close()
         if self.touched:
-            derive.refresh(self.store, sorted(self.touched))
+            derive.refresh(self.con, self.rules, sorted(self.touched))

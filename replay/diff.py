@@ -18,13 +18,11 @@ Left out, because they legitimately differ between a live file and a rebuild:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 
 from projections import derived
 from projections.duckdb_store import connect
@@ -32,8 +30,6 @@ from projections.duckdb_store import connect
 TABLES = ("events", "customers", "customer_views", "identities", "customer_aliases", "tombstones",
           "quarantine")
 SKIPPED_TABLES = ("projection_position",)
-#: Columns compared by a canonical form computed in Python rather than their stored text.
-CANONICAL_JSON: set[tuple[str, str]] = set()
 #: Columns left out: when a fact was quarantined differs between a live file and a rebuild;
 #: which facts, and why, must not.
 IGNORED_COLUMNS = {("quarantine", "quarantined_at")}
@@ -84,7 +80,6 @@ class DiffResult:
         return {"live": str(self.live), "rebuilt": str(self.other), "same": self.same,
                 "live_position": self.live_position, "rebuilt_position": self.other_position,
                 "skipped_tables": list(SKIPPED_TABLES),
-                "canonical_columns": sorted(f"{t}.{c}" for t, c in CANONICAL_JSON),
                 "tables": [t.to_json() for t in self.tables]}
 
 
@@ -118,45 +113,12 @@ def _columns(con: duckdb.DuckDBPyConnection, alias: str, table: str) -> list[str
 
 
 def _row_text(table: str, columns: list[str]) -> str:
-    parts = [f"coalesce(CAST({c} AS VARCHAR), '{_NULL}')" for c in columns
-             if (table, c) not in CANONICAL_JSON]
+    parts = [f"coalesce(CAST({c} AS VARCHAR), '{_NULL}')" for c in columns]
     return f"concat_ws('{_SEP}', {', '.join(parts)})" if parts else "''"
-
-
-def _canonical(con: duckdb.DuckDBPyConnection, alias: str, table: str,
-               columns: list[str]) -> dict[str, int]:
-    """Row texts (the canonical JSON columns rewritten in Python) with their multiplicity."""
-    keep = [c for c in columns if (table, c) not in CANONICAL_JSON]
-    odd = [c for c in columns if (table, c) in CANONICAL_JSON]
-    rows = con.execute(f"SELECT {_row_text(table, keep)}, {', '.join(odd)} "
-                       f"FROM {alias}.{table}").fetchall()
-    counts: dict[str, int] = {}
-    for text, *docs in rows:
-        canon = _SEP.join([text, *(orjson.dumps(orjson.loads(d), option=orjson.OPT_SORT_KEYS).decode()
-                                   if d is not None else _NULL for d in docs)])
-        counts[canon] = counts.get(canon, 0) + 1
-    return counts
-
-
-def _digest_of(counts: dict[str, int]) -> str:
-    total = sum(int(hashlib.md5(text.encode()).hexdigest()[:15], 16) * n for text, n in counts.items())
-    return format(total, "x")
 
 
 def _compare(con: duckdb.DuckDBPyConnection, table: str, columns: list[str],
              examples: int) -> TableDiff:
-    if any((table, c) in CANONICAL_JSON for c in columns):
-        live, other = _canonical(con, "live", table, columns), _canonical(con, "other", table, columns)
-        diff = TableDiff(table, sum(live.values()), sum(other.values()), _digest_of(live), _digest_of(other))
-        if not diff.same:
-            only_live = {t: n - other.get(t, 0) for t, n in live.items() if n > other.get(t, 0)}
-            only_other = {t: n - live.get(t, 0) for t, n in other.items() if n > live.get(t, 0)}
-            diff.only_live, diff.only_other = sum(only_live.values()), sum(only_other.values())
-            for side, texts in (("live", only_live), ("rebuilt", only_other)):
-                for text in sorted(texts)[:examples]:
-                    diff.examples.append({"only_in": side,
-                                          "row": [_short(v, 60) for v in text.split(_SEP)[:3]]})
-        return diff
     text = _row_text(table, columns)
     digest = ("SELECT count(*), coalesce(sum(CAST(('0x' || substr(md5({t}), 1, 15)) AS BIGINT)"
               "::HUGEINT), 0) FROM {a}.{table}")

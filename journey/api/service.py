@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import Request
 
 from consumers.jsonl_ingest import may_repeat_keys, repeated_reason

@@ -92,7 +92,7 @@ def test_projection_runner_killed_mid_batch_resumes_without_loss_or_doubles(tmp_
 
 
 def test_a_long_catch_up_killed_after_writing_several_chunks_keeps_nothing_of_them(tmp_path: Path) -> None:
-    """A long catch-up writes the rows of each chunk inside its (200k-position) transaction as
+    """A long catch-up writes the rows of each chunk inside its (1M-position) transaction as
     it goes. Killed before that transaction commits, the file holds none of them; the rerun
     gives the projection that a catch-up a fact at a time gives."""
     home, head = recorded_ledger(tmp_path, 2500)
