@@ -131,7 +131,7 @@ def answer(directory: Path, query: str, *, partitioned: bool = False
 def names(directory: Path, *, partitioned: bool = False) -> list[str]:
     """The analyst views, for a message about a name that is not one of them."""
     if partitioned:
-        tables = {t for sub in sorted(directory.glob("*/" + "manifest.json"))
+        tables = {t for sub in sorted(directory.glob("*/manifest.json"))
                   if (part := read_manifest(sub.parent)) is not None for t in part.rows}
     else:
         snapshot = read_manifest(directory)
