@@ -878,10 +878,11 @@ def write_dataset_db(directory: Path) -> Path | None:
     """``DATA_DIR/analytics/partitions/analyst.duckdb``: views over every partition's current
     generation as one dataset, for the analysts' own DuckDB clients (in
     :data:`ANALYST_STORAGE_VERSION`). Its views name the ``current`` links by a pattern, so
-    they read each partition's newest generation whenever a query opens its files; the file
-    changes only when a table (or a JSON column) appears. Written under a temporary name and
-    renamed (atomic), so projectors exporting at once cannot leave a half-written one. None
-    before any partition was exported."""
+    they read each partition's newest generation whenever a query opens its files, and a
+    session on it pins none; what it says changes only when a table (or a JSON column)
+    appears. Rewritten after every partition export, under a temporary name and renamed
+    (atomic), so projectors exporting at once cannot leave a half-written one. None before any
+    partition was exported."""
     parts = {sub.name: snapshot for sub in _partitions(directory)
              if (snapshot := read_manifest(sub)) is not None}
     if not parts:
