@@ -15,6 +15,11 @@ budget and one partition's views at a time. After a catch-up's transaction, a fi
 (8MB DuckDB limit, its cached views dropped) until its next one; a partition's records are
 decoded chunk by chunk inside its transaction. A 1M-event, four-partition catch-up peaked at
 857 MiB (docs/performance.md).
+
+What the files are for: the analysts' dataset at scale. A :class:`Publisher` (the composition
+root passes journey.analytics.snapshots.PartitionPublisher) exports each held file's analyst
+snapshot between transactions, when it is due, and when the partition is let go; the partitions'
+snapshots are read together as one dataset (docs/analytics.md).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import duckdb
@@ -96,13 +101,28 @@ def partition_path(directory: Path, topic: str, partition: int) -> Path:
     return directory / f"{topic}-{partition}.duckdb"
 
 
+class Publisher(Protocol):
+    """Exports a partition file's snapshot for readers (named here so that this layer does not
+    import the one that writes snapshots)."""
+
+    def due(self, store: ProjectionStore, final: bool = False) -> bool:
+        """Should the file be exported now? ``final``: the projector is letting it go."""
+        ...
+
+    def publish(self, store: ProjectionStore) -> object:
+        """Export it; never raises (a failed export must not stop the projector)."""
+        ...
+
+
 class PartitionStores:
     """One projection file per partition, open while this instance owns the partition."""
 
-    def __init__(self, directory: Path, topic: str, rules: Rules = DEFAULT_RULES) -> None:
+    def __init__(self, directory: Path, topic: str, rules: Rules = DEFAULT_RULES,
+                 publisher: Publisher | None = None) -> None:
         self.directory = directory
         self.topic = topic
         self.rules = rules
+        self.publisher = publisher
         self.open: dict[int, ProjectionStore] = {}
         #: Open files at IDLE_MEMORY_LIMIT, and each open file's records since it was parked.
         self.parked: set[int] = set()
@@ -154,12 +174,36 @@ class PartitionStores:
             self.unparked[partition] = 0
         return applied
 
+    def publish(self, final: bool = False) -> None:
+        """Export every held file the publisher says is due (between transactions: no
+        transaction is open on any file here)."""
+        for partition in list(self.open):
+            self._publish(partition, final)
+
+    def _publish(self, partition: int, final: bool) -> None:
+        store = self.open.get(partition)
+        if self.publisher is None or store is None or not self.publisher.due(store, final):
+            return
+        # A parked file exports with the working budget, then is parked again.
+        parked = partition in self.parked
+        if parked:
+            _set_memory_limit(store, store.memory_limit)
+        try:
+            self.publisher.publish(store)
+        finally:
+            if parked and not _park(store):
+                self.parked.discard(partition)
+
     def release(self, partition: int) -> None:
-        self.parked.discard(partition)
-        self.unparked.pop(partition, None)
-        store = self.open.pop(partition, None)
-        if store is not None:
-            store.close()
+        """Let the partition's file go (after exporting it, when it moved since its last export)."""
+        try:
+            self._publish(partition, final=True)
+        finally:
+            self.parked.discard(partition)
+            self.unparked.pop(partition, None)
+            store = self.open.pop(partition, None)
+            if store is not None:
+                store.close()
 
     def release_all(self) -> None:
         for partition in list(self.open):
@@ -265,10 +309,13 @@ def run_projector(
     idle_timeout_s: float = 60.0,
     before_commit: Callable[[], None] | None = None,
     rules: Rules = DEFAULT_RULES,
+    publisher: Publisher | None = None,
 ) -> ProjectorStats:
     """Consume journey.events into per-partition projections until ``stop()`` (or caught up).
 
     ``rules``: the ledger's configured rules (its settings), as the embedded projection has them.
+    ``publisher``: exports the files' snapshots for analysts, asked after each poll's
+    transactions and when a partition is let go (a revocation, the end of the run).
 
     ``once`` (a catch-up run of a single instance): return when this instance owns every
     partition of the topic and each has reached its end offset, or when nothing was assigned
@@ -276,7 +323,7 @@ def run_projector(
     partitions until its session expires; owning all of them means that has passed.
     """
     stats = ProjectorStats()
-    stores = PartitionStores(directory, topic, rules)
+    stores = PartitionStores(directory, topic, rules, publisher)
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group,
@@ -328,6 +375,9 @@ def run_projector(
                 consumer.commit_async()  # for lag monitoring only; the truth is in the files
                 if on_progress is not None:
                     on_progress(stats)
+            # Asked after every poll, applied or not: a file whose export was not due after its
+            # last transaction is exported once the interval has passed, also when idle.
+            stores.publish()
             try:
                 if once and _caught_up(consumer, stores, topic, idle_since, idle_timeout_s):
                     break

@@ -28,12 +28,14 @@ from pathlib import Path
 import duckdb
 
 from journey.analytics.snapshots import (
+    Dataset,
     Export,
     load_statements,
     parquet_files,
     pin,
+    pin_dataset,
     read_manifest,
-    unpin,
+    release,
     view_statements,
 )
 from projections.duckdb_store import connect
@@ -73,15 +75,17 @@ def kinds(query: str) -> list[duckdb.StatementType]:
     return parsed
 
 
-def open_sandbox(directory: Path, *, in_memory: bool = False
-                 ) -> tuple[duckdb.DuckDBPyConnection, Export]:
+def open_sandbox(directory: Path, *, in_memory: bool = False, partitioned: bool = False
+                 ) -> tuple[duckdb.DuckDBPyConnection, Export | Dataset]:
     """A locked in-memory DuckDB with the analyst views over the latest snapshot in
-    ``directory``: reading its Parquet files and no other file, or (``in_memory``) holding a
-    copy of them and reading no file at all. :class:`NoSnapshot` when nothing was exported.
+    ``directory`` (``partitioned``: the Kafka partitions' dataset there): reading its Parquet
+    files and no other file, or (``in_memory``) holding a copy of them and reading no file at
+    all. :class:`NoSnapshot` when nothing was exported.
 
-    The snapshot is pinned (snapshots.pin): the views read that generation, the one the
-    returned :class:`Export` describes, however many exports follow."""
-    snapshot = pin(directory)
+    The snapshot is pinned (snapshots.pin): the views read that generation (each partition's),
+    the one the returned :class:`Export` (:class:`Dataset`) describes, however many exports
+    follow."""
+    snapshot: Export | Dataset = pin_dataset(directory) if partitioned else pin(directory)
     con = connect(":memory:")
     try:
         if in_memory:
@@ -95,16 +99,18 @@ def open_sandbox(directory: Path, *, in_memory: bool = False
         con.execute("SET lock_configuration = true")
     except BaseException:
         con.close()
+        release(snapshot)
         raise
     return con, snapshot
 
 
-def answer(directory: Path, query: str) -> tuple[list[str], list[tuple[object, ...]], Export]:
+def answer(directory: Path, query: str, *, partitioned: bool = False
+           ) -> tuple[list[str], list[tuple[object, ...]], Export | Dataset]:
     """Check every statement of ``query``, run them all, and return the columns and rows of
     the last, with the snapshot they read. The statements run are parsed again by the sandbox
     and checked again: what runs is what was checked."""
     in_memory = not set(kinds(query)) <= QUERIES
-    con, snapshot = open_sandbox(directory, in_memory=in_memory)
+    con, snapshot = open_sandbox(directory, in_memory=in_memory, partitioned=partitioned)
     try:
         statements = con.extract_statements(query)
         allowed = QUERIES | WRAPPERS if in_memory else QUERIES
@@ -119,12 +125,17 @@ def answer(directory: Path, query: str) -> tuple[list[str], list[tuple[object, .
         return columns, rows, snapshot
     finally:
         con.close()
-        unpin(directory)
+        release(snapshot)
 
 
-def names(directory: Path) -> list[str]:
+def names(directory: Path, *, partitioned: bool = False) -> list[str]:
     """The analyst views, for a message about a name that is not one of them."""
-    snapshot = read_manifest(directory)
-    if snapshot is None:
+    if partitioned:
+        tables = {t for sub in sorted(directory.glob("*/manifest.json"))
+                  if (part := read_manifest(sub.parent)) is not None for t in part.rows}
+    else:
+        snapshot = read_manifest(directory)
+        tables = set() if snapshot is None else set(snapshot.rows)
+    if not tables:
         return []
-    return sorted([*snapshot.rows, *(["contacts"] if "events" in snapshot.rows else []), "snapshot"])
+    return sorted([*tables, *(["contacts"] if "events" in tables else []), "snapshot"])

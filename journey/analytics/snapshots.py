@@ -29,6 +29,13 @@ keeps only the fields the catalogue declares non-personal for its type, every co
 names or describes the person (and the source's own id) is left out, and so are the tables
 made of nothing else (``identities``). A forgotten customer is already a
 tombstone in the projection, so the next export drops what the previous one held.
+
+The Kafka projectors' partition files are published the same way, each to a directory of its
+own (``DATA_DIR/analytics/partitions/<topic>-<partition>/``, :class:`PartitionPublisher`), and
+read as ONE dataset (:func:`pin_dataset`, ``partitions/analyst.duckdb``): each fact counted once
+(the rows a partition copied in for a cross-partition merge are left out) and each customer
+once (a record absorbed in another partition, whose own partition still holds its orphan view,
+is left out: its id is an alias in some partition's ``customer_aliases``).
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import shutil
 import struct
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import orjson
+import pyarrow.parquet as pq
 
 from domain.personal import PERSONAL_DATA, PUBLIC_DATA
 from projections.duckdb_store import connect
@@ -517,43 +525,65 @@ def _select(snapshot: Export, table: str) -> str:
     return f"SELECT *{replace} FROM read_parquet({path})"
 
 
-def view_statements(snapshot: Export) -> list[str]:
-    """The analyst views: one per Parquet file, plus ``contacts`` and ``snapshot``.
+def view_statements(snapshot: Export | Dataset) -> list[str]:
+    """The analyst views: one per Parquet file (per table of the dataset), plus ``contacts``
+    and ``snapshot``.
 
     Paths are absolute: a view resolves a relative path against the reader's working
     directory, not the database file's. ``snapshot`` holds the generation's position and time
     as constants (a generation's files never change).
     """
+    if isinstance(snapshot, Dataset):
+        return _dataset_statements(snapshot.sources(), snapshot.keyed(), snapshot.json_columns(),
+                                   "CREATE OR REPLACE VIEW") + analyst_views(snapshot)
     return [f"CREATE OR REPLACE VIEW {_ident(t)} AS {_select(snapshot, t)}"
             for t in snapshot.rows] + analyst_views(snapshot)
 
 
-def load_statements(snapshot: Export) -> list[str]:
+def load_statements(snapshot: Export | Dataset) -> list[str]:
     """The analyst tables copied into the database (``journey sql``'s sandbox, which may read
     no file once they are in), then ``contacts`` and ``snapshot`` as in :func:`view_statements`."""
+    if isinstance(snapshot, Dataset):
+        return _dataset_statements(snapshot.sources(), snapshot.keyed(), snapshot.json_columns(),
+                                   "CREATE TABLE") + analyst_views(snapshot)
     return [f"CREATE TABLE {_ident(t)} AS {_select(snapshot, t)}"
             for t in snapshot.rows] + analyst_views(snapshot)
 
 
-def parquet_files(snapshot: Export) -> list[Path]:
+def parquet_files(snapshot: Export | Dataset) -> list[Path]:
     """The absolute paths of the snapshot's files, as the views and loads name them."""
+    if isinstance(snapshot, Dataset):
+        return [path for table in snapshot.tables for path in snapshot.files(table)]
     base = snapshot.location.resolve()
     return [base / f"{t}.parquet" for t in snapshot.rows]
 
 
-def analyst_views(snapshot: Export) -> list[str]:
+def analyst_views(snapshot: Export | Dataset) -> list[str]:
     """``contacts`` (the touchpoints on a contact channel, with their direction) over
-    ``events``, and ``snapshot`` (the export's position and times, as constants)."""
+    ``events``, and ``snapshot`` (the export's position and times, as constants; for the
+    partitioned dataset, one row per partition)."""
     out = []
     if "events" in snapshot.rows:
-        cases = " ".join(f"WHEN {_quote(t)} THEN {_quote(d)}" for t, d in CONTACT_DIRECTIONS.items())
-        kinds = ", ".join(_quote(t) for t in CONTACT_DIRECTIONS)
-        out.append("CREATE OR REPLACE VIEW contacts AS SELECT *, CASE type " + cases + " END AS direction "
-                   f"FROM events WHERE type IN ({kinds})")
+        out.append(_contacts())
+    if isinstance(snapshot, Dataset):
+        rows = ", ".join(f"({_quote(name)}, {int(part.position)}::BIGINT, "
+                         f"{_quote(_iso(part.started_at))}::TIMESTAMPTZ, "
+                         f"{_quote(_iso(part.exported_at))}::TIMESTAMPTZ)"
+                         for name, part in sorted(snapshot.parts.items()))
+        out.append(f"CREATE OR REPLACE VIEW snapshot AS SELECT * FROM (VALUES {rows}) "
+                   "AS s(partition, position, started_at, exported_at)")
+        return out
     out.append(f"CREATE OR REPLACE VIEW snapshot AS SELECT {int(snapshot.position)}::BIGINT AS position, "
                f"{_quote(_iso(snapshot.started_at))}::TIMESTAMPTZ AS started_at, "
                f"{_quote(_iso(snapshot.exported_at))}::TIMESTAMPTZ AS exported_at")
     return out
+
+
+def _contacts() -> str:
+    cases = " ".join(f"WHEN {_quote(t)} THEN {_quote(d)}" for t, d in CONTACT_DIRECTIONS.items())
+    kinds = ", ".join(_quote(t) for t in CONTACT_DIRECTIONS)
+    return ("CREATE OR REPLACE VIEW contacts AS SELECT *, CASE type " + cases + " END AS direction "
+            f"FROM events WHERE type IN ({kinds})")
 
 
 def write_analyst_db(snapshot: Export) -> Path:
@@ -574,14 +604,16 @@ def write_analyst_db(snapshot: Export) -> Path:
     return path
 
 
-def open_snapshot(directory: Path) -> tuple[duckdb.DuckDBPyConnection, Export]:
-    """An in-memory DuckDB with the analyst views over the latest snapshot in ``directory``,
-    pinned (:func:`pin`): the views read that generation however many exports follow.
+def open_snapshot(directory: Path, *, partitioned: bool = False
+                  ) -> tuple[duckdb.DuckDBPyConnection, Export | Dataset]:
+    """An in-memory DuckDB with the analyst views over the latest snapshot in ``directory``
+    (``partitioned``: the partitioned dataset there, :func:`pin_dataset`), pinned (:func:`pin`):
+    the views read that generation however many exports follow.
 
     In memory rather than ``analyst.duckdb`` itself: nothing another tool does with that file
     (holding it open for writing, say) can lock this reader out.
     """
-    snapshot = pin(directory)
+    snapshot: Export | Dataset = pin_dataset(directory) if partitioned else pin(directory)
     con = connect(":memory:")
     try:
         for statement in view_statements(snapshot):
@@ -690,3 +722,288 @@ def after_forget(journey: Holder, projected: bool) -> str:
         return "refreshed"
     request_export(directory, purge=True)
     return "requested"
+
+
+# --------------------------------------------------------------------------- the partitioned dataset
+
+#: The partitioned dataset's directory, under the analytics directory: one snapshot directory
+#: per partition file (``<topic>-<partition>``, the file's name), and ``analyst.duckdb``.
+PARTITIONS = "partitions"
+#: Tables of one row per fact that only the fact's own partition holds: united as they are.
+PER_FACT = frozenset({"quarantine"})
+#: The longest chain of merges the dataset's aliases are followed along (a guard only: merges
+#: never form cycles, but two partitions' generations of different moments might disagree).
+ALIAS_DEPTH = 64
+
+
+def dataset_dir(analytics: Path) -> Path:
+    """Where the Kafka projectors publish their partitions' snapshots."""
+    return analytics / PARTITIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """The partitioned dataset as a reader pinned it: each partition's generation, by name.
+
+    Each generation agrees with itself; two partitions' generations may be of different
+    moments (each projector exports on its own clock)."""
+
+    directory: Path
+    parts: dict[str, Export]
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows per table summed over the partitions (copies and orphans included)."""
+        out: dict[str, int] = {}
+        for part in self.parts.values():
+            for table, count in part.rows.items():
+                out[table] = out.get(table, 0) + count
+        return dict(sorted(out.items()))
+
+    @property
+    def tables(self) -> list[str]:
+        return list(self.rows)
+
+    @property
+    def exported_at(self) -> float:
+        """When the oldest partition's generation was exported."""
+        return min(part.exported_at for part in self.parts.values())
+
+    def files(self, table: str) -> list[Path]:
+        return [part.location.resolve() / f"{table}.parquet"
+                for _, part in sorted(self.parts.items()) if table in part.rows]
+
+    def sources(self) -> dict[str, str]:
+        """Each table's rows over every partition: a ``read_parquet`` of the pinned files."""
+        return {t: "read_parquet([" + ", ".join(map(_quote, self.files(t))) + "], union_by_name = true)"
+                for t in self.tables}
+
+    def keyed(self) -> set[str]:
+        """The tables with a ``customer_id`` column (read from the files' Parquet schemas)."""
+        return {t for t in self.tables if "customer_id" in pq.read_schema(self.files(t)[0]).names}
+
+    def json_columns(self) -> dict[str, list[str]]:
+        out: dict[str, set[str]] = {}
+        for part in self.parts.values():
+            for table, columns in part.json_columns.items():
+                out.setdefault(table, set()).update(columns)
+        return {t: sorted(c) for t, c in out.items()}
+
+
+def _partitions(directory: Path) -> list[Path]:
+    try:
+        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def pin_dataset(directory: Path) -> Dataset:
+    """Every partition's current snapshot in ``directory`` (:func:`dataset_dir`), each pinned
+    (:func:`pin`) until :func:`unpin_dataset`. :class:`NoSnapshot` when none was exported."""
+    parts: dict[str, Export] = {}
+    try:
+        for sub in _partitions(directory):
+            if read_manifest(sub) is not None:
+                parts[sub.name] = pin(sub)
+    except BaseException:
+        unpin_dataset(Dataset(directory, parts))
+        raise
+    if not parts:
+        raise NoSnapshot(f"no partition snapshot in {directory} yet")
+    return Dataset(directory, parts)
+
+
+def unpin_dataset(dataset: Dataset) -> None:
+    for name in dataset.parts:
+        unpin(dataset.directory / name)
+
+
+def release(snapshot: Export | Dataset) -> None:
+    """Let go of what :func:`pin` or :func:`pin_dataset` held."""
+    if isinstance(snapshot, Dataset):
+        unpin_dataset(snapshot)
+    else:
+        unpin(snapshot.directory)
+
+
+def _with_json(alias: str, json: Iterable[str], replaced: Iterable[str] = ()) -> str:
+    """``alias.*``, with the JSON columns typed as JSON again and the ``replaced`` ones
+    (``expression AS name``) in their places."""
+    replacing = [f"CAST({alias}.{_ident(c)} AS JSON) AS {_ident(c)}" for c in json] + list(replaced)
+    return f"{alias}.*" + (" REPLACE (" + ", ".join(replacing) + ")" if replacing else "")
+
+
+def _dataset_statements(sources: Mapping[str, str], keyed: set[str],
+                        json_columns: Mapping[str, list[str]], create: str) -> list[str]:
+    """The tables of every partition as one dataset.
+
+    ``customer_aliases``: every partition's aliases, each followed to its last survivor (a
+    record merged in one partition into a record merged later in another). ``events``: each
+    fact once, from its own partition (``copied`` rows are the copies a partition made for a
+    merge across partitions), owned by the customer it was merged into. Every other table
+    about customers: without the records merged into another customer (the orphan view a
+    record's own partition keeps when a merge happened in another partition: the survivor's
+    partition holds the customer, with the absorbed record's facts)."""
+    out = []
+    aliases = "customer_aliases" in sources
+    if aliases:
+        out.append(
+            f"{create} customer_aliases AS WITH RECURSIVE "
+            f"raw AS (SELECT DISTINCT alias, customer_id FROM {sources['customer_aliases']}), "
+            "chain(alias, customer_id, depth) AS (SELECT alias, customer_id, 0 FROM raw UNION ALL "
+            "SELECT c.alias, r.customer_id, c.depth + 1 FROM chain c JOIN raw r ON r.alias = c.customer_id "
+            f"WHERE c.depth < {ALIAS_DEPTH}) "
+            "SELECT alias, arg_max(customer_id, depth) AS customer_id FROM chain GROUP BY alias")
+    for table, source in sources.items():
+        json = json_columns.get(table, [])
+        if table == "customer_aliases":
+            continue
+        if table == "events":
+            if aliases:
+                columns = _with_json("e", json, ["coalesce(a.customer_id, e.customer_id) AS customer_id"])
+                join = " LEFT JOIN customer_aliases a ON a.alias = e.customer_id"
+            else:
+                columns, join = _with_json("e", json), ""
+            out.append(f"{create} events AS SELECT {columns} FROM {source} e{join} "
+                       "WHERE e.copied IS NOT TRUE")
+        elif aliases and table in keyed and table not in PER_FACT:
+            out.append(f"{create} {_ident(table)} AS SELECT {_with_json('t', json)} FROM {source} t "
+                       "ANTI JOIN customer_aliases a ON a.alias = t.customer_id")
+        else:
+            out.append(f"{create} {_ident(table)} AS SELECT {_with_json('t', json)} FROM {source} t")
+    return out
+
+
+def write_dataset_db(directory: Path) -> Path | None:
+    """``DATA_DIR/analytics/partitions/analyst.duckdb``: views over every partition's current
+    generation as one dataset, for the analysts' own DuckDB clients (in
+    :data:`ANALYST_STORAGE_VERSION`). Its views name the ``current`` links by a pattern, so
+    they read each partition's newest generation whenever a query opens its files, and a
+    session on it pins none; what it says changes only when a table (or a JSON column)
+    appears. Rewritten after every partition export, under a temporary name and renamed
+    (atomic), so projectors exporting at once cannot leave a half-written one. None before any
+    partition was exported."""
+    parts = {sub.name: snapshot for sub in _partitions(directory)
+             if (snapshot := read_manifest(sub)) is not None}
+    if not parts:
+        return None
+    base = directory.resolve()
+    tables = sorted({t for part in parts.values() for t in part.rows})
+    sources = {t: f"read_parquet({_quote(base / '*' / CURRENT / f'{t}.parquet')}, union_by_name = true)"
+               for t in tables}
+    keyed = set()
+    for t in tables:
+        sample = next(part.location / f"{t}.parquet" for part in parts.values() if t in part.rows)
+        with contextlib.suppress(OSError):  # superseded and deleted meanwhile: keyed or not, next time
+            if "customer_id" in pq.read_schema(sample).names:
+                keyed.add(t)
+    json = Dataset(directory, parts).json_columns()
+    statements = _dataset_statements(sources, keyed, json, "CREATE OR REPLACE VIEW")
+    if "events" in sources:
+        statements.append(_contacts())
+    statements.append(
+        "CREATE OR REPLACE VIEW snapshot AS SELECT "
+        "regexp_extract(filename, '([^/]+)/manifest\\.json$', 1) AS partition, position, started_at, "
+        f"exported_at FROM read_json({_quote(base / '*' / MANIFEST)}, filename = true, "
+        "columns = {position: 'BIGINT', started_at: 'TIMESTAMPTZ', exported_at: 'TIMESTAMPTZ'})")
+    final = directory / ANALYST_DB
+    temporary = directory / f".{ANALYST_DB}.{os.getpid()}.tmp"
+    temporary.unlink(missing_ok=True)
+    con = connect(":memory:")
+    try:
+        con.execute(f"ATTACH {_quote(temporary)} AS analyst "
+                    f"(STORAGE_VERSION {_quote(ANALYST_STORAGE_VERSION)})")
+        con.execute("USE analyst")
+        for statement in statements:
+            con.execute(statement)
+        con.execute("USE memory")
+        con.execute("DETACH analyst")
+    finally:
+        con.close()
+    os.replace(temporary, final)
+    return final
+
+
+def export_partition(store: ProjectionStore, directory: Path, *, purge: bool = False) -> Export:
+    """Publish one Kafka partition file's snapshot into the dataset ``directory``
+    (:func:`dataset_dir`), under the file's name, then the dataset's ``analyst.duckdb``."""
+    done = export(store, directory / Path(store.path).stem, purge=purge)
+    write_dataset_db(directory)
+    return done
+
+
+#: Seconds before a failed partition export is tried again, at the least.
+RETRY_AFTER = 10.0
+
+
+def _forgotten(store: ProjectionStore) -> int:
+    return int(store.con.execute("SELECT count(*) FROM tombstones").fetchall()[0][0])
+
+
+class PartitionPublisher:
+    """A Kafka projector's export duty (consumers.kafka_projector.Publisher): each partition
+    file it holds is exported into the dataset ``directory`` after its transactions, at most
+    every ``interval`` seconds (``JOURNEY_EXPORT_INTERVAL``, as ``journey serve`` exports the
+    embedded file; 0: never on its own) and when the projector lets the partition go; at once,
+    deleting every older generation, when a customer was forgotten in it.
+
+    A failed export is reported on stderr and tried again an interval later: a duty must not
+    stop the projector."""
+
+    def __init__(self, directory: Path, interval: float) -> None:
+        self.directory = directory
+        self.interval = interval
+        #: partition name -> (time of its last export, its position; -1 after a failure).
+        self.last: dict[str, tuple[float, int]] = {}
+        #: partition name -> customers forgotten in it as of its last export.
+        self.tombstones: dict[str, int] = {}
+
+    def _last(self, name: str) -> tuple[float, int] | None:
+        if name not in self.last:
+            published = read_manifest(self.directory / name)
+            if published is None:
+                return None
+            self.last[name] = (published.exported_at, published.position)
+        return self.last[name]
+
+    def _purge(self, name: str, store: ProjectionStore) -> bool:
+        """Was somebody forgotten in the partition since its last export? Not known for the
+        export before this process started: then a partition with any tombstone purges once."""
+        count = _forgotten(store)
+        before = self.tombstones.get(name)
+        if before is None:
+            return count > 0 and read_manifest(self.directory / name) is not None
+        return count != before
+
+    def due(self, store: ProjectionStore, final: bool = False) -> bool:
+        """Has the partition moved since its last export, and is an export due now?"""
+        name = Path(store.path).stem
+        last = self._last(name)
+        if last is not None and last[1] == store.position(store.name):
+            return False
+        if last is not None and last[1] == -1 and time.time() - last[0] < max(self.interval, RETRY_AFTER):
+            return False  # failed just now: not again at every poll
+        if self._purge(name, store):
+            return True
+        if self.interval <= 0:
+            return False
+        return last is None or final or time.time() - last[0] >= self.interval
+
+    def publish(self, store: ProjectionStore) -> Export | None:
+        """Export the partition now; never raises."""
+        name = Path(store.path).stem
+        try:
+            purge = self._purge(name, store)
+            count = _forgotten(store)
+            done = export_partition(store, self.directory, purge=purge)
+        except Exception as error:  # a duty must not take the projector down
+            print(f"journey project: exporting {name} failed: {error}", file=sys.stderr, flush=True)
+            self.last[name] = (time.time(), -1)
+            with contextlib.suppress(OSError):
+                target = self.directory / name
+                target.mkdir(parents=True, exist_ok=True)
+                _write_atomically(target / FAILED, orjson.dumps({"at": time.time(), "error": str(error)}))
+            return None
+        self.last[name] = (done.exported_at, done.position)
+        self.tombstones[name] = count
+        return done

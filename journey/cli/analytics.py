@@ -23,6 +23,7 @@ from journey.analytics import sandbox
 from journey.analytics.snapshots import (
     INTERVAL_ENV,
     NOT_EXPORTED,
+    Dataset,
     Export,
     ExportFailed,
     NoSnapshot,
@@ -41,7 +42,13 @@ def no_snapshot(command: str, settings: Settings) -> int:
     return _no_snapshot(command, analytics_dir(settings))
 
 
-def _no_snapshot(command: str, directory: Path) -> int:
+def _no_snapshot(command: str, directory: Path, partitioned: bool = False) -> int:
+    if partitioned:
+        print(f"journey {command}: no partition snapshot in {directory} yet: the Kafka projectors "
+              f"(`journey project --source kafka`) export every {INTERVAL_ENV} seconds; "
+              "`journey export --partitions` exports the partition files no projector holds",
+              file=sys.stderr)
+        return 2
     print(f"journey {command}: no analyst snapshot in {directory} yet: run `journey export` "
           f"(a running `journey serve` also exports every {INTERVAL_ENV} seconds)", file=sys.stderr)
     return 2
@@ -66,7 +73,30 @@ def _report(done: Export, as_json: bool, via: str, waited: float = 0.0) -> None:
     print(f"  not exported: {', '.join(NOT_EXPORTED)}")
 
 
+def _export_partitions(args: argparse.Namespace, journey: Journey) -> int:
+    try:
+        exported = analytics.export_partitions(journey)
+    except analytics.NoPartitions as error:
+        print(f"journey export: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        dump({"directory": str(exported.directory), "held": exported.held,
+              "partitions": {done.directory.name: {**done.manifest(), "directory": str(done.directory)}
+                             for done in exported.done}})
+        return 0
+    for done in exported.done:
+        print(f"exported {done.directory.name}: {len(done.rows)} tables, {sum(done.rows.values()):,} rows "
+              f"at offset {done.position:,} in {done.seconds:.2f} s")
+    for name in exported.held:
+        print(f"{name}: held by a running projector, which exports it itself "
+              f"(every {INTERVAL_ENV} seconds)")
+    print(f"-> {exported.directory}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace, journey: Journey) -> int:
+    if args.partitions:
+        return _export_partitions(args, journey)
     try:
         done = analytics.export_here(journey)
     except analytics.Held:
@@ -124,10 +154,11 @@ def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
     except OSError as error:
         print(f"journey sql: cannot read the query: {error}", file=sys.stderr)
         return 2
+    partitioned = bool(args.partitions)
     try:
-        answer = analytics.query(journey, query)
+        answer = analytics.query(journey, query, partitioned)
     except NoSnapshot:
-        return _no_snapshot("sql", analytics.snapshot_dir(journey))
+        return _no_snapshot("sql", analytics.snapshot_dir(journey, partitioned), partitioned)
     except sandbox.Refused as error:
         print(f"journey sql: {error}", file=sys.stderr)
         return 2
@@ -135,17 +166,25 @@ def cmd_sql(args: argparse.Namespace, journey: Journey) -> int:
         message = str(error).strip()
         hint = ""
         if isinstance(error, duckdb.CatalogException):
-            hint = f"\n(the analyst views: {', '.join(analytics.analyst_views(journey))})"
+            hint = f"\n(the analyst views: {', '.join(analytics.analyst_views(journey, partitioned))})"
         elif isinstance(error, duckdb.PermissionException):
             hint = f"\n(the analyst sandbox runs {sandbox.ALLOWS})"
         print(f"journey sql: {message}{hint}", file=sys.stderr)
         return 2
     sys.stdout.write(render(answer.columns, answer.rows, fmt))
     if fmt == "table":
-        age = time.time() - answer.snapshot.exported_at
-        print(f"(snapshot at position {answer.snapshot.position:,}, exported {age:,.0f} s ago)",
-              file=sys.stderr)
+        print(_read_from(answer.snapshot), file=sys.stderr)
     return 0
+
+
+def _read_from(snapshot: Export | Dataset) -> str:
+    """What a table answer was read from, under the table."""
+    if isinstance(snapshot, Dataset):
+        ages = [time.time() - part.exported_at for part in snapshot.parts.values()]
+        return (f"({len(ages)} partition snapshots, exported {min(ages):,.0f} to {max(ages):,.0f} s ago; "
+                "`SELECT * FROM snapshot` for each one's offset)")
+    age = time.time() - snapshot.exported_at
+    return f"(snapshot at position {snapshot.position:,}, exported {age:,.0f} s ago)"
 
 
 # --------------------------------------------------------------------------- plot
@@ -169,11 +208,12 @@ def _check_out(out: str) -> bool:
 def cmd_plot(args: argparse.Namespace, journey: Journey) -> int:
     if not _check_out(args.out):
         return 2
+    partitioned = bool(args.partitions)
     try:
         if args.what == "customer":
-            svg = analytics.customer_plot(journey, args.ref)
+            svg = analytics.customer_plot(journey, args.ref, partitioned)
         else:
-            svg = analytics.base_plot(journey, args.days, args.until)
+            svg = analytics.base_plot(journey, args.days, args.until, partitioned)
     except analytics.BadReference as error:
         print(f"journey plot: {error}", file=sys.stderr)
         return 2
@@ -181,10 +221,12 @@ def cmd_plot(args: argparse.Namespace, journey: Journey) -> int:
         print(f"journey plot: nobody known as {args.ref!r}", file=sys.stderr)
         return 3
     except NoSnapshot:
-        return _no_snapshot("plot", analytics.snapshot_dir(journey))
+        return _no_snapshot("plot", analytics.snapshot_dir(journey, partitioned), partitioned)
     except analytics.NotInSnapshot as missing:
-        print(f"journey plot: {args.ref} ({missing.customer_id}) has no facts in the snapshot "
-              f"(position {missing.position:,}); run `journey export` for a newer one",
+        at = "" if missing.position is None else f" (position {missing.position:,})"
+        newer = ("the projectors export a newer one every " + INTERVAL_ENV + " seconds" if partitioned
+                 else "run `journey export` for a newer one")
+        print(f"journey plot: {args.ref} ({missing.customer_id}) has no facts in the snapshot{at}; {newer}",
               file=sys.stderr)
         return 3
     except analytics.TooFewDays:
@@ -201,6 +243,12 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
+PARTITIONS_HELP = ("read the Kafka projectors' partitioned dataset (DATA_DIR/analytics/partitions, "
+                   "every partition as one) instead of the embedded snapshot")
+PARTITIONS_EXPORT_HELP = ("export the Kafka partition files (DATA_DIR/partitions) that no projector "
+                          "holds into the partitioned dataset")
+
+
 def register(sub: Any, commands: dict[str, Command]) -> None:
     p = sub.add_parser("export", help="publish the analyst snapshot (Parquet) now, "
                                       "also while journey serve holds the projections")
@@ -208,6 +256,7 @@ def register(sub: Any, commands: dict[str, Command]) -> None:
                    help="seconds to wait for a running journey serve to export (default 120)")
     p.add_argument("--no-wait", action="store_true",
                    help="when another process holds the projections: ask it, do not wait")
+    p.add_argument("--partitions", action="store_true", help=PARTITIONS_EXPORT_HELP)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("sql", help="run SQL against the analyst snapshot (never the live file)")
@@ -215,17 +264,20 @@ def register(sub: Any, commands: dict[str, Command]) -> None:
     p.add_argument("--file", help="read the query from this file")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument("--partitions", action="store_true", help=PARTITIONS_HELP)
 
     p = sub.add_parser("plot", help="pictures from the analyst snapshot (SVG)")
     what = p.add_subparsers(dest="what", required=True)
     c = what.add_parser("customer", help="one customer's journey as a timeline")
     c.add_argument("ref", help="+34..., @handle, e-mail, customer number or ledger id")
     c.add_argument("--out", required=True, help="F.svg, or - for stdout")
+    c.add_argument("--partitions", action="store_true", help=PARTITIONS_HELP)
     b = what.add_parser("base", help="contacts per day per department, the whole base")
     b.add_argument("--out", required=True, help="F.svg, or - for stdout")
     b.add_argument("--days", type=int, default=90, help="days to show (default 90)")
     b.add_argument("--until", type=_day,
                    help="last day shown (default: the snapshot's last day with contacts)")
+    b.add_argument("--partitions", action="store_true", help=PARTITIONS_HELP)
 
     commands["export"] = cmd_export
     commands["sql"] = cmd_sql

@@ -61,6 +61,7 @@ def cmd_project(args: argparse.Namespace, journey: Journey) -> int:
 
 def _project_from_kafka(args: argparse.Namespace, journey: Journey) -> int:
     from consumers.kafka_projector import ProjectorStats
+    from journey.analytics.snapshots import analytics_dir, dataset_dir
     from journey.signals import stop_flag
     from journey.usecases.streams import project_from_kafka
 
@@ -78,7 +79,8 @@ def _project_from_kafka(args: argparse.Namespace, journey: Journey) -> int:
         dump({"records": stats.records, "applied": stats.applied, "stopped": stop.is_set()})
     else:
         print(f"consumed {stats.records} records, applied {stats.applied} events "
-              f"into {settings.partitions_dir}")
+              f"into {settings.partitions_dir} (the analysts' dataset: "
+              f"{dataset_dir(analytics_dir(settings))}, `journey sql --partitions`)")
     return 0
 
 

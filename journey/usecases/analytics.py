@@ -3,6 +3,9 @@
 None of them needs ``projections.duckdb`` while another process holds it: a query and a
 picture read the Parquet snapshot (journey/analytics/snapshots.py), and an export asks the
 holder (``journey serve``) to publish one when it cannot open the file itself.
+
+``partitioned``: the same over the Kafka projectors' partitioned dataset (every partition's
+snapshot, read as one), which the projectors publish themselves.
 """
 
 from __future__ import annotations
@@ -18,20 +21,27 @@ import duckdb
 
 from journey.analytics import plots, sandbox
 from journey.analytics.snapshots import (
+    Dataset,
     Export,
     analytics_dir,
+    dataset_dir,
     export,
+    export_partition,
     exported_since,
     open_snapshot,
+    release,
     request_export,
 )
 from journey.references import reference_key
 from journey.system import System
+from projections.duckdb_store import ProjectionStore
 
 
-def snapshot_dir(system: System) -> Path:
-    """Where the analyst snapshot of this ledger is published."""
-    return analytics_dir(system.settings)
+def snapshot_dir(system: System, partitioned: bool = False) -> Path:
+    """Where the analyst snapshot of this ledger is published (``partitioned``: the Kafka
+    projectors' partitioned dataset)."""
+    directory = analytics_dir(system.settings)
+    return dataset_dir(directory) if partitioned else directory
 
 
 # --------------------------------------------------------------------------- export
@@ -55,6 +65,46 @@ def export_here(system: System) -> Export:
         raise Held(str(error)) from error
     system.project()
     return export(store, snapshot_dir(system))
+
+
+class NoPartitions(Exception):
+    """No Kafka projector has written a partition file in this data directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionsExported:
+    directory: Path
+    done: list[Export]
+    #: Partition files a running projector holds: it exports them itself.
+    held: list[str]
+
+
+def export_partitions(system: System) -> PartitionsExported:
+    """Publish the snapshot of every Kafka partition file no projector holds (one that a
+    projector holds is exported by that projector, every ``JOURNEY_EXPORT_INTERVAL`` seconds).
+    Raises :class:`NoPartitions` when there is no partition file."""
+    source = system.settings.partitions_dir
+    target = snapshot_dir(system, partitioned=True)
+    done: list[Export] = []
+    held: list[str] = []
+    files = [(path, topic, number) for path in sorted(source.glob("*.duckdb"))
+             for topic, _, number in [path.stem.rpartition("-")] if topic and number.isdigit()]
+    if not files:
+        raise NoPartitions(f"no partition file in {source}: run `journey project --source kafka`")
+    for path, topic, number in files:
+        try:
+            store = ProjectionStore(path, name=f"kafka:{topic}:{number}", read_only=True,
+                                    rules=system.settings.rules)
+        except duckdb.Error as error:
+            if not _is_lock_error(error):
+                raise
+            held.append(path.stem)
+            continue
+        try:
+            done.append(export_partition(store, target))
+        finally:
+            store.close()
+    return PartitionsExported(target, done, held)
 
 
 def ask_for_export(system: System) -> float:
@@ -102,22 +152,24 @@ def wait_for_export(system: System, asked: float, timeout: float,
 class Answer:
     columns: list[str]
     rows: list[tuple[object, ...]]
-    #: The snapshot the query read.
-    snapshot: Export
+    #: The snapshot the query read (the partitions' snapshots, of the partitioned dataset).
+    snapshot: Export | Dataset
 
 
-def query(system: System, text: str) -> Answer:
-    """Run ``text`` (one or more statements) in the analyst sandbox over the snapshot; the
-    columns and rows of the last statement. Raises
-    :class:`journey.analytics.snapshots.NoSnapshot`, :class:`journey.analytics.sandbox.Refused`
-    (a statement the sandbox does not run) or :class:`duckdb.Error` (bad SQL)."""
-    columns, rows, snapshot = sandbox.answer(snapshot_dir(system), text)
+def query(system: System, text: str, partitioned: bool = False) -> Answer:
+    """Run ``text`` (one or more statements) in the analyst sandbox over the snapshot
+    (``partitioned``: over the partitioned dataset); the columns and rows of the last
+    statement. Raises :class:`journey.analytics.snapshots.NoSnapshot`,
+    :class:`journey.analytics.sandbox.Refused` (a statement the sandbox does not run) or
+    :class:`duckdb.Error` (bad SQL)."""
+    columns, rows, snapshot = sandbox.answer(snapshot_dir(system, partitioned), text,
+                                             partitioned=partitioned)
     return Answer(columns, rows, snapshot)
 
 
-def analyst_views(system: System) -> list[str]:
+def analyst_views(system: System, partitioned: bool = False) -> list[str]:
     """The names a query can read (for a message about a name that is not one of them)."""
-    return sandbox.names(snapshot_dir(system))
+    return sandbox.names(snapshot_dir(system, partitioned), partitioned=partitioned)
 
 
 # --------------------------------------------------------------------------- plot
@@ -160,13 +212,15 @@ class Unknown(LookupError):
 class NotInSnapshot(LookupError):
     """The customer is known, but the snapshot holds none of their facts (it is older)."""
 
-    def __init__(self, customer_id: str, position: int) -> None:
-        super().__init__(f"{customer_id} has no facts in the snapshot (position {position:,})")
+    def __init__(self, customer_id: str, position: int | None) -> None:
+        at = "" if position is None else f" (position {position:,})"
+        super().__init__(f"{customer_id} has no facts in the snapshot{at}")
         self.customer_id = customer_id
+        #: None for the partitioned dataset (each partition has its own).
         self.position = position
 
 
-def customer_plot(system: System, ref: str) -> str:
+def customer_plot(system: System, ref: str, partitioned: bool = False) -> str:
     """Whoever ``ref`` names, their journey as an SVG timeline. Raises :class:`BadReference`,
     :class:`Unknown`, :class:`journey.analytics.snapshots.NoSnapshot` or :class:`NotInSnapshot`."""
     try:
@@ -175,28 +229,29 @@ def customer_plot(system: System, ref: str) -> str:
         raise BadReference(str(error)) from error
     if found is None:
         raise Unknown(ref)
-    con, snapshot = open_snapshot(snapshot_dir(system))
+    con, snapshot = open_snapshot(snapshot_dir(system, partitioned), partitioned=partitioned)
     try:
         customer_id, number = found
         points, zone = plots.customer_points(con, customer_id)
         if not points:
-            raise NotInSnapshot(customer_id, snapshot.position)
+            raise NotInSnapshot(customer_id, None if isinstance(snapshot, Dataset) else snapshot.position)
         who = number or ref
         title = f"Customer {who} (ledger id {customer_id})"
         return plots.customer_svg(points, title, zone)
     finally:
         con.close()
+        release(snapshot)
 
 
 class TooFewDays(ValueError):
     """A picture of the base needs at least one day."""
 
 
-def base_plot(system: System, days: int, until: date | None = None) -> str:
+def base_plot(system: System, days: int, until: date | None = None, partitioned: bool = False) -> str:
     """Contacts per day per department over ``days`` days ending at ``until`` (default: the
     snapshot's last day with contacts), as SVG stacked bars. Raises
     :class:`journey.analytics.snapshots.NoSnapshot` or :class:`TooFewDays`."""
-    con, _ = open_snapshot(snapshot_dir(system))
+    con, snapshot = open_snapshot(snapshot_dir(system, partitioned), partitioned=partitioned)
     try:
         if days < 1:
             raise TooFewDays(f"days must be at least 1 (got {days})")
@@ -204,3 +259,4 @@ def base_plot(system: System, days: int, until: date | None = None) -> str:
         return plots.base_svg(span, series)
     finally:
         con.close()
+        release(snapshot)

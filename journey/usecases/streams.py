@@ -19,6 +19,7 @@ from consumers import dlq
 from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest
 from consumers.kafka_projector import ProjectorStats, run_projector
 from consumers.relay import DEFAULT_BATCH, Relay, RelaySummary
+from journey.analytics.snapshots import PartitionPublisher, analytics_dir, dataset_dir
 from journey.system import System
 
 
@@ -67,13 +68,16 @@ def project_from_kafka(system: System, stop: threading.Event, *, bootstrap: str 
                        on_progress: Callable[[ProjectorStats], None] | None = None,
                        before_commit: Callable[[], None] | None = None) -> ProjectorStats:
     """Consume the events topic into one DuckDB file per partition (distributed mode's
-    projectors), until ``stop`` is set (``once``: until caught up)."""
+    projectors), until ``stop`` is set (``once``: until caught up), exporting each file's
+    analyst snapshot into the partitioned dataset every ``JOURNEY_EXPORT_INTERVAL`` seconds
+    (docs/analytics.md)."""
     settings = system.settings
+    publisher = PartitionPublisher(dataset_dir(analytics_dir(settings)), settings.export_interval)
     return run_projector(
         system.app, bootstrap=bootstrap or settings.kafka_bootstrap,
         topic=topic or settings.events_topic, directory=settings.partitions_dir,
         group=group, stop=stop.is_set, once=once, on_progress=on_progress,
-        before_commit=before_commit, rules=settings.rules)
+        before_commit=before_commit, rules=settings.rules, publisher=publisher)
 
 
 def relay(system: System, stop: threading.Event, *, bootstrap: str | None = None,
