@@ -65,14 +65,14 @@ def test_a_fact_failing_for_an_unforeseen_reason_is_isolated_and_retry_applies_i
                 raise TypeError(POISON)
             row(self, sf, copied)
 
-        def failing_refresh(store: ProjectionStore, customer_ids: Any) -> None:
-            found = store.con.execute(
+        def failing_refresh(con: Any, rules: Any, customer_ids: Any) -> None:
+            found = con.execute(
                 "SELECT count(*) FROM events WHERE source_id IN (SELECT unnest(?::VARCHAR[])) "
                 "AND customer_id IN (SELECT unnest(?::VARCHAR[]))",
                 [sorted(bad), list(customer_ids)]).fetchall()
             if found[0][0]:
                 raise ValueError(POISON)
-            refresh(store, customer_ids)
+            refresh(con, rules, customer_ids)
 
         if where == "rows":
             monkeypatch.setattr(Batch, "_row", failing_row)

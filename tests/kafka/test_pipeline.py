@@ -73,7 +73,9 @@ def test_ten_thousand_touchpoints_exactly_once_in_store_topic_and_projections(
         path = partition_path(settings.partitions_dir, result["topics"]["events"], p)
         part = ProjectionStore(path, name=f"kafka:{result['topics']['events']}:{p}", start=-1)
         try:
-            projected += [r[0] for r in part.con.execute("SELECT event_id FROM events").fetchall()]
+            # A row copied in for a merge across partitions: its own partition holds the fact.
+            projected += [r[0] for r in part.con.execute(
+                "SELECT event_id FROM events WHERE copied IS NOT TRUE").fetchall()]
         finally:
             part.close()
     assert sorted(projected) == sorted(all_ids)  # the projections: once each
@@ -197,7 +199,9 @@ def test_broker_restarted_while_ingest_relay_and_projector_run(
     for p in range(4):
         part = ProjectionStore(partition_path(home / "partitions", events, p), name=f"kafka:{events}:{p}", start=-1)
         try:
-            projected += [r[0] for r in part.con.execute("SELECT event_id FROM events").fetchall()]
+            # A row copied in for a merge across partitions: its own partition holds the fact.
+            projected += [r[0] for r in part.con.execute(
+                "SELECT event_id FROM events WHERE copied IS NOT TRUE").fetchall()]
         finally:
             part.close()
     assert sorted(projected) == sorted(sf.fact["event_id"] for sf in stored)
