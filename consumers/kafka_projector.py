@@ -61,7 +61,7 @@ LOCK_WAIT_S = 60.0
 APPLY_RECORDS = 40_000
 #: ... or when the oldest gathered record has waited this long (a live feed stays fresh).
 APPLY_AFTER_S = 2.0
-#: Records of a transaction decoded and folded at a time (``journey project`` reads 20,000 at a
+#: Records of a transaction decoded and written at a time (``journey project`` reads 20,000 at a
 #: time too). A poll can leave more than APPLY_RECORDS waiting for one partition (52,000 were
 #: seen at 1M events); decoded at once, the largest transaction's facts set the process's peak.
 APPLY_CHUNK = 20_000
@@ -78,10 +78,10 @@ PARTITION_MEMORY_LIMIT = "100MB"
 IDLE_MEMORY_LIMIT = "8MB"
 #: Records applied to a partition's file since it was last parked, from which it is parked
 #: again after its transaction: parking costs a CHECKPOINT and re-reading the partition's
-#: views, which a catch-up's 40,000-record transactions amortise and a live feed's few records
+#: rows, which a catch-up's 40,000-record transactions amortise and a live feed's few records
 #: per transaction would not (a file fed only small transactions stays at the working limit,
 #: which bounds it anyway). A transaction this large also hands freed memory back to the OS
-#: after each chunk it folds.
+#: after each chunk it writes.
 PARK_AFTER = 10_000
 
 
@@ -427,7 +427,7 @@ def _opened(app: JourneyApplication, sealed: list[tuple[int, StoredFact]]) -> li
         try:
             sealed[i] = (offset, open_fact(app, sf))
         except quarantine.FACT_ERRORS as error:
-            # Quarantined where it stands: folding it sealed would lose its personal part.
+            # Quarantined where it stands: applying it sealed would lose its personal part.
             sealed[i] = (offset, readable.undecodable(
                 sf.position, sf.stream_id, sf.stream_version,
                 f"cannot be opened with the store's keys: {type(error).__name__}: {error}"))

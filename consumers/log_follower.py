@@ -64,7 +64,7 @@ def catch_up(
         raise ValueError(f"a catch-up needs a batch and a read chunk of at least 1 "
                          f"(batch_size={batch_size}, read_chunk={read_chunk})")
     started = time.monotonic()
-    # A record rebuilt from the store (an unmerge) is folded without the facts this log's
+    # The facts an unmerge gives back are read from the store without those this log's
     # projection quarantines where they stand.
     store.history = quarantine.readable_history_of(app)
     head = app.recorder.max_notification_id() or 0
@@ -162,7 +162,7 @@ def _decode(app: JourneyApplication, rows: Sequence[Row]) -> list[StoredFact]:
 
 @dataclass(slots=True)
 class Retried:
-    #: Positions folded in at last (their entries are gone).
+    #: Positions applied at last (their entries are gone).
     applied: list[int]
     #: Entries still quarantined, with the reason as of this attempt.
     remaining: list[quarantine.Entry]
@@ -173,7 +173,7 @@ class Retried:
 def retry_quarantined(app: JourneyApplication, store: ProjectionStore) -> Retried:
     """Apply the quarantined facts again, in log order, after the projection has caught up:
     those the readers can handle now (the code was fixed, an upcaster added, the stored event
-    corrected) are folded in and leave the quarantine; the others stay, with today's reason."""
+    corrected) are applied and leave the quarantine; the others stay, with today's reason."""
     catch_up(app, store)
     result = Retried([], [], [])
     for entry in store.quarantined():

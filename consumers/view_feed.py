@@ -2,7 +2,7 @@
 
 A downstream service (a CRM mirror, a marketing tool, a store's tills) wants its own copy of
 the customer views without querying the ledger. The relay's ``journey.events`` would make it
-re-implement the fold; this feed publishes the folded result instead, to ``journey.customer-views``
+re-implement the view's rules; this feed publishes the rendered views instead, to ``journey.customer-views``
 (``JOURNEY_VIEWS_TOPIC``), one message per change of one customer:
 
 * key: the customer (ledger) id, UTF-8; value: the rendered view as JSON (:func:`document`);
@@ -19,8 +19,8 @@ content of ``projections.duckdb`` (``customer_views``), so "published up to P" h
 with, and be lost with, that file. The cursor is the ``projection_position`` row
 ``view-feed:<topic>``; it holds the projection position (the main cursor) the feed has
 published up to. A view changed after that has ``customer_views.position`` above it, because
-every fold moves a view's position to the position of the fact it folded and the embedded
-projection folds in notification order. One change does not move a view's position past the
+a customer's position is the highest store position among their rows and the embedded
+projection applies facts in notification order. One change does not move a view's position past the
 cursor: an unmerge restores the split-off record as it was (its own, older, facts). So the feed
 also keeps the set of alias tombstones it published (table ``view_feed_tombstones``) and diffs
 it against ``customer_aliases`` on every pass: an alias it tombstoned that is no longer an

@@ -1,8 +1,8 @@
 """Process-wide settings of a journey process: how Python's cyclic garbage collector runs.
 
 The workers build and drop hundreds of thousands of small dicts per batch (decoded facts,
-folded views, Arrow rows) while holding a large live set (a projection keeps up to
-VIEW_CACHE_SIZE views in memory). With the default thresholds (700, 10, 10) the collector
+rows, views built for readers) while holding a large live set (caches of keys, views and
+timelines). With the default thresholds (700, 10, 10) the collector
 runs a young collection every 700 allocations and keeps re-traversing objects that survive;
 those collections find nothing to free (the ledger's data has no reference cycles) and
 cost 10-20% of a projection (measured: 50,818 events projected at 5,716-6,159/s with the

@@ -249,7 +249,7 @@ class ReadCache:
         return found
 
     def view(self, journey: Journey, customer_id: str) -> View:
-        """The customer's stored view (the folded state, not rendered); shared, read-only."""
+        """The customer's view state (built from their rows, not rendered); shared, read-only."""
         view = self.views.get(customer_id)
         if view is not None:
             self.views.move_to_end(customer_id)

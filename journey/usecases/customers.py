@@ -34,7 +34,7 @@ def resolve_key(system: System, key: str) -> str | None:
 
 
 def stored_view(system: System, customer_id: str) -> View:
-    """The customer's stored view: the folded state, not yet rendered for a moment."""
+    """The customer's view state, built from their rows, not yet rendered for a moment."""
     return system.projections.load_views([customer_id])[customer_id]
 
 

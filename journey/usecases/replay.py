@@ -1,6 +1,6 @@
 """Rebuilding, comparing and re-running from the event store (docs/audit.md).
 
-A rebuild folds every stored fact (or every record of the events topic) into a fresh
+A rebuild projects every stored fact (or every record of the events topic) into a fresh
 projections file; a diff compares the live file with a rebuild table by table; a decision
 replay re-runs a recorded contact decision over the history the agent saw; an as-of read folds
 one customer's facts up to an instant. All of them read the store (or Kafka), never the live
