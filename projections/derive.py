@@ -73,11 +73,8 @@ def in_python(con: duckdb.DuckDBPyConnection, rules: Rules, customer_ids: Sequen
     for position, owner in con.execute(
             "SELECT position, customer_id FROM quarantine WHERE customer_id IS NOT NULL").fetchall():
         marks.setdefault(aliases.get(owner, owner), []).append(int(position))
-    views = view_rows.build(con, list(customer_ids), marks)
     # A record known only by facts set aside still has a (prospect's) view: its marks.
-    for owner in customer_ids:
-        if owner not in views and owner in marks and owner not in aliases:
-            views[owner] = {**customer_view.new_view(owner), "quarantined": sorted(marks[owner])}
+    views = view_rows.build(con, list(customer_ids), marks)
     if views:
         _write(con, views, rules)
 

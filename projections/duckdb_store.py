@@ -71,6 +71,9 @@ class ProjectionStore:
         self.history: Callable[[str], list[StoredFact]] | None = None
         #: The reader named in this file's quarantine entries.
         self.reader = quarantine.PROJECTION
+        #: Customer -> positions of their quarantined facts, read once per change: this
+        #: process is the file's only writer (DuckDB's lock), and every write drops it.
+        self._marks: dict[str, list[int]] | None = None
 
     def close(self) -> None:
         self.con.close()
@@ -113,6 +116,7 @@ class ProjectionStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        self._marks = None
         self.con.begin()
         try:
             yield
@@ -239,11 +243,29 @@ class ProjectionStore:
     def _quarantine_marks(self) -> dict[str, list[int]]:
         """Customer -> positions of their facts set aside (the entries name the record's owner
         when it was held; a later merge moves them with the record)."""
-        marks: dict[str, list[int]] = {}
-        for position, owner in self.con.execute(
-                "SELECT position, customer_id FROM quarantine WHERE customer_id IS NOT NULL").fetchall():
-            marks.setdefault(self.aliases.get(owner, owner), []).append(int(position))
-        return marks
+        if self._marks is None:
+            marks: dict[str, list[int]] = {}
+            for position, owner in self.con.execute(
+                    "SELECT position, customer_id FROM quarantine WHERE customer_id IS NOT NULL").fetchall():
+                marks.setdefault(self.aliases.get(owner, owner), []).append(int(position))
+            self._marks = marks
+        return self._marks
+
+    def view_and_timeline(self, customer_id: str, limit: int | None = None
+                          ) -> tuple[View | None, list[dict[str, Any]]]:
+        """:meth:`load_views` and :meth:`timeline` of one customer, from one read of their
+        rows (a customer's document needs both)."""
+        view, rows = view_rows.build_one(self.con, customer_id, self._quarantine_marks())
+        timeline = []
+        for (_, position, event_id, kind, occurred, _, source, source_id, department, agent, channel,
+             _, data, recorded, purpose, campaign, case_id, lag_s) in rows[:limit]:
+            timeline.append({
+                "position": position, "event_id": event_id, "type": kind, "recorded_at": recorded,
+                "source": source, "source_id": source_id, "department": department, "agent": agent,
+                "channel": channel, "purpose": purpose, "campaign": campaign, "case_id": case_id,
+                "lag_s": lag_s, "data": orjson.loads(data) if data else {}, "occurred_at": occurred})
+        mark_late(timeline)
+        return view, timeline
 
     def timeline(self, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT position, event_id, type, occurred_local, "
@@ -291,12 +313,14 @@ class ProjectionStore:
                 return None
             except quarantine.FACT_ERRORS as error:
                 reason = quarantine.failure(error)
+        self._marks = None
         self.con.execute("UPDATE quarantine SET reason = ? WHERE position = ?", [reason, sf.position])
         return reason
 
     def drop_entry(self, entry: quarantine.Entry) -> None:
         """Forget a quarantine entry whose event is no longer in the store (its mark in the
         customer's view goes with it: views read the marks from the entries)."""
+        self._marks = None
         self.con.execute("DELETE FROM quarantine WHERE position = ?", [entry.position])
 
     def table_counts(self) -> dict[str, int]:

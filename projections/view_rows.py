@@ -33,23 +33,29 @@ _SELECT = """
     ORDER BY customer_id, occurred_at, position"""
 
 ONE = _SELECT.replace("IN (SELECT unnest(?::VARCHAR[]))", "= ?")
+#: :data:`ONE` with what a timeline row shows besides (one query for a customer's document).
+WITH_TIMELINE = ONE.replace(
+    "ref, data\n    FROM events",
+    "ref, data, strftime(recorded_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ'),\n"
+    "           purpose, campaign, case_id, lag_s\n    FROM events")
 
 MARKERS = ("customer.merged", "customer.unmerged")
 
 
 def build(con: duckdb.DuckDBPyConnection, customer_ids: Sequence[str],
           quarantined: Mapping[str, list[int]] | None = None) -> dict[str, View]:
-    """The view states of these customers; a customer without rows is not returned.
+    """The view states of these customers; a customer without rows is not returned, unless
+    known by facts the projection set aside (a prospect's view with their marks).
 
     ``quarantined``: customer -> store positions of their facts the projection set aside."""
     if not customer_ids:
         return {}
+    views = _held(customer_ids, quarantined)
     if len(customer_ids) == 1:  # an equality the index answers (IN over a list scans)
         rows = con.execute(ONE, [customer_ids[0]]).fetchall()
     else:
         rows = con.execute(_SELECT, [list(customer_ids)]).fetchall()
     tombstones = _tombstones(con, {r[0] for r in rows if r[3] == "customer.forgotten"})
-    views: dict[str, View] = {}
     start = 0
     for end in range(1, len(rows) + 1):
         if end == len(rows) or rows[end][0] != rows[start][0]:
@@ -64,12 +70,49 @@ def build(con: duckdb.DuckDBPyConnection, customer_ids: Sequence[str],
     return views
 
 
+def build_one(con: duckdb.DuckDBPyConnection, customer_id: str,
+              quarantined: Mapping[str, list[int]] | None = None
+              ) -> tuple[View | None, list[tuple[Any, ...]]]:
+    """One customer's view state and their rows as :data:`WITH_TIMELINE` reads them (the
+    timeline is made of the same rows: one query, not two)."""
+    rows = con.execute(WITH_TIMELINE, [customer_id]).fetchall()
+    if not rows:
+        return _held_only(customer_id, quarantined), rows
+    if any(r[3] == "customer.forgotten" for r in rows):
+        kept = _tombstones(con, {customer_id}).get(customer_id)
+        view = _tombstone(customer_id, rows, kept) if kept else fold(customer_id, rows)
+    else:
+        view = fold(customer_id, rows)
+    marks = (quarantined or {}).get(customer_id)
+    if marks:
+        view["quarantined"] = sorted(marks)
+    return view, rows
+
+
+def _held(customer_ids: Sequence[str], quarantined: Mapping[str, list[int]] | None) -> dict[str, View]:
+    """The views of records known only by facts the projection set aside: a prospect's, with
+    the marks (replaced below for every record that has rows)."""
+    views: dict[str, View] = {}
+    for cid in customer_ids:
+        view = _held_only(cid, quarantined)
+        if view is not None:
+            views[cid] = view
+    return views
+
+
+def _held_only(customer_id: str, quarantined: Mapping[str, list[int]] | None) -> View | None:
+    marks = (quarantined or {}).get(customer_id)
+    if not marks:
+        return None
+    return {**customer_view.new_view(customer_id), "quarantined": sorted(marks)}
+
+
 def fold(customer_id: str, rows: Sequence[tuple[Any, ...]]) -> View:
     view = customer_view.new_view(customer_id)
     apply, entry_of = customer_view.apply, customer_view.entry_of
     markers: list[tuple[int, str, str]] = []
     for (_, position, event_id, kind, occurred, recorded, source, source_id, department, agent,
-         channel, ref, data) in rows:
+         channel, ref, data, *_) in rows:
         fact: dict[str, Any] = {
             "type": kind, "event_id": event_id, "occurred_at": occurred, "source": source,
             "id": source_id, "customer": orjson.loads(ref) if ref else {},
@@ -103,7 +146,7 @@ def _tombstone(customer_id: str, rows: Sequence[tuple[Any, ...]], kept: dict[str
     their story, and what was kept when they were forgotten; nothing personal."""
     view = customer_view.new_view(customer_id)
     counts = view["counts"]
-    for (_, position, _, kind, occurred, _, _, _, department, _, channel, _, _) in rows:
+    for (_, position, _, kind, occurred, _, _, _, department, _, channel, *_) in rows:
         counts["events"] += 1
         _bump(counts["by_type"], kind)
         if channel:

@@ -62,9 +62,10 @@ def customer(system: System, ref: str, *, now: datetime | None = None,
     customer_id = find(system, ref)
     if customer_id is None:
         return None
-    return document(stored_view(system, customer_id),
-                    timeline(system, customer_id, limit=timeline_limit),
-                    system.projections.position(), now, system.projections.rules)
+    view, events = system.projections.view_and_timeline(customer_id, limit=timeline_limit)
+    if view is None:
+        return None
+    return document(view, events, system.projections.position(), now, system.projections.rules)
 
 
 def latest_document(view: View, events: Sequence[dict[str, Any]], position: int, *,
