@@ -157,15 +157,15 @@ def _remembered(copy: duckdb.DuckDBPyConnection) -> pa.Table:
 
 
 def _forget(journey: Journey, key: str, workdir: Path) -> pa.Table:
-    """Forget whoever ``key`` names through the ledger's use case (the current engine projects
-    the forget: it nulls their rows' ``ref`` and ``data`` and writes their tombstone row), and
-    return the tombstones :func:`remember_forgotten` counts.
+    """Forget whoever ``key`` names through the ledger's use case (the projection of the forget
+    nulls their rows' ``ref`` and ``data`` and writes their tombstone row), and return the
+    tombstones :func:`remember_forgotten` counts.
 
-    The new engine calls ``remember_forgotten`` once the forget's row is in and before it nulls
-    the forgotten customer's ``ref`` and ``data``. The current engine does both in one go, so the
-    rows as they are at that moment are put together from two honest parts: a copy of the
-    events rows taken before the forget was projected, plus the ``customer.forgotten`` row the
-    projection of the forget added."""
+    The engine calls ``remember_forgotten`` once the forget's row is in and before it nulls the
+    forgotten customer's ``ref`` and ``data``, inside one projection, so the rows as they are at
+    that moment are put together here from two honest parts: a copy of the events rows taken
+    before the forget was projected, plus the ``customer.forgotten`` row the projection of the
+    forget added."""
     before = _events_copy(journey.projections.con, workdir / "before.duckdb")
     try:
         result = erasure.forget(journey, key, "asked to be forgotten")
