@@ -406,15 +406,12 @@ def contradiction_rows(view: Mapping[str, Any], rules: Rules = DEFAULT_RULES) ->
     return rows
 
 
-#: What case, promise and contradiction rows are made from (times are local to the profile).
-_READS = frozenset(("case", "promise", "profile"))
-
 
 def _table(name: str, columns: Sequence[tuple[str, str, pa.DataType]], rows: Any) -> derived.DerivedTable:
     ddl = (f"CREATE TABLE IF NOT EXISTS {name} ("
            + ", ".join(f"{c} {sql}" for c, sql, _ in columns) + ")")
     schema = pa.schema([(c, arrow) for c, _, arrow in columns])
-    return derived.register(derived.DerivedTable(name, ddl, schema, rows, _READS))
+    return derived.register(derived.DerivedTable(name, ddl, schema, rows))
 
 
 _S, _TS, _I, _F, _B = pa.string(), pa.string(), pa.int32(), pa.float64(), pa.bool_()

@@ -1,10 +1,12 @@
 """Tables derived from customer views (cases, promises, the social inbox, products...).
 
 Each is owned by a module that knows one story (``projections.cases``, ``projections.inbox``...)
-and registers a :class:`DerivedTable` here. The projection rewrites a customer's rows of every
-derived table in the same DuckDB transaction as the customer's view, so the tables can never
-disagree with the view or with the recorded position. Rows are a pure function of one view:
-no clock is read, so anything that depends on *now* (overdue, age) is computed by the query.
+and registers a :class:`DerivedTable` here: its ``rows`` define what the table holds for one
+customer. The projection recomputes a touched customer's rows of every derived table in the
+same DuckDB transaction as their events rows and the recorded position (projections/derive.py:
+these rules for a few customers, the SQL of projections/sql/ for many, held equal by tests).
+Rows are a pure function of one view: no clock is read, so anything that depends on *now*
+(overdue, age) is computed by the query.
 
 Every derived table has a ``customer_id`` column: that is how a customer's old rows are found
 and replaced when the customer's view changes (and dropped when a merge absorbs them).
@@ -37,9 +39,6 @@ class DerivedTable:
     #: The rows of one customer's view (the fold state from ``projections.customer_view``)
     #: under the ledger's configured rules (the projection store's).
     rows: Callable[[View, Rules], list[Row]]
-    #: The view sections the rows are made from: a customer's rows are rewritten only when a
-    #: batch fed one of them (or merged or split the customer). Empty: after every change.
-    reads: frozenset[str] = frozenset()
 
 
 REGISTRY: dict[str, DerivedTable] = {}

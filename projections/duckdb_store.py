@@ -31,7 +31,6 @@ from projections import derived, quarantine, view_rows
 from projections.customer_view import View
 from projections.engine import Batch
 from projections.rules import DEFAULT_RULES, Rules
-from projections.tables import CUSTOMER_COLUMNS as CUSTOMER_COLUMNS
 from projections.tables import EVENT_COLUMNS as EVENT_COLUMNS
 from projections.tables import MEMORY_LIMIT, RELEASE_AFTER
 from projections.tables import SCHEMA as SCHEMA

@@ -230,5 +230,4 @@ MENTIONS = register(DerivedTable(
         ("replied_local", pa.string()), ("reply_text", pa.string()), ("replies", pa.int32()),
     ]),
     rows=mention_rows,
-    reads=frozenset(("social", "case", "profile")),
 ))

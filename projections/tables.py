@@ -61,12 +61,6 @@ EVENT_COLUMNS = ("position", "event_id", "customer_id", "stream_id", "stream_ver
                  "type_version", "occurred_at", "occurred_local", "recorded_at", "source",
                  "source_id", "department", "agent", "channel", "purpose", "campaign", "case_id",
                  "lag_s", "copied", "ref", "data")
-CUSTOMER_COLUMNS = ("customer_id", "customer_number", "kind", "name", "birthday", "language",
-                    "timezone", "street", "number", "postal_code", "city", "phone", "email",
-                    "twitter", "identities", "events", "first_seen", "last_seen", "cases",
-                    "open_cases", "open_promises", "products", "active_objections", "departments",
-                    "merged_from")
-
 #: The writer's DuckDB memory; it spills to disk beyond. With DuckDB's default (80% of the
 #: machine's RAM) its buffers alone took over 1 GB of a 1M-event projection's process.
 MEMORY_LIMIT = "200MB"

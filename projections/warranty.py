@@ -212,7 +212,6 @@ PRODUCTS = register(DerivedTable(
         ("source", pa.string()), ("department", pa.string()), ("agent", pa.string()),
     ]),
     rows=product_rows,
-    reads=frozenset(("product", "profile")),
 ))
 
 WARRANTY_CLAIMS = register(DerivedTable(
@@ -239,5 +238,4 @@ WARRANTY_CLAIMS = register(DerivedTable(
         ("decided_agent", pa.string()), ("reason", pa.string()),
     ]),
     rows=claim_rows,
-    reads=frozenset(("claim", "product", "profile")),
 ))
