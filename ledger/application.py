@@ -119,6 +119,12 @@ def decode_rows(app: JourneyApplication, rows: Sequence[Row]) -> list[StoredFact
     return decode_states(app.keys, rows)
 
 
+def decodes_in_bulk(app: JourneyApplication) -> bool:
+    """Whether the application's stored rows are decoded by ledger/decoding.py with the keys
+    alone (so another process can decode them, given the keys)."""
+    return _fast(app.mapper)
+
+
 def _fast(mapper: Mapper[UUID]) -> bool:
     """Whether the stored state is the transcoder's JSON as is (no compressor, no cipher of the
     whole state), decoded by ledger/decoding.py; otherwise the mapper decodes each entry."""

@@ -14,10 +14,10 @@ describes the stored form.
 from __future__ import annotations
 
 from binascii import a2b_base64
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID, SafeUUID
 
 import orjson
@@ -26,11 +26,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain import personal
 from ledger.crypto_mapper import NONCE_BYTES, _cipher
-from ledger.keys import KeyRing
 
 #: A stored event as the recorders' ``select_rows`` read it: position, stream id (32 hex digits
 #: from SQLite, a UUID from PostgreSQL), stream version, topic, state.
 Row = tuple[int, str | UUID, int, str, bytes]
+
+
+class Keys(Protocol):
+    """What the decoder asks of a key ring (ledger/keys.py's ``KeyRing``, or the keys a worker
+    process was sent with its rows: projections/preparing.py)."""
+
+    def keys_named(self, names: Collection[str]) -> dict[str, bytes | None]: ...
+
+    def drop_cache(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +90,7 @@ _FORGOTTEN = "customer.forgotten"
 _ENVELOPE = personal.ENVELOPE
 
 
-def decode_states(ring: KeyRing, rows: Sequence[Row], slice_rows: int = SLICE) -> list[StoredFact]:
+def decode_states(ring: Keys, rows: Sequence[Row], slice_rows: int = SLICE) -> list[StoredFact]:
     """The rows' facts, as ``CryptoMapper.to_domain_event`` decodes them (the mapper without a
     compressor or cipher): personal parts decrypted with ``ring``'s keys, or marked erased when
     the key is gone. A ``customer.forgotten`` makes the ring drop its cached keys, and the

@@ -30,6 +30,7 @@ from ledger.application import StoredFact
 from projections import derived, quarantine, view_rows
 from projections.customer_view import View
 from projections.engine import Batch
+from projections.preparing import Prepared
 from projections.rules import DEFAULT_RULES, Rules
 from projections.tables import EVENT_COLUMNS as EVENT_COLUMNS
 from projections.tables import MEMORY_LIMIT, RELEASE_AFTER
@@ -135,11 +136,13 @@ class ProjectionStore:
         """
         return self.apply_chunks([batch], before_commit, refuse=refuse)
 
-    def apply_chunks(self, chunks: Iterable[Sequence[StoredFact]], before_commit: Any = None,
+    def apply_chunks(self, chunks: Iterable[Sequence[StoredFact] | Prepared], before_commit: Any = None,
                      refuse: Mapping[int, str] | None = None) -> int:
         """Project consecutive batches of the log in ONE transaction; returns the new facts.
 
-        Each chunk's rows are written as it comes (memory holds one chunk's facts); what is
+        A chunk is facts in log order, or the same prepared (projections/preparing.py: a long
+        catch-up prepares them in worker processes). Each chunk's rows are written as it comes
+        (memory holds one chunk's facts); what is
         derived from them is recomputed once, at the end, for every customer the transaction
         touched. A fact the readers cannot handle (projections/readable.py) is quarantined in
         the same transaction (projections/quarantine.py) and not counted.
@@ -152,12 +155,21 @@ class ProjectionStore:
             count = 0
             try:
                 for chunk in chunks:
-                    fresh = [sf for sf in chunk if sf.position > done]
-                    if not fresh:
-                        continue
-                    batch.add(fresh)
-                    last = max(last, fresh[-1].position)
-                    count += len(fresh)
+                    if isinstance(chunk, Prepared):  # read after the position: all new
+                        if not chunk.facts:
+                            continue
+                        if min(chunk.positions[:1] + [h.position for h in chunk.held[:1]]) <= done:
+                            raise ValueError(f"a prepared chunk from position {done} or before")
+                        batch.add_prepared(chunk)
+                        last = max(last, chunk.last)
+                        count += chunk.facts
+                    else:
+                        fresh = [sf for sf in chunk if sf.position > done]
+                        if not fresh:
+                            continue
+                        batch.add(fresh)
+                        last = max(last, fresh[-1].position)
+                        count += len(fresh)
                     if count >= RELEASE_AFTER:  # a catch-up, not a live follower's few facts
                         release_memory()
                 if not count:

@@ -13,34 +13,21 @@ or the batches they came in.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from domain import catalogue
 from ledger.application import StoredFact, record_history
-from projections import derive, quarantine, readable
+from projections import derive, preparing, quarantine, readable
+from projections.preparing import Held, Prepared
 from projections.rules import Rules
 from projections.tables import over
 
-MARKERS = ("customer.merged", "customer.unmerged")
-
-#: What Python hands DuckDB per fact: the fact itself as JSON, and where it sits. DuckDB takes
-#: the columns out of the JSON in bulk (one parse per fact, in C++, off the interpreter).
-ROW_COLUMNS = ("position", "customer_id", "stream_id", "stream_version", "recorded_at",
-               "occurred_utc", "fact", "copied")
-_ROW_SCHEMA = pa.schema([
-    ("position", pa.int64()), ("customer_id", pa.string()), ("stream_id", pa.string()),
-    ("stream_version", pa.int32()), ("recorded_at", pa.string()), ("occurred_utc", pa.string()),
-    ("fact", pa.string()), ("copied", pa.bool_()),
-])
 _FIELDS = ('{"event_id":"VARCHAR","type":"VARCHAR","v":"INTEGER","occurred_at":"VARCHAR",'
            '"source":"VARCHAR","id":"VARCHAR","department":"VARCHAR","agent":"VARCHAR",'
            '"erased":"BOOLEAN","customer":"JSON","data":"JSON"}')
@@ -67,10 +54,6 @@ _INSERT = f"""
                  json_transform(fact, '{_FIELDS}') AS f
           FROM arrow_batch)
     LEFT JOIN (VALUES {_TYPE_CHANNELS}) AS typed(type, channel) ON typed.type = f.type"""
-#: An instant DuckDB reads as Python does; any other spelling Python accepts (a week date, no
-#: seconds, the basic format, more than six decimals) is converted to UTC here first.
-_PLAIN_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
-
 _QUARANTINE_SCHEMA = pa.schema([
     ("position", pa.int64()), ("reader", pa.string()), ("event_id", pa.string()),
     ("originator", pa.string()), ("customer_id", pa.string()), ("type", pa.string()),
@@ -82,7 +65,7 @@ _QUARANTINE_SCHEMA = pa.schema([
 class _Chunk:
     """A chunk's rows and record moves, as they are handed to the writing."""
 
-    rows: list[tuple[Any, ...]]
+    parts: list[tuple[Prepared, list[str]]]  # prepared rows and each row's owner
     moves: list[tuple[Any, ...]]
     forgotten: set[str]
     aliases_before: dict[str, str]
@@ -103,9 +86,11 @@ class Batch:
         self.reader = reader
         self.history = history
         self.aliases = aliases
-        #: The chunk's rows, one tuple per fact in ROW_COLUMNS order, and their owners.
-        self.rows: list[tuple[Any, ...]] = []  # in ROW_COLUMNS order
+        #: The chunk's prepared rows with each row's owner, and the owners of the chunk.
+        self.parts: list[tuple[Prepared, list[str]]] = []
         self.owners: set[str] = set()
+        #: The positions of the chunk being owned (a borrow skips them: they are written anyway).
+        self.current: set[int] = set()
         #: Record moves of the chunk, in log order: ("merge", absorbed, survivor, position) or
         #: ("split", absorbed, members, event ids of the absorbed records' facts).
         self.moves: list[tuple[Any, ...]] = []
@@ -146,22 +131,56 @@ class Batch:
         return [sf for sf in facts if sf.position not in present]
 
     def add(self, chunk: Sequence[StoredFact]) -> None:
-        """Write a chunk's rows and record moves; quarantine what the readers cannot handle.
+        """Write a chunk's rows and record moves; quarantine what the readers cannot handle."""
+        self.add_prepared(preparing.prepare(chunk, self.refuse))
 
-        With a pipeline, the writing runs on its own thread while the caller reads and decodes
+    def add_prepared(self, prepared: Prepared) -> None:
+        """Write a prepared chunk (projections/preparing.py): each row gets its owner, in log
+        order, and the record moves the chunk's markers make.
+
+        With a pipeline, the writing runs on its own thread while the caller reads and prepares
         the next chunk: DuckDB works outside the interpreter's lock, so the two use both
         cores. The writes stay in order on the one connection and transaction."""
-        good, held = self._screen(chunk)
         before = dict(self.aliases)
-        for sf in good:
-            self._row(sf)
-        self.applied += len(good)
-        entries = self._entries(held)
+        self.current = set(prepared.positions)
+        owners = self._own(prepared)
+        self.parts.append((prepared, owners))
+        self.applied += len(prepared.positions)
+        entries = self._entries(prepared.held)
         # A record known only by quarantined facts still has its customers row and identity.
         self.touched.update(e.customer_id for e in entries if e.customer_id is not None)
-        chunk_rows = _Chunk(self.rows, self.moves, self.forgotten, before, dict(self.aliases))
-        self.rows, self.owners, self.moves, self.forgotten = [], set(), [], set()
-        self._submit(entries, chunk_rows)
+        chunk = _Chunk(self.parts, self.moves, self.forgotten, before, dict(self.aliases))
+        self.parts, self.owners, self.moves, self.forgotten = [], set(), [], set()
+        self._submit(entries, chunk)
+
+    def _own(self, prepared: Prepared) -> list[str]:
+        """Each row's owner: its record's survivor as of its place in the log. A marker moves
+        records as it comes, so the rows after it see the move."""
+        aliases = self.aliases
+        records, positions = prepared.records, prepared.positions
+        owners: list[str] = []
+        start = 0
+        for index, kind, named in (*prepared.marks, (len(records), "", None)):
+            segment = [aliases.get(r, r) for r in records[start:index]]
+            owners.extend(segment)
+            self.owners.update(segment)
+            self.touched.update(segment)
+            if index == len(records):
+                break
+            record = records[index]
+            owner = aliases.get(record, record)
+            self.touched.add(owner)
+            if kind == "customer.merged":
+                self._merge(str(named), owner, positions[index])
+            elif kind == "customer.unmerged":
+                self._split(owner, str(named), positions[index])
+            else:
+                self.forgotten.add(owner)
+                self.forgotten_any = True
+            self.owners.add(owner)
+            owners.append(owner)
+            start = index + 1
+        return owners
 
     def _submit(self, entries: list[quarantine.Entry], chunk: _Chunk) -> None:
         if self.pipeline is None:
@@ -187,28 +206,17 @@ class Batch:
         if entries:
             over(self.con, "INSERT OR IGNORE INTO quarantine SELECT *, now() FROM arrow_batch",
                  pa.Table.from_pylist([e.to_json() for e in entries], schema=_QUARANTINE_SCHEMA))
-        if chunk.rows:
+        if chunk.parts:
             self._flush(chunk)
 
-    def _screen(self, chunk: Sequence[StoredFact]
-                ) -> tuple[list[StoredFact], list[tuple[StoredFact, str, str | None]]]:
-        refuse = self.refuse
-        good: list[StoredFact] = []
-        held: list[tuple[StoredFact, str, str | None]] = []
-        for sf in chunk:
-            reason = refuse.get(sf.position) or readable.problem(sf)
-            if reason is None:
-                good.append(sf)
-            else:
-                held.append((sf, reason, readable.customer_of(sf)))
-        return good, held
-
-    def _entries(self, held: Sequence[tuple[StoredFact, str, str | None]]) -> list[quarantine.Entry]:
+    def _entries(self, held: Sequence[Held]) -> list[quarantine.Entry]:
         """The quarantine entries of the held facts, naming each one's owner as of now."""
         self.held += len(held)
-        return [quarantine.entry_of(sf, self.reader, reason,
-                                    None if record is None else self.aliases.get(record, record))
-                for sf, reason, record in held]
+        aliases = self.aliases
+        return [quarantine.Entry(position=h.position, reader=self.reader, event_id=h.event_id,
+                                 originator=h.originator, type=h.type, reason=h.reason,
+                                 customer_id=None if h.record is None else aliases.get(h.record, h.record))
+                for h in held]
 
     def _pointing(self) -> dict[str, list[str]]:
         if self.pointing is None:
@@ -216,29 +224,6 @@ class Batch:
             for alias, target in self.aliases.items():
                 self.pointing.setdefault(target, []).append(alias)
         return self.pointing
-
-    def _row(self, sf: StoredFact, copied: bool | None = None) -> None:
-        fact = catalogue.upcast(sf.fact)
-        aliases = self.aliases
-        stream_customer: str = fact["customer_uuid"]
-        owner = aliases.get(stream_customer, stream_customer)
-        kind = fact["type"]
-        data = fact.get("data", {})
-        self.touched.add(owner)
-        if kind == "customer.merged":
-            self._merge(data["from"], owner, sf.position)
-        elif kind == "customer.unmerged":
-            self._split(owner, data["from"], sf.position)
-        elif kind == "customer.forgotten":
-            self.forgotten.add(owner)
-            self.forgotten_any = True
-        occurred: str = fact["occurred_at"]
-        self.owners.add(owner)
-        self.rows.append((sf.position, owner, str(sf.stream_id), sf.stream_version,
-                          sf.recorded_at.isoformat(),
-                          None if _PLAIN_INSTANT.fullmatch(occurred)
-                          else datetime.fromisoformat(occurred).astimezone(UTC).isoformat(),
-                          orjson.dumps(fact).decode(), copied))
 
     def _merge(self, absorbed: str, survivor: str, position: int) -> None:
         if self.partitioned and self.history is not None and not self._local(absorbed):
@@ -285,21 +270,26 @@ class Batch:
         """Rows for a record whose facts were keyed to another partition: read from the store,
         the source of truth, so that the survivor's view here holds them."""
         assert self.history is not None
-        present = {row[0] for row in self.rows}
-        borrowed = [sf for sf in self.history(record)
-                    if sf.position not in present and readable.problem(sf) is None]
-        for sf in self.unseen(borrowed):
-            self._row(sf, copied=True)
+        present = self.current | {p for part, _ in self.parts for p in part.positions}
+        borrowed = self.unseen([sf for sf in self.history(record)
+                                if sf.position not in present and readable.problem(sf) is None])
+        if borrowed:
+            current = self.current
+            part = preparing.prepare(borrowed, copied=True)
+            self.parts.append((part, self._own(part)))
+            self.current = current
 
     def _flush(self, chunk: _Chunk) -> None:
         con = self.con
-        columns = {name: list(values)
-                   for name, values in zip(ROW_COLUMNS, zip(*chunk.rows, strict=True), strict=True)}
+        owners = [owner for _, part_owners in chunk.parts for owner in part_owners]
         moves = chunk.moves
         if moves and all(move[0] == "merge" for move in moves):
-            self._merge_rows(columns, chunk)
+            self._merge_rows(owners, [p for part, _ in chunk.parts for p in part.positions], chunk)
             moves = []
-        over(con, _INSERT, pa.Table.from_pydict(columns, schema=_ROW_SCHEMA))
+        if owners:
+            tables = [part.table for part, _ in chunk.parts if part.positions]
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            over(con, _INSERT, table.set_column(1, "customer_id", pa.array(owners, pa.string())))
         for move in moves:
             if move[0] == "merge":
                 _, alias, survivor, at = move
@@ -323,17 +313,16 @@ class Batch:
         if chunk.forgotten:
             derive.remember_forgotten(con, sorted(chunk.forgotten))
         # Nothing personal in the rows of a forgotten customer, whenever their facts come in.
-        owners = sorted(set(columns["customer_id"]) | chunk.forgotten)
+        named = sorted(set(owners) | chunk.forgotten)
         con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
                     "WHERE customer_id IN (SELECT customer_id FROM tombstones WHERE customer_id IN "
                     "(SELECT unnest(?::VARCHAR[]))) AND (ref IS NOT NULL OR data IS NOT NULL "
-                    "OR source_id <> event_id)", [owners])
+                    "OR source_id <> event_id)", [named])
 
-    def _merge_rows(self, rows: dict[str, list[Any]], chunk: _Chunk) -> None:
-        """The chunk's merges, set-based: the chunk's own rows change owner in memory, the rows
-        already written in one UPDATE (one per merge scanned the whole table each time)."""
-        owners = rows["customer_id"]
-        positions = rows["position"]
+    def _merge_rows(self, owners: list[str], positions: list[int], chunk: _Chunk) -> None:
+        """The chunk's merges, set-based: the chunk's own rows change owner in memory (``owners``,
+        in the order of ``positions``), the rows already written in one UPDATE (one per merge
+        scanned the whole table each time)."""
         by_owner: dict[str, list[int]] = {}
         for i, owner in enumerate(owners):
             by_owner.setdefault(owner, []).append(i)

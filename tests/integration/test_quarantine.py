@@ -15,9 +15,8 @@ from consumers.log_follower import catch_up, retry_quarantined
 from journey import demo_data
 from journey.bootstrap import bootstrap
 from journey.config import Settings
-from projections import derive
+from projections import derive, preparing
 from projections.duckdb_store import ProjectionStore
-from projections.engine import Batch
 from projections.quarantine import readable_history_of
 from replay import rebuild
 from tests import planted
@@ -58,12 +57,12 @@ def test_a_fact_failing_for_an_unforeseen_reason_is_isolated_and_retry_applies_i
         clean.history = readable_history_of(app)
         catch_up(app, clean, read_chunk=97)
 
-        row, refresh = Batch._row, derive.refresh
+        prepare, refresh = preparing.prepare, derive.refresh
 
-        def failing_row(self: Batch, sf: Any, copied: bool | None = None) -> None:
-            if sf.fact["id"] in bad:
+        def failing_rows(facts: Any, refuse: Any = None, copied: bool | None = None) -> Any:
+            if any(sf.fact["id"] in bad and sf.position not in (refuse or {}) for sf in facts):
                 raise TypeError(POISON)
-            row(self, sf, copied)
+            return prepare(facts, refuse, copied)
 
         def failing_refresh(con: Any, rules: Any, customer_ids: Any) -> None:
             found = con.execute(
@@ -75,7 +74,7 @@ def test_a_fact_failing_for_an_unforeseen_reason_is_isolated_and_retry_applies_i
             refresh(con, rules, customer_ids)
 
         if where == "rows":
-            monkeypatch.setattr(Batch, "_row", failing_row)
+            monkeypatch.setattr(preparing, "prepare", failing_rows)
         else:
             monkeypatch.setattr(derive, "refresh", failing_refresh)
         store = ProjectionStore(tmp_path / "projections.duckdb")
