@@ -115,6 +115,10 @@ class Batch:
         #: The thread that writes a chunk while the next one is prepared (None: write inline).
         self.pipeline = ThreadPoolExecutor(1, thread_name_prefix="journey-rows") if pipelined else None
         self.pending: Future[None] | None = None
+        #: Owner changes of rows already written, not applied yet: the rows that say a key are
+        #: the value's. A chunk's merges add to it instead of updating the table (each UPDATE
+        #: scanned every row); it is applied once, before anything reads the rows' owners.
+        self.deferred: dict[str, str] = {}
 
     # ------------------------------------------------------------------------ per chunk
 
@@ -263,6 +267,7 @@ class Batch:
         if record in self.owners:
             return True
         self.drain()
+        self.settle()
         return bool(self.con.execute("SELECT 1 FROM events WHERE customer_id = ? LIMIT 1",
                                      [record]).fetchall())
 
@@ -283,6 +288,8 @@ class Batch:
         con = self.con
         owners = [owner for _, part_owners in chunk.parts for owner in part_owners]
         moves = chunk.moves
+        if chunk.forgotten or any(move[0] != "merge" for move in moves):
+            self.settle()  # an unmerge or a forget works on the rows' true owners
         if moves and all(move[0] == "merge" for move in moves):
             self._merge_rows(owners, [p for part, _ in chunk.parts for p in part.positions], chunk)
             moves = []
@@ -312,12 +319,14 @@ class Batch:
                 con.execute("DELETE FROM events WHERE customer_id = ?", [absorbed])
         if chunk.forgotten:
             derive.remember_forgotten(con, sorted(chunk.forgotten))
-        # Nothing personal in the rows of a forgotten customer, whenever their facts come in.
-        named = sorted(set(owners) | chunk.forgotten)
-        con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
-                    "WHERE customer_id IN (SELECT customer_id FROM tombstones WHERE customer_id IN "
-                    "(SELECT unnest(?::VARCHAR[]))) AND (ref IS NOT NULL OR data IS NOT NULL "
-                    "OR source_id <> event_id)", [named])
+        self._blank(set(owners) | chunk.forgotten)
+
+    def _blank(self, owners: set[str]) -> None:
+        """Nothing personal in the rows of a forgotten customer, whenever their facts come in."""
+        self.con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
+                         "WHERE customer_id IN (SELECT customer_id FROM tombstones WHERE customer_id IN "
+                         "(SELECT unnest(?::VARCHAR[]))) AND (ref IS NOT NULL OR data IS NOT NULL "
+                         "OR source_id <> event_id)", [sorted(owners)])
 
     def _merge_rows(self, owners: list[str], positions: list[int], chunk: _Chunk) -> None:
         """The chunk's merges, set-based: the chunk's own rows change owner in memory (``owners``,
@@ -343,9 +352,10 @@ class Batch:
         con = self.con
         changes = {old: new for old, new in moved.items() if old != new}
         if changes:
-            over(con, "UPDATE events SET customer_id = arrow_batch.new FROM arrow_batch "
-                 "WHERE events.customer_id = arrow_batch.old",
-                 pa.Table.from_pydict({"old": list(changes), "new": list(changes.values())}))
+            deferred = {said: changes.get(owner, owner) for said, owner in self.deferred.items()}
+            for old, new in changes.items():
+                deferred.setdefault(old, new)
+            self.deferred = {said: owner for said, owner in deferred.items() if said != owner}
         aliases, aliases_before = chunk.aliases_after, chunk.aliases_before
         changed = {a: c for a, c in aliases.items() if aliases_before.get(a) != c}
         gone = [a for a in aliases_before if a not in aliases]
@@ -357,9 +367,19 @@ class Batch:
 
     # ------------------------------------------------------------------------ at the end
 
+    def settle(self) -> None:
+        """Apply the deferred owner changes to the rows (on the writing thread, or drained)."""
+        if self.deferred:
+            over(self.con, "UPDATE events SET customer_id = arrow_batch.new FROM arrow_batch "
+                 "WHERE events.customer_id = arrow_batch.old",
+                 pa.Table.from_pydict({"old": list(self.deferred), "new": list(self.deferred.values())}))
+            self._blank(set(self.deferred.values()))  # a record merged into a forgotten one
+            self.deferred = {}
+
     def finish(self) -> None:
         """Recompute what is derived from the rows, for every customer this transaction touched."""
         self.drain()
         self.close()
+        self.settle()
         if self.touched:
             derive.refresh(self.con, self.rules, sorted(self.touched))
