@@ -142,9 +142,8 @@ class ProjectionStore:
 
         A chunk is facts in log order, or the same prepared (projections/preparing.py: a long
         catch-up prepares them in worker processes). Each chunk's rows are written as it comes
-        (memory holds one chunk's facts); what is
-        derived from them is recomputed once, at the end, for every customer the transaction
-        touched. A fact the readers cannot handle (projections/readable.py) is quarantined in
+        (memory holds one chunk's facts); what is derived from them is recomputed once, at the
+        end, for every customer the transaction touched. A fact the readers cannot handle (projections/readable.py) is quarantined in
         the same transaction (projections/quarantine.py) and not counted.
         """
         with self._transaction(), _no_cyclic_gc():

@@ -1,9 +1,10 @@
 """The set-based projection engine: facts become ``events`` rows; derived tables follow the rows.
 
 One engine for the three drivers (the embedded follower, ``journey replay rebuild``, the Kafka
-projector). Per fact, only what cannot wait happens in Python: the checks that keep a bad fact
-from stopping the readers, and one row of typed columns. Rows go to DuckDB a chunk at a time
-through Arrow. Record moves are statements over rows: a merge gives the absorbed record's rows
+projector). A chunk of facts arrives prepared (projections/preparing.py: decoded, checked, one
+row each, in an Arrow table, possibly by another process); what only the log's order decides
+happens here: each row's owner, as of its place after the merges and unmerges before it. Rows
+go to DuckDB a chunk at a time. Record moves are statements over rows: a merge gives the absorbed record's rows
 to the survivor, an unmerge gives them back (the event store says which facts were the
 absorbed record's), a forget empties the personal columns. When the transaction ends, every
 derived table is recomputed for the customers it touched, from their rows
