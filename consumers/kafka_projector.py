@@ -25,8 +25,10 @@ snapshots are read together as one dataset (docs/analytics.md).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,10 +38,10 @@ import duckdb
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 
 from consumers.broker_outage import Outage, is_transient
-from consumers.wire import decode_event
+from consumers.wire import decode_event, stored_row
 from domain.personal import ENVELOPE
-from ledger.application import JourneyApplication, StoredFact, open_fact
-from projections import quarantine, readable
+from ledger.application import JourneyApplication, StoredFact, decodes_in_bulk, open_fact
+from projections import preparing, quarantine, readable
 from projections.duckdb_store import ProjectionStore, release_memory
 from projections.quarantine import readable_history_of
 from projections.rules import DEFAULT_RULES, Rules
@@ -83,6 +85,12 @@ IDLE_MEMORY_LIMIT = "8MB"
 #: which bounds it anyway). A transaction this large also hands freed memory back to the OS
 #: after each chunk it writes.
 PARK_AFTER = 10_000
+#: A projector with this many records due at once (a catch-up) starts worker processes that
+#: decode and check the records (projections/preparing.py), and keeps them for its run: the
+#: main process is left the consumer, the owners and DuckDB.
+PARALLEL_FROM = 10_000
+#: Those worker processes: the other cores.
+WORKERS = max(1, (os.cpu_count() or 1) - 1)
 
 
 @dataclass
@@ -152,7 +160,8 @@ class PartitionStores:
         self.unparked[partition] = 0
         return store
 
-    def apply(self, partition: int, chunks: Iterable[Sequence[tuple[int, StoredFact]]], count: int,
+    def apply(self, partition: int,
+              chunks: Iterable[Sequence[tuple[int, StoredFact]] | preparing.Tracked], count: int,
               history: Callable[[str], list[StoredFact]],
               before_commit: Callable[[], None] | None = None) -> int:
         """Apply one partition's ``count`` records (with its offset) to its file, in one
@@ -335,6 +344,7 @@ def run_projector(
         client_id=f"journey-projector-{group}",
     )
     history = store_history(app)
+    preparer: preparing.Preparer | None = None
     outage = Outage(log, "projector")
     pending = Pending()
     consumer.subscribe([topic], listener=_Rebalance(consumer, stores, pending))
@@ -359,7 +369,14 @@ def run_projector(
             del polled
             # A short poll means the consumer has caught up: apply what it holds now.
             applied = False
-            for partition in pending.due(everything=got < MAX_POLL_RECORDS):
+            due = pending.due(everything=got < MAX_POLL_RECORDS)
+            if (preparer is None and WORKERS and decodes_in_bulk(app)
+                    and sum(len(pending.records[p]) for p in due) >= PARALLEL_FROM):
+                preparer = preparing.Preparer(WORKERS)
+            if preparer is not None:
+                applied = _apply_ahead(app, preparer, stores, pending, due, stats, history,
+                                       before_commit)
+            for partition in due if preparer is None else ():
                 taken = pending.take(partition)
                 if partition not in stores.open:
                     continue
@@ -386,9 +403,72 @@ def run_projector(
                     raise
                 outage.failed(error)
     finally:
+        if preparer is not None:
+            preparer.close()
         stores.release_all()
         consumer.close(autocommit=False)
     return stats
+
+
+#: A partition's records sent to the workers: each chunk's records and its prepared facts.
+_Sent = list[tuple[list[tuple[int, bytes]], "Future[preparing.Prepared | None]"]]
+
+
+def _apply_ahead(app: JourneyApplication, preparer: preparing.Preparer, stores: PartitionStores,
+                 pending: Pending, due: list[int], stats: ProjectorStats,
+                 history: Callable[[str], list[StoredFact]],
+                 before_commit: Callable[[], None] | None) -> bool:
+    """Apply the due partitions one at a time, each one's records prepared by the workers while
+    the partition before it is written (one partition ahead: two partitions' records in memory
+    at most). Returns whether anything was applied."""
+    sent: dict[int, tuple[_Sent, int]] = {}
+
+    def send(partition: int) -> None:
+        taken = pending.take(partition)
+        store = stores.open.get(partition)
+        if store is None:
+            return
+        done = store.position(stores.cursor(partition))
+        fresh = [(offset, value) for offset, value in taken if offset > done]
+        units: _Sent = []
+        for start in range(0, len(fresh), APPLY_CHUNK):
+            records = fresh[start:start + APPLY_CHUNK]
+            rows = [stored_row(value) for _, value in records]
+            if all(row is not None for row in rows):
+                units.append((records, preparer.submit(rows, app.keys)))  # type: ignore[arg-type]
+            else:  # not all the relay's format 2: decoded here
+                here: Future[preparing.Prepared | None] = Future()
+                here.set_result(None)
+                units.append((records, here))
+        sent[partition] = (units, len(taken))
+
+    applied = False
+    for i, partition in enumerate(due):
+        for ahead in due[i:i + 2]:
+            if ahead not in sent:
+                send(ahead)
+        units, count = sent.pop(partition, ([], 0))
+        if partition not in stores.open:
+            continue
+        stats.records += count
+        if units:
+            stats.applied += stores.apply(partition, _tracked(app, units), count, history,
+                                          before_commit)
+            applied = True
+    return applied
+
+
+def _tracked(app: JourneyApplication, units: _Sent) -> Iterator[preparing.Tracked]:
+    """The prepared chunks of a partition, in offset order; a chunk the workers could not
+    decode alone is decoded here, as :func:`_fact_chunks` decodes any record."""
+    while units:
+        records, future = units.pop(0)
+        prepared = future.result()
+        if prepared is None:
+            facts = [sf for chunk in _fact_chunks(app, list(records), len(records)) for _, sf in chunk]
+            prepared = preparing.prepare(facts)
+        yield preparing.Tracked(len(records), records[-1][0], prepared)
+        del records, prepared
 
 
 def _fact_chunks(app: JourneyApplication, taken: list[tuple[int, bytes]],

@@ -93,21 +93,10 @@ def catch_up(
     resources = ExitStack()
     preparer = resources.enter_context(preparing.Preparer(helpers)) if parallel else None
 
-    def submit(rows: Sequence[Row]) -> Future[preparing.Prepared | None]:
-        assert preparer is not None
-        if any(len(row[4]) > readable.MAX_FACT_BYTES * 2 for row in rows):
-            skipped: Future[preparing.Prepared | None] = Future()
-            skipped.set_result(None)  # decoded here, where the quarantine stands in for it
-            return skipped
-        names, forgets = preparing.records_named(rows)
-        if forgets:  # keys looked up after the forget, as the decode here would
-            app.keys.drop_cache()
-        return preparer.submit(rows, app.keys.keys_named(names))
-
     def prepared_chunks() -> Iterator[preparing.Prepared]:
         """The stretch's chunks prepared by the workers, in log order: the store is read and
         a chunk sent ahead while the chunk before is written."""
-        assert select_rows is not None
+        assert select_rows is not None and preparer is not None
         pending: deque[tuple[Sequence[Row], Future[preparing.Prepared | None]]] = deque()
         taken, after, ended = 0, int(read["position"]), False
         while True:
@@ -118,7 +107,7 @@ def catch_up(
                     break
                 taken += len(rows)
                 after = rows[-1][0]
-                pending.append((rows, submit(rows)))
+                pending.append((rows, preparer.submit(rows, app.keys)))
             if not pending:
                 read["end"] = ended
                 return

@@ -31,6 +31,7 @@ from uuid import UUID
 import orjson
 
 from ledger.application import StoredFact
+from ledger.decoding import Row
 
 Headers = list[tuple[str, bytes]]
 
@@ -106,6 +107,22 @@ def encode_event(sf: StoredFact) -> Message:
     return (fact["customer_uuid"].encode(), _value(sf.position, stream, sf.stream_version, state),
             _headers(fact["type"].encode(), fact["event_id"].encode(), stream, sf.stream_version,
                      sf.position), _millis(sf.recorded_at))
+
+
+#: The start of a format-2 value, up to its state (the relay writes it so: :func:`_value`).
+_STORED = re.compile(rb'\{"v":2,"position":(\d{1,18}),"stream_id":"([0-9a-f-]{36})",'
+                     rb'"stream_version":(\d{1,9}),"state":')
+
+
+def stored_row(value: bytes) -> Row | None:
+    """The stored row a format-2 value carries (position, stream id, stream version, no topic,
+    the state's bytes as the store holds them), found without parsing the state: what the
+    bulk decoder (ledger/decoding.py) reads. None for anything else (format 1, or a value the
+    relay did not write), which :func:`decode_event` reads or refuses."""
+    found = _STORED.match(value)
+    if found is None or not value.endswith(b"}"):
+        return None
+    return (int(found[1]), found[2].decode(), int(found[3]), "", value[found.end():-1])
 
 
 class NotAnEvent(ValueError):

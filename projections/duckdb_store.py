@@ -30,7 +30,7 @@ from ledger.application import StoredFact
 from projections import derived, quarantine, view_rows
 from projections.customer_view import View
 from projections.engine import Batch
-from projections.preparing import Prepared
+from projections.preparing import Prepared, Tracked
 from projections.rules import DEFAULT_RULES, Rules
 from projections.tables import EVENT_COLUMNS as EVENT_COLUMNS
 from projections.tables import MEMORY_LIMIT, RELEASE_AFTER
@@ -143,8 +143,9 @@ class ProjectionStore:
         A chunk is facts in log order, or the same prepared (projections/preparing.py: a long
         catch-up prepares them in worker processes). Each chunk's rows are written as it comes
         (memory holds one chunk's facts); what is derived from them is recomputed once, at the
-        end, for every customer the transaction touched. A fact the readers cannot handle (projections/readable.py) is quarantined in
-        the same transaction (projections/quarantine.py) and not counted.
+        end, for every customer the transaction touched. A fact the readers cannot handle
+        (projections/readable.py) is quarantined in the same transaction
+        (projections/quarantine.py) and not counted.
         """
         with self._transaction(), _no_cyclic_gc():
             done = self.position()
@@ -185,11 +186,12 @@ class ProjectionStore:
             release_memory()
         return count - batch.held
 
-    def apply_tracked(self, cursor: str, chunks: Iterable[Sequence[tuple[int, StoredFact]]],
+    def apply_tracked(self, cursor: str, chunks: Iterable[Sequence[tuple[int, StoredFact]] | Tracked],
                       history: Callable[[str], list[StoredFact]] | None = None,
                       before_commit: Any = None, release_after: int = RELEASE_AFTER) -> int:
         """Project Kafka records ``(offset, fact)`` of one partition, with the offset, in ONE
-        transaction; returns the new facts.
+        transaction; returns the new facts. A chunk is such records, or the same prepared
+        (:class:`projections.preparing.Tracked`, made of records after the offset only).
 
         Records at or below the partition's recorded offset are skipped (a rebalance or a
         restart redelivers them); a fact whose store position this file already holds is
@@ -202,14 +204,22 @@ class ProjectionStore:
             batch.partitioned = True
             last: int | None = None
             for chunk in chunks:
-                count += len(chunk)
-                fresh = [(offset, sf) for offset, sf in chunk if offset > done]
-                if fresh:
-                    last = fresh[-1][0]
-                    batch.add(batch.unseen([sf for _, sf in fresh]))
-                # Before the next chunk is made: a generator's next chunk is built while the
-                # loop variable still holds this one.
-                del chunk, fresh
+                if isinstance(chunk, Tracked):  # prepared from records after the offset
+                    count += chunk.records
+                    if chunk.last <= done:
+                        raise ValueError(f"a prepared chunk from offset {done} or before")
+                    last = chunk.last
+                    batch.add_prepared(batch.unseen_prepared(chunk.prepared))
+                    del chunk
+                else:
+                    count += len(chunk)
+                    fresh = [(offset, sf) for offset, sf in chunk if offset > done]
+                    if fresh:
+                        last = fresh[-1][0]
+                        batch.add(batch.unseen([sf for _, sf in fresh]))
+                    # Before the next chunk is made: a generator's next chunk is built while
+                    # the loop variable still holds this one.
+                    del chunk, fresh
                 if count >= release_after:
                     release_memory()
             if last is None:

@@ -4,9 +4,9 @@ One engine for the three drivers (the embedded follower, ``journey replay rebuil
 projector). A chunk of facts arrives prepared (projections/preparing.py: decoded, checked, one
 row each, in an Arrow table, possibly by another process); what only the log's order decides
 happens here: each row's owner, as of its place after the merges and unmerges before it. Rows
-go to DuckDB a chunk at a time. Record moves are statements over rows: a merge gives the absorbed record's rows
-to the survivor, an unmerge gives them back (the event store says which facts were the
-absorbed record's), a forget empties the personal columns. When the transaction ends, every
+go to DuckDB a chunk at a time. Record moves are statements over rows: a merge gives the
+absorbed record's rows to the survivor, an unmerge gives them back (the event store says which
+facts were the absorbed record's), a forget empties the personal columns. When the transaction ends, every
 derived table is recomputed for the customers it touched, from their rows
 (projections/derive.py), so the result depends only on the set of rows, never on the order
 or the batches they came in.
@@ -134,6 +134,18 @@ class Batch:
             "AND position IN (SELECT unnest(?::BIGINT[]))",
             [min(positions), max(positions), positions]).fetchall()}
         return [sf for sf in facts if sf.position not in present]
+
+    def unseen_prepared(self, prepared: Prepared) -> Prepared:
+        """:meth:`unseen` for a prepared chunk."""
+        positions = [*prepared.positions, *(h.position for h in prepared.held)]
+        if not positions:
+            return prepared
+        self.drain()
+        present = {int(r[0]) for r in self.con.execute(
+            "SELECT position FROM events WHERE position BETWEEN ? AND ? "
+            "AND position IN (SELECT unnest(?::BIGINT[]))",
+            [min(positions), max(positions), positions]).fetchall()}
+        return prepared.without(present)
 
     def add(self, chunk: Sequence[StoredFact]) -> None:
         """Write a chunk's rows and record moves; quarantine what the readers cannot handle."""

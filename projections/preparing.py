@@ -37,7 +37,7 @@ import orjson
 import pyarrow as pa
 
 from domain import catalogue
-from ledger.decoding import Row, StoredFact, decode_states
+from ledger.decoding import Keys, Row, StoredFact, decode_states
 from projections import readable
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,28 @@ class Prepared:
         """The chunk's last position (rows and held facts alike)."""
         return max(self.positions[-1] if self.positions else 0,
                    max((h.position for h in self.held), default=0))
+
+    def without(self, gone: Collection[int]) -> Prepared:
+        """The chunk without the facts at these positions (a file holds them already)."""
+        if not gone:
+            return self
+        kept = [i for i, position in enumerate(self.positions) if position not in gone]
+        index = {old: new for new, old in enumerate(kept)}
+        return Prepared(self.table.take(pa.array(kept, pa.int64())),
+                        [self.positions[i] for i in kept], [self.records[i] for i in kept],
+                        [(index[i], kind, named) for i, kind, named in self.marks if i in index],
+                        [h for h in self.held if h.position not in gone])
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """A prepared chunk of a source with offsets of its own (a Kafka partition): the records it
+    was made of, the offset of the last one, and their facts (redeliveries of facts the file
+    holds are dropped when it is written)."""
+
+    records: int
+    last: int
+    prepared: Prepared
 
 
 def prepare(facts: Sequence[StoredFact], refuse: Mapping[int, str] | None = None,
@@ -237,8 +259,19 @@ class Preparer:
             self._idle.put((Connection(requests_out, readable=False), Connection(replies_in, writable=False)))
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="journey-prepare")
 
-    def submit(self, rows: Sequence[Row], keys: Mapping[str, bytes | None]) -> Future[Prepared | None]:
-        return self._threads.submit(self._call, rows, keys)
+    def submit(self, rows: Sequence[Row], ring: Keys) -> Future[Prepared | None]:
+        """Send stored rows to a worker with the keys they need, looked up in ``ring`` (after
+        dropping its cache when the rows may hold a forget, as the decode here would). A row
+        too big to try is decoded in the main process (None at once), where the quarantine
+        stands in for it."""
+        if any(len(row[4]) > readable.MAX_FACT_BYTES * 2 for row in rows):
+            skipped: Future[Prepared | None] = Future()
+            skipped.set_result(None)
+            return skipped
+        names, forgets = records_named(rows)
+        if forgets:
+            ring.drop_cache()
+        return self._threads.submit(self._call, rows, ring.keys_named(names))
 
     def _call(self, rows: Sequence[Row], keys: Mapping[str, bytes | None]) -> Prepared | None:
         pipes = self._idle.get()

@@ -14,6 +14,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from consumers import kafka_projector
 from consumers.kafka_projector import partition_path, run_projector
 from consumers.wire import encode_event
 from journey import demo_data
@@ -112,6 +113,36 @@ def test_projects_every_event_once_into_per_partition_files(
         # The same events delivered again (a relay that crashed before recording its
         # position) change nothing: same positions, skipped per customer.
         publish(journey, kafka_broker.bootstrap, topic)
+        again = run_projector(journey.app, bootstrap=kafka_broker.bootstrap, topic=topic,
+                              directory=out, group=topic + "-g", once=True)
+        assert again.applied == 0 and again.records > 0
+        check_exact(journey, union(out, topic))
+    finally:
+        journey.close()
+
+
+def test_worker_processes_prepare_the_records_and_change_nothing(
+        kafka_broker: Any, kafka_topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catch-up's records decoded and checked in worker processes (from the first record
+    here), each partition's next chunks prepared while one is written: the same files."""
+    monkeypatch.setattr(kafka_projector, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(kafka_projector, "APPLY_CHUNK", 97)
+    here: list[int] = []
+    fact_chunks = kafka_projector._fact_chunks
+    monkeypatch.setattr(kafka_projector, "_fact_chunks",
+                        lambda app, taken, size=None: here.append(len(taken)) or fact_chunks(app, taken, size))
+    topic = kafka_topic_prefix + "events"
+    make_topic(kafka_broker.bootstrap, topic)
+    journey = ledger_with(tmp_path, 150)
+    try:
+        publish(journey, kafka_broker.bootstrap, topic)
+        out = tmp_path / "partitions"
+        stats = run_projector(journey.app, bootstrap=kafka_broker.bootstrap, topic=topic,
+                              directory=out, group=topic + "-g", once=True)
+        assert stats.applied == journey.app.recorder.max_notification_id()
+        assert here == []  # every chunk was the workers'
+        check_exact(journey, union(out, topic))
+        publish(journey, kafka_broker.bootstrap, topic)  # redelivered: nothing changes
         again = run_projector(journey.app, bootstrap=kafka_broker.bootstrap, topic=topic,
                               directory=out, group=topic + "-g", once=True)
         assert again.applied == 0 and again.records > 0
