@@ -25,7 +25,6 @@ snapshots are read together as one dataset (docs/analytics.md).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -85,12 +84,6 @@ IDLE_MEMORY_LIMIT = "8MB"
 #: which bounds it anyway). A transaction this large also hands freed memory back to the OS
 #: after each chunk it writes.
 PARK_AFTER = 10_000
-#: A projector with this many records due at once (a catch-up) starts worker processes that
-#: decode and check the records (projections/preparing.py), and keeps them for its run: the
-#: main process is left the consumer, the owners and DuckDB.
-PARALLEL_FROM = 10_000
-#: Those worker processes: the other cores.
-WORKERS = max(1, (os.cpu_count() or 1) - 1)
 
 
 @dataclass
@@ -319,12 +312,16 @@ def run_projector(
     before_commit: Callable[[], None] | None = None,
     rules: Rules = DEFAULT_RULES,
     publisher: Publisher | None = None,
+    parallel: preparing.Parallel | None = None,
 ) -> ProjectorStats:
     """Consume journey.events into per-partition projections until ``stop()`` (or caught up).
 
     ``rules``: the ledger's configured rules (its settings), as the embedded projection has them.
     ``publisher``: exports the files' snapshots for analysts, asked after each poll's
     transactions and when a partition is let go (a revocation, the end of the run).
+    ``parallel``: from how many records due at once (a catch-up) worker processes decode and
+    check them (projections/preparing.py), kept for the rest of the run: the main process is
+    left the consumer, the owners and DuckDB.
 
     ``once`` (a catch-up run of a single instance): return when this instance owns every
     partition of the topic and each has reached its end offset, or when nothing was assigned
@@ -345,6 +342,7 @@ def run_projector(
     )
     history = store_history(app)
     preparer: preparing.Preparer | None = None
+    plan = parallel or preparing.Parallel()
     outage = Outage(log, "projector")
     pending = Pending()
     consumer.subscribe([topic], listener=_Rebalance(consumer, stores, pending))
@@ -370,9 +368,9 @@ def run_projector(
             # A short poll means the consumer has caught up: apply what it holds now.
             applied = False
             due = pending.due(everything=got < MAX_POLL_RECORDS)
-            if (preparer is None and WORKERS and decodes_in_bulk(app)
-                    and sum(len(pending.records[p]) for p in due) >= PARALLEL_FROM):
-                preparer = preparing.Preparer(WORKERS)
+            if (preparer is None and decodes_in_bulk(app)
+                    and plan.wanted(sum(len(pending.records[p]) for p in due))):
+                preparer = preparing.Preparer(plan.workers)
             if preparer is not None:
                 applied = _apply_ahead(app, preparer, stores, pending, due, stats, history,
                                        before_commit)

@@ -8,7 +8,6 @@ gaps after rejected writes; a gap is never treated as loss, the position simply 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -34,13 +33,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH = 1_000_000
 #: Facts read from the store and decoded at a time.
 READ_CHUNK = 20_000
-#: A catch-up at least this far behind decodes and checks its facts in worker processes
-#: (projections/preparing.py): starting one costs about half a second, which a catch-up of
-#: this length wins back several times over.
-PARALLEL_FROM = 50_000
-#: Worker processes of such a catch-up: the other cores (the main process reads the store,
-#: assigns owners and drives DuckDB).
-WORKERS = max(1, (os.cpu_count() or 1) - 1)
 
 
 @dataclass(slots=True)
@@ -58,14 +50,14 @@ def catch_up(
     on_progress: Callable[[Progress], None] | None = None,
     before_commit: Callable[[], None] | None = None,
     read_chunk: int = READ_CHUNK,
-    workers: int | None = None,
+    parallel: preparing.Parallel | None = None,
 ) -> int:
     """Project everything recorded so far; returns the number of facts projected.
 
     ``batch_size`` facts (at most, default :data:`DEFAULT_BATCH`) go into each DuckDB
     transaction, with their position. ``read_chunk``: facts read from the store and decoded
-    at a time. ``workers``: processes that decode and check the facts of a catch-up
-    :data:`PARALLEL_FROM` or more behind (default :data:`WORKERS`; 0: none).
+    at a time. ``parallel``: when worker processes decode and check the facts
+    (projections/preparing.py; default ``Parallel()``).
 
     A fact the projection cannot handle is quarantined (projections/quarantine.py): most are
     recognised before they are written (projections/readable.py); when writing a stretch
@@ -87,11 +79,11 @@ def catch_up(
     projected = 0
 
     select_rows = getattr(app.recorder, "select_rows", None)
-    helpers = WORKERS if workers is None else workers
-    parallel = (helpers > 0 and select_rows is not None and decodes_in_bulk(app)
-                and head - int(read["position"]) >= PARALLEL_FROM)
+    plan = parallel or preparing.Parallel()
+    workers = (select_rows is not None and decodes_in_bulk(app)
+               and plan.wanted(head - int(read["position"])))
     resources = ExitStack()
-    preparer = resources.enter_context(preparing.Preparer(helpers)) if parallel else None
+    preparer = resources.enter_context(preparing.Preparer(plan.workers)) if workers else None
 
     def prepared_chunks() -> Iterator[preparing.Prepared]:
         """The stretch's chunks prepared by the workers, in log order: the store is read and
@@ -100,7 +92,7 @@ def catch_up(
         pending: deque[tuple[Sequence[Row], Future[preparing.Prepared | None]]] = deque()
         taken, after, ended = 0, int(read["position"]), False
         while True:
-            while not ended and len(pending) <= helpers and after < head and taken < in_order:
+            while not ended and len(pending) <= plan.workers and after < head and taken < in_order:
                 rows = select_rows(after, min(chunk, in_order - taken), head)
                 if not rows:
                     ended = True
@@ -140,7 +132,7 @@ def catch_up(
             read["facts"] = 0
             at = int(read["position"])
             try:
-                projected += store.apply_chunks(prepared_chunks() if parallel else chunks(),
+                projected += store.apply_chunks(prepared_chunks() if workers else chunks(),
                                                 before_commit=before_commit)
             except quarantine.FACT_ERRORS as error:
                 # Rolled back to the last commit: redo the stretch this transaction was reading.

@@ -10,6 +10,7 @@ from pathlib import Path
 from domain.identity import phone_region
 from domain.limits import limits_from
 from projections.cases import complaint_days
+from projections.preparing import PARALLEL_FROM, WORKERS, Parallel
 from projections.rules import Rules
 
 DEFAULT_HOME = ".journey"
@@ -52,6 +53,11 @@ class Settings:
     latest: str | None = None
     #: Days a complaint must be answered in (env JOURNEY_COMPLAINT_DAYS, default 15).
     complaint_days: int = 15
+    #: Worker processes that decode and check the facts of a long catch-up (env
+    #: JOURNEY_PROJECTION_WORKERS; default: the cores but one; 0: none), from how many facts
+    #: behind (env JOURNEY_PARALLEL_FROM, default 20,000): projections/preparing.py.
+    projection_workers: int = WORKERS
+    parallel_from: int = PARALLEL_FROM
 
     @classmethod
     def load(cls, data_dir: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +84,8 @@ class Settings:
             earliest=env.get("JOURNEY_EARLIEST"),
             latest=env.get("JOURNEY_LATEST"),
             complaint_days=_complaint_days(env),
+            projection_workers=_whole(env, "JOURNEY_PROJECTION_WORKERS", cls.projection_workers),
+            parallel_from=_whole(env, "JOURNEY_PARALLEL_FROM", cls.parallel_from),
         )
         settings.check()
         return settings
@@ -94,6 +102,11 @@ class Settings:
             limits_from(self.earliest, self.latest)
         except ValueError as error:
             raise SystemExit(f"JOURNEY_EARLIEST/JOURNEY_LATEST: {error}") from None
+
+    @property
+    def parallel(self) -> Parallel:
+        """When and with how many worker processes a catch-up prepares its facts."""
+        return Parallel(workers=self.projection_workers, from_facts=self.parallel_from)
 
     @property
     def rules(self) -> Rules:
@@ -161,6 +174,15 @@ def _complaint_days(env: Mapping[str, str]) -> int:
         return complaint_days(env)
     except ValueError as error:
         raise SystemExit(str(error)) from None
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise SystemExit(f"{name}={text!r} is not a whole number (0 or more)")
+    return int(text)
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:

@@ -52,7 +52,7 @@ class System:
                 before_commit: Callable[[], None] | None = None, batch: int | None = None) -> int:
         """Bring the embedded projections up to the store's head."""
         return catch_up(self.app, self.projections, batch_size=batch, on_progress=on_progress,
-                        before_commit=before_commit)
+                        before_commit=before_commit, parallel=self.settings.parallel)
 
     def close(self) -> None:
         try:

@@ -59,6 +59,27 @@ MARKERS = frozenset({"customer.merged", "customer.unmerged", "customer.forgotten
 _PLAIN_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
 
 
+#: Worker processes of a long catch-up: the cores but one (the projecting process reads the
+#: store or Kafka, gives the rows their owners and drives DuckDB).
+WORKERS = max(1, (os.cpu_count() or 1) - 1)
+#: Facts (records, from Kafka) behind at once from which a catch-up starts them.
+PARALLEL_FROM = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """When and with how many worker processes a catch-up prepares its facts: from
+    ``from_facts`` facts (records, from Kafka) behind at once, starting a worker costs about
+    half a second, which such a catch-up wins back; ``workers`` 0 prepares everything in the
+    projecting process (a one-core container)."""
+
+    workers: int = WORKERS
+    from_facts: int = PARALLEL_FROM
+
+    def wanted(self, behind: int) -> bool:
+        return self.workers > 0 and behind >= self.from_facts
+
+
 @dataclass(frozen=True, slots=True)
 class Held:
     """A fact the readers cannot handle: what its quarantine entry says, but for its owner."""

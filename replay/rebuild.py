@@ -28,6 +28,7 @@ from consumers.wire import decode_event
 from ledger.application import JourneyApplication, StoredFact, open_fact
 from projections import quarantine, readable
 from projections.duckdb_store import ProjectionStore
+from projections.preparing import Parallel
 from projections.quarantine import readable_history_of
 from projections.rules import DEFAULT_RULES, Rules
 
@@ -81,15 +82,16 @@ REBUILD_BATCH = 1_000_000
 
 def from_store(app: JourneyApplication, directory: Path, batch: int = REBUILD_BATCH,
                on_progress: Callable[[Progress], None] | None = None,
-               rules: Rules = DEFAULT_RULES) -> RebuildResult:
+               rules: Rules = DEFAULT_RULES, parallel: Parallel | None = None) -> RebuildResult:
     """Projections rebuilt from the event store into ``directory``, under ``rules`` (the
-    ledger's settings: a rebuild compared with the live file must apply the same rules)."""
+    ledger's settings: a rebuild compared with the live file must apply the same rules), with
+    the worker processes ``parallel`` says (projections/preparing.py)."""
     path = prepare(directory)
     started = time.monotonic()
     store = ProjectionStore(path, rules=rules)
     try:
         store.history = readable_history_of(app)
-        events = catch_up(app, store, batch_size=batch, on_progress=on_progress)
+        events = catch_up(app, store, batch_size=batch, on_progress=on_progress, parallel=parallel)
         position = store.position()
         quarantined = store.quarantine_count()
     finally:

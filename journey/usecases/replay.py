@@ -45,7 +45,8 @@ def rebuild(system: System, *, source: Literal["store", "kafka"] = "store", into
             topic=topic or settings.events_topic, batch=batch or DEFAULT_BATCH,
             on_progress=on_progress, on_read=on_read, rules=settings.rules)
     return rebuilder.from_store(system.app, into, batch=batch or rebuilder.REBUILD_BATCH,
-                                on_progress=on_progress, rules=settings.rules)
+                                on_progress=on_progress, rules=settings.rules,
+                                parallel=settings.parallel)
 
 
 class NoRebuild(LookupError):

@@ -77,7 +77,8 @@ def project_from_kafka(system: System, stop: threading.Event, *, bootstrap: str 
         system.app, bootstrap=bootstrap or settings.kafka_bootstrap,
         topic=topic or settings.events_topic, directory=settings.partitions_dir,
         group=group, stop=stop.is_set, once=once, on_progress=on_progress,
-        before_commit=before_commit, rules=settings.rules, publisher=publisher)
+        before_commit=before_commit, rules=settings.rules, publisher=publisher,
+        parallel=settings.parallel)
 
 
 def relay(system: System, stop: threading.Event, *, bootstrap: str | None = None,

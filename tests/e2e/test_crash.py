@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -91,17 +92,47 @@ def test_projection_runner_killed_mid_batch_resumes_without_loss_or_doubles(tmp_
         journey.close()
 
 
-def test_a_long_catch_up_killed_after_writing_several_chunks_keeps_nothing_of_them(tmp_path: Path) -> None:
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("workers", ["1", "0"])
+def test_a_long_catch_up_killed_after_writing_several_chunks_keeps_nothing_of_them(
+        tmp_path: Path, workers: str) -> None:
     """A long catch-up writes the rows of each chunk inside its (1M-position) transaction as
-    it goes. Killed before that transaction commits, the file holds none of them; the rerun
+    it goes, its facts decoded by worker processes (or by itself). Killed before that
+    transaction commits, the file holds none of them and no worker outlives it; the rerun
     gives the projection that a catch-up a fact at a time gives."""
     home, head = recorded_ledger(tmp_path, 2500)
     assert head > READ_CHUNK + READ_CHUNK // 4  # more than one chunk, in one transaction
 
-    runner = journey_process(home, "project", env={"JOURNEY_FAULT_PAUSE_BEFORE_COMMIT": "1"})
+    runner = journey_process(home, "project", env={"JOURNEY_FAULT_PAUSE_BEFORE_COMMIT": "1",
+                                                   "JOURNEY_PROJECTION_WORKERS": workers,
+                                                   "JOURNEY_PARALLEL_FROM": "0"})
     wait_for_line(runner, "fault: paused before commit of batch 1")
+    helpers = children(runner.pid)
+    assert len(helpers) == int(workers)
     runner.send_signal(signal.SIGKILL)
     runner.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in helpers)  # a worker reads the end of its pipe and exits
 
     assert committed(home) == (0, {"events": 0, "customers": 0, "customer_views": 0, "identities": 0})
 

@@ -4,7 +4,7 @@ the main process alone gives, on real SQLite and DuckDB files.
 Users rely on a rebuild being the same ledger however it was computed: the workers decode
 with the keys the main process sends, set aside what the readers cannot handle, and leave the
 owners (merges, unmerges, forgets) to the main process, in log order. The workers run here
-from the first fact (the catch-up's threshold set to 0) and with small chunks, so that every
+from the first fact and with small chunks, so that every
 chunk boundary and every fault crosses a process boundary.
 """
 
@@ -25,6 +25,7 @@ from journey.bootstrap import Journey
 from journey.references import reference_key
 from ledger.application import history_of
 from projections.duckdb_store import ProjectionStore
+from projections.preparing import Parallel
 from tests import planted
 from tests.integration.test_batch_splits import PHONES, SETTINGS, _ledger, marker, reg, stories, touch
 from tests.ledgers import append, open_journey, record, tables
@@ -32,20 +33,17 @@ from tests.ledgers import append, open_journey, record, tables
 
 def _projected(journey: Journey, path: Path, workers: int, read_chunk: int = 20_000
                ) -> tuple[dict[str, list[tuple[Any, ...]]], list[tuple[Any, ...]]]:
+    """Projected with ``workers`` worker processes from the first fact (0: none)."""
     store = ProjectionStore(path)
     store.history = history_of(journey.app)
     try:
-        catch_up(journey.app, store, read_chunk=read_chunk, workers=workers)
+        catch_up(journey.app, store, read_chunk=read_chunk,
+                 parallel=Parallel(workers=workers, from_facts=0))
         assert store.position() == journey.app.recorder.max_notification_id()
         quarantined = sorted((e.position, e.customer_id, e.type, e.reason) for e in store.quarantined())
         return tables(SimpleNamespace(projections=store)), quarantined  # type: ignore[arg-type]
     finally:
         store.close()
-
-
-@pytest.fixture(autouse=True)
-def workers_from_the_first_fact(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(log_follower, "PARALLEL_FROM", 0)
 
 
 @SETTINGS

@@ -21,6 +21,7 @@ from journey import demo_data
 from journey.bootstrap import Journey
 from ledger.application import decode_sealed
 from projections.duckdb_store import ProjectionStore
+from projections.preparing import Parallel
 from tests.ledgers import append, open_journey
 from tests.processes import wait_for_line
 
@@ -125,8 +126,8 @@ def test_worker_processes_prepare_the_records_and_change_nothing(
         kafka_broker: Any, kafka_topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A catch-up's records decoded and checked in worker processes (from the first record
     here), each partition's next chunks prepared while one is written: the same files."""
-    monkeypatch.setattr(kafka_projector, "PARALLEL_FROM", 0)
     monkeypatch.setattr(kafka_projector, "APPLY_CHUNK", 97)
+    workers = Parallel(workers=1, from_facts=0)
     here: list[int] = []
     fact_chunks = kafka_projector._fact_chunks
     monkeypatch.setattr(kafka_projector, "_fact_chunks",
@@ -138,13 +139,13 @@ def test_worker_processes_prepare_the_records_and_change_nothing(
         publish(journey, kafka_broker.bootstrap, topic)
         out = tmp_path / "partitions"
         stats = run_projector(journey.app, bootstrap=kafka_broker.bootstrap, topic=topic,
-                              directory=out, group=topic + "-g", once=True)
+                              directory=out, group=topic + "-g", once=True, parallel=workers)
         assert stats.applied == journey.app.recorder.max_notification_id()
         assert here == []  # every chunk was the workers'
         check_exact(journey, union(out, topic))
         publish(journey, kafka_broker.bootstrap, topic)  # redelivered: nothing changes
         again = run_projector(journey.app, bootstrap=kafka_broker.bootstrap, topic=topic,
-                              directory=out, group=topic + "-g", once=True)
+                              directory=out, group=topic + "-g", once=True, parallel=workers)
         assert again.applied == 0 and again.records > 0
         check_exact(journey, union(out, topic))
     finally:
