@@ -553,7 +553,8 @@ def _routes(app: FastAPI, desk: Desk) -> None:
                           "facts, count as accepted); otherwise 422 listing each rejected fact's "
                           "0-based index and reason, with how many of the others were recorded. "
                           "A department's token records only facts of its own department (or "
-                          "with none).",
+                          "with none), and only the fact types its role may record "
+                          "(docs/security.md, \"Who records what\").",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"oneOf": [{"type": "object"},
                                        {"type": "array", "items": {"type": "object"}}]}}}}})
@@ -642,15 +643,24 @@ def _clock(now: str | None, days: int | None, configured: int, *, days_too: bool
 
 
 def _foreign_facts(token: Token, items: Sequence[Any]) -> dict[int, str]:
-    """Facts a department's token may not record: those of another department."""
-    if token.role not in policy.DEPARTMENTS:
-        return {}
+    """Facts the token may not record: those of another department (a department's token), and
+    those of a type its role may not record (policy.RECORDERS). A fact that is not even an
+    object with a type is left to the catalogue's validation, which says what is wrong."""
     refused = {}
     for i, item in enumerate(items):
-        department = item.get("department") if isinstance(item, dict) else None
-        if department is not None and department != token.role:
+        if not isinstance(item, dict):
+            continue
+        department = item.get("department")
+        if token.role in policy.DEPARTMENTS and department is not None and department != token.role:
             refused[i] = (f"department: a {token.role} token records facts of {token.role} only, "
                           f"not {department!r}")
+            continue
+        type_name = item.get("type")
+        data = item.get("data")
+        kind = data.get("kind") if isinstance(data, dict) else None
+        reason = policy.record_refusal(token.role, type_name, kind) if isinstance(type_name, str) else None
+        if reason is not None:
+            refused[i] = reason
     return refused
 
 

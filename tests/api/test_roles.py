@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,20 +13,23 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from domain.catalogue import TYPES
 from journey.api.policy import (
     ADMIN,
     ANALYST,
     AUDITOR,
     DEPARTMENTS,
     HIDDEN,
+    RECORDERS,
     ROLES,
     VISIBLE,
     Permission,
     field_policy,
     permitted,
+    recorders_table,
 )
 from journey.cli import main
-from tests.api.conftest import IBAN, NID, SCENARIO, TOKEN_NAMES, auth
+from tests.api.conftest import IBAN, NID, TOKEN_NAMES, auth
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,9 @@ def ledger_uuid(client: TestClient, secrets: dict[str, str]) -> str:
 
 def _endpoints() -> list[tuple[str, str, Permission | None, dict[str, Any]]]:
     """(method, path, permission needed, request keywords): every endpoint behind a token."""
-    social = next(f for f in SCENARIO if f["id"] == "t1")  # no department: any writer may send it
+    # no department, a type every department records: any writer may send it
+    call = {"type": "call.inbound", "id": "every-writer", "source": "pbx", "customer": {"customer_id": "C-1002"},
+            "occurred_at": "2026-05-19T09:00:00+02:00", "data": {"duration_s": 30}}
     return [
         ("GET", "/api/me", None, {}),
         ("GET", "/api/customers/C-1001", Permission.READ_CUSTOMERS, {}),
@@ -50,7 +56,7 @@ def _endpoints() -> list[tuple[str, str, Permission | None, dict[str, Any]]]:
         ("GET", "/api/promises", Permission.READ_LISTS, {"params": {"overdue": "true"}}),
         ("GET", "/api/inbox", Permission.READ_LISTS, {}),
         ("GET", "/api/warranty/X200-5581-AB", Permission.READ_LISTS, {}),
-        ("POST", "/api/facts", Permission.WRITE_FACTS, {"json": social}),
+        ("POST", "/api/facts", Permission.WRITE_FACTS, {"json": call}),
         ("GET", "/api/tokens", Permission.MANAGE_TOKENS, {}),
         ("POST", "/api/tokens", Permission.MANAGE_TOKENS, {"json": {"name": "made-by-{role}", "role": "sales"}}),
         ("DELETE", "/api/tokens/doomed-{role}", Permission.MANAGE_TOKENS, {}),
@@ -244,6 +250,21 @@ def test_departments_write_only_their_own_facts(client: TestClient, secrets: dic
     assert client.post("/api/facts", json=fact, headers=auth(secrets["billing"])).status_code == 201
     fact = {**fact, "id": "roles-2", "department": "sales"}
     assert client.post("/api/facts", json=fact, headers=auth(secrets[ADMIN])).status_code == 201
+
+
+def test_who_records_what_is_the_documented_table() -> None:
+    """docs/security.md shows policy.RECORDERS as it is; every input type of the catalogue is
+    decided (only the merges are left to admin), and no type the catalogue lacks is named."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    table = recorders_table()
+    assert table in docs, "regenerate the table in docs/security.md from policy.recorders_table()"
+    assert len(re.findall(r"^\| fact type \|", docs, re.M)) == 1
+    inputs = {name for name, spec in TYPES.items() if not spec.system}
+    assert set(RECORDERS) == inputs - {"customer.merged", "customer.unmerged"}
+    assert all(roles <= set(DEPARTMENTS) and roles for roles in RECORDERS.values())
+    assert RECORDERS["social.reply"] == {"social_media"}
+    assert RECORDERS["warranty.claim_decided"] == {"technical_service"}
+    assert RECORDERS["call.inbound"] == RECORDERS["objection.recorded"] == set(DEPARTMENTS)
 
 
 # -------------------------------------------------------------------- sessions and tokens
