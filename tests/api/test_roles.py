@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +282,10 @@ def test_session_cookie_signs_a_browser_in_and_out(browser: TestClient, secrets:
     assert browser.post("/api/session", json={"token": "jt_wrong"}).status_code == 401
     response = browser.post("/api/session", json={"token": secrets["stores"]})
     assert response.status_code == 200
-    assert response.json() == {"name": "t-stores", "role": "stores", "department": "stores"}
+    signed_in = response.json()
+    ends = datetime.fromisoformat(signed_in.pop("expires_at"))  # JOURNEY_SESSION_HOURS from now
+    assert timedelta(hours=11) < ends - datetime.now(UTC) <= timedelta(hours=12)
+    assert signed_in == {"name": "t-stores", "role": "stores", "department": "stores"}
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("journey_token=")
     for attribute in ("HttpOnly", "SameSite=strict", "Path=/"):
