@@ -173,7 +173,7 @@ def _unauthenticated(request: Request, reason: str, detail: Any = None) -> ApiEr
 
 def _expired(request: Request, expired: Expired, where: str | None) -> ApiError:
     """401 that says what expired and when (the console shows it on its sign-in form)."""
-    _access(request)["name"] = expired.name
+    _access(request).update(name=expired.name, role=expired.role)
     return _unauthenticated(request, f"{expired.message} ({where})",
                             {"expired": expired.what, "token": expired.name,
                              "expired_at": expired.expired_at})

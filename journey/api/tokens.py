@@ -61,8 +61,9 @@ class TokenRevoked(TokenError):
 class Expired(Exception):
     """A secret that was valid and is not any more: which token or sign-in, and since when."""
 
-    def __init__(self, name: str, expired_at: str, what: str = "token") -> None:
+    def __init__(self, name: str, role: str, expired_at: str, what: str = "token") -> None:
         self.name = name
+        self.role = role
         self.expired_at = expired_at
         #: "token", or "sign-in" (a browser session that outlived its hours).
         self.what = what
@@ -304,7 +305,7 @@ class TokenStore(ABC):
             return None
         if token.expired:
             assert token.expires_at is not None
-            raise Expired(token.name, token.expires_at)
+            raise Expired(token.name, token.role, token.expires_at)
         self._touch(token)
         return token
 
@@ -363,7 +364,7 @@ class TokenStore(ABC):
         token = self._token(row)
         if token.revoked_at is None and not token.expired and ends is not None \
                 and self._now() >= datetime.fromisoformat(ends):
-            raise Expired(token.name, ends, "sign-in")
+            raise Expired(token.name, token.role, ends, "sign-in")
         return self._usable(row)
 
     def sign_out(self, secret: str) -> None:

@@ -60,6 +60,7 @@ def _endpoints() -> list[tuple[str, str, Permission | None, dict[str, Any]]]:
         ("POST", "/api/facts", Permission.WRITE_FACTS, {"json": call}),
         ("GET", "/api/tokens", Permission.MANAGE_TOKENS, {}),
         ("POST", "/api/tokens", Permission.MANAGE_TOKENS, {"json": {"name": "made-by-{role}", "role": "sales"}}),
+        ("POST", "/api/tokens/spun-{role}/rotate", Permission.MANAGE_TOKENS, {}),
         ("DELETE", "/api/tokens/doomed-{role}", Permission.MANAGE_TOKENS, {}),
     ]
 
@@ -81,8 +82,9 @@ def test_every_role_on_every_endpoint(client: TestClient, secrets: dict[str, str
                                       method: str, path: str, permission: Permission | None,
                                       kwargs: dict[str, Any]) -> None:
     for role in ROLES:
-        if "{role}" in path:  # something to revoke, per role
-            assert main(["--data-dir", str(home), "token", "create", f"doomed-{role}", "--role",
+        if "{role}" in path:  # something to rotate or revoke, per role
+            name = path.split("/")[3].format(role=role)
+            assert main(["--data-dir", str(home), "token", "create", name, "--role",
                          "auditor", "--json"]) == 0
         response = _call(client, method, path, role, kwargs, auth(secrets[role]))
         allowed = permission is None or permitted(role, permission)
