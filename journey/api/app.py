@@ -653,7 +653,7 @@ def _routes(app: FastAPI, desk: Desk) -> None:
             raise ApiError(422, str(error)) from None
         return JSONDocument({"token": created.to_json(), "secret": secret}, status_code=201)
 
-    @app.post("/api/tokens/{name}/rotate", tags=["tokens"], responses=_errors(401, 403, 404, 409, 422),
+    @app.post("/api/tokens/{name}/rotate", tags=["tokens"], responses=_errors(400, 401, 403, 404, 409, 422),
               summary="a new secret for a token (shown once); the old one is refused at once",
               description="The token keeps its name, role and department and lives `days` "
                           "(default JOURNEY_TOKEN_DAYS) from now; browsers signed in with the "

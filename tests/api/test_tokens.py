@@ -56,6 +56,17 @@ def _exercise(store: TokenStore) -> None:
     with pytest.raises(TokenError, match="exists already"):  # a revoked token keeps its name
         store.create("ana", "social_media")
     assert store.authenticate(other_secret) == other
+    # a browser signs in, the token is rotated: the old secret and the sign-in end
+    session = store.sign_in(other_secret)
+    assert session is not None and store.session(session.secret) == other
+    assert store.authenticate(session.secret) is None and store.sign_in(session.secret) is None
+    rotated, new = store.rotate("audit-1")
+    assert rotated.rotated_at and store.authenticate(new) == rotated
+    assert store.authenticate(other_secret) is None and store.session(session.secret) is None
+    session = store.sign_in(new)
+    assert session is not None and store.session(session.secret) == rotated
+    store.sign_out(session.secret)
+    assert store.session(session.secret) is None
 
 
 def test_sqlite_tokens_live_hashed_in_the_ledger_file(tmp_path: Path) -> None:
