@@ -58,6 +58,12 @@ class Settings:
     #: behind (env JOURNEY_PARALLEL_FROM, default 20,000): projections/preparing.py.
     projection_workers: int = WORKERS
     parallel_from: int = PARALLEL_FROM
+    #: Days an API token lives when its creator gives no ``--days`` (env JOURNEY_TOKEN_DAYS;
+    #: 0: for ever). Rotating gives it as long again from then (journey/api/tokens.py).
+    token_days: float = 90.0
+    #: Hours a console sign-in lasts before the browser must sign in again, at most as long as
+    #: its token (env JOURNEY_SESSION_HOURS; 0: as long as the token).
+    session_hours: float = 12.0
 
     @classmethod
     def load(cls, data_dir: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +92,10 @@ class Settings:
             complaint_days=_complaint_days(env),
             projection_workers=_whole(env, "JOURNEY_PROJECTION_WORKERS", cls.projection_workers),
             parallel_from=_whole(env, "JOURNEY_PARALLEL_FROM", cls.parallel_from),
+            token_days=_amount(env, "JOURNEY_TOKEN_DAYS", cls.token_days, "days", "0: never expire",
+                               36_500),
+            session_hours=_amount(env, "JOURNEY_SESSION_HOURS", cls.session_hours, "hours",
+                                  "0: as long as the token", 876_000),
         )
         settings.check()
         return settings
@@ -159,6 +169,22 @@ def _seconds(env: Mapping[str, str], name: str, default: float, zero: str) -> fl
         value = -1.0
     if not value >= 0:  # also refuses nan
         raise SystemExit(f"{name}={text!r} is not a number of seconds ({zero})")
+    return value
+
+
+def _amount(env: Mapping[str, str], name: str, default: float, unit: str, zero: str,
+            most: float) -> float:
+    """A number of ``unit`` from the environment, 0 to ``most``; anything else stops the command
+    with a message naming the variable (``zero``: what 0 means)."""
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= most:  # also refuses nan and inf
+        raise SystemExit(f"{name}={text!r} is not a number of {unit} from 0 to {most:g} ({zero})")
     return value
 
 

@@ -38,7 +38,7 @@ from domain.errors import InvalidFact
 from journey.api import policy
 from journey.api.policy import HIDDEN, Permission, permitted
 from journey.api.service import Desk
-from journey.api.tokens import Token, TokenError, TokenStore, open_tokens
+from journey.api.tokens import Expired, Token, TokenError, TokenRevoked, TokenStore, open_tokens
 from journey.bootstrap import Journey
 from journey.config import Settings
 from journey.references import reference_key
@@ -89,16 +89,27 @@ class SessionBody(BaseModel):
     token: str = Field(description="an API token's secret (journey token create)")
 
 
+#: The days a token may be given: 0 (never expires) to a hundred years.
+_DAYS = Field(default=None, ge=0, le=36_500, allow_inf_nan=False,
+              description="its lifetime in days from now (0: never expires); default "
+                          "JOURNEY_TOKEN_DAYS of the server")
+
+
 class NewToken(BaseModel):
     name: str
     role: str = Field(description=f"one of {', '.join(policy.ROLES)}")
     department: str | None = None
+    days: float | None = _DAYS
+
+
+class Rotation(BaseModel):
+    days: float | None = _DAYS
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    words = {400: "malformed JSON", 401: "no token, or an unknown or revoked one",
+    words = {400: "malformed JSON", 401: "no token, or an unknown, expired or revoked one",
              403: "the token's role may not do this", 404: "nobody or nothing known by that name",
-             409: "ambiguous: several cases have that tracking key",
+             409: "ambiguous: several cases have that tracking key; or a revoked token to rotate",
              413: "too many facts, or a body larger than the limit, in one request",
              415: "a signed-in browser must send Content-Type: application/json",
              422: "input that breaks the contract"}
@@ -132,23 +143,40 @@ def _tokens(request: Request) -> TokenStore:
 
 
 def principal(request: Request) -> Token:
-    """The caller's token; 401 without a valid one."""
+    """The caller's token; 401 without a valid one (saying so when it expired, and when)."""
     secret, where = _secret(request)
     if secret is None:
         reason = ("Authorization header is not 'Bearer <secret>'" if where else
                   "no token: send 'Authorization: Bearer <secret>' or sign in (POST /api/session)")
         raise _unauthenticated(request, reason)
-    token = _tokens(request).authenticate(secret)
+    store = _tokens(request)
+    try:
+        if where == "cookie":
+            token = store.session(secret)
+            unknown = "signed out, or an unknown, rotated or revoked token (cookie): sign in again"
+        else:
+            token = store.authenticate(secret)
+            unknown = f"unknown or revoked token ({where})"
+    except Expired as expired:
+        raise _expired(request, expired, where) from None
     if token is None:
-        raise _unauthenticated(request, f"unknown or revoked token ({where})")
+        raise _unauthenticated(request, unknown)
     info = _access(request)
     info.update(name=token.name, role=token.role, via=where)
     return token
 
 
-def _unauthenticated(request: Request, reason: str) -> ApiError:
+def _unauthenticated(request: Request, reason: str, detail: Any = None) -> ApiError:
     _access(request)["reason"] = reason
-    return ApiError(401, reason, headers={"WWW-Authenticate": 'Bearer realm="journey"'})
+    return ApiError(401, reason, detail, headers={"WWW-Authenticate": 'Bearer realm="journey"'})
+
+
+def _expired(request: Request, expired: Expired, where: str | None) -> ApiError:
+    """401 that says what expired and when (the console shows it on its sign-in form)."""
+    _access(request).update(name=expired.name, role=expired.role)
+    return _unauthenticated(request, f"{expired.message} ({where})",
+                            {"expired": expired.what, "token": expired.name,
+                             "expired_at": expired.expired_at})
 
 
 def _forbidden(request: Request, token: Token, reason: str) -> ApiError:
@@ -350,20 +378,31 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         return JSONDocument({"name": token.name, "role": token.role, "department": token.department})
 
     @app.post("/api/session", tags=["session"], responses=_errors(400, 401, 422),
-              summary="sign a browser in: sets the HttpOnly, SameSite=Strict journey_token cookie")
+              summary="sign a browser in: sets the HttpOnly, SameSite=Strict journey_token cookie",
+              description="The cookie holds a sign-in of its own, not the token's secret: it ends "
+                          "after JOURNEY_SESSION_HOURS (or when the token expires, is rotated or "
+                          "revoked, if that comes first) and on sign-out. `expires_at` says when; "
+                          "an expired token is refused with 401 saying since when.")
     def sign_in(body: SessionBody, request: Request) -> Response:
-        token = _tokens(request).authenticate(body.token)
-        if token is None:
+        try:
+            session = _tokens(request).sign_in(body.token)
+        except Expired as expired:
+            raise _expired(request, expired, "sign-in") from None
+        if session is None:
             raise _unauthenticated(request, "unknown or revoked token (sign-in)")
+        token = session.token
         _access(request).update(name=token.name, role=token.role, via="sign-in")
         response = JSONDocument({"name": token.name, "role": token.role,
-                                 "department": token.department})
-        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict", path="/",
+                                 "department": token.department, "expires_at": session.expires_at})
+        response.set_cookie(COOKIE, session.secret, httponly=True, samesite="strict", path="/",
                             secure=request.url.scheme == "https")
         return response
 
-    @app.delete("/api/session", tags=["session"], summary="sign out: clears the cookie")
+    @app.delete("/api/session", tags=["session"], summary="sign out: ends the sign-in and clears the cookie")
     def sign_out(request: Request) -> Response:
+        cookie = request.cookies.get(COOKIE)
+        if cookie:
+            _tokens(request).sign_out(cookie)
         response = JSONDocument({"signed_out": True})
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
                                secure=request.url.scheme == "https")
@@ -553,7 +592,8 @@ def _routes(app: FastAPI, desk: Desk) -> None:
                           "facts, count as accepted); otherwise 422 listing each rejected fact's "
                           "0-based index and reason, with how many of the others were recorded. "
                           "A department's token records only facts of its own department (or "
-                          "with none).",
+                          "with none), and only the fact types its role may record "
+                          "(docs/security.md, \"Who records what\").",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"oneOf": [{"type": "object"},
                                        {"type": "array", "items": {"type": "object"}}]}}}}})
@@ -607,10 +647,27 @@ def _routes(app: FastAPI, desk: Desk) -> None:
               summary="create a token; the response is the only place its secret appears")
     def create_token(body: NewToken, request: Request, token: Admin) -> Response:
         try:
-            created, secret = _tokens(request).create(body.name, body.role, body.department)
+            created, secret = _tokens(request).create(body.name, body.role, body.department,
+                                                      days=body.days)
         except TokenError as error:
             raise ApiError(422, str(error)) from None
         return JSONDocument({"token": created.to_json(), "secret": secret}, status_code=201)
+
+    @app.post("/api/tokens/{name}/rotate", tags=["tokens"], responses=_errors(400, 401, 403, 404, 409, 422),
+              summary="a new secret for a token (shown once); the old one is refused at once",
+              description="The token keeps its name, role and department and lives `days` "
+                          "(default JOURNEY_TOKEN_DAYS) from now; browsers signed in with the "
+                          "old secret must sign in again. An expired token may be rotated; a "
+                          "revoked one may not (409).")
+    def rotate_token(name: Annotated[str, PathParam(max_length=100)], request: Request,
+                     token: Admin, body: Rotation | None = None) -> Response:
+        try:
+            rotated, secret = _tokens(request).rotate(name, days=body.days if body else None)
+        except TokenRevoked as error:
+            raise ApiError(409, str(error), {"name": name}) from None
+        except TokenError as error:
+            raise ApiError(404, str(error), {"name": name}) from None
+        return JSONDocument({"token": rotated.to_json(), "secret": secret})
 
     @app.delete("/api/tokens/{name}", tags=["tokens"], responses=_errors(401, 403, 404),
                 summary="revoke a token at once")
@@ -642,15 +699,24 @@ def _clock(now: str | None, days: int | None, configured: int, *, days_too: bool
 
 
 def _foreign_facts(token: Token, items: Sequence[Any]) -> dict[int, str]:
-    """Facts a department's token may not record: those of another department."""
-    if token.role not in policy.DEPARTMENTS:
-        return {}
+    """Facts the token may not record: those of another department (a department's token), and
+    those of a type its role may not record (policy.RECORDERS). A fact that is not even an
+    object with a type is left to the catalogue's validation, which says what is wrong."""
     refused = {}
     for i, item in enumerate(items):
-        department = item.get("department") if isinstance(item, dict) else None
-        if department is not None and department != token.role:
+        if not isinstance(item, dict):
+            continue
+        department = item.get("department")
+        if token.role in policy.DEPARTMENTS and department is not None and department != token.role:
             refused[i] = (f"department: a {token.role} token records facts of {token.role} only, "
                           f"not {department!r}")
+            continue
+        type_name = item.get("type")
+        data = item.get("data")
+        kind = data.get("kind") if isinstance(data, dict) else None
+        reason = policy.record_refusal(token.role, type_name, kind) if isinstance(type_name, str) else None
+        if reason is not None:
+            refused[i] = reason
     return refused
 
 

@@ -204,3 +204,98 @@ def hidden_kinds(role: str) -> frozenset[str]:
 
 def permitted(role: str, permission: Permission) -> bool:
     return permission in PERMISSIONS.get(role, frozenset())
+
+
+# -------------------------------------------------------------------- recording
+
+#: Every department: the facts of talking with a customer (what was said on a call, a letter
+#: sent, a consent or an objection the customer stated to that desk) and of the cases and
+#: promises every department works on ("one department's promise is the company's promise").
+_EVERY_DESK = frozenset(DEPARTMENTS)
+#: The departments that sign contracts and check identities in person or on a contract call
+#: (the same ones that may see national ids, see VISIBLE), and billing, whose contracts,
+#: collections and refunds hang on them.
+_SIGNING = frozenset({"sales", "customer_care", "stores", "billing"})
+
+#: Which departments may record each fact type through ``POST /api/facts`` (docs/security.md
+#: renders it, docs/decisions.md says why). Admin records every input type; auditor and analyst
+#: record nothing (no WRITE_FACTS). The ledger's own types (``identity.unlinked``,
+#: ``customer.forgotten``, ``contact.decided``) are absent: the catalogue refuses them as input
+#: from everybody, and a forget goes through ``journey forget``. A type missing here is
+#: recorded by admin only, so a type added to the catalogue is closed until decided.
+RECORDERS: Final[Mapping[str, frozenset[str]]] = {
+    # who the customer is: the desks that sign people up and check their papers
+    "customer.registered": frozenset({"sales", "customer_care", "stores"}),
+    "identity.linked": _SIGNING | {"social_media"},
+    "address.changed": _SIGNING,
+    # what the customer stated to the desk they were talking with
+    "consent.given": _EVERY_DESK,
+    "consent.withdrawn": _EVERY_DESK,
+    "objection.recorded": _EVERY_DESK,
+    "call.outbound": _EVERY_DESK,
+    "call.inbound": _EVERY_DESK,
+    "email.sent": _EVERY_DESK,
+    "email.received": _EVERY_DESK,
+    "letter.sent": _EVERY_DESK,
+    "sms.sent": _EVERY_DESK,
+    # the social desk listens to and answers the networks
+    "social.mention": frozenset({"social_media"}),
+    "social.reply": frozenset({"social_media"}),
+    # the product in the customer's hands: stores sell and take it back, the technical service
+    # examines it and decides the claim
+    "store.visit": frozenset({"stores"}),
+    "purchase.recorded": frozenset({"stores", "sales"}),
+    "warranty.claim_filed": frozenset({"stores", "technical_service"}),
+    "warranty.claim_decided": frozenset({"technical_service"}),
+    # cases and promises: every department works on them
+    "case.opened": _EVERY_DESK,
+    "case.transferred": _EVERY_DESK,
+    "case.note": _EVERY_DESK,
+    "case.responded": _EVERY_DESK,
+    "case.resolved": _EVERY_DESK,
+    "case.reopened": _EVERY_DESK,
+    "promise.made": _EVERY_DESK,
+    "promise.kept": _EVERY_DESK,
+    "promise.broken": _EVERY_DESK,
+    # contracts: signed where people sign up, ended where they cancel or stop paying
+    "contract.started": _SIGNING,
+    "contract.ended": frozenset({"customer_care", "stores", "billing"}),
+    # customer.merged, customer.unmerged: admin only (they move a whole history between people)
+}
+
+
+def may_record(role: str, type_name: str) -> bool:
+    """Whether ``role`` may record facts of ``type_name`` through the API (unknown and ledger
+    types: True, the catalogue's validation refuses them with its own reason)."""
+    spec = TYPES.get(type_name)
+    if spec is None or spec.system or role == ADMIN:
+        return True
+    return role in RECORDERS.get(type_name, frozenset())
+
+
+def record_refusal(role: str, type_name: str, kind: object = None) -> str | None:
+    """Why ``role`` may not record this fact, or None when it may. ``kind``: the identity kind
+    of an ``identity.linked`` fact: a role does not link a kind of identity it may not see (it
+    cannot check a value it is not shown)."""
+    if not may_record(role, type_name):
+        who = sorted(RECORDERS.get(type_name, frozenset()))
+        by = f"recorded by {', '.join(who)} and admin" if who else "recorded by admin only"
+        return f"type: role {role!r} may not record {type_name!r} ({by})"
+    if (type_name == "identity.linked" and role != ADMIN and isinstance(kind, str)
+            and kind in hidden_kinds(role)):
+        return (f"data.kind: role {role!r} may not link identities of kind {kind!r} "
+                "(it may not see them)")
+    return None
+
+
+def recorders_table() -> str:
+    """The recording table as docs/security.md shows it (tests/api/test_roles.py compares)."""
+    lines = ["| fact type | " + " | ".join(DEPARTMENTS) + " | admin |",
+             "|---|" + "---|" * (len(DEPARTMENTS) + 1)]
+    for name, spec in TYPES.items():
+        if spec.system:
+            cells = ["no"] * (len(DEPARTMENTS) + 1)
+        else:
+            cells = ["yes" if may_record(d, name) else "no" for d in DEPARTMENTS] + ["yes"]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -4,7 +4,8 @@
 it is a decision (a reverse proxy with TLS in front, docs/security.md), not a default. While it
 runs it holds the projections, and the commands run beside it that read them are run inside
 it (journey/forwarding.py, docs/deployment.md). Exit
-codes of ``token``: 0 done, 2 bad usage (a bad name, role or department), 3 no such token.
+codes of ``token``: 0 done, 2 bad usage (a bad name, role, department or lifetime, or rotating a
+revoked token), 3 no such token.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from journey.api.policy import DEPARTMENTS, ROLES
-from journey.api.tokens import TokenError, open_tokens
+from journey.api.tokens import Token, TokenError, TokenRevoked, lifetime, open_tokens
 from journey.bootstrap import Journey
 from journey.cli.kinds import SERVED, Command
 from journey.cli.output import dump
@@ -67,6 +68,10 @@ def cmd_serve(args: argparse.Namespace, journey: Journey,
     return 0
 
 
+def _lifetime(token: Token) -> str:
+    return f"expires {token.expires_at}" if token.expires_at else "never expires"
+
+
 def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
     try:
         tokens = open_tokens(journey.settings)
@@ -76,7 +81,7 @@ def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
     try:
         if args.token_command == "create":
             try:
-                token, secret = tokens.create(args.name, args.role, args.department)
+                token, secret = tokens.create(args.name, args.role, args.department, days=args.days)
             except TokenError as error:
                 print(f"journey token create: {error}", file=sys.stderr)
                 return 2
@@ -85,8 +90,25 @@ def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
             else:
                 dept = f", department {token.department}" if token.department else ""
                 print(secret)
-                print(f"token {token.name!r} created: role {token.role}{dept}. The secret above is "
-                      "shown only now; keep it somewhere safe.", file=sys.stderr)
+                print(f"token {token.name!r} created: role {token.role}{dept}, {_lifetime(token)}. "
+                      "The secret above is shown only now; keep it somewhere safe.", file=sys.stderr)
+            return 0
+        if args.token_command == "rotate":
+            try:
+                token, secret = tokens.rotate(args.name, days=args.days)
+            except TokenRevoked as error:
+                print(f"journey token rotate: {error}", file=sys.stderr)
+                return 2
+            except TokenError as error:
+                print(f"journey token rotate: {error}", file=sys.stderr)
+                return 2 if tokens.get(args.name) is not None else 3
+            if args.json:
+                dump({**token.to_json(), "secret": secret})
+            else:
+                print(secret)
+                print(f"token {token.name!r} rotated: the secret above replaces the old one, which "
+                      f"is refused from now on; {_lifetime(token)}. It is shown only now.",
+                      file=sys.stderr)
             return 0
         if args.token_command == "list":
             listed = tokens.tokens()
@@ -97,9 +119,12 @@ def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
             else:
                 width = max(len(t.name) for t in listed)
                 for t in listed:
-                    state = f"revoked {t.revoked_at}" if t.revoked_at else "active"
+                    state = (f"revoked {t.revoked_at}" if t.revoked_at else
+                             f"expired {t.expires_at}" if t.expired else
+                             f"active, {_lifetime(t)}")
+                    used = f"last used {t.last_used_at}" if t.last_used_at else "never used"
                     print(f"{t.name:<{width}}  {t.role:<21} {t.department or '-':<21} "
-                          f"created {t.created_at}  {state}")
+                          f"created {t.created_at}  {state}  {used}")
             return 0
         try:
             token = tokens.revoke(args.name)
@@ -115,6 +140,17 @@ def cmd_token(args: argparse.Namespace, journey: Journey) -> int:
         tokens.close()
 
 
+def _days(text: str) -> float:
+    """``--days``: a lifetime argparse refuses with the reason when it is not one."""
+    try:
+        days = float(text)
+        lifetime(days)
+    except (ValueError, TokenError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of days from 0 (never expires) to 36500") from None
+    return days
+
+
 def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, Journey], int]]) -> None:
     p = subparsers.add_parser("serve", help="the HTTP API and the department console (docs/security.md)")
     p.add_argument("--host", default="127.0.0.1",
@@ -126,13 +162,21 @@ def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, 
                    help="info logs every API request (token name, role, path, status)")
     commands["serve"] = functools.partial(cmd_serve, commands=commands)
 
-    p = subparsers.add_parser("token", help="API tokens for journey serve: create, list, revoke")
+    p = subparsers.add_parser("token", help="API tokens for journey serve: create, list, rotate, revoke")
     sub = p.add_subparsers(dest="token_command", required=True)
     c = sub.add_parser("create", help="a new token; prints its secret once")
     c.add_argument("name")
     c.add_argument("--role", required=True, choices=ROLES)
     c.add_argument("--department", choices=DEPARTMENTS,
                    help="the department (implied by a department role; optional for the others)")
+    days = ("its lifetime in days from now (0: never expires; default JOURNEY_TOKEN_DAYS, "
+            "else 90)")
+    c.add_argument("--days", type=_days, metavar="N", help=days)
+    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("rotate", help="a new secret for a token (printed once); the old one stops "
+                                      "working at once")
+    c.add_argument("name")
+    c.add_argument("--days", type=_days, metavar="N", help=days)
     c.add_argument("--json", action="store_true")
     c = sub.add_parser("list", help="every token, revoked ones too (never a secret)")
     c.add_argument("--json", action="store_true")

@@ -140,7 +140,7 @@ function showLogin(message) {
       } catch (err) {
         button.disabled = false;
         error.textContent = err instanceof ApiError && (err.status === 401 || err.status === 403)
-          ? "That token was not accepted. Check it and try again."
+          ? (expiredText(err) || "That token was not accepted. Check it and try again.")
           : err.message;
         input.select();
       }
@@ -179,25 +179,39 @@ function wireSearch() {
   });
 }
 
+// What the server said about an expired token or sign-in (it says since when), or "".
+function expiredText(err) {
+  const detail = err && err.body && err.body.detail;
+  if (!detail || !detail.expired_at) return "";
+  const when = new Date(detail.expired_at).toLocaleString();
+  return detail.expired === "sign-in"
+    ? `Your sign-in expired on ${when}. Sign in again.`
+    : `This access token expired on ${when}. Ask your supervisor for a new one.`;
+}
+
 // A sign-in link (#token=SECRET, what `journey demo --serve` prints): the token goes into the
-// session cookie and leaves the address bar and the history at once.
+// session cookie and leaves the address bar and the history at once. Returns why the link did
+// not sign in ("" when it did, or there was none), for the sign-in form that follows.
 async function signInFromLink() {
   const match = /^#token=([^&]+)/.exec(window.location.hash);
-  if (!match) return;
+  if (!match) return "";
   history.replaceState(null, "", window.location.pathname + "#/");
   try {
     await api("/api/session", { method: "POST", body: { token: decodeURIComponent(match[1]) } });
-  } catch { /* a bad link: the sign-in form follows */ }
+    return "";
+  } catch (err) {
+    return expiredText(err) || "That sign-in link was not accepted. Paste your access token instead.";
+  }
 }
 
 async function boot() {
   wireSearch();
-  await signInFromLink();
+  const linkError = await signInFromLink();
   window.addEventListener("hashchange", () => { if (state.me) render(); });
   try {
     setUser(await api("/api/me"));
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) { showLogin(); return; }
+    if (err instanceof ApiError && err.status === 401) { showLogin(linkError || expiredText(err)); return; }
     main().replaceChildren(notice("The console cannot start", err.message, null, "error"));
     return;
   }

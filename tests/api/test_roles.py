@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +14,23 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from domain.catalogue import TYPES
 from journey.api.policy import (
     ADMIN,
     ANALYST,
     AUDITOR,
     DEPARTMENTS,
     HIDDEN,
+    RECORDERS,
     ROLES,
     VISIBLE,
     Permission,
     field_policy,
     permitted,
+    recorders_table,
 )
 from journey.cli import main
-from tests.api.conftest import IBAN, NID, SCENARIO, TOKEN_NAMES, auth
+from tests.api.conftest import IBAN, NID, TOKEN_NAMES, auth
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,9 @@ def ledger_uuid(client: TestClient, secrets: dict[str, str]) -> str:
 
 def _endpoints() -> list[tuple[str, str, Permission | None, dict[str, Any]]]:
     """(method, path, permission needed, request keywords): every endpoint behind a token."""
-    social = next(f for f in SCENARIO if f["id"] == "t1")  # no department: any writer may send it
+    # no department, a type every department records: any writer may send it
+    call = {"type": "call.inbound", "id": "every-writer", "source": "pbx", "customer": {"customer_id": "C-1002"},
+            "occurred_at": "2026-05-19T09:00:00+02:00", "data": {"duration_s": 30}}
     return [
         ("GET", "/api/me", None, {}),
         ("GET", "/api/customers/C-1001", Permission.READ_CUSTOMERS, {}),
@@ -50,9 +57,10 @@ def _endpoints() -> list[tuple[str, str, Permission | None, dict[str, Any]]]:
         ("GET", "/api/promises", Permission.READ_LISTS, {"params": {"overdue": "true"}}),
         ("GET", "/api/inbox", Permission.READ_LISTS, {}),
         ("GET", "/api/warranty/X200-5581-AB", Permission.READ_LISTS, {}),
-        ("POST", "/api/facts", Permission.WRITE_FACTS, {"json": social}),
+        ("POST", "/api/facts", Permission.WRITE_FACTS, {"json": call}),
         ("GET", "/api/tokens", Permission.MANAGE_TOKENS, {}),
         ("POST", "/api/tokens", Permission.MANAGE_TOKENS, {"json": {"name": "made-by-{role}", "role": "sales"}}),
+        ("POST", "/api/tokens/spun-{role}/rotate", Permission.MANAGE_TOKENS, {}),
         ("DELETE", "/api/tokens/doomed-{role}", Permission.MANAGE_TOKENS, {}),
     ]
 
@@ -74,8 +82,9 @@ def test_every_role_on_every_endpoint(client: TestClient, secrets: dict[str, str
                                       method: str, path: str, permission: Permission | None,
                                       kwargs: dict[str, Any]) -> None:
     for role in ROLES:
-        if "{role}" in path:  # something to revoke, per role
-            assert main(["--data-dir", str(home), "token", "create", f"doomed-{role}", "--role",
+        if "{role}" in path:  # something to rotate or revoke, per role
+            name = path.split("/")[3].format(role=role)
+            assert main(["--data-dir", str(home), "token", "create", name, "--role",
                          "auditor", "--json"]) == 0
         response = _call(client, method, path, role, kwargs, auth(secrets[role]))
         allowed = permission is None or permitted(role, permission)
@@ -246,6 +255,21 @@ def test_departments_write_only_their_own_facts(client: TestClient, secrets: dic
     assert client.post("/api/facts", json=fact, headers=auth(secrets[ADMIN])).status_code == 201
 
 
+def test_who_records_what_is_the_documented_table() -> None:
+    """docs/security.md shows policy.RECORDERS as it is; every input type of the catalogue is
+    decided (only the merges are left to admin), and no type the catalogue lacks is named."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    table = recorders_table()
+    assert table in docs, "regenerate the table in docs/security.md from policy.recorders_table()"
+    assert len(re.findall(r"^\| fact type \|", docs, re.M)) == 1
+    inputs = {name for name, spec in TYPES.items() if not spec.system}
+    assert set(RECORDERS) == inputs - {"customer.merged", "customer.unmerged"}
+    assert all(roles <= set(DEPARTMENTS) and roles for roles in RECORDERS.values())
+    assert RECORDERS["social.reply"] == {"social_media"}
+    assert RECORDERS["warranty.claim_decided"] == {"technical_service"}
+    assert RECORDERS["call.inbound"] == RECORDERS["objection.recorded"] == set(DEPARTMENTS)
+
+
 # -------------------------------------------------------------------- sessions and tokens
 
 
@@ -260,7 +284,10 @@ def test_session_cookie_signs_a_browser_in_and_out(browser: TestClient, secrets:
     assert browser.post("/api/session", json={"token": "jt_wrong"}).status_code == 401
     response = browser.post("/api/session", json={"token": secrets["stores"]})
     assert response.status_code == 200
-    assert response.json() == {"name": "t-stores", "role": "stores", "department": "stores"}
+    signed_in = response.json()
+    ends = datetime.fromisoformat(signed_in.pop("expires_at"))  # JOURNEY_SESSION_HOURS from now
+    assert timedelta(hours=11) < ends - datetime.now(UTC) <= timedelta(hours=12)
+    assert signed_in == {"name": "t-stores", "role": "stores", "department": "stores"}
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("journey_token=")
     for attribute in ("HttpOnly", "SameSite=strict", "Path=/"):
