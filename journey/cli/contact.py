@@ -106,9 +106,11 @@ def violations_summary(doc: dict[str, Any]) -> None:
         width = max(len(r[key] or "(none)") for r in rows)
         for r in rows:
             say(f"  {(r[key] or '(none)'):<{width}}  {r['violations']:>7,}")
-    say("", f"Customers with the most ({len(summary['worst_customers'])})")
-    for c in summary["worst_customers"]:
-        say(f"  {c['customer_number'] or c['customer_id']:<36}  {c['violations']:>5,}  "
+    worst = summary["worst_customers"]
+    say("", f"The {len(worst)} customers with the most (of {summary['customers']:,} with any)")
+    width = max(len(c["customer_number"] or c["customer_id"]) for c in worst)
+    for c in worst:
+        say(f"  {c['customer_number'] or c['customer_id']:<{width}}  {c['violations']:>7,}  "
             f"last {when(c['last_at'])}")
     say("", "Every violation: journey violations --all (--limit N --offset N for a part); "
             "narrow with --department, --channel or --rule; --json for machines")

@@ -269,9 +269,11 @@ def summarise(found: Sequence[dict[str, Any]], worst: int = WORST_CUSTOMERS) -> 
         return [{key: name or None, "violations": n}
                 for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
-    heaviest = sorted(customers.items(), key=lambda item: (-len(item[1]), item[0]))[:worst]
+    heaviest = sorted(customers.items(), key=lambda item: (
+        -len(item[1]), item[1][0]["customer_number"] is None, item[1][0]["customer_number"] or "",
+        item[0]))[:worst]
     return {"by_rule": ranked(rules, "rule"), "by_department": ranked(departments, "department"),
-            "by_channel": ranked(channels, "channel"),
+            "by_channel": ranked(channels, "channel"), "customers": len(customers),
             "worst_customers": [{"customer_id": cid, "customer_number": vs[0]["customer_number"],
                                  "violations": len(vs),
                                  "last_at": max((v["occurred_at"] for v in vs),
