@@ -32,6 +32,8 @@ from journey.usecases.contact import (
 )
 
 EXIT_DENIED = 4
+#: Lines per table of the violations summary (the JSON has every one).
+SUMMARY_ROWS = 10
 
 
 def cmd_can_contact(args: argparse.Namespace, journey: Journey) -> int:
@@ -101,11 +103,16 @@ def violations_summary(doc: dict[str, Any]) -> None:
     for title, rows, key in (("By rule (a contact that broke two rules counts under both)",
                               summary["by_rule"], "rule"),
                              ("By department", summary["by_department"], "department"),
-                             ("By channel", summary["by_channel"], "channel")):
+                             ("By channel", summary["by_channel"], "channel"),
+                             ("By campaign", summary["by_campaign"], "campaign")):
         say("", title)
-        width = max(len(r[key] or "(none)") for r in rows)
-        for r in rows:
+        top = rows[:SUMMARY_ROWS]
+        width = max(len(r[key] or "(none)") for r in top)
+        for r in top:
             say(f"  {(r[key] or '(none)'):<{width}}  {r['violations']:>7,}")
+        if len(rows) > len(top):
+            rest = sum(r["violations"] for r in rows[len(top):])
+            say(f"  and {len(rows) - len(top):,} more {key}s with {rest:,}")
     worst = summary["worst_customers"]
     say("", f"The {len(worst)} customers with the most (of {summary['customers']:,} with any)")
     width = max(len(c["customer_number"] or c["customer_id"]) for c in worst)

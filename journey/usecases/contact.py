@@ -250,12 +250,14 @@ def violations(system: System, *, since: str | None = None, policy: str | None =
 
 
 def summarise(found: Sequence[dict[str, Any]], worst: int = WORST_CUSTOMERS) -> dict[str, Any]:
-    """Counts of ``found`` by rule (reason code), department and channel, most first, and the
-    ``worst`` customers by how many of their contacts broke the policy: what a person reads
-    before deciding which of twelve thousand lines to look at."""
+    """Counts of ``found`` by rule (reason code), department, channel and campaign (None: no
+    department, no campaign), most first, and the ``worst`` customers by how many of their
+    contacts broke the policy: what a person reads before deciding which of twelve thousand
+    lines to look at."""
     rules: dict[str, int] = {}
     departments: dict[str, int] = {}
     channels: dict[str, int] = {}
+    campaigns: dict[str, int] = {}
     customers: dict[str, list[dict[str, Any]]] = {}
     for v in found:
         for code in dict.fromkeys(r["code"] for r in v["reasons"]):
@@ -263,6 +265,8 @@ def summarise(found: Sequence[dict[str, Any]], worst: int = WORST_CUSTOMERS) -> 
         dept = v["department"] or ""
         departments[dept] = departments.get(dept, 0) + 1
         channels[v["channel"]] = channels.get(v["channel"], 0) + 1
+        campaign = v["campaign"] or ""
+        campaigns[campaign] = campaigns.get(campaign, 0) + 1
         customers.setdefault(v["customer_id"], []).append(v)
 
     def ranked(counts: dict[str, int], key: str) -> list[dict[str, Any]]:
@@ -273,7 +277,8 @@ def summarise(found: Sequence[dict[str, Any]], worst: int = WORST_CUSTOMERS) -> 
         -len(item[1]), item[1][0]["customer_number"] is None, item[1][0]["customer_number"] or "",
         item[0]))[:worst]
     return {"by_rule": ranked(rules, "rule"), "by_department": ranked(departments, "department"),
-            "by_channel": ranked(channels, "channel"), "customers": len(customers),
+            "by_channel": ranked(channels, "channel"), "by_campaign": ranked(campaigns, "campaign"),
+            "customers": len(customers),
             "worst_customers": [{"customer_id": cid, "customer_number": vs[0]["customer_number"],
                                  "violations": len(vs),
                                  "last_at": max((v["occurred_at"] for v in vs),
