@@ -255,8 +255,9 @@ def cmd_cases(args: argparse.Namespace, journey: Journey) -> int:
     if args.json:
         dump(doc)
     else:
+        head, *table = cases_text(doc["cases"], now, days)
         part = shown(doc, len(doc["cases"]), "cases")
-        print(printable_lines([*cases_text(doc["cases"], now, days), *([part] if part else [])]))
+        print(printable_lines([head, *([f"  {part}"] if part else []), *table]))
     return 0
 
 
@@ -288,8 +289,9 @@ def cmd_promises(args: argparse.Namespace, journey: Journey) -> int:
     if args.json:
         dump(doc)
     else:
+        head, *table = promises_text(doc["promises"], now)
         part = shown(doc, len(doc["promises"]), "promises")
-        print(printable_lines([*promises_text(doc["promises"], now), *([part] if part else [])]))
+        print(printable_lines([head, *([f"  {part}"] if part else []), *table]))
     return 0
 
 
