@@ -58,8 +58,6 @@ COOKIE = "journey_token"
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 #: Facts in one POST: larger loads belong in ``journey append`` (a file, batches, rejects file).
 MAX_FACTS = 10_000
-#: The largest ``offset`` a list takes: far past any list, and within what the database counts in.
-MAX_OFFSET = 1_000_000_000
 #: The scope key under which a request carries what the access log says about it.
 _ACCESS = "journey.access"
 
@@ -180,6 +178,8 @@ Ref = Annotated[str, PathParam(
 Now = Annotated[str | None, Query(
     description="judge clocks at this instant (ISO 8601 with offset, or a date); default now",
     max_length=64)]
+#: The largest ``offset`` a list takes: far past any list, and within what the database counts in.
+MAX_OFFSET = 1_000_000_000
 Limit = Annotated[int, Query(
     ge=1, le=MAX_LIMIT,
     description=f"rows on the page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}); `total` in the "
