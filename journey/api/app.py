@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain import catalogue
-from domain.contact_policy import CHANNELS, PURPOSES
+from domain.contact_policy import CHANNELS, PURPOSES, REASON_CODES
 from domain.errors import InvalidFact
 from journey.api import policy
 from journey.api.policy import HIDDEN, Permission, permitted
@@ -46,9 +46,10 @@ from journey.usecases import cases as case_queries
 from journey.usecases import customers
 from journey.usecases import replay as replay_queries
 from journey.usecases import service as service_queries
-from journey.usecases.contact import ContactQuestionError, UnknownCustomer, contact_decision
+from journey.usecases.contact import ContactQuestionError, UnknownCustomer, contact_decision, violations
 from journey.usecases.customers import LATEST_EVENTS as CUSTOMER_TIMELINE
 from journey.usecases.customers import UnknownPosition
+from journey.usecases.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from journey.usecases.recording import record_facts
 
 access_log = logging.getLogger("journey.api.access")
@@ -205,6 +206,16 @@ Ref = Annotated[str, PathParam(
 Now = Annotated[str | None, Query(
     description="judge clocks at this instant (ISO 8601 with offset, or a date); default now",
     max_length=64)]
+#: The largest ``offset`` a list takes: far past any list, and within what the database counts in.
+MAX_OFFSET = 1_000_000_000
+Limit = Annotated[int, Query(
+    ge=1, le=MAX_LIMIT,
+    description=f"rows on the page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}); `total` in the "
+                "answer counts every matching row")]
+Offset = Annotated[int, Query(
+    ge=0, le=MAX_OFFSET,
+    description="rows to skip before the page (0: from the first); an offset at or past "
+                "`total` gives an empty page, not an error")]
 
 
 def _key(request: Request, token: Token, ref: str, what: str = "reference") -> str:
@@ -427,19 +438,30 @@ def _routes(app: FastAPI, desk: Desk) -> None:
              responses=_errors(401, 403, 404, 422),
              summary="a customer's timeline, newest first, a page at a time",
              description="Events ordered by when they happened (then store position), newest "
-                         "first. `before`: the `next_before` of the previous page (the position "
-                         "of its last event); `next_before` is null on the last page.")
+                         "first. Page with `before` (a cursor: the `next_before` of the previous "
+                         "page, the position of its last event; `next_before` is null on the "
+                         "last page) or `offset` (events to skip from the newest), not both. "
+                         "Every page says its `offset` and the `total` of events.")
     def timeline(ref: Ref, request: Request, token: Reader,
-                 limit: Annotated[int, Query(ge=1, le=500)] = CUSTOMER_TIMELINE,
-                 before: Annotated[int | None, Query(ge=0)] = None) -> Response:
+                 limit: Annotated[int, Query(
+                     ge=1, le=500, description=f"events on the page, 1 to 500 (default "
+                                               f"{CUSTOMER_TIMELINE})")] = CUSTOMER_TIMELINE,
+                 before: Annotated[int | None, Query(
+                     ge=0, description="continue after this event: the previous page's "
+                                       "`next_before`")] = None,
+                 offset: Annotated[int | None, Query(
+                     ge=0, le=MAX_OFFSET,
+                     description="events to skip from the newest (instead of `before`); past "
+                                 "`total`: an empty page")] = None) -> Response:
         key = _key(request, token, ref)
         with desk.fresh() as journey:
             customer_id = _resolve(desk, journey, ref, key)
             try:
                 doc = customers.timeline_page(customer_id, desk.reads.timeline(journey, customer_id),
-                                              desk.reads.position, limit=limit, before=before)
+                                              desk.reads.position, limit=limit, before=before,
+                                              offset=offset)
             except UnknownPosition as error:
-                raise ApiError(422, str(error), {"before": before}) from None
+                raise ApiError(422, str(error), {"before": before, "offset": offset}) from None
         return _doc(token, doc)
 
     @app.get("/api/customers/{ref}/as-of", tags=["customers"],
@@ -499,20 +521,38 @@ def _routes(app: FastAPI, desk: Desk) -> None:
     # ---------------------------------------------------------------- lists
 
     @app.get("/api/cases", tags=["cases"], responses=_errors(401, 403, 404, 422),
-             summary="cases across departments (journey cases --json)")
+             summary="cases across departments, a page at a time (journey cases --json)",
+             description="The cases the filters match, overdue ones first, then open ones, then by "
+                         "opening. `total` counts them all; `cases` holds rows `offset` to "
+                         "`offset + limit - 1`. `counts` has the cases of each state (open, "
+                         "resolved, overdue) among those `department`, `kind` and `customer` "
+                         "match, whatever `status` asks for.")
     def cases(request: Request, token: ListReader, now: Now = None,
-              overdue: bool = False, open: bool = False,
-              department: Annotated[str | None, Query(max_length=100)] = None,
-              kind: Literal[catalogue.CASE_KINDS] | None = None,  # type: ignore[valid-type]
-              customer: Annotated[str | None, Query(max_length=200)] = None,
-              days: Annotated[int | None, Query(ge=1, le=3650)] = None) -> Response:
+              overdue: Annotated[bool, Query(
+                  description="only open complaints past their answer deadline")] = False,
+              open: Annotated[bool, Query(description="only open cases")] = False,
+              status: Annotated[Literal[case_queries.CASE_STATES] | None, Query(  # type: ignore[valid-type]
+                  description="only cases in this state: open, resolved, or overdue (open "
+                              "complaints past their answer deadline)")] = None,
+              department: Annotated[str | None, Query(
+                  max_length=100, description="only cases this department owns")] = None,
+              kind: Annotated[Literal[catalogue.CASE_KINDS] | None, Query(  # type: ignore[valid-type]
+                  description="only cases of this kind")] = None,
+              customer: Annotated[str | None, Query(
+                  max_length=200, description="only this customer's (+34..., @handle, e-mail, "
+                                              "C-number...)")] = None,
+              days: Annotated[int | None, Query(
+                  ge=1, le=3650, description="days a complaint must be answered in (default: "
+                                             "the ledger's)")] = None,
+              limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Response:
         key = _key(request, token, customer, "customer") if customer is not None else None
         with desk.fresh() as journey:
             when, answer_days = _clock(now, days, desk.settings.complaint_days)
             customer_id = _resolve(desk, journey, customer, key) if customer and key else None
             doc = case_queries.list_cases(journey, now=when, days=answer_days, open_only=open,
                                           overdue_only=overdue, department=department, kind=kind,
-                                          customer_id=customer_id)
+                                          customer_id=customer_id, status=status,
+                                          page=Page(offset, limit))
         return _doc(token, doc)
 
     @app.get("/api/cases/{case_ref}", tags=["cases"], responses=_errors(401, 403, 404, 409, 422),
@@ -532,24 +572,48 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         return _doc(token, doc)
 
     @app.get("/api/promises", tags=["cases"], responses=_errors(401, 403, 404, 422),
-             summary="promises departments made (journey promises --json)")
-    def promises(request: Request, token: ListReader, now: Now = None, overdue: bool = False,
-                 open: bool = False,
-                 customer: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+             summary="promises departments made, a page at a time (journey promises --json)",
+             description="The promises the filters match, overdue ones first, then open ones, then "
+                         "by due date. `total` counts them all; `promises` holds rows `offset` "
+                         "to `offset + limit - 1`. `counts` has the promises of each state "
+                         "(open, kept, broken, overdue, unkept) among the customer's (or "
+                         "everybody's), whatever `status` asks for.")
+    def promises(request: Request, token: ListReader, now: Now = None,
+                 overdue: Annotated[bool, Query(
+                     description="only open promises past their due date")] = False,
+                 open: Annotated[bool, Query(description="only open promises")] = False,
+                 status: Annotated[Literal[case_queries.PROMISE_STATES] | None, Query(  # type: ignore[valid-type]
+                     description="only promises in this state: open, kept, broken, overdue (open "
+                                 "past the due date), or unkept (broken or overdue)")] = None,
+                 customer: Annotated[str | None, Query(
+                     max_length=200, description="only this customer's (+34..., @handle, "
+                                                 "e-mail, C-number...)")] = None,
+                 limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Response:
         key = _key(request, token, customer, "customer") if customer is not None else None
         with desk.fresh() as journey:
             when, _ = _clock(now, None, desk.settings.complaint_days, days_too=False)
             customer_id = _resolve(desk, journey, customer, key) if customer and key else None
             doc = case_queries.list_promises(journey, now=when, open_only=open,
-                                             overdue_only=overdue, customer_id=customer_id)
+                                             overdue_only=overdue, customer_id=customer_id,
+                                             status=status, page=Page(offset, limit))
         return _doc(token, doc)
 
     @app.get("/api/inbox", tags=["service"], responses=_errors(401, 403, 422),
-             summary="social mentions waiting for an answer (journey inbox --json)")
+             summary="social mentions waiting for an answer, a page at a time "
+                     "(journey inbox --json)",
+             description="`waiting` holds the waiting mentions `offset` to `offset + limit - 1`, "
+                         "oldest first; `total` counts every waiting one. The first-response "
+                         "figures (`by_network`, `by_department`, `overall`) are over every "
+                         "mention in scope, whatever the page.")
     def inbox(request: Request, token: ListReader,
-              network: Annotated[str | None, Query(max_length=100)] = None,
-              all: bool = False,
-              now: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+              network: Annotated[str | None, Query(
+                  max_length=100, description="only this network (twitter, instagram, ...)")] = None,
+              all: Annotated[bool, Query(
+                  description="every mention, also those not addressed to a brand account")] = False,
+              now: Annotated[str | None, Query(
+                  max_length=64, description="measure ages at this instant (ISO 8601 with "
+                                             "offset); later facts are left out")] = None,
+              limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Response:
         instant = None
         if now is not None:
             try:
@@ -557,7 +621,38 @@ def _routes(app: FastAPI, desk: Desk) -> None:
             except InvalidFact as error:
                 raise ApiError(422, str(error)) from None
         with desk.fresh() as journey:
-            doc = service_queries.inbox(journey, now=instant, network=network, everything=all)
+            doc = service_queries.inbox(journey, now=instant, network=network, everything=all,
+                                        page=Page(offset, limit))
+        return _doc(token, doc)
+
+    @app.get("/api/violations", tags=["contact policy"], responses=_errors(401, 403, 422),
+             summary="past contacts that broke the contact policy, a page at a time "
+                     "(journey violations --json)",
+             description="Every past contact re-decided at its own instant by the policy version "
+                         "in force then. `total` counts the violations the filters match; "
+                         "`summary` counts them all by rule, department and channel and names "
+                         "the customers with the most; `violations` holds rows `offset` to "
+                         "`offset + limit - 1`, by department, campaign and time. The reasons "
+                         "name the customer's phone or e-mail, as the contact decision does, so "
+                         "the endpoint asks the permission to read customers.")
+    def contact_violations(
+            request: Request, token: Reader,
+            since: Annotated[str | None, Query(
+                max_length=64, description="only contacts from this date (YYYY-MM-DD) or ISO "
+                                           "instant on")] = None,
+            department: Annotated[str | None, Query(
+                max_length=100, description="only contacts this department made")] = None,
+            channel: Annotated[Literal[CHANNELS] | None, Query(  # type: ignore[valid-type]
+                description="only contacts on this channel")] = None,
+            rule: Annotated[Literal[REASON_CODES] | None, Query(  # type: ignore[valid-type]
+                description="only contacts that broke this rule (a reason code)")] = None,
+            limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Response:
+        with desk.fresh() as journey:
+            try:
+                doc = violations(journey, since=since, department=department, channel=channel,
+                                 rule=rule, page=Page(offset, limit))
+            except ContactQuestionError as error:
+                raise ApiError(422, str(error).replace("--since", "since"), {"since": since}) from None
         return _doc(token, doc)
 
     @app.get("/api/warranty/{query}", tags=["service"], responses=_errors(401, 403, 404, 422),

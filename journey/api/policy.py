@@ -35,7 +35,8 @@ ROLES: Final = (*DEPARTMENTS, AUDITOR, ANALYST, ADMIN)
 
 
 class Permission(StrEnum):
-    #: /api/customers/{ref}, its timeline and can-contact: one person's data.
+    #: /api/customers/{ref}, its timeline and can-contact: one person's data; /api/violations
+    #: (its reasons name people's phones and e-mails, as can-contact's do).
     READ_CUSTOMERS = "read customers"
     #: cases, promises, inbox, warranty: the departments' work lists (aggregates and cases).
     READ_LISTS = "read lists"

@@ -18,8 +18,11 @@ from zoneinfo import ZoneInfo
 from domain import catalogue
 from journey.bootstrap import Journey
 from journey.cli.output import dump
+from journey.cli.paging import add_paging, page_of, shown
 from journey.cli.textview import printable_lines
 from journey.usecases.cases import (
+    CASE_STATES,
+    PROMISE_STATES,
     Unknown,
     UsageError,
     answer_days,
@@ -247,11 +250,14 @@ def cmd_cases(args: argparse.Namespace, journey: Journey) -> int:
     except (UsageError, Unknown) as error:
         return _fail("cases", error)
     doc = list_cases(journey, now=now, days=days, open_only=args.open, overdue_only=args.overdue,
-                     department=args.department, kind=args.kind, customer_id=customer_id)
+                     department=args.department, kind=args.kind, customer_id=customer_id,
+                     status=args.status, page=page_of(args))
     if args.json:
         dump(doc)
     else:
-        print(printable_lines(cases_text(doc["cases"], now, days)))
+        head, *table = cases_text(doc["cases"], now, days)
+        part = shown(doc, len(doc["cases"]), "cases")
+        print(printable_lines([head, *([f"  {part}"] if part else []), *table]))
     return 0
 
 
@@ -279,11 +285,13 @@ def cmd_promises(args: argparse.Namespace, journey: Journey) -> int:
     except (UsageError, Unknown) as error:
         return _fail("promises", error)
     doc = list_promises(journey, now=now, open_only=args.open, overdue_only=args.overdue,
-                        customer_id=customer_id)
+                        customer_id=customer_id, status=args.status, page=page_of(args))
     if args.json:
         dump(doc)
     else:
-        print(printable_lines(promises_text(doc["promises"], now)))
+        head, *table = promises_text(doc["promises"], now)
+        part = shown(doc, len(doc["promises"]), "promises")
+        print(printable_lines([head, *([f"  {part}"] if part else []), *table]))
     return 0
 
 
@@ -299,7 +307,10 @@ def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, 
     p.add_argument("--kind", choices=catalogue.CASE_KINDS)
     p.add_argument("--customer", help="only this customer's (+34..., @handle, e-mail, C-number...)")
     p.add_argument("--now", help=now_help)
+    p.add_argument("--status", choices=CASE_STATES,
+                   help="only cases in this state (overdue: open complaints past their deadline)")
     p.add_argument("--days", type=int, help=days_help)
+    add_paging(p, "cases")
     p.add_argument("--json", action="store_true")
     commands["cases"] = cmd_cases
 
@@ -314,6 +325,9 @@ def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, 
     p.add_argument("--open", action="store_true", help="only open promises")
     p.add_argument("--overdue", action="store_true", help="only open promises past their due date")
     p.add_argument("--customer", help="only this customer's (+34..., @handle, e-mail, C-number...)")
+    p.add_argument("--status", choices=PROMISE_STATES,
+                   help="only promises in this state (unkept: broken, or open past their due date)")
     p.add_argument("--now", help=now_help)
+    add_paging(p, "promises")
     p.add_argument("--json", action="store_true")
     commands["promises"] = cmd_promises

@@ -15,9 +15,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from domain.contact_policy import CHANNELS, PURPOSES
+from domain.contact_policy import CHANNELS, PURPOSES, REASON_CODES
 from journey.bootstrap import Journey
 from journey.cli.output import dump
+from journey.cli.paging import add_paging, page_of, shown
 from journey.cli.textview import say, when
 from journey.usecases.contact import (
     ContactQuestionError,
@@ -31,6 +32,8 @@ from journey.usecases.contact import (
 )
 
 EXIT_DENIED = 4
+#: Lines per table of the violations summary (the JSON has every one).
+SUMMARY_ROWS = 10
 
 
 def cmd_can_contact(args: argparse.Namespace, journey: Journey) -> int:
@@ -68,18 +71,65 @@ def cmd_can_contact(args: argparse.Namespace, journey: Journey) -> int:
 
 def cmd_violations(args: argparse.Namespace, journey: Journey) -> int:
     try:
-        doc = violations(journey, since=args.since, policy=args.policy)
+        doc = violations(journey, since=args.since, policy=args.policy, department=args.department,
+                         channel=args.channel, rule=args.rule, page=page_of(args))
     except ContactQuestionError as error:
         print(f"journey violations: {error}", file=sys.stderr)
         return 2
     if args.json:
         dump(doc)
-        return 0
-    found = doc["violations"]
+    elif args.all or args.limit is not None or args.offset:
+        violations_list(doc)
+    else:
+        violations_summary(doc)
+    return 0
+
+
+def _headline(doc: dict[str, Any]) -> str:
     versions = ", ".join(doc["policy_versions"])
-    say(f"{len(found)} of {doc['checked']} contacts broke the contact policy (versions {versions}, "
-        "each contact judged by the version in force then)"
-        + (f" since {args.since}" if args.since else ""))
+    narrowed = [f"{k} {doc[k]}" for k in ("department", "channel", "rule") if doc[k]]
+    return (f"{doc['total']:,} of {doc['checked']:,} contacts broke the contact policy (versions "
+            f"{versions}, each contact judged by the version in force then)"
+            + (f" since {doc['since']}" if doc["since"] else "")
+            + (f"; only {', '.join(narrowed)}" if narrowed else ""))
+
+
+def violations_summary(doc: dict[str, Any]) -> None:
+    """What ``journey violations`` prints without ``--all``: the counts a person reads first."""
+    summary = doc["summary"]
+    say(_headline(doc))
+    if not doc["total"]:
+        return
+    for title, rows, key in (("By rule (a contact that broke two rules counts under both)",
+                              summary["by_rule"], "rule"),
+                             ("By department", summary["by_department"], "department"),
+                             ("By channel", summary["by_channel"], "channel"),
+                             ("By campaign", summary["by_campaign"], "campaign")):
+        say("", title)
+        top = rows[:SUMMARY_ROWS]
+        width = max(len(r[key] or "(none)") for r in top)
+        for r in top:
+            say(f"  {(r[key] or '(none)'):<{width}}  {r['violations']:>7,}")
+        if len(rows) > len(top):
+            rest = sum(r["violations"] for r in rows[len(top):])
+            say(f"  and {len(rows) - len(top):,} more {key}s with {rest:,}")
+    worst = summary["worst_customers"]
+    say("", f"The {len(worst)} customers with the most (of {summary['customers']:,} with any)")
+    width = max(len(c["customer_number"] or c["customer_id"]) for c in worst)
+    for c in worst:
+        say(f"  {c['customer_number'] or c['customer_id']:<{width}}  {c['violations']:>7,}  "
+            f"last {when(c['last_at'])}")
+    say("", "Every violation: journey violations --all (--limit N --offset N for a part); "
+            "narrow with --department, --channel or --rule; --json for machines")
+
+
+def violations_list(doc: dict[str, Any]) -> None:
+    """Every violation of the page, grouped per department and campaign (``--all``)."""
+    found = doc["violations"]
+    say(_headline(doc))
+    part = shown(doc, len(found), "violations")
+    if part:
+        say(part)
     for (department, campaign), group in itertools.groupby(
             found, key=lambda v: (v["department"], v["campaign"])):
         items = list(group)
@@ -91,7 +141,6 @@ def cmd_violations(args: argparse.Namespace, journey: Journey) -> int:
                 f"by {v['agent'] or '?'}: {codes}")
             for r in v["reasons"]:
                 say(f"      - {r['message']}")
-    return 0
 
 
 def cmd_exclusions(args: argparse.Namespace, journey: Journey) -> int:
@@ -126,8 +175,17 @@ def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, 
     p.add_argument("--json", action="store_true")
     commands["can-contact"] = cmd_can_contact
 
-    p = subparsers.add_parser("violations", help="past contacts that broke the contact policy")
+    p = subparsers.add_parser(
+        "violations", help="past contacts that broke the contact policy: a summary, or --all")
     p.add_argument("--since", help="only contacts from this date (or ISO instant) on")
+    p.add_argument("--all", action="store_true",
+                   help="list every violation (default: counts by rule, department and channel, "
+                        "and the customers with the most)")
+    p.add_argument("--department", help="only contacts this department made")
+    p.add_argument("--channel", choices=CHANNELS, help="only contacts on this channel")
+    p.add_argument("--rule", choices=REASON_CODES,
+                   help="only contacts that broke this rule (a reason code)")
+    add_paging(p, "violations")
     p.add_argument("--policy", help="policy file (env JOURNEY_POLICY, default journey/contact-policy.toml)")
     p.add_argument("--json", action="store_true")
     commands["violations"] = cmd_violations

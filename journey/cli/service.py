@@ -20,6 +20,7 @@ from domain import catalogue
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.cli.output import dump
+from journey.cli.paging import add_paging, page_of, shown
 from journey.cli.textview import printable_lines, when
 from journey.usecases.service import inbox, warranty
 
@@ -62,7 +63,10 @@ def render_inbox(doc: dict[str, Any]) -> str:
     scope = "every mention" if doc["all"] else "mentions to the brand"
     if doc["network"]:
         scope += f" on {doc['network']}"
-    out = [f"Social inbox ({scope}), as of {doc['now']}: {len(waiting)} waiting for an answer"]
+    out = [f"Social inbox ({scope}), as of {doc['now']}: {doc['total']} waiting for an answer"]
+    part = shown(doc, len(waiting), "waiting mentions")
+    if part:
+        out.append(f"  {part}")
     for m in waiting:
         who = " ".join(str(x) for x in (m["customer_number"], m["name"]) if x) or "prospect"
         case = f"  [case {m['case_id']}]" if m["case_id"] else ""
@@ -86,7 +90,7 @@ def cmd_inbox(args: argparse.Namespace, journey: Journey) -> int:
         except InvalidFact as error:
             print(f"journey inbox: {error}", file=sys.stderr)
             return 2
-    doc = inbox(journey, now=now, network=args.network, everything=args.all)
+    doc = inbox(journey, now=now, network=args.network, everything=args.all, page=page_of(args))
     if args.json:
         dump(doc)
     else:
@@ -157,6 +161,7 @@ def register(subparsers: Any, commands: dict[str, Callable[[argparse.Namespace, 
                    help="every mention, also those not addressed to a brand account")
     p.add_argument("--now", help="the instant to measure ages at, ISO 8601 with offset "
                                  "(default: now); later facts are left out")
+    add_paging(p, "waiting mentions")
     p.add_argument("--json", action="store_true")
     commands["inbox"] = cmd_inbox
 

@@ -812,36 +812,86 @@ function transfersSection(c, history) {
 
 // ---------------------------------------------------------------- lists: cases, promises
 
+// One page of a list at a time (GET ...?limit=&offset=): "1-100 of 2,412" and the way to the
+// previous and next pages, linkable as #/cases?offset=100 (the filters stay in the address).
+const LIST_PAGE = 100;
+
+function listOffset(params) {
+  const n = Number.parseInt(params.get("offset") || "0", 10);
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+function count(n) {
+  return typeof n === "number" ? n.toLocaleString("en") : "?";
+}
+
+/** The page's place in the list and previous/next links; `at(offset)` is the page's address. */
+function pager(doc, shown, at, id) {
+  const total = typeof doc.total === "number" ? doc.total : shown;
+  const offset = typeof doc.offset === "number" ? doc.offset : 0;
+  const limit = typeof doc.limit === "number" ? doc.limit : LIST_PAGE;
+  const range = shown ? `${count(offset + 1)}-${count(offset + shown)} of ${count(total)}`
+    : total ? `nothing from ${count(offset + 1)}: there are ${count(total)}` : "none";
+  const link = (cls, to, text, rel) => h(`a.${cls}`, { href: at(to), rel }, text);
+  return h(`nav.tabs.pager#${id}`, { "aria-label": "pages of the list" },
+    offset > 0 ? link("pager-prev", Math.max(0, Math.min(offset - limit, total - limit)), "← Previous", "prev") : null,
+    h("span.pager-range", { role: "status" }, range),
+    offset + shown < total ? link("pager-next", offset + limit, "Next →", "next") : null);
+}
+
+/** Links to each state of a list, with how many rows are in it (the document's `counts`). */
+function stateTabs(id, states, current, counts, at) {
+  return h(`nav.tabs#${id}`, { "aria-label": "show" }, states.map(([value, label, n]) => h("a", {
+    href: at(value), class: value === current ? "on" : "", "data-state": value,
+    "aria-current": value === current ? "page" : null,
+  }, n === undefined ? label : `${label} (${count(n)})`)));
+}
+
 async function casesPage(el, current, params) {
-  const overdue = params.get("overdue") === "1" || params.get("overdue") === "true";
-  const open = params.get("open") === "1" || params.get("open") === "true";
+  // #/cases?overdue=1 and ?open=1 are older addresses of two of the states.
+  const legacy = params.get("overdue") === "1" || params.get("overdue") === "true" ? "overdue"
+    : params.get("open") === "1" || params.get("open") === "true" ? "open" : "";
+  const state = ["open", "resolved", "overdue"].includes(params.get("status")) ? params.get("status") : legacy;
   const dept = params.get("department") || "";
-  const qs = new URLSearchParams();
-  if (overdue) qs.set("overdue", "true");
-  if (open) qs.set("open", "true");
+  const kind = params.get("kind") || "";
+  const offset = listOffset(params);
+  const qs = new URLSearchParams({ limit: String(LIST_PAGE), offset: String(offset) });
+  if (state) qs.set("status", state);
   if (dept) qs.set("department", dept);
-  const doc = await api(`/api/cases${qs.toString() ? "?" + qs : ""}`);
+  if (kind) qs.set("kind", kind);
+  const doc = await api(`/api/cases?${qs}`);
   if (!current()) return;
   const rows = Array.isArray(doc) ? doc : (doc && doc.cases) || [];
-  const setParam = (k, v) => {
+  const address = (changes) => {
     const p = new URLSearchParams(params);
-    if (v) p.set(k, v); else p.delete(k);
-    go(`#/cases${p.toString() ? "?" + p : ""}`);
+    p.delete("overdue");
+    p.delete("open");
+    if (state) p.set("status", state);
+    p.delete("offset");
+    for (const [k, v] of Object.entries(changes)) { if (v) p.set(k, v); else p.delete(k); }
+    return `#/cases${p.toString() ? "?" + p : ""}`;
   };
+  const counts = (doc && doc.counts) || {};
+  const allCount = typeof counts.open === "number" && typeof counts.resolved === "number" ? counts.open + counts.resolved : undefined;
+  const tabs = stateTabs("case-states", [["", "All", allCount], ["open", "Open", counts.open],
+    ["overdue", "Overdue complaints", counts.overdue], ["resolved", "Resolved", counts.resolved]],
+  state, counts, (v) => address({ status: v }));
   const filters = h("form.filters", { onsubmit: (e) => e.preventDefault() },
-    h("label", h("input#f-overdue", { type: "checkbox", checked: overdue, onchange: (e) => setParam("overdue", e.target.checked ? "1" : "") }), " overdue complaints only"),
-    h("label", h("input#f-open", { type: "checkbox", checked: open, onchange: (e) => setParam("open", e.target.checked ? "1" : "") }), " open only"),
-    h("label", "department ", h("select#f-dept", { onchange: (e) => setParam("department", e.target.value) },
+    h("label", "department ", h("select#f-dept", { onchange: (e) => go(address({ department: e.target.value })) },
       h("option", { value: "" }, "all"),
-      Object.keys(DEPARTMENTS).map((d) => h("option", { value: d, selected: d === dept }, deptName(d))))));
-  const LIMIT = 500;
+      Object.keys(DEPARTMENTS).map((d) => h("option", { value: d, selected: d === dept }, deptName(d))))),
+    h("label", "kind ", h("select#f-kind", { onchange: (e) => go(address({ kind: e.target.value })) },
+      h("option", { value: "" }, "all"),
+      ["complaint", "incident", "request", "warranty"].map((k) => h("option", { value: k, selected: k === kind }, k)))));
+  const total = typeof doc.total === "number" ? doc.total : rows.length;
+  const at = (o) => { const a = address({}); return `${a}${a.includes("?") ? "&" : "?"}offset=${o}`; };
   el.replaceChildren(h("section.list-page#cases-page",
-    h("h1", svg("case", "icon"), overdue ? " Complaints past their answer deadline" : " Cases"),
-    h("p.lead", `${rows.length} case${rows.length === 1 ? "" : "s"}${dept ? ` owned by ${deptName(dept)}` : ""}. Complaints must be answered within ${(doc && doc.answer_days) || 15} days.`),
-    filters,
-    rows.length ? h("table.list",
+    h("h1", svg("case", "icon"), state === "overdue" ? " Complaints past their answer deadline" : " Cases"),
+    h("p.lead", `${count(total)} ${state ? state + " " : ""}case${total === 1 ? "" : "s"}${dept ? ` owned by ${deptName(dept)}` : ""}. Complaints must be answered within ${(doc && doc.answer_days) || 15} days.`),
+    tabs, filters,
+    rows.length ? [pager(doc, rows.length, at, "cases-pager-top"), h("table.list",
       h("thead", h("tr", ["Case", "Customer", "Subject", "With", "Opened", "Deadline", "Flags"].map((t) => h("th", t)))),
-      h("tbody", rows.slice(0, LIMIT).map((r) => h(`tr${r.overdue ? ".overdue" : ""}`,
+      h("tbody", rows.map((r) => h(`tr${r.overdue ? ".overdue" : ""}`,
         h("td", h("a", { href: `#/case/${enc(r.case_id || r.tracking_key)}` }, r.case_id || r.tracking_key), h("div.small.mono", r.tracking_key || "")),
         h("td", customerLink(r)),
         h("td", h("span.badge", r.kind || "case"), " ", quote(r.subject, "")),
@@ -852,8 +902,9 @@ async function casesPage(el, current, params) {
         h("td.flags", (r.status || "").toUpperCase(), " ",
           r.transfers ? h("span.badge.grey", `${r.transfers} transfer${r.transfers > 1 ? "s" : ""}`) : null,
           r.contradictions ? h("span.badge.red", "contradiction") : null,
-          r.late_events ? h("span.badge.amber", `${r.late_events} late`) : null))))) : h("p.muted", "No cases match."),
-    rows.length > LIMIT ? h("p.muted", `Showing the first ${LIMIT}.`) : null));
+          r.late_events ? h("span.badge.amber", `${r.late_events} late`) : null))))),
+    pager(doc, rows.length, at, "cases-pager")]
+      : [h("p.muted", total ? "No cases on this page." : "No cases match."), total ? pager(doc, 0, at, "cases-pager") : null]));
 }
 
 function customerLink(r) {
@@ -868,46 +919,86 @@ function customerLink(r) {
 }
 
 async function promisesPage(el, current, params) {
-  const all = params.get("all") === "1";
-  const doc = await api(`/api/promises${all ? "" : "?overdue=true"}`);
+  // The default is what the home page's tile promises: those not kept, broken or overdue.
+  // (#/promises?all=1 is the older address of every promise.)
+  const STATES = ["unkept", "overdue", "broken", "open", "kept", "all"];
+  const asked = params.get("status") || (params.get("all") === "1" ? "all" : "unkept");
+  const state = STATES.includes(asked) ? asked : "unkept";
+  const offset = listOffset(params);
+  const qs = new URLSearchParams({ limit: String(LIST_PAGE), offset: String(offset) });
+  if (state !== "all") qs.set("status", state);
+  const doc = await api(`/api/promises?${qs}`);
   if (!current()) return;
   const rows = Array.isArray(doc) ? doc : (doc && doc.promises) || [];
+  const counts = (doc && doc.counts) || {};
+  const address = (s, o) => `#/promises?status=${s}${o ? `&offset=${o}` : ""}`;
+  const allCount = ["open", "kept", "broken"].every((k) => typeof counts[k] === "number") ? counts.open + counts.kept + counts.broken : undefined;
+  const tabs = stateTabs("promise-states", [["unkept", "Not kept", counts.unkept], ["overdue", "Overdue", counts.overdue],
+    ["broken", "Broken", counts.broken], ["open", "Open", counts.open], ["kept", "Kept", counts.kept], ["all", "All", allCount]],
+  state, counts, (s) => address(s, 0));
+  const titles = { unkept: " Promises not kept", overdue: " Promises past their due date", broken: " Promises broken",
+    open: " Open promises", kept: " Promises kept", all: " Promises" };
+  const total = typeof doc.total === "number" ? doc.total : rows.length;
+  const at = (o) => address(state, o);
+  const badge = (p) => h(`span.badge.${p.status === "broken" ? "red" : p.status === "kept" ? "green" : "grey"}`, (p.status || "?").toUpperCase());
   el.replaceChildren(h("section.list-page#promises-page",
-    h("h1", svg("promise", "icon"), all ? " Promises" : " Promises not kept by their due date"),
-    h("p.lead", `${rows.length} promise${rows.length === 1 ? "" : "s"}. One department's promise is the company's promise.`),
-    h("p", all ? h("a", { href: "#/promises" }, "Show overdue only") : h("a", { href: "#/promises?all=1" }, "Show all promises")),
-    rows.length ? h("table.list",
+    h("h1", svg("promise", "icon"), titles[state]),
+    h("p.lead", `${count(total)} promise${total === 1 ? "" : "s"}${state === "unkept" ? " broken or past their due date" : ""}. One department's promise is the company's promise.`),
+    tabs,
+    rows.length ? [pager(doc, rows.length, at, "promises-pager-top"), h("table.list",
       h("thead", h("tr", ["Promise", "Customer", "What was promised", "Due", "Promised by", "Case"].map((t) => h("th", t)))),
-      h("tbody", rows.slice(0, 500).map((p) => h(`tr${p.overdue ? ".overdue" : ""}`,
-        h("td", p.promise_id || "", h("div.small", (p.status || "").toUpperCase())),
+      h("tbody", rows.map((p) => h(`tr${p.overdue || p.status === "broken" ? ".overdue" : ""}`,
+        h("td", p.promise_id || "", h("div.small", badge(p))),
         h("td", customerLink(p)),
         h("td", quote(p.what, "")),
         h("td", p.due_by ? shortDate(p.due_by) : "—", p.overdue ? h("div", h("span.badge.red", `OVERDUE ${duration(p.overdue_s)}`)) : null),
-        h("td", deptBadge(p.made_department, p.made_agent), h("div.small", when(p.made_at))),
-        h("td", p.case_id ? h("a", { href: `#/case/${enc(p.case_id)}` }, p.case_id) : h("span.muted", "—")))))) : h("p.muted", "Nothing overdue.")));
+        h("td", deptBadge(p.made_department, p.made_agent), h("div.small", when(p.made_at)),
+          p.closed_at ? h("div.small", `${p.status === "kept" ? "kept" : "broken"} `, when(p.closed_at)) : null),
+        h("td", p.case_id ? h("a", { href: `#/case/${enc(p.case_id)}` }, p.case_id) : h("span.muted", "—")))))),
+    pager(doc, rows.length, at, "promises-pager")]
+      : [h("p.muted", total ? "No promises on this page." : state === "unkept" ? "Every promise is kept or still on time." : "No promises match."),
+        total ? pager(doc, 0, at, "promises-pager") : null]));
 }
 
 // ---------------------------------------------------------------- inbox
 
 async function inboxPage(el, current, network) {
-  const doc = await api(`/api/inbox${network ? `?network=${enc(network)}` : ""}`);
+  const { params } = route();
+  const everything = params.get("all") === "1";
+  const offset = listOffset(params);
+  const qs = new URLSearchParams({ limit: String(LIST_PAGE), offset: String(offset) });
+  if (network) qs.set("network", network);
+  if (everything) qs.set("all", "true");
+  const doc = await api(`/api/inbox?${qs}`);
   if (!current()) return;
   const waiting = Array.isArray(doc.waiting) ? doc.waiting : [];
   const nets = Array.isArray(doc.by_network) ? doc.by_network : [];
   const o = doc.overall || {};
+  const base = (net) => `#/inbox${net ? `/${enc(net)}` : ""}`;
+  const address = (net, o2, all = everything) => {
+    const p = new URLSearchParams();
+    if (all) p.set("all", "1");
+    if (o2) p.set("offset", String(o2));
+    return `${base(net)}${p.toString() ? "?" + p : ""}`;
+  };
   const stat = (label, value) => h("div.stat", h("div.stat-value", value), h("div.stat-label", label));
+  const total = typeof doc.total === "number" ? doc.total : waiting.length;
   el.replaceChildren(h("section.list-page#inbox-page",
     h("h1", svg("social", "icon"), " Social inbox: mentions nobody answered"),
-    h("nav.tabs", h("a", { href: "#/inbox", class: network ? "" : "on" }, "All networks"),
-      nets.map((n) => h("a", { href: `#/inbox/${enc(n.network)}`, class: network === n.network ? "on" : "" },
+    h("nav.tabs", h("a", { href: address("", 0), class: network ? "" : "on" }, "All networks"),
+      nets.map((n) => h("a", { href: address(n.network, 0), class: network === n.network ? "on" : "" },
         `${networkName(n.network)} (${n.waiting ?? 0})`))),
+    h("form.filters", { onsubmit: (e) => e.preventDefault() },
+      h("label", h("input#f-all-mentions", { type: "checkbox", checked: everything, onchange: (e) => go(address(network, 0, e.target.checked)) }),
+        " also mentions not addressed to the brand")),
     h("div.stats",
-      stat("waiting for an answer", String(o.waiting ?? waiting.length)),
-      stat("answered", String(o.answered ?? "—")),
+      stat("waiting for an answer", count(o.waiting ?? total)),
+      stat("answered", count(o.answered)),
       stat("typical first answer (median)", duration(o.median_s)),
       stat("slowest 10% take over", duration(o.p90_s)),
       stat("oldest waiting", duration(o.oldest_waiting_s))),
-    waiting.length ? h("ol.inbox#inbox-list", waiting.slice(0, 500).map((m) => h("li.mention-card", { "data-network": m.network || "" },
+    waiting.length ? pager(doc, waiting.length, (o2) => address(network, o2), "inbox-pager-top") : null,
+    waiting.length ? h("ol.inbox#inbox-list", { start: String(offset + 1) }, waiting.map((m) => h("li.mention-card", { "data-network": m.network || "" },
       h("div.mention-head", svg("social", "icon"), " ", h("b", networkName(m.network)), " ",
         isHidden(m, "handle") ? hiddenTag("handle") : h("span.handle", m.handle || ""), m.to ? h("span.muted", ` → ${m.to}`) : null,
         h("span.badge.red.waited", `waiting ${duration(m.age_s)}`)),
@@ -915,8 +1006,9 @@ async function inboxPage(el, current, network) {
       h("div.small", when(m.occurred_at), " · ",
         refOf(m.customer_number, m.customer_id) ? customerLink(m) : h("span.muted", "not a known customer"),
         m.case_id ? [" · ", h("a", { href: `#/case/${enc(m.case_id)}` }, `case ${m.case_id}`), m.case_status ? ` (${m.case_status})` : ""] : null,
-        m.department ? [" · ", deptBadge(m.department)] : null)))) : h("p.muted", "Nobody is waiting. Well done."),
-    waiting.length > 500 ? h("p.muted", "Showing the oldest 500.") : null,
+        m.department ? [" · ", deptBadge(m.department)] : null))))
+      : h("p.muted", total ? "No mentions on this page." : "Nobody is waiting. Well done."),
+    waiting.length || total ? pager(doc, waiting.length, (o2) => address(network, o2), "inbox-pager") : null,
     h("p.small.muted", "Oldest first. Answer on the network, then the reply is recorded with the mention it answers.")));
 }
 

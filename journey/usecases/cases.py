@@ -11,13 +11,14 @@ here.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from domain import catalogue
 from domain.errors import InvalidFact
 from journey.references import reference_key
 from journey.system import System
+from journey.usecases.paging import EVERYTHING, Page
 from projections import cases as rules
 
 DEFAULT_TIMEZONE = "Europe/Madrid"  # the customer view's default (projections/customer_view.py)
@@ -84,10 +85,11 @@ _CUSTOMER = ("LEFT JOIN (SELECT customer_id, customer_number, name, timezone FRO
              "USING (customer_id)")
 
 
-def _filters(equal: dict[str, str | None], open_only: bool, overdue_only: bool
-             ) -> tuple[str, list[str]]:
+def _filters(equal: dict[str, str | None], open_only: bool, overdue_only: bool,
+             status: str | None = None) -> tuple[str, list[str]]:
     """The WHERE clause over a list query's columns (``equal``: column -> value, None for any)
-    and its parameters; the column names are this module's own, never the caller's text."""
+    and its parameters; the column names are this module's own, never the caller's text.
+    ``status`` is one of :data:`CASE_STATES` or :data:`PROMISE_STATES`."""
     where, params = [], []
     for column, value in equal.items():
         if value is not None:
@@ -97,17 +99,30 @@ def _filters(equal: dict[str, str | None], open_only: bool, overdue_only: bool
         where.append("status = 'open'")
     if overdue_only:
         where.append("overdue")
+    if status is not None:
+        where.append(_STATE_SQL[status])
     return ("WHERE " + " AND ".join(where) if where else ""), params
 
 
-def query_cases(system: System, *, now: datetime | None, days: int, open_only: bool = False,
-                overdue_only: bool = False, department: str | None = None, kind: str | None = None,
-                customer_id: str | None = None, case_id: str | None = None) -> list[dict[str, Any]]:
-    """Rows of the ``cases`` table with the clock-dependent columns computed at ``now``."""
-    where, params = _filters({"owner_department": department, "kind": kind,
-                              "customer_id": customer_id, "case_id": case_id},
-                             open_only, overdue_only)
-    sql = f"""
+#: What ``status`` may ask of a case: its own status, or open and past its answer deadline.
+CASE_STATES: Final = ("open", "resolved", "overdue")
+#: What ``status`` may ask of a promise; ``unkept``: broken, or open past its due instant (what
+#: the console's "Promises not kept" lists).
+PROMISE_STATES: Final = ("open", "kept", "broken", "overdue", "unkept")
+_STATE_SQL: Final = {"open": "status = 'open'", "resolved": "status = 'resolved'",
+                     "kept": "status = 'kept'", "broken": "status = 'broken'", "overdue": "overdue",
+                     "unkept": "(status = 'broken' OR overdue)"}
+
+
+def _check_state(status: str | None, states: tuple[str, ...]) -> None:
+    if status is not None and status not in states:
+        raise UsageError(f"status: {status!r} is not one of {', '.join(states)}")
+
+
+def _cases_sql(where: str) -> str:
+    """Every case with its clock-dependent columns, filtered by ``where``; parameters: the
+    answer days, now, the answer days again, then ``where``'s."""
+    return f"""
         WITH c AS (
             SELECT *, CASE WHEN kind = 'complaint' AND opened_at IS NOT NULL
                            THEN opened_at + to_seconds(CAST(? AS BIGINT) * 86400) END AS due,
@@ -131,19 +146,13 @@ def query_cases(system: System, *, now: datetime | None, days: int, open_only: b
                    c.transfers, c.notes, c.responses, c.reopened, c.late_events, c.contradictions,
                    c.last_activity_at
             FROM c {_CUSTOMER}) AS q
-        {where}
-        ORDER BY overdue DESC, status = 'open' DESC, opened_at NULLS LAST, case_id"""
-    cursor = system.projections.con.execute(sql, [days, now, days, *params])
-    return [_localised(row) for row in _rows(cursor)]
+        {where}"""
 
 
-def query_promises(system: System, *, now: datetime | None, open_only: bool = False,
-                   overdue_only: bool = False, customer_id: str | None = None,
-                   case_id: str | None = None) -> list[dict[str, Any]]:
-    """Rows of the ``promises`` table with ``overdue`` computed at ``now``."""
-    where, params = _filters({"customer_id": customer_id, "case_id": case_id},
-                             open_only, overdue_only)
-    sql = f"""
+def _promises_sql(where: str) -> str:
+    """Every promise with ``overdue`` computed, filtered by ``where``; parameters: now three
+    times, then ``where``'s."""
+    return f"""
         SELECT * FROM (
             SELECT p.customer_id, cu.customer_number, cu.name AS customer_name,
                    coalesce(cu.timezone, '{DEFAULT_TIMEZONE}') AS timezone,
@@ -156,10 +165,53 @@ def query_promises(system: System, *, now: datetime | None, open_only: bool = Fa
                    p.made_at, p.made_department, p.made_agent,
                    p.closed_at, p.closed_department, p.closed_agent
             FROM promises p {_CUSTOMER}) AS q
-        {where}
-        ORDER BY overdue DESC, status = 'open' DESC, due_at NULLS LAST, promise_id"""
-    cursor = system.projections.con.execute(sql, [now, now, now, *params])
+        {where}"""
+
+
+#: The lists' order: what needs doing first, then a unique key, so that pages never overlap.
+_CASE_ORDER = " ORDER BY overdue DESC, status = 'open' DESC, opened_at NULLS LAST, case_id, customer_id"
+_PROMISE_ORDER = (" ORDER BY overdue DESC, status = 'open' DESC, due_at NULLS LAST, promise_id, "
+                  "customer_id")
+
+
+def query_cases(system: System, *, now: datetime | None, days: int, open_only: bool = False,
+                overdue_only: bool = False, department: str | None = None, kind: str | None = None,
+                customer_id: str | None = None, case_id: str | None = None,
+                status: str | None = None, page: Page = EVERYTHING) -> list[dict[str, Any]]:
+    """Rows of the ``cases`` table with the clock-dependent columns computed at ``now``
+    (``page`` of them)."""
+    _check_state(status, CASE_STATES)
+    where, params = _filters({"owner_department": department, "kind": kind,
+                              "customer_id": customer_id, "case_id": case_id},
+                             open_only, overdue_only, status)
+    cut, cut_params = page.sql()
+    cursor = system.projections.con.execute(_cases_sql(where) + _CASE_ORDER + cut,
+                                            [days, now, days, *params, *cut_params])
     return [_localised(row) for row in _rows(cursor)]
+
+
+def query_promises(system: System, *, now: datetime | None, open_only: bool = False,
+                   overdue_only: bool = False, customer_id: str | None = None,
+                   case_id: str | None = None, status: str | None = None,
+                   page: Page = EVERYTHING) -> list[dict[str, Any]]:
+    """Rows of the ``promises`` table with ``overdue`` computed at ``now`` (``page`` of them)."""
+    _check_state(status, PROMISE_STATES)
+    where, params = _filters({"customer_id": customer_id, "case_id": case_id},
+                             open_only, overdue_only, status)
+    cut, cut_params = page.sql()
+    cursor = system.projections.con.execute(_promises_sql(where) + _PROMISE_ORDER + cut,
+                                            [now, now, now, *params, *cut_params])
+    return [_localised(row) for row in _rows(cursor)]
+
+
+def _counts(system: System, sql: str, params: list[Any], states: tuple[str, ...]
+            ) -> tuple[int, dict[str, int]]:
+    """How many rows ``sql`` (a list's query, without the state filters) holds in all and in
+    each state: the numbers a console shows beside its filters."""
+    columns = "".join(f", count(*) FILTER (WHERE {_STATE_SQL[s]})" for s in states)
+    total, *each = system.projections.con.execute(
+        f"SELECT count(*){columns} FROM ({sql}) AS s", params).fetchall()[0]
+    return int(total), {s: int(n) for s, n in zip(states, each, strict=True)}
 
 
 def _localised(row: dict[str, Any]) -> dict[str, Any]:
@@ -171,22 +223,43 @@ def _localised(row: dict[str, Any]) -> dict[str, Any]:
 
 def list_cases(system: System, *, now: datetime | None, days: int, open_only: bool = False,
                overdue_only: bool = False, department: str | None = None, kind: str | None = None,
-               customer_id: str | None = None) -> dict[str, Any]:
-    """What ``journey cases --json`` prints: the cases judged at ``now`` and the instant and
-    deadline they were judged by."""
+               customer_id: str | None = None, status: str | None = None,
+               page: Page = EVERYTHING) -> dict[str, Any]:
+    """What ``journey cases --json`` prints: the cases judged at ``now`` (``page`` of them),
+    the instant and deadline they were judged by, ``total`` (every case the filters match) and
+    ``counts``: the cases of each state (:data:`CASE_STATES`) among those the department, kind
+    and customer filters match, whatever state was asked for."""
+    _check_state(status, CASE_STATES)
     rows = query_cases(system, now=now, days=days, open_only=open_only, overdue_only=overdue_only,
-                       department=department, kind=kind, customer_id=customer_id)
+                       department=department, kind=kind, customer_id=customer_id, status=status,
+                       page=page)
+    where, params = _filters({"owner_department": department, "kind": kind,
+                              "customer_id": customer_id}, open_only, overdue_only, status)
+    total, _ = _counts(system, _cases_sql(where), [days, now, days, *params], ())
+    where, params = _filters({"owner_department": department, "kind": kind,
+                              "customer_id": customer_id}, False, False)
+    _, counts = _counts(system, _cases_sql(where), [days, now, days, *params], CASE_STATES)
     return {"now": now.isoformat() if now else None, "answer_days": days,
-            "as_of_position": system.projections.position(), "cases": rows}
+            "as_of_position": system.projections.position(), **page.fields(total),
+            "status": status, "counts": counts, "cases": rows}
 
 
 def list_promises(system: System, *, now: datetime | None, open_only: bool = False,
-                  overdue_only: bool = False, customer_id: str | None = None) -> dict[str, Any]:
-    """What ``journey promises --json`` prints: the promises judged at ``now``."""
+                  overdue_only: bool = False, customer_id: str | None = None,
+                  status: str | None = None, page: Page = EVERYTHING) -> dict[str, Any]:
+    """What ``journey promises --json`` prints: the promises judged at ``now`` (``page`` of
+    them), ``total`` (every promise the filters match) and ``counts``: the promises of each
+    state (:data:`PROMISE_STATES`) among the customer's (or everybody's)."""
+    _check_state(status, PROMISE_STATES)
     rows = query_promises(system, now=now, open_only=open_only, overdue_only=overdue_only,
-                          customer_id=customer_id)
+                          customer_id=customer_id, status=status, page=page)
+    where, params = _filters({"customer_id": customer_id}, open_only, overdue_only, status)
+    total, _ = _counts(system, _promises_sql(where), [now, now, now, *params], ())
+    where, params = _filters({"customer_id": customer_id}, False, False)
+    _, counts = _counts(system, _promises_sql(where), [now, now, now, *params], PROMISE_STATES)
     return {"now": now.isoformat() if now else None,
-            "as_of_position": system.projections.position(), "promises": rows}
+            "as_of_position": system.projections.position(), **page.fields(total),
+            "status": status, "counts": counts, "promises": rows}
 
 
 def find_case(system: System, ref: str) -> tuple[str, str]:

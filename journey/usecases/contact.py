@@ -29,6 +29,7 @@ from domain.contact_policy import (
     CONTACT_TYPES,
     FACT_TYPES,
     PURPOSES,
+    REASON_CODES,
     ContactHistory,
     Decision,
     Exclusion,
@@ -41,6 +42,7 @@ from journey.exclusions import FILENAME, ExclusionStore, ImportSummary, entries_
 from journey.policy import PolicyError, load_policies
 from journey.references import reference_key
 from journey.system import System
+from journey.usecases.paging import EVERYTHING, Page
 from projections.duckdb_store import ProjectionStore
 
 #: Fact types the policy reads (everything else in a history is irrelevant to it): the domain's
@@ -205,13 +207,28 @@ def parse_since(text: str | None, policy: Policy) -> datetime | None:
         raise ContactQuestionError(f"--since: {error}") from None
 
 
-def violations(system: System, *, since: str | None = None, policy: str | None = None
-               ) -> dict[str, Any]:
-    """What ``journey violations --json`` prints: every past contact (since ``since``) that
-    broke the policy version in force when it happened, and how many contacts were judged.
+#: Customers named in a violations summary's ``worst_customers``.
+WORST_CUSTOMERS = 5
 
-    Raises :class:`ContactQuestionError` for a bad policy file or ``since``.
+
+def violations(system: System, *, since: str | None = None, policy: str | None = None,
+               department: str | None = None, channel: str | None = None, rule: str | None = None,
+               page: Page = EVERYTHING) -> dict[str, Any]:
+    """What ``journey violations --json`` prints: the past contacts (since ``since``) that
+    broke the policy version in force when they happened, how many contacts were judged, and a
+    ``summary`` of them all.
+
+    ``department``, ``channel`` and ``rule`` (a reason code: ``objection``, ``quiet_hours``...)
+    keep the violations that match all three; ``total`` counts them and ``summary`` is theirs
+    (by rule, department and channel, and the customers with the most), whatever ``page`` of
+    them ``violations`` holds. A violation that broke two rules counts once under each rule.
+
+    Raises :class:`ContactQuestionError` for a bad policy file, ``since``, ``channel`` or ``rule``.
     """
+    if channel is not None and channel not in CHANNELS:
+        raise ContactQuestionError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+    if rule is not None and rule not in REASON_CODES:
+        raise ContactQuestionError(f"rule {rule!r} is not one of {', '.join(REASON_CODES)}")
     try:
         book = load_policies(policy or system.settings.policy)
     except PolicyError as error:
@@ -221,9 +238,52 @@ def violations(system: System, *, since: str | None = None, policy: str | None =
     system.project()
     store = system.projections
     checked, found = find_violations(store, book, start, lambda keys: exclusions(system, keys))
+    matching = [v for v in found
+                if (department is None or v["department"] == department)
+                and (channel is None or v["channel"] == channel)
+                and (rule is None or any(r["code"] == rule for r in v["reasons"]))]
     return {"policy_versions": sorted(p.version for p in book.policies),
             "policy_version": latest.version, "as_of_position": store.position(),
-            "checked": checked, "violations": found}
+            "checked": checked, "since": since, "department": department, "channel": channel,
+            "rule": rule, **page.fields(len(matching)), "summary": summarise(matching),
+            "violations": page.cut(matching)}
+
+
+def summarise(found: Sequence[dict[str, Any]], worst: int = WORST_CUSTOMERS) -> dict[str, Any]:
+    """Counts of ``found`` by rule (reason code), department, channel and campaign (None: no
+    department, no campaign), most first, and the ``worst`` customers by how many of their
+    contacts broke the policy: what a person reads before deciding which of twelve thousand
+    lines to look at."""
+    rules: dict[str, int] = {}
+    departments: dict[str, int] = {}
+    channels: dict[str, int] = {}
+    campaigns: dict[str, int] = {}
+    customers: dict[str, list[dict[str, Any]]] = {}
+    for v in found:
+        for code in dict.fromkeys(r["code"] for r in v["reasons"]):
+            rules[code] = rules.get(code, 0) + 1
+        dept = v["department"] or ""
+        departments[dept] = departments.get(dept, 0) + 1
+        channels[v["channel"]] = channels.get(v["channel"], 0) + 1
+        campaign = v["campaign"] or ""
+        campaigns[campaign] = campaigns.get(campaign, 0) + 1
+        customers.setdefault(v["customer_id"], []).append(v)
+
+    def ranked(counts: dict[str, int], key: str) -> list[dict[str, Any]]:
+        return [{key: name or None, "violations": n}
+                for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+
+    heaviest = sorted(customers.items(), key=lambda item: (
+        -len(item[1]), item[1][0]["customer_number"] is None, item[1][0]["customer_number"] or "",
+        item[0]))[:worst]
+    return {"by_rule": ranked(rules, "rule"), "by_department": ranked(departments, "department"),
+            "by_channel": ranked(channels, "channel"), "by_campaign": ranked(campaigns, "campaign"),
+            "customers": len(customers),
+            "worst_customers": [{"customer_id": cid, "customer_number": vs[0]["customer_number"],
+                                 "violations": len(vs),
+                                 "last_at": max((v["occurred_at"] for v in vs),
+                                                key=datetime.fromisoformat)}
+                                for cid, vs in heaviest]}
 
 
 def find_violations(store: ProjectionStore, policy: Policy | PolicyBook, since: datetime | None = None,

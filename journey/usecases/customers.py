@@ -84,20 +84,25 @@ def latest_document(view: View, events: Sequence[dict[str, Any]], position: int,
 
 
 class UnknownPosition(ValueError):
-    pass
+    """A timeline page asked for in a way that names no place in the timeline."""
 
 
 def timeline_page(customer_id: str, events: Sequence[dict[str, Any]], position: int, *,
-                  limit: int, before: int | None) -> dict[str, Any]:
+                  limit: int, before: int | None, offset: int | None = None) -> dict[str, Any]:
     """One page of a customer's timeline, newest first, and the cursor of the next page.
 
     The order is the view's, reversed: by when things happened (``occurred_at``), then store
     position. ``before`` is the position of the last event of the previous page (its
-    ``next_before``); pages are cut from the whole timeline (``events``, oldest first), so
-    their ``late`` flags are the ones the full view shows.
+    ``next_before``); ``offset`` instead counts events from the newest (0: the newest); at most
+    one of them. Either way the page says its ``offset`` (where it starts among all ``total``
+    events), so "51-100 of 1,234" needs no counting by the client. Pages are cut from the
+    whole timeline (``events``, oldest first), so their ``late`` flags are the ones the full
+    view shows. An offset past the end gives an empty page.
     """
+    if before is not None and offset is not None:
+        raise UnknownPosition("give before (the cursor of the previous page) or offset, not both")
     newest_first = events[::-1]
-    start = 0
+    start = offset or 0
     if before is not None:
         index = next((i for i, e in enumerate(newest_first) if e["position"] == before), None)
         if index is None:
@@ -107,6 +112,6 @@ def timeline_page(customer_id: str, events: Sequence[dict[str, Any]], position: 
     page = list(newest_first[start:start + limit])
     more = start + len(page) < len(newest_first)
     return {"customer_id": customer_id, "order": "newest first", "limit": limit, "before": before,
-            "total": len(events), "events": page,
+            "offset": start, "total": len(events), "events": page,
             "next_before": page[-1]["position"] if more and page else None,
             "as_of_position": position}

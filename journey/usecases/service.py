@@ -16,6 +16,7 @@ from typing import Any
 from domain.errors import InvalidFact
 from journey.references import reference_key
 from journey.system import System
+from journey.usecases.paging import EVERYTHING, Page
 from projections.warranty import serial_key
 
 
@@ -46,9 +47,12 @@ _STATS = """
 
 
 def inbox(system: System, now: str | None = None, network: str | None = None,
-          everything: bool = False) -> dict[str, Any]:
-    """The inbox as ``journey inbox --json`` prints it (see docs/inbox-and-warranty.md)."""
+          everything: bool = False, page: Page = EVERYTHING) -> dict[str, Any]:
+    """The inbox as ``journey inbox --json`` prints it (see docs/inbox-and-warranty.md):
+    ``page`` of the waiting mentions, oldest first, with ``total`` (all of them) beside it; the
+    first-response figures are over every mention in scope, whatever the page."""
     system.project()
+    cut, cut_params = page.sql()
     scope = [now, everything, network, network]
     clock = _query(system, "SELECT strftime(coalesce(?::TIMESTAMPTZ, now()) AT TIME ZONE 'UTC', "
                    "'%Y-%m-%dT%H:%M:%SZ') AS now", [now])[0]["now"]
@@ -58,7 +62,8 @@ def inbox(system: System, now: str | None = None, network: str | None = None,
                s.customer_id, c.customer_number, c.name, s.department, s.case_id, s.case_status,
                s.source
         FROM ({_SCOPE}) s LEFT JOIN customers c USING (customer_id)
-        WHERE NOT s.answered ORDER BY s.occurred_at, s.event_id""", scope)
+        WHERE NOT s.answered ORDER BY s.occurred_at, s.event_id, s.mention_id{cut}""",
+        [*scope, *cut_params])
     by_network = _query(system, f"""
         SELECT network, {_STATS} FROM ({_SCOPE}) s
         GROUP BY network ORDER BY network NULLS LAST""", scope)
@@ -74,6 +79,7 @@ def inbox(system: System, now: str | None = None, network: str | None = None,
         "as_of_position": system.projections.position(),
         "network": network,
         "all": everything,
+        **page.fields(int(overall["waiting"])),
         "waiting": waiting,
         "by_network": by_network,
         "by_department": by_department,

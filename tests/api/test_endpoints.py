@@ -171,16 +171,17 @@ def test_can_contact_is_the_cli_decision(served: TestClient, secrets: dict[str, 
 def test_cases_case_and_promises_are_the_cli_documents(
         served: TestClient, secrets: dict[str, str], home: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
+    page = ("--limit", "100")  # the API's default page; the CLI prints every row by default
     pairs = [
-        (get(served, secrets, "/api/cases", now=NOW), cli_json(capsys, home, "cases", "--now", NOW)),
+        (get(served, secrets, "/api/cases", now=NOW), cli_json(capsys, home, "cases", "--now", NOW, *page)),
         (get(served, secrets, "/api/cases", now=NOW, overdue="true", customer="C-1001"),
-         cli_json(capsys, home, "cases", "--now", NOW, "--overdue", "--customer", "C-1001")),
+         cli_json(capsys, home, "cases", "--now", NOW, "--overdue", "--customer", "C-1001", *page)),
         (get(served, secrets, "/api/cases", now=NOW, open="true", department="billing", days=30),
          cli_json(capsys, home, "cases", "--now", NOW, "--open", "--department", "billing",
-                  "--days", "30")),
+                  "--days", "30", *page)),
         (get(served, secrets, "/api/cases/K-1", now=NOW), cli_json(capsys, home, "case", "K-1", "--now", NOW)),
         (get(served, secrets, "/api/promises", now=NOW, overdue="true"),
-         cli_json(capsys, home, "promises", "--now", NOW, "--overdue")),
+         cli_json(capsys, home, "promises", "--now", NOW, "--overdue", *page)),
     ]
     for api, cli in pairs:
         assert api == cli
@@ -204,9 +205,10 @@ def test_case_and_list_errors(served: TestClient, secrets: dict[str, str]) -> No
 def test_inbox_and_warranty_are_the_cli_documents(
         served: TestClient, secrets: dict[str, str], home: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert get(served, secrets, "/api/inbox", now=NOW) == cli_json(capsys, home, "inbox", "--now", NOW)
+    page = ("--limit", "100")  # the API's default page; the CLI prints every row by default
+    assert get(served, secrets, "/api/inbox", now=NOW) == cli_json(capsys, home, "inbox", "--now", NOW, *page)
     assert (get(served, secrets, "/api/inbox", now=NOW, network="twitter", all="true")
-            == cli_json(capsys, home, "inbox", "--now", NOW, "--network", "twitter", "--all"))
+            == cli_json(capsys, home, "inbox", "--now", NOW, "--network", "twitter", "--all", *page))
     for query in ("X200-5581-AB", "x200 5581-ab", "C-1001"):
         api = get(served, secrets, f"/api/warranty/{query}", at="2026-05-20")
         assert api == cli_json(capsys, home, "warranty", query, "--at", "2026-05-20")
@@ -234,8 +236,8 @@ def test_root_redirects_to_the_console_and_openapi_is_served(served: TestClient)
     for path in ("/api/me", "/api/customers/{ref}", "/api/customers/{ref}/timeline",
                  "/api/customers/{ref}/as-of",
                  "/api/customers/{ref}/can-contact", "/api/cases", "/api/cases/{case_ref}",
-                 "/api/promises", "/api/inbox", "/api/warranty/{query}", "/api/facts",
-                 "/api/session"):
+                 "/api/promises", "/api/inbox", "/api/violations", "/api/warranty/{query}",
+                 "/api/facts", "/api/session"):
         assert path in spec["paths"], path
 
 

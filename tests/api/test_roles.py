@@ -56,6 +56,7 @@ def _endpoints() -> list[tuple[str, str, Permission | None, dict[str, Any]]]:
         ("GET", "/api/cases/K-1", Permission.READ_LISTS, {}),
         ("GET", "/api/promises", Permission.READ_LISTS, {"params": {"overdue": "true"}}),
         ("GET", "/api/inbox", Permission.READ_LISTS, {}),
+        ("GET", "/api/violations", Permission.READ_CUSTOMERS, {"params": {"limit": 5}}),
         ("GET", "/api/warranty/X200-5581-AB", Permission.READ_LISTS, {}),
         ("POST", "/api/facts", Permission.WRITE_FACTS, {"json": call}),
         ("GET", "/api/tokens", Permission.MANAGE_TOKENS, {}),

@@ -247,3 +247,42 @@ def test_warranty_by_serial_without_the_invoice(page: Any, server: str, tokens: 
     card = page.inner_text("#warranty-page .warranty-card")
     assert "IN WARRANTY" in card and "Smartphone Galaxy A55" in card and "Jordi Puig Castells" in card
     assert "APPROVED" in page.inner_text("#claims")
+
+
+def test_lists_page_through_every_row_and_filter_by_state(page: Any, server: str,
+                                                          tokens: dict[str, str]) -> None:
+    """More cases than fit a page: "1-100 of N", next shows the rest, previous comes back; the
+    state tabs say how many are in each state, and the promises not kept include broken ones."""
+    scenario.sign_in(page, server, tokens["stores"], "#/cases")
+    page.wait_for_selector("#cases-page #cases-pager")
+    match = re.fullmatch(r"1-100 of (\d+)", page.inner_text("#cases-pager .pager-range"))
+    assert match, page.inner_text("#cases-pager")
+    total = int(match.group(1))
+    assert total > 100  # the demo's cases do not fit one page
+    assert page.locator("#cases-page tbody tr").count() == 100
+    first = page.locator("#cases-page tbody tr").first.inner_text()
+    assert page.locator("#cases-pager .pager-prev").count() == 0
+    page.click("#cases-pager .pager-next")
+    page.wait_for_function("location.hash.includes('offset=100')")
+    page.wait_for_selector(f"#cases-pager .pager-range:has-text('101-{total} of {total}')")
+    assert page.locator("#cases-page tbody tr").count() == total - 100
+    assert page.locator("#cases-pager .pager-next").count() == 0
+    page.click("#cases-pager .pager-prev")
+    page.wait_for_selector("#cases-pager .pager-range:has-text('1-100 of')")
+    assert page.locator("#cases-page tbody tr").first.inner_text() == first
+    # The state tabs: each says how many; open and resolved make up all of them.
+    tabs = {a.get_attribute("data-state"): a.inner_text() for a in page.locator("#case-states a").all()}
+    numbers = {k: int(re.search(r"\((\d+)\)", v).group(1)) for k, v in tabs.items()}  # type: ignore[union-attr]
+    assert numbers[""] == total == numbers["open"] + numbers["resolved"]
+    page.click("#case-states a[data-state=resolved]")
+    page.wait_for_function("location.hash.includes('status=resolved')")
+    page.wait_for_selector("#cases-page tbody tr")
+    statuses = {t.strip().split()[0] for t in page.locator("#cases-page td.flags").all_inner_texts()}
+    assert statuses == {"RESOLVED"}
+    # Promises: the default list is those not kept, broken ones among them.
+    page.click("nav.main-nav a[data-page=promises]")
+    page.wait_for_selector("#promises-page #promise-states")
+    assert "Promises not kept" in page.inner_text("#promises-page h1")
+    rows = page.locator("#promises-page tbody tr").all_inner_texts()
+    assert any("BROKEN" in r for r in rows) and any("OVERDUE" in r for r in rows)
+    assert all("KEPT" not in r for r in rows)
