@@ -19,12 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from consumers.log_follower import catch_up
+from journey import demo_data
 from journey.bootstrap import Journey
 from journey.cli import main
 from journey.references import reference_key
 from ledger.application import history_of
+from projections import derive
 from projections.duckdb_store import ProjectionStore
-from tests.ledgers import open_journey, record, tables
+from tests.ledgers import append, open_journey, record, tables
 
 PHONES = ["+34600000001", "+34600000002", "+34600000003", "+34600000004"]
 HANDLES = ["@ana", "@bea", "@cai", "@dan"]
@@ -167,3 +169,23 @@ def test_a_batch_below_one_is_refused_clearly_and_projects_nothing(
         assert "journey project: --batch must be at least 1" in capsys.readouterr().err
     assert main(["--data-dir", str(tmp_path / "ledger"), "project", "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out)["position"] == 2
+
+
+def test_derived_rows_recomputed_in_many_rounds_equal_one_round(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catch-up recomputes the derived rows of the customers it touched in rounds sized by
+    their rows (projections/derive.py): several rounds of the SQL give the rows one round
+    gives, merges and stories included."""
+    journey = open_journey(tmp_path / "ledger")
+    try:
+        append(journey, list(demo_data.generate(700, seed=8)), batch_size=1000)
+        whole = _projected(journey, tmp_path / "one-round.duckdb")
+        rounds: list[int] = []
+        one_round = derive._round
+        monkeypatch.setattr(derive, "_round", lambda con, rules, some: (
+            rounds.append(len(some)), one_round(con, rules, some))[1])
+        monkeypatch.setattr(derive, "ROUND_ROWS", len(whole["events"]) // 3)
+        assert _projected(journey, tmp_path / "rounds.duckdb") == whole
+        assert sum(size > derive.IN_PYTHON for size in rounds) >= 2  # the SQL, round after round
+    finally:
+        journey.close()
