@@ -611,7 +611,7 @@ class _Gen:
         if reason == "don't call me again":
             return n + self.ep_objection(c, self.soon(t, 60, 600), "all")
         if reason == "moving house":
-            return n + self.ep_address(c, self.soon(t, 60, 900), "customer_care")
+            return n + self.ep_address(c, self.soon(t, 60, 900), "customer_care", "customer moved")
         if r() < 0.35:
             n += self.ep_case(c, self.soon(t, 60, 900))
         return n
@@ -789,17 +789,19 @@ class _Gen:
                               {"channels": ch if isinstance(ch, str) else list(ch),
                                "purpose": "commercial"}) else 0
 
-    def ep_address(self, c: _Cust, t: int, dept: str | None = None) -> int:
+    def ep_address(self, c: _Cust, t: int, dept: str | None = None, why: str | None = None) -> int:
         """Customer care changes an address because the customer asked (a move, a typo they
         reported); billing changes one on its own (a cleanup, a returned letter): the company's
-        change, which the ledger notifies to the customer."""
+        change, which the ledger notifies to the customer. ``why``: the reason the episode
+        that led here gives (a "moving house" call)."""
         dept = dept or ("billing" if self.r() < 0.4 else "customer_care")
         if self.r() < 0.2:
             c.city = _CITY_TABLE[int(self.r() * len(_CITY_TABLE))]
+        agent, address = self.agent(dept), self.address(c.city)
+        reason = self.pick(_ADDRESS_REASONS[dept])  # drawn either way: the stream stays the same
         return 1 if self.emit(t, "address.changed", "billing" if dept == "billing" else "crm",
-                              {"customer_id": c.cid}, dept, self.agent(dept),
-                              {"address": self.address(c.city),
-                               "reason": self.pick(_ADDRESS_REASONS[dept]),
+                              {"customer_id": c.cid}, dept, agent,
+                              {"address": address, "reason": why or reason,
                                "requested_by": _REQUESTED_BY[dept]}) else 0
 
     def ep_social(self, c: _Cust, t: int) -> int:

@@ -78,6 +78,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Ran]:
             ran["question 10"] = journey(home, cwd, "sql", "--file", str(_question_10(cwd)), "--json")
             ran["before the objection"] = journey(home, cwd, "customer", "C-900001", "--as-of",
                                                   "2026-03-05T09:27:00+01:00")
+            # docs/audit.md's example: a call the call centre uploaded a week late.
+            for axis in ("--as-of", "--occurred-by"):
+                ran[f"audit {axis}"] = journey(home, cwd, "customer", "C-002771", axis,
+                                               "2026-09-25T12:00:00+02:00")
         ran[text] = journey(home, cwd, *args)
     return home, cwd, ran
 
@@ -143,6 +147,21 @@ def test_the_as_of_example_finds_what_the_company_knew_on_1_june(demo: tuple[Pat
     before = out(ran, "before the objection")
     assert "inbound call: don't call me again" in before
     assert "OBJECTION" not in before and "Objection on record" not in before
+
+
+def test_the_audit_guides_late_upload(demo: tuple[Path, Path, Ran]) -> None:
+    """docs/audit.md: Adrián's "moving house" call came in a week after the address change it
+    led to; known two days after the move without it, and listed as recorded late by the other axis."""
+    _, _, ran = demo
+    known = out(ran, "audit --as-of")
+    assert known.startswith("As the ledger knew it at 2026-09-25T12:00:00+02:00 (facts recorded by then: 2,")
+    assert "Adrián Delgado Sanz  ·  customer C-002771" in known and "moving house" not in known
+    assert "(customer moved)" in known
+    happened = out(ran, "audit --occurred-by")
+    assert happened.startswith("What had happened by 2026-09-25T12:00:00+02:00 (3 facts, 1 of them recorded after")
+    assert re.search(r"2026-09-23 08:58 \+02:00  ☎ technical_service +inbound call: moving house  \(recorded late\)",
+                     happened)
+    assert "2026-09-23T08:58:00+02:00  call.inbound           recorded 2026-09-30T00:04:00+00:00" in happened
 
 
 def test_departments_lists_name_the_stories(demo: tuple[Path, Path, Ran]) -> None:
