@@ -25,7 +25,7 @@ import orjson
 from domain import catalogue
 from domain.errors import InvalidFact
 from domain.limits import DEFAULT_LIMITS, Limits, check_tree, limits_from
-from ledger.writer import BatchResult, Ledger, Rejection
+from ledger.writer import BatchResult, Ledger, RecordingClock, Rejection
 
 #: Facts per store transaction. One save per event runs at ~1-2k/s; thousands per save are
 #: an order of magnitude faster, and a batch is small enough to redo after a conflict.
@@ -322,16 +322,18 @@ def ingest(
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[IngestSummary], None] | None = None,
     parse: FactParser | None = None,
+    clock: RecordingClock | None = None,
 ) -> IngestSummary:
     """Record ``lines``; ``parse`` judges each (default: the contract's own limits; the ledger's
-    doors pass :func:`fact_parser` of their settings)."""
+    doors pass :func:`fact_parser` of their settings). ``clock`` (line number -> instant) is
+    for a loader that knows when each line was recorded (the demo); no door passes one."""
     summary = IngestSummary()
     started = time.monotonic()
     texts: dict[int, str] = {}
     batch: list[tuple[int, catalogue.Fact]] = []
 
     def flush() -> None:
-        result = ledger.append(batch)
+        result = ledger.append(batch, clock=clock)
         _account(summary, result, texts)
         batch.clear()
         texts.clear()

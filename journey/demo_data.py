@@ -13,9 +13,16 @@ Design notes (speed): one ``random.Random(seed)``, precomputed lookup tables (na
 cities, postal codes, per-day ISO prefixes and Europe/Madrid offsets, ``HH:MM:SS``
 strings), no datetime arithmetic per fact. All generated local times fall between
 06:00 and 24:00 so a per-day offset (taken at noon) is always the correct Madrid
-offset, DST switch days included. Facts are collected, then emitted ordered by the
-moment the source *delivered* them: that is ``occurred_at`` except for ~2% "late"
-facts (call-centre batch uploads), which are delivered 1-8 days after they happened.
+offset, DST switch days included.
+
+Facts are collected, then emitted in the order a live ledger would have recorded them,
+each with the instant it was recorded (:func:`recorded`): most seconds to minutes after
+they happened (a source's queue, a clerk's screen), and two kinds late: ~11% of the call
+centres' calls and notes, uploaded 1-8 days later, and the day's sales, visits and claims
+of a store whose till was offline that day, uploaded in the night's batch. A person's
+facts that came in on time are recorded in the order they happened (one source's queue
+never overtakes itself, and a loyalty card is linked before the visit that shows it), so
+the only facts recorded after something that happened later are the late uploads.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ __all__ = [
     "DEPARTMENTS",
     "bad_lines",
     "generate",
+    "recorded",
     "stories",
     "write_jsonl",
 ]
@@ -156,6 +164,7 @@ _STREETS: Final = (
 
 _STORES: Final = tuple(s for c in _CITIES for s in c[3])
 _STORE_SOURCE: Final = {s: f"pos-{s}" for s in _STORES}
+_STORE_SOURCES: Final = frozenset(_STORE_SOURCE.values())
 
 _CAMPAIGNS: Final = ("fibra", "fibra", "movil", "movil", "tv", "energia")
 _SERVICES: Final = {
@@ -244,6 +253,7 @@ _ADDRESS_REASONS: Final = {
     "customer_care": ("customer request", "customer moved", "typo fixed on request"),
     "billing": ("data cleanup", "returned letter", "postal normalisation", "invoice bounced"),
 }
+_REQUESTED_BY: Final = {"customer_care": "customer", "billing": "company"}
 _MENTION_TEXTS: Final = (
     "three days without internet, anyone there?", "thanks for the quick fix!",
     "why am I charged twice this month?", "your call centre keeps calling me",
@@ -307,6 +317,11 @@ _EPOCH: Final = date(1970, 1, 1)
 DAY: Final = 86400
 HOUR: Final = 3600
 _LATE_P: Final = 0.11  # share of call-centre calls/notes uploaded late (≈2% of all facts)
+_OFFLINE_P: Final = 0.04  # share of a store's days whose facts come in the night's batch
+_BATCH_AT: Final = 2 * HOUR  # when a store's night batch starts: 02:00 local, the day after
+#: A prompt fact is recorded this many seconds after it happened, at most (x**3 of it: most
+#: within a minute or two, a few after several minutes).
+_PROMPT_LAG: Final = 600
 
 
 @cache
@@ -343,6 +358,11 @@ class _Gen:
     def __init__(self, seed: int, start: date, days: int, per_customer: float) -> None:
         self.rng = Random(seed)
         self.r = self.rng.random
+        # Recording delays have their own generator: the facts are the same with or without them.
+        self.lag = Random(f"recording-{seed}").random
+        #: (occurred second, index) of the current person's facts recorded on time.
+        self.prompt: list[tuple[int, int]] = []
+        self.offline_days: dict[tuple[str, int], bool] = {}
         self.days = days
         self.end_t = days * DAY
         self.per_customer = per_customer
@@ -402,9 +422,34 @@ class _Gen:
         key = self.base[d] + t
         if late_ok and self.r() < _LATE_P:
             key += DAY + int(self.r() * 7 * DAY)
+        elif type_ != "customer.registered" and source in _STORE_SOURCES and self.offline(source, d):
+            # The night's batch, in the order the till kept; a sign-up goes to the CRM live.
+            key = self.base[d + 1] + (d + 1) * DAY + _BATCH_AT + (t - d * DAY) // 60
+        else:
+            x = self.lag()
+            key += 1 + int(x * x * x * _PROMPT_LAG)
+            self.prompt.append((self.base[d] + t, len(self.keys)))
         self.keys.append(key)
         self.facts.append(fact)
         return fid
+
+    def offline(self, source: str, d: int) -> bool:
+        """Whether the store's till was offline on day ``d`` (its facts come in that night)."""
+        found = self.offline_days.get((source, d))
+        if found is None:
+            found = self.offline_days[source, d] = self.lag() < _OFFLINE_P
+        return found
+
+    def in_order(self) -> None:
+        """The prompt facts of the person just generated are recorded in the order they
+        happened: each no earlier than a second after the one before it."""
+        keys = self.keys
+        last = -1
+        for _, i in sorted(self.prompt):
+            if keys[i] <= last:
+                keys[i] = last + 1
+            last = keys[i]
+        self.prompt.clear()
 
     def pick(self, seq: tuple[Any, ...] | str) -> Any:
         return seq[int(self.r() * len(seq))]
@@ -566,7 +611,7 @@ class _Gen:
         if reason == "don't call me again":
             return n + self.ep_objection(c, self.soon(t, 60, 600), "all")
         if reason == "moving house":
-            return n + self.ep_address(c, self.soon(t, 60, 900), "customer_care")
+            return n + self.ep_address(c, self.soon(t, 60, 900), "customer_care", "customer moved")
         if r() < 0.35:
             n += self.ep_case(c, self.soon(t, 60, 900))
         return n
@@ -744,14 +789,20 @@ class _Gen:
                               {"channels": ch if isinstance(ch, str) else list(ch),
                                "purpose": "commercial"}) else 0
 
-    def ep_address(self, c: _Cust, t: int, dept: str | None = None) -> int:
+    def ep_address(self, c: _Cust, t: int, dept: str | None = None, why: str | None = None) -> int:
+        """Customer care changes an address because the customer asked (a move, a typo they
+        reported); billing changes one on its own (a cleanup, a returned letter): the company's
+        change, which the ledger notifies to the customer. ``why``: the reason the episode
+        that led here gives (a "moving house" call)."""
         dept = dept or ("billing" if self.r() < 0.4 else "customer_care")
         if self.r() < 0.2:
             c.city = _CITY_TABLE[int(self.r() * len(_CITY_TABLE))]
+        agent, address = self.agent(dept), self.address(c.city)
+        reason = self.pick(_ADDRESS_REASONS[dept])  # drawn either way: the stream stays the same
         return 1 if self.emit(t, "address.changed", "billing" if dept == "billing" else "crm",
-                              {"customer_id": c.cid}, dept, self.agent(dept),
-                              {"address": self.address(c.city),
-                               "reason": self.pick(_ADDRESS_REASONS[dept])}) else 0
+                              {"customer_id": c.cid}, dept, agent,
+                              {"address": address, "reason": why or reason,
+                               "requested_by": _REQUESTED_BY[dept]}) else 0
 
     def ep_social(self, c: _Cust, t: int) -> int:
         if c.twitter is None:
@@ -908,12 +959,30 @@ def generate(
 
     ``customers`` people (≈5% of them prospects, known at first only by a phone or a
     Twitter handle), ≈``per_customer`` facts each on average, spread over ``days`` days
-    from ``start``. Facts are yielded in delivery order: by ``occurred_at`` except ≈2%
-    late call-centre uploads. With ``with_stories`` the hand-written :func:`stories` are
-    merged into the stream at their (fixed) moments.
+    from ``start``. Facts are yielded in the order they are recorded (:func:`recorded`):
+    by ``occurred_at``, give or take the minutes a source takes to deliver, except the late
+    uploads (≈2% of the call centres' facts, a store's offline days). With ``with_stories``
+    the hand-written :func:`stories` are merged into the stream at their (fixed) moments.
 
     All facts are built before the first one is yielded (≈1.5 KB of memory per fact).
     """
+    for _, fact in recorded(customers, seed=seed, start=start, days=days,
+                            per_customer=per_customer, with_stories=with_stories):
+        yield fact
+
+
+def recorded(
+    customers: int = 3000,
+    *,
+    seed: int = 7,
+    start: date = date(2026, 3, 1),
+    days: int = 240,
+    per_customer: float = 12.0,
+    with_stories: bool = True,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """:func:`generate`'s facts with the instant each was recorded (UTC seconds since the
+    epoch), never earlier than the one before it: what the demo's ledger stamps them with, so
+    "as the company knew it then" means something in the demo."""
     g = _Gen(seed, start, days, per_customer)
     # Nothing built here forms reference cycles; with the collector on, scanning the
     # ever-growing heap of fact dicts costs ~30% at a million facts.
@@ -922,22 +991,24 @@ def generate(
     try:
         for i in range(customers):
             g.journey(i, _EPISODES)
+            g.in_order()
     finally:
         if was_enabled:
             gc.enable()
     keys, facts = g.keys, g.facts
     if with_stories:
-        for f in stories():
-            keys.append(int(datetime.fromisoformat(f["occurred_at"]).timestamp()))
+        for n, f in enumerate(stories()):
+            # Each within a minute of happening: a story's facts are minutes apart.
+            keys.append(int(datetime.fromisoformat(f["occurred_at"]).timestamp()) + 5 + n * 17 % 50)
             facts.append(f)
-    # Sort plain ints (delivery second << bits | position): stable, no key function.
+    # Sort plain ints (recording second << bits | position): stable, no key function.
     bits = max(1, len(keys).bit_length())
     mask = (1 << bits) - 1
     order = [k << bits | i for i, k in enumerate(keys)]
     del keys, g
     order.sort()
     for k in order:
-        yield facts[k & mask]
+        yield k >> bits, facts[k & mask]
 
 
 _Writable = IO[bytes] | IO[str]
@@ -1068,7 +1139,7 @@ def stories() -> list[dict[str, Any]]:
     out.append(_f("s2-02", "address.changed", _at(2026, 4, 14, 10, 2),
                   {"customer_id": "C-900002"}, "billing", "B-7",
                   {"address": {"street": "Calle Mayor", "number": "17", "postal_code": "28013",
-                               "city": "Madrid"}, "reason": "data cleanup"}))
+                               "city": "Madrid"}, "reason": "data cleanup", "requested_by": "company"}))
 
     # 3. a warranty claim at a store, product bought 14 months earlier, no invoice at hand
     out.append(_registered("s3-01", _at(2025, 1, 20, 12), "C-900003", "Jordi Puig Castells",
@@ -1146,6 +1217,18 @@ def stories() -> list[dict[str, Any]]:
                   "X-150", {"case_id": "K-S6",
                             "text": "Customer says they moved to Valencia (46010) in May; "
                                     "the technician went to the old Bilbao address."}))
+
+    # 7. one person, two records: known at a store by her DNI, then signed up again by the
+    # call centre under a new number (`journey merge C-900007 C-900008` joins them)
+    home7 = {"street": "Calle de Alcalá", "number": "45", "postal_code": "28014", "city": "Madrid"}
+    out.append(_registered("s7-01", _at(2026, 4, 6, 12, 10), "C-900007", "Marta Gil Serrano",
+                           "+34600900007", "marta.gil@example.es", home7))
+    out.append(_f("s7-02", "identity.linked", _at(2026, 4, 6, 12, 15), {"customer_id": "C-900007"},
+                  "stores", "S-9", {"kind": "national_id", "value": "50123456Q"}))
+    out.append(_registered("s7-03", _at(2026, 7, 20, 17, 30), "C-900008", "Marta Gil Serrano",
+                           "+34600900008", "marta.gil.serrano@example.es", home7))
+    out.append(_f("s7-04", "contract.started", _at(2026, 7, 20, 17, 40), {"customer_id": "C-900008"},
+                  "sales", "A-9", {"contract_id": "CT-900008", "service": "movil_20gb"}))
     return out
 
 

@@ -41,6 +41,11 @@ from ledger.streams import UNKNOWN, Stream, StreamCache
 
 Fact = dict[str, Any]
 
+#: When the fact given with a line (or offset) of a batch is recorded. Only a loader that replays
+#: a history it knows the recording instants of passes one (the demo: journey/usecases/demo.py);
+#: every door a sender uses records at the moment of writing.
+RecordingClock = Callable[[int], datetime]
+
 log = logging.getLogger("journey.writer")
 
 #: Conflicts in a row after which a batch is recorded in two halves: each half touches fewer
@@ -108,7 +113,8 @@ class Ledger:
         self._attempt_head = _UNSEEN
 
     def append(self, batch: Sequence[tuple[int, Fact]], tracking: Tracking | None = None,
-               before_commit: Callable[[BatchResult], None] | None = None) -> BatchResult:
+               before_commit: Callable[[BatchResult], None] | None = None, *,
+               clock: RecordingClock | None = None) -> BatchResult:
         """Record a batch of validated facts (with the line or offset each came from).
 
         ``tracking`` (a Kafka partition and offset, say) is stored in the same transaction,
@@ -117,19 +123,25 @@ class Ledger:
         rejections on (to a dead-letter topic) first: a crash can then repeat, never lose
         them. It may be called more than once when the batch is retried after a conflict, and
         once per part when an untracked batch that keeps conflicting is recorded in parts.
+
+        ``clock`` gives each fact's recording instant by its line (the facts the ledger derives
+        from it share it); without one, a fact is recorded at the moment it is written. The
+        instants must not go backwards along the batch, or "as recorded" reads would see a
+        history the store's order contradicts.
         """
         # What each fact says, taken before the writer adds to the facts (an attempt that
         # failed has added event ids, customers and a merge's identities).
         contents = [fact_digest.content_bytes(fact) for _, fact in batch]
-        return self._append(batch, contents, tracking, before_commit)
+        return self._append(batch, contents, tracking, before_commit, clock)
 
     def _append(self, batch: Sequence[tuple[int, Fact]], contents: Sequence[bytes],
                 tracking: Tracking | None,
-                before_commit: Callable[[BatchResult], None] | None) -> BatchResult:
+                before_commit: Callable[[BatchResult], None] | None,
+                clock: RecordingClock | None = None) -> BatchResult:
         conflicts = 0
         while True:
             try:
-                return self._attempt(batch, contents, tracking, before_commit)
+                return self._attempt(batch, contents, tracking, before_commit, clock)
             except IntegrityError as error:
                 started = self._attempt_head
                 self._drop_cache()
@@ -145,9 +157,9 @@ class Ledger:
                     log.warning("%s met other writers' changes %d times in a row (%s): "
                                 "recording it in two halves", where, conflicts, error)
                     half = len(batch) // 2
-                    first = self._append(batch[:half], contents[:half], None, before_commit)
+                    first = self._append(batch[:half], contents[:half], None, before_commit, clock)
                     return _combined(first, self._append(batch[half:], contents[half:], None,
-                                                         before_commit))
+                                                         before_commit, clock))
                 delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(conflicts, 16)))
                 log.warning("%s met another writer's changes (%s): redoing it (retry %d) in %.2f s",
                             where, error, conflicts, delay)
@@ -159,10 +171,11 @@ class Ledger:
 
     def _attempt(self, batch: Sequence[tuple[int, Fact]], contents: Sequence[bytes],
                  tracking: Tracking | None,
-                 before_commit: Callable[[BatchResult], None] | None) -> BatchResult:
+                 before_commit: Callable[[BatchResult], None] | None,
+                 clock: RecordingClock | None) -> BatchResult:
         with self.take_turn():
             head = self._begin_turn()
-            writer = _BatchWriter(self.app, batch, self.streams, contents)
+            writer = _BatchWriter(self.app, batch, self.streams, contents, clock)
             result = writer.run(tracking, before_commit)
             written = writer.written
             if not written:
@@ -261,8 +274,12 @@ class _Pending:
 
 class _BatchWriter:
     def __init__(self, app: JourneyApplication, batch: Sequence[tuple[int, Fact]],
-                 streams: StreamCache, contents: Sequence[bytes] = ()) -> None:
+                 streams: StreamCache, contents: Sequence[bytes] = (),
+                 clock: RecordingClock | None = None) -> None:
         self.app = app
+        self.clock = clock
+        #: The recording instant of the fact being recorded and of the facts derived from it.
+        self.now = datetime_now_with_tzinfo()
         self.index = app.index
         self.batch = batch
         #: Each fact's content as sent (ledger/fact_digest.py), in batch order.
@@ -296,7 +313,9 @@ class _BatchWriter:
             before_commit: Callable[[BatchResult], None] | None = None) -> BatchResult:
         fresh = self._drop_duplicates()
         self._prefetch(fresh)
+        clock = self.clock
         for line, fact in fresh:
+            self.now = datetime_now_with_tzinfo() if clock is None else clock(line)
             try:
                 self._record(fact)
             except (FactRejected, InvalidFact) as error:
@@ -346,7 +365,8 @@ class _BatchWriter:
                 if merged not in records:
                     records.append(merged)
                     todo.append(merged)
-        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        self.now = datetime_now_with_tzinfo()
+        now = self.now.astimezone(UTC).isoformat(timespec="microseconds")
         fact: Fact = {
             "type": "customer.forgotten", "v": catalogue.TYPES["customer.forgotten"].version,
             "id": f"forget:{customer_id}", "source": "ledger",
@@ -595,7 +615,7 @@ class _BatchWriter:
         first = not stream.version
         stream.version += 1
         self._add(customer_id, stream.version, st.CUSTOMER_STARTED if first else st.CUSTOMER_RECORDED,
-                  st.customer_state(datetime_now_with_tzinfo(), fact, first, record.kind,
+                  st.customer_state(self.now, fact, first, record.kind,
                                     record.customer_number),
                   fact, customer_id)
 
@@ -617,7 +637,7 @@ class _BatchWriter:
         first = not stream.version
         stream.version += 1
         self._add(case_id, stream.version, st.CASE_STARTED if first else st.CASE_RECORDED,
-                  st.case_state(datetime_now_with_tzinfo(), fact, first, case_key, stream.owner),
+                  st.case_state(self.now, fact, first, case_key, stream.owner),
                   fact, customer_id)
 
     def _add(self, stream_id: UUID, version: int, topic: str, state: dict[str, Any], fact: Fact,

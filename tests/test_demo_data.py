@@ -19,6 +19,7 @@ from journey.demo_data import (
     DEPARTMENTS,
     bad_lines,
     generate,
+    recorded,
     stories,
     write_jsonl,
 )
@@ -72,11 +73,23 @@ PROVINCE = {
 PHONE = re.compile(r"^\+346\d{8}$")
 TWITTER = re.compile(r"^@[a-z0-9_]{1,15}$")
 CUSTOMER_ID = re.compile(r"^C-\d{6}$")
+HOUR = 3600
 
 
 @pytest.fixture(scope="module")
-def facts() -> list[Fact]:
-    return list(generate(2000))
+def timed() -> list[tuple[int, Fact]]:
+    """(recording instant, fact) in the order the demo's ledger records them."""
+    return list(recorded(2000))
+
+
+@pytest.fixture(scope="module")
+def facts(timed: list[tuple[int, Fact]]) -> list[Fact]:
+    return [f for _, f in timed]
+
+
+def _lag(at: int, f: Fact) -> int:
+    """Seconds between the fact happening and its recording."""
+    return at - int(datetime.fromisoformat(f["occurred_at"]).timestamp())
 
 
 def _key(f: Fact) -> tuple[str, str]:
@@ -224,16 +237,51 @@ def test_size_and_mix(facts: list[Fact]) -> None:
 # ------------------------------------------------------------------------ order
 
 
-def test_late_fraction(facts: list[Fact]) -> None:
-    late = 0
-    newest: datetime | None = None
-    for f in facts:
+def test_late_fraction(timed: list[tuple[int, Fact]]) -> None:
+    """0.5-5% of the facts are late uploads, recorded hours to days after they happened: the
+    call centres' batches and the stores' offline days; the others within minutes."""
+    late = [(lag, f) for at, f in timed if (lag := _lag(at, f)) > HOUR]
+    assert 0.005 <= len(late) / len(timed) <= 0.05
+    sources = {f["source"] for _, f in late}
+    assert any(s.startswith("callcenter") for s in sources)
+    assert any(s.startswith("pos-") for s in sources)
+    assert max(lag for lag, _ in late) > 24 * HOUR  # a call centre's upload days later
+    assert min(lag for lag, _ in late) < 24 * HOUR  # a store's night batch
+    prompt = sorted(_lag(at, f) for at, f in timed if _lag(at, f) <= HOUR)
+    assert prompt[0] >= 1 and prompt[len(prompt) // 2] < 5 * 60 and prompt[-1] <= 15 * 60
+
+
+def test_recorded_in_order_and_never_before_happening(timed: list[tuple[int, Fact]]) -> None:
+    instants = [at for at, _ in timed]
+    assert instants == sorted(instants)
+    assert all(_lag(at, f) > 0 for at, f in timed)
+    assert [f for _, f in timed] == list(generate(2000))
+
+
+def test_a_persons_facts_on_time_come_in_the_order_they_happened(timed: list[tuple[int, Fact]]) -> None:
+    """Only a late upload is recorded after something that happened later (by the same
+    reference): one source's queue never overtakes itself."""
+    newest: dict[tuple[str, str], datetime] = {}
+    for at, f in timed:
+        if _lag(at, f) > HOUR:
+            continue
         moment = datetime.fromisoformat(f["occurred_at"])
-        if newest is not None and moment < newest:
-            late += 1
-        if newest is None or moment > newest:
-            newest = moment
-    assert 0.005 <= late / len(facts) <= 0.05
+        ref = _ident(f)
+        assert ref not in newest or newest[ref] <= moment, f
+        newest[ref] = moment
+
+
+def test_same_seed_same_recording() -> None:
+    assert list(recorded(200, seed=3)) == list(recorded(200, seed=3))
+    assert [at for at, _ in recorded(200, seed=3)] != [at for at, _ in recorded(200, seed=4)]
+
+
+def test_address_changes_say_who_asked(facts: list[Fact]) -> None:
+    """Customer care changes an address because the customer asked; billing on its own."""
+    changes = [f for f in facts if f["type"] == "address.changed"]
+    by = Counter((f["department"], f["data"]["requested_by"]) for f in changes)
+    assert by.keys() == {("customer_care", "customer"), ("billing", "company")}
+    assert by["customer_care", "customer"] > 0 and by["billing", "company"] > 0
 
 
 def test_registration_comes_first_except_prospects(facts: list[Fact]) -> None:
@@ -312,6 +360,7 @@ def test_other_stories() -> None:
     # 2. operator address change
     (change,) = by_type["address.changed"]
     assert change["department"] == "billing" and change["data"]["reason"] == "data cleanup"
+    assert change["data"]["requested_by"] == "company"  # nobody asked: the ledger tells her
     # 3. warranty 14 months after purchase, by serial, no invoice
     (purchase,) = by_type["purchase.recorded"]
     (claim,) = by_type["warranty.claim_filed"]
@@ -336,6 +385,11 @@ def test_other_stories() -> None:
     # 6. the outsourced call centre learns the customer moved
     notes = [n for n in by_type["case.note"] if n["department"] == "outsourced_callcenter"]
     assert notes and "moved" in notes[0]["data"]["text"]
+    # 7. one person with two customer numbers (the README's `journey merge C-900007 C-900008`)
+    twice = [f for f in by_type["customer.registered"] if f["customer"]["customer_id"] in ("C-900007", "C-900008")]
+    assert len(twice) == 2 and len({f["data"]["name"] for f in twice}) == 1
+    assert len({orjson.dumps(f["data"]["address"]) for f in twice}) == 1
+    assert {f["data"]["phone"] for f in twice} == {"+34600900007", "+34600900008"}
 
 
 # ------------------------------------------------------------------------ output

@@ -2,22 +2,32 @@
 
 It replaces only a ledger it made itself (a ``.demo`` marker in the data directory), so a
 mistyped ``--data-dir`` never wipes real work.
+
+Its facts are recorded at the instants a live ledger would have recorded them (minutes after
+they happened, or late for an upload: journey/demo_data.py), not at the moment the demo is
+built, so "as the company knew it on 1 June" finds what had come in by then. Those instants
+are written beside the facts file (one a line) and handed to the writer as its clock; no
+door a sender uses can give one.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from consumers.jsonl_ingest import IngestSummary
+from consumers.jsonl_ingest import IngestSummary, ingest
 from consumers.log_follower import Progress
 from journey import demo_data
 from journey.config import Settings
 from journey.sharing import Holder, holder_now
 from journey.system import System
 from journey.usecases import recording
+from ledger.writer import RecordingClock
 
 MARKER = ".demo"
 
@@ -52,9 +62,41 @@ def prepare(settings: Settings, *, force: bool) -> Path:
     return home / "demo.jsonl"
 
 
+def recorded_at_file(source: Path) -> Path:
+    """Where the recording instant of each line of the facts file is kept (line for line)."""
+    return source.with_name(source.stem + ".recorded-at.txt")
+
+
 def write_facts(source: Path, customers: int, seed: int) -> int:
-    """Generate the demo's touchpoints into ``source``; returns how many lines."""
-    return demo_data.write_jsonl(source, demo_data.generate(customers, seed=seed))
+    """Generate the demo's touchpoints into ``source``, and when each is recorded beside it;
+    returns how many lines."""
+    instants: list[int] = []
+
+    def facts() -> Iterator[dict[str, Any]]:
+        for at, fact in demo_data.recorded(customers, seed=seed):
+            instants.append(at)
+            yield fact
+
+    count = demo_data.write_jsonl(source, facts())
+    recorded_at_file(source).write_text(
+        "".join(datetime.fromtimestamp(at, UTC).isoformat() + "\n" for at in instants))
+    return count
+
+
+def recording_clock(source: Path, now: datetime) -> RecordingClock | None:
+    """Each line's recording instant, none later than ``now`` (a ledger records nothing in
+    the future: a demo built before its last facts came in shows them as recorded now).
+    None without the instants file (a facts file the demo did not write): recorded as any
+    append would."""
+    path = recorded_at_file(source)
+    if not path.exists():
+        return None
+    instants = [min(datetime.fromisoformat(line), now) for line in path.read_text().split()]
+
+    def clock(line: int) -> datetime:
+        return instants[line - 1] if 0 < line <= len(instants) else now
+
+    return clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +108,14 @@ class Built:
 def record(system: System, source: Path,
            on_record: Callable[[IngestSummary], None] | None = None,
            on_project: Callable[[Progress], None] | None = None) -> Built:
-    """Record the generated facts and project them."""
-    done = recording.record_file(system, str(source), on_progress=on_record)
+    """Record the generated facts, each at its recording instant, and project them."""
+    clock = recording_clock(source, datetime.now(UTC))
+    summary = ingest(system.ledger, recording.open_lines(str(source)), batch_size=recording.BATCH,
+                     on_progress=on_record, parse=system.parse, clock=clock)
+    if summary.rejected:  # never for the generated facts; kept where any append keeps them
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        recording.write_rejects(
+            system.settings.rejects_dir / f"{source.name}.{stamp}.{os.getpid()}.rejects.jsonl",
+            summary.rejected, str(source), fresh=True)
     system.project(on_progress=on_project)
-    return Built(done.summary, system.projections.table_counts())
+    return Built(summary, system.projections.table_counts())

@@ -106,9 +106,15 @@ def test_the_other_answers_are_plausible(demo_home: Path, capsys: pytest.Capture
     assert sum(r["approved_without_invoice"] for r in claims) >= 1
 
     late = _by(answer(capsys, demo_home, q[9]), "source")
-    assert late and all(s.startswith("callcenter") for s in late)  # the demo's late uploads
+    # the demo's late uploads: the call centres' batches, the stores' offline days
+    assert late and all(s.startswith(("callcenter", "pos-")) for s in late)
+    assert any(s.startswith("callcenter") for s in late)
     assert all(r["late"] > 0 for r in late.values())
+    assert all(r["median_lag_hours"] >= 1 for r in late.values())  # hours to days, not minutes
 
     changes = _by(answer(capsys, demo_home, q[10]), "department")
     assert "billing" in changes  # Pilar's "data cleanup"
     assert all(r["requested_by"] != "customer" for r in changes.values())
+    # customer care changes addresses at the customer's request; every company change is notified
+    assert "customer_care" not in changes
+    assert all(r["letter_sent"] == r["changes"] and r["not_notified"] == 0 for r in changes.values())
