@@ -395,6 +395,13 @@ def verify_row(journey: Journey) -> Row:
                      f"limit: hashlib sha256 over the {size / 1e6:,.1f} MB of stored states"))
 
 
+def _helpers_note(measured: workers.Measured) -> str:
+    """What a catch-up's decode workers (projections/preparing.py) held at their peak."""
+    if measured.helpers_peak_rss_mib is None:
+        return "; decoded in the worker itself"
+    return f"; decode workers' peak {measured.helpers_peak_rss_mib:,.0f} MiB each"
+
+
 # ------------------------------------------------------------------------- decode
 
 #: Each of the decode row's timings is the best of this many runs over the same rows in memory.
@@ -650,7 +657,10 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
         projection = Row("projection (store -> DuckDB)", events=projected.result,
                          seconds=projected.seconds, limit_events=limit_n, limit_seconds=limit_s,
                          peak_rss_mib=projected.peak_rss_mib,
-                         note=f"limit: Arrow inserts of the events rows, {ARROW_BATCH:,}/txn")
+                         note=f"limit: Arrow inserts of the events rows, {ARROW_BATCH:,}/txn"
+                              + _helpers_note(projected))
+        if projected.helpers_peak_rss_mib is not None:
+            projection.detail["decode_workers_peak_rss_mib"] = projected.helpers_peak_rss_mib
         rows.append(projection)
         _say(f"projection: {projection.rate or 0:,.0f}/s, worker peak {projected.peak_rss_mib:,.0f} MiB")
 
@@ -658,7 +668,10 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
         rows.append(Row("rebuild from store", events=rebuilt.result["events"],
                         seconds=rebuilt.result["seconds"], limit_events=limit_n,
                         limit_seconds=limit_s, peak_rss_mib=rebuilt.peak_rss_mib,
-                        note="rebuild.from_store: every projection into a fresh DuckDB file"))
+                        note="rebuild.from_store: every projection into a fresh DuckDB file"
+                             + _helpers_note(rebuilt)))
+        if rebuilt.helpers_peak_rss_mib is not None:
+            rows[-1].detail["decode_workers_peak_rss_mib"] = rebuilt.helpers_peak_rss_mib
         _say(f"rebuild done, worker peak {rebuilt.peak_rss_mib:,.0f} MiB")
         decoded = decode_row(journey)
         rows.append(decoded)

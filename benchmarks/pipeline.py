@@ -45,6 +45,8 @@ class Step:
     seconds: float
     #: The worker process's own peak resident set, MiB (steps run by benchmarks/workers.py).
     peak_rss_mib: float | None = None
+    #: The largest peak of the processes the worker started (decode workers), MiB.
+    helpers_peak_rss_mib: float | None = None
 
     @property
     def rate(self) -> float:
@@ -62,9 +64,12 @@ def timed(name: str, events: int, steps: list[Step], fn: Callable[[], Any]) -> A
 def timed_worker(name: str, events: int, steps: list[Step], fn: Callable[..., Any], *args: Any) -> Any:
     """A ledger worker in a process of its own (its seconds exclude the interpreter's start)."""
     measured = workers.in_worker(fn, *args)
-    steps.append(Step(name, events, measured.seconds, measured.peak_rss_mib))
+    steps.append(Step(name, events, measured.seconds, measured.peak_rss_mib,
+                      measured.helpers_peak_rss_mib))
+    helpers = measured.helpers_peak_rss_mib
     print(f"  {name:<34} {measured.seconds:8.2f} s  {steps[-1].rate:10,.0f}/s  "
-          f"peak {measured.peak_rss_mib:,.0f} MiB", file=sys.stderr)
+          f"peak {measured.peak_rss_mib:,.0f} MiB"
+          + (f" (decode workers {helpers:,.0f} MiB each)" if helpers else ""), file=sys.stderr)
     return measured.result
 
 
@@ -148,7 +153,8 @@ def run_pipeline(events: int, bootstrap_servers: str, workdir: Path, postgres_ur
                 "topics": {"touchpoints": touchpoints, "events": events_topic},
                 "settings": settings,
                 "steps": [{"step": s.name, "events": s.events, "seconds": round(s.seconds, 3),
-                           "per_second": round(s.rate), "peak_rss_mib": s.peak_rss_mib}
+                           "per_second": round(s.rate), "peak_rss_mib": s.peak_rss_mib,
+                           "helpers_peak_rss_mib": s.helpers_peak_rss_mib}
                           for s in steps]}
     finally:
         journey.close()

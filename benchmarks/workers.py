@@ -15,6 +15,7 @@ and imports are not part of a path's rate (a long-running worker pays them once)
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import sys
 import time
@@ -31,6 +32,9 @@ class Measured:
     seconds: float
     #: The worker process's peak resident set, MiB (start-up and imports included).
     peak_rss_mib: float
+    #: The largest peak of the processes it started (a catch-up's decode workers), MiB; None
+    #: when it started none.
+    helpers_peak_rss_mib: float | None = None
 
 
 def peak_rss_mib() -> float:
@@ -51,6 +55,52 @@ def peak_rss_mib() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+def _vm_hwm_mib(pid: int | str) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class _Helpers:
+    """The peak resident sets of this process's children, sampled while it works: a catch-up's
+    decode workers (projections/preparing.py) are processes of their own, each with its own
+    peak, and exit before the work returns."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.me = str(os.getpid())
+        self.peaks: dict[str, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.2):
+            try:
+                pids = [p for p in os.listdir("/proc") if p.isdigit()]
+            except OSError:
+                return
+            for pid in pids:
+                try:
+                    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                        parent = stat.read().rsplit(")", 1)[1].split()[1]
+                except (OSError, IndexError):
+                    continue
+                if parent == self.me and (peak := _vm_hwm_mib(pid)) is not None:
+                    self.peaks[pid] = max(peak, self.peaks.get(pid, 0.0))
+
+    def stop(self) -> float | None:
+        self.done.set()
+        self.thread.join()
+        return round(max(self.peaks.values()), 1) if self.peaks else None
+
+
 def in_worker(fn: Callable[..., Any], *args: Any) -> Measured:
     """Run ``fn(*args)`` (a module-level function of this module) in a fresh interpreter."""
     context = multiprocessing.get_context("spawn")
@@ -66,9 +116,11 @@ def _measure(fn: Callable[..., Any], args: tuple[Any, ...]) -> Measured:
 
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     tune_gc()  # as the CLI entry point does
+    helpers = _Helpers()
     started = time.perf_counter()
     result = fn(*args)
-    return Measured(result, time.perf_counter() - started, round(peak_rss_mib(), 1))
+    seconds = time.perf_counter() - started
+    return Measured(result, seconds, round(peak_rss_mib(), 1), helpers.stop())
 
 
 # ------------------------------------------------------------------ the embedded workers
