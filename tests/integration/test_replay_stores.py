@@ -12,6 +12,7 @@ import pytest
 from journey import demo_data
 from journey.bootstrap import bootstrap
 from journey.config import Settings
+from projections.preparing import Parallel
 from replay import asof, diff, rebuild
 from tests.ledgers import append, record
 
@@ -32,6 +33,9 @@ def test_rebuild_equals_live_and_a_late_upload_separates_the_two_time_axes(
         record(journey, {**call, "id": "late", "occurred_at": "2026-09-02T10:00:00+02:00"})
         journey.project()
         rebuilt = rebuild.from_store(journey.app, tmp_path / "rebuilt")
+        # The same rebuild with the facts decoded in a worker process, from the first fact.
+        by_workers = rebuild.from_store(journey.app, tmp_path / "by-workers",
+                                        parallel=Parallel(workers=1, from_facts=0))
         customer = asof.resolve(journey.app, "customer_id:C-900001")
         assert customer is not None
         known = asof.as_of(journey.app, customer, at, "recorded")
@@ -39,6 +43,8 @@ def test_rebuild_equals_live_and_a_late_upload_separates_the_two_time_axes(
     finally:
         journey.close()
     result = diff.diff(tmp_path / "ledger" / "projections.duckdb", rebuilt.path)
+    assert result.same, [t.to_json() for t in result.tables if not t.same]
+    result = diff.diff(tmp_path / "ledger" / "projections.duckdb", by_workers.path)
     assert result.same, [t.to_json() for t in result.tables if not t.same]
     ids = {sf.fact["id"] for sf in known.facts}
     assert "on-time" in ids and "late" not in ids
