@@ -247,3 +247,85 @@ def test_warranty_by_serial_without_the_invoice(page: Any, server: str, tokens: 
     card = page.inner_text("#warranty-page .warranty-card")
     assert "IN WARRANTY" in card and "Smartphone Galaxy A55" in card and "Jordi Puig Castells" in card
     assert "APPROVED" in page.inner_text("#claims")
+
+
+# ---------------------------------------------------------------- a phone's width
+
+#: Every element that reaches past the viewport's sides, or is cut off by an ancestor that
+#: hides what overflows it (overflow hidden/clip). An ancestor that scrolls (overflow auto or
+#: scroll) is a deliberate way to show a wide thing and is not counted.
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth;
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+    + (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+  const found = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === 'hidden') continue;
+    let left = 0, right = width, scrolled = false;
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') { scrolled = true; break; }
+      if (o === 'hidden' || o === 'clip') {
+        const ar = a.getBoundingClientRect();
+        left = Math.max(left, ar.left); right = Math.min(right, ar.right);
+      }
+    }
+    if (scrolled) continue;
+    if (r.left < left - 1 || r.right > right + 1) {
+      found.push(`${name(el)} ${Math.round(r.left)}..${Math.round(r.right)} (room ${Math.round(left)}..${Math.round(right)})`);
+    }
+  }
+  return { page: document.documentElement.scrollWidth, width, found: found.slice(0, 12) };
+}"""
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser: Any, server: str) -> Any:
+    """A page 390 px wide, the width of a common phone held upright."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda error: errors.append(str(error)))
+    yield pg
+    context.close()
+    assert not errors, f"script errors in the console: {errors}"
+
+
+def assert_fits(page: Any, what: str) -> None:
+    page.wait_for_load_state("networkidle")
+    result = page.evaluate(OVERFLOWING)
+    assert result["page"] <= result["width"], (what, result)
+    assert not result["found"], (what, result)
+
+
+@pytest.mark.parametrize(("route", "ready"), [
+    ("#/", "#home-search"),
+    ("#/customer/+34600900001", "#verdict-banner"),
+    ("#/customer/C-900002", "#timeline li.event"),
+    ("#/customer/C-900005", "#timeline li.event"),
+    ("#/case/K-S4", "#clocks"),
+    ("#/cases?overdue=1", "#cases-page tbody tr"),
+    ("#/cases", "#cases-page tbody tr"),
+    ("#/promises?all=1", "#promises-page"),
+    ("#/inbox", "#inbox-list"),
+    ("#/warranty/SNR58T20A4K", "#warranty-page .warranty-card"),
+])
+def test_every_page_fits_a_phone_390_px_wide(phone: Any, server: str, tokens: dict[str, str],
+                                             route: str, ready: str) -> None:
+    scenario.sign_in(phone, server, tokens["stores"], route)
+    phone.wait_for_selector(ready)
+    assert_fits(phone, route)
+    # The navigation and the verdict are whole: every link can be seen and tapped.
+    for link in phone.locator("nav.main-nav a").all():
+        box = link.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], link.inner_text()
+
+
+def test_sign_in_form_fits_a_phone(phone: Any, server: str) -> None:
+    phone.goto(server + "/console/")
+    phone.wait_for_selector("#login-form")
+    assert_fits(phone, "sign in")
