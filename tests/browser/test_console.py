@@ -329,3 +329,73 @@ def test_sign_in_form_fits_a_phone(phone: Any, server: str) -> None:
     phone.goto(server + "/console/")
     phone.wait_for_selector("#login-form")
     assert_fits(phone, "sign in")
+
+
+# ---------------------------------------------------------------- words people read
+
+#: A count of one with a plural noun ("1 replies"), or a code a person does not read.
+ONE_WITH_A_PLURAL = re.compile(r"\b1 (replies|mentions|events|cases|transfers|reasons|promises|answers|notes|"
+                               r"contacts|days|facts|changes|open cases|resolved cases)\b")
+CODES = re.compile(r"\b(customer_care|outsourced_callcenter|social_media|technical_service|customer_id|"
+                   r"national_id|not_interested|third_party)\b|system: ")
+
+
+def test_the_tab_title_follows_the_page(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/customer/C-900001")
+    page.wait_for_selector("#customer-name")
+    assert page.title() == "Ramón Ortega Gil · Customer console"
+    for nav, title in (("cases", "Cases"), ("promises", "Promises"), ("inbox", "Social inbox"),
+                       ("warranty", "Warranty lookup"), ("search", "Find a customer")):
+        page.click(f"nav.main-nav a[data-page={nav}]")
+        page.wait_for_function(f"document.title === '{title} · Customer console'")
+        assert "Ramón" not in page.title()
+    search(page, "K-S4")
+    page.wait_for_selector("#case-head")
+    assert page.title() == "Case K-S4 · Customer console"
+
+
+def test_a_search_asks_the_server_once(page: Any, server: str, tokens: dict[str, str]) -> None:
+    """A name, or anything that names nobody, is one request and one "nobody found": no
+    question per channel about a person who is not there."""
+    scenario.sign_in(page, server, tokens["stores"])
+    asked: list[tuple[int, str]] = []
+    page.on("response", lambda r: asked.append((r.status, r.url)) if "/api/" in r.url else None)
+    search(page, "Ana García")
+    page.wait_for_selector("#not-found")
+    page.wait_for_load_state("networkidle")
+    assert len(asked) == 1 and asked[0][0] == 404 and "can-contact" not in asked[0][1], asked
+    assert "Nobody found for “Ana García”" in page.inner_text("#not-found")
+    # Somebody found: the customer, then one verdict per channel, all answered, none missing.
+    asked.clear()
+    search(page, "+34600900001")
+    page.wait_for_selector("#verdict-banner")
+    page.wait_for_load_state("networkidle")
+    assert [status for status, _ in asked] == [200] * 6, asked
+    assert sum("can-contact" in url for _, url in asked) == 5
+
+
+@pytest.mark.parametrize(("route", "ready"), [
+    ("#/customer/+34600900001", "#verdict-banner"),
+    ("#/customer/C-900002", "#contact-changes"),
+    ("#/customer/C-900005", "#social"),
+    ("#/case/K-S4", "#clocks"),
+])
+def test_pages_speak_in_words_not_codes(page: Any, server: str, tokens: dict[str, str], route: str,
+                                        ready: str) -> None:
+    scenario.sign_in(page, server, tokens["stores"], route)
+    page.wait_for_selector(ready)
+    page.wait_for_load_state("networkidle")
+    text = page.inner_text("main")
+    assert not ONE_WITH_A_PLURAL.search(text), ONE_WITH_A_PLURAL.search(text)
+    assert not CODES.search(text), CODES.search(text)
+
+
+def test_the_verdict_says_who_and_when_in_words(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/customer/+34600900001")
+    page.wait_for_selector("#verdict-banner")
+    why = page.inner_text("#verdict")
+    assert "objected to commercial contact on all channels on 2026-03-05 09:30 +01:00 (by customer care)" in why
+    # One line per reason, whatever the channel's words in it ("by SMS", "by e-mail").
+    lines = page.locator("#verdict .verdict-reasons li").all_inner_texts()
+    objected = [line for line in lines if line.startswith("The customer objected")]
+    assert len(objected) == 1 and "(Phone, SMS, E-mail, Letter, Social)" in objected[0], lines
