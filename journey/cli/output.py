@@ -17,6 +17,7 @@ import orjson
 
 from consumers.jsonl_ingest import IngestSummary
 from consumers.log_follower import Progress
+from journey.cli.textview import printable
 
 
 def dump(obj: Any) -> None:
@@ -51,6 +52,30 @@ def project_progress(ticker: Ticker) -> Callable[[Progress], None]:
         rate = p.projected / p.elapsed if p.elapsed else 0.0
         ticker(f"position {p.position:,} of {p.head:,} ({rate:,.0f} events/s)")
     return show
+
+
+def no_terminal(settings: object) -> bool:
+    """Nobody can answer a question: standard input is not a terminal, or the settings say the
+    command runs in CI (``settings.ci``: a CI job's pseudo-terminal has nobody at it)."""
+    return not sys.stdin.isatty() or bool(getattr(settings, "ci", False))
+
+
+def ask(lines: list[str], question: str) -> bool:
+    """Show ``lines`` and ``question`` on stderr (stdout stays the command's answer, JSON with
+    --json) and read the answer: True only for y or yes; an empty line or the end of input
+    is no."""
+    for line in lines:
+        print(printable(line), file=sys.stderr)
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if not answer:
+        print(file=sys.stderr)
+    return answer.strip().lower() in ("y", "yes")
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(1, "key")`` -> "1 key", ``plural(2, "key")`` -> "2 keys"."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def log_to_stderr(logger: str, label: str) -> None:
