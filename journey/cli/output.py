@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,18 +41,72 @@ class Ticker:
             print(f"{self.label}: {text}", file=sys.stderr, flush=True)
 
 
-def ingest_progress(ticker: Ticker) -> Callable[[IngestSummary], None]:
+def ingest_progress(ticker: Ticker, total: int | None = None) -> Callable[[IngestSummary], None]:
+    """Lines read (of ``total`` when the command knows how many there are), recorded, left out."""
+    of = f" of {total:,}" if total is not None else ""
+
     def show(s: IngestSummary) -> None:
-        ticker(f"{s.lines:,} lines read, {s.recorded:,} recorded, {s.duplicates:,} duplicates, "
+        ticker(f"{s.lines:,}{of} lines read, {s.recorded:,} recorded, {s.duplicates:,} duplicates, "
                f"{len(s.rejected):,} rejected ({s.rate:,.0f} lines/s)")
     return show
 
 
-def project_progress(ticker: Ticker) -> Callable[[Progress], None]:
-    def show(p: Progress) -> None:
+class Projecting:
+    """A catch-up's progress on stderr, as the work goes.
+
+    While the log is read and its rows written: how many of the events to project are done
+    and, when the catch-up did not start at the beginning, the position reached. Once every
+    event is written, the projection still works out each customer's derived rows (summary,
+    cases, promises) for a while with no count of its own: that is said at once, whatever the
+    ticker's pace, and with ``quiet_every`` (seconds) how long it has been at it, every so
+    often, until :meth:`close`. Without ``quiet_every`` nothing runs after the last call, so
+    a caller that never closes it loses nothing.
+    """
+
+    def __init__(self, ticker: Ticker, quiet_every: float | None = None) -> None:
+        self.ticker = ticker
+        self.quiet_every = quiet_every
+        self.start: int | None = None
+        self.stop = threading.Event()
+        self.waiting: threading.Thread | None = None
+
+    def __call__(self, p: Progress) -> None:
+        if self.start is None:
+            self.start = max(0, p.position - p.projected)
+        todo = max(p.head - self.start, 0)
+        done = min(p.position - self.start, todo)
         rate = p.projected / p.elapsed if p.elapsed else 0.0
-        ticker(f"position {p.position:,} of {p.head:,} ({rate:,.0f} events/s)")
-    return show
+        new = "new " if self.start else ""
+        where = f", position {p.position:,} of {p.head:,}" if self.start else ""
+        if p.position < p.head:
+            self.ticker(f"{done:,} of {todo:,} {new}events written{where} ({rate:,.0f} events/s)")
+            return
+        self.ticker(f"all {todo:,} {new}events written{where}; now working out each customer's summary, "
+                    "cases and promises from them", force=True)
+        if self.quiet_every is not None and self.waiting is None:
+            self.waiting = threading.Thread(target=self._still, args=(time.monotonic(),), daemon=True)
+            self.waiting.start()
+
+    def _still(self, since: float) -> None:
+        assert self.quiet_every is not None
+        while not self.stop.wait(self.quiet_every):
+            self.ticker(f"still working out the customers' rows ({time.monotonic() - since:,.0f} s)",
+                        force=True)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.waiting is not None:
+            self.waiting.join()
+
+    def __enter__(self) -> Projecting:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def project_progress(ticker: Ticker, quiet_every: float | None = None) -> Projecting:
+    return Projecting(ticker, quiet_every)
 
 
 def no_terminal(settings: object) -> bool:

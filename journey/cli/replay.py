@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from consumers.log_follower import DEFAULT_BATCH, Progress
+from consumers.log_follower import DEFAULT_BATCH
 from domain import catalogue
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
-from journey.cli.output import Ticker, dump
+from journey.cli.output import Ticker, dump, project_progress
 from journey.cli.textview import printable
 from journey.policy import PolicyError
 from journey.usecases import replay
@@ -29,23 +28,19 @@ from replay import decision as decisions
 from replay import diff as differ
 from replay import rebuild as rebuilder
 
-
-def _progress(label: str) -> Callable[[Progress], None]:
-    tick = Ticker(label)
-
-    def show(p: Progress) -> None:
-        rate = p.projected / p.elapsed if p.elapsed else 0.0
-        tick(f"position {p.position:,} of {p.head:,}, {p.projected:,} events ({rate:,.0f} events/s)")
-    return show
+#: Seconds between the lines that say the rebuild is still deriving the customers' rows.
+QUIET_EVERY = 5.0
 
 
 def cmd_rebuild(args: argparse.Namespace, journey: Journey) -> int:
     tick = Ticker("rebuild")
     try:
-        result = replay.rebuild(journey, source=args.source, into=Path(args.into) if args.into else None,
-                                batch=args.batch, bootstrap=args.bootstrap, topic=args.topic,
-                                on_progress=_progress("rebuild"),
-                                on_read=lambda n: tick(f"{n:,} records read from the topic"))
+        with project_progress(Ticker("rebuild"), quiet_every=QUIET_EVERY) as projecting:
+            result = replay.rebuild(journey, source=args.source,
+                                    into=Path(args.into) if args.into else None,
+                                    batch=args.batch, bootstrap=args.bootstrap, topic=args.topic,
+                                    on_progress=projecting,
+                                    on_read=lambda n: tick(f"{n:,} records read from the topic"))
     except rebuilder.RebuildError as error:
         print(f"journey replay rebuild: {error}", file=sys.stderr)
         return 2
