@@ -593,8 +593,12 @@ def department_words(code: str) -> str:
     return DEPARTMENT_WORDS.get(code, code.replace("_", " "))
 
 
-def _channel(code: Any) -> str:
+def channel_words(code: Any) -> str:
+    """How a channel reads in "contact by ...": "phone", "SMS", "e-mail", "social media"."""
     return CHANNEL_WORDS.get(str(code), str(code).replace("_", " "))
+
+
+_channel = channel_words
 
 
 def _outcome(code: Any) -> str:
