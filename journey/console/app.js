@@ -282,6 +282,9 @@ function notFound(ref) {
   const looksSerial = /^[A-Z0-9]{6,}$/i.test(ref) && /\d/.test(ref) && !/^C-/i.test(ref);
   return h("section.notice#not-found", { role: "alert" },
     h("h2", `Nobody found for “${ref}”`),
+    /^[\p{L}][\p{L} .'-]*\s[\p{L} .'-]+$/u.test(ref.trim())
+      ? h("p#not-a-name", "People are found by phone, e-mail, @handle, customer number or ledger id, not by name.")
+      : null,
     h("p", "Check the number or address. Phone numbers work with or without +34; handles start with @."),
     h("ul.plain",
       h("li", h("a", { href: `#/case/${enc(ref)}` }, `Open “${ref}” as a case number or tracking key`)),

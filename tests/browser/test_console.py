@@ -365,6 +365,7 @@ def test_a_search_asks_the_server_once(page: Any, server: str, tokens: dict[str,
     page.wait_for_load_state("networkidle")
     assert len(asked) == 1 and asked[0][0] == 404 and "can-contact" not in asked[0][1], asked
     assert "Nobody found for “Ana García”" in page.inner_text("#not-found")
+    assert "not by name" in page.inner_text("#not-a-name")
     # Somebody found: the customer, then one verdict per channel, all answered, none missing.
     asked.clear()
     search(page, "+34600900001")
