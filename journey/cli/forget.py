@@ -18,8 +18,7 @@ from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.cli.identity import described
 from journey.cli.kinds import Command
-from journey.cli.output import ask, dump, no_terminal, plural
-from journey.cli.textview import printable
+from journey.cli.output import confirm, dump, plural
 from journey.references import reference_key
 from journey.usecases import identity
 from journey.usecases.erasure import forget
@@ -34,6 +33,7 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
                    help="do not bring the projections up to date (the process that holds them will)")
     p.add_argument("--yes", action="store_true",
                    help="do not show who is erased and ask (for scripts)")
+    p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     commands["forget"] = cmd_forget
 
@@ -49,8 +49,8 @@ def cmd_forget(args: argparse.Namespace, journey: Journey) -> int:
         return 2
     if not args.yes:
         checked = _confirm(args, journey, key)
-        if checked is not None:
-            return checked
+        if checked is not None or getattr(args, "check", False):
+            return checked or 0
     erasure = forget(journey, key, args.reason.strip(), project=not args.no_project, warn=_warn)
     if erasure is None:
         print(f"journey forget: nobody known as {args.ref!r} ({key})", file=sys.stderr)
@@ -94,18 +94,11 @@ def _confirm(args: argparse.Namespace, journey: Journey, key: str) -> int | None
             return 3
         if found.forgotten:
             return None
-    if no_terminal(journey.settings):
-        print("journey forget: an erasure cannot be undone, and there is no terminal here to "
-              "confirm it at; check who the reference names and add --yes", file=sys.stderr)
-        return 2
     who = described(found) if found is not None else f"whoever {args.ref} names ({key})"
     lines = ["Erase this person's personal data for good (GDPR art. 17)?", f"  {who}",
              "  Their keys are destroyed: no one can read their personal data again; their events "
              "stay, unreadable."]
-    if not ask(lines, f"Forget {args.ref}?"):
-        print(printable("journey forget: not confirmed; nothing erased"), file=sys.stderr)
-        return 1
-    return None
+    return confirm(args, journey.settings, lines, f"Forget {args.ref}?")
 
 
 def _warn(text: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
-from journey.cli.output import ask, dump, no_terminal, plural
+from journey.cli.output import confirm, dump, plural
 from journey.cli.textview import printable, say
 from journey.usecases import identity
 
@@ -43,6 +43,7 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
         if name == "merge":
             p.add_argument("--yes", action="store_true",
                            help="do not show the two records and ask (for scripts)")
+            p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
         commands[name] = cmd_merge
 
 
@@ -58,8 +59,8 @@ def described(record: identity.Record) -> str:
 def cmd_merge(args: argparse.Namespace, journey: Journey) -> int:
     if args.command == "merge":
         checked = _confirm_merge(args, journey)
-        if checked is not None:
-            return checked
+        if checked is not None or getattr(args, "check", False):
+            return checked or 0
     try:
         done = identity.change(journey, args.command, args.ref, args.other, args.reason,
                                department=args.department, agent=args.agent, at=args.at)
@@ -91,16 +92,9 @@ def _confirm_merge(args: argparse.Namespace, journey: Journey) -> int | None:
         return 1
     if args.yes or keep.customer_id == other.customer_id:  # the same record: the ledger says so
         return None
-    if no_terminal(journey.settings):
-        print("journey merge: a merge joins two records for good, and there is no terminal here "
-              "to confirm it at; check the two records and add --yes", file=sys.stderr)
-        return 2
     lines = ["Merge these two records into one person?",
              f"  keep        {described(keep)}",
              f"  merge in    {described(other)}"]
     if keep.name and other.name and keep.name.casefold() != other.name.casefold():
         lines.append(f"  Their names differ ({keep.name} / {other.name}): check they are the same person.")
-    if not ask(lines, f"Merge {args.other} into {args.ref}?"):
-        print("journey merge: not confirmed; nothing recorded", file=sys.stderr)
-        return 1
-    return None
+    return confirm(args, journey.settings, lines, f"Merge {args.other} into {args.ref}?")

@@ -7,6 +7,9 @@ stderr without flooding it.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import logging
 import sys
 import threading
@@ -126,6 +129,61 @@ def ask(lines: list[str], question: str) -> bool:
     if not answer:
         print(file=sys.stderr)
     return answer.strip().lower() in ("y", "yes")
+
+
+#: Why each command that asks first cannot run without a terminal or --yes.
+UNASKED = {
+    "merge": "a merge joins two records for good, and there is no terminal here to confirm it at; "
+             "check the two records and add --yes",
+    "forget": "an erasure cannot be undone, and there is no terminal here to confirm it at; "
+              "check who the reference names and add --yes",
+}
+#: What each says when the answer is no.
+DECLINED = {"merge": "not confirmed; nothing recorded", "forget": "not confirmed; nothing erased"}
+
+
+def confirm(args: argparse.Namespace, settings: object, lines: list[str], question: str) -> int | None:
+    """Ask ``question`` after ``lines`` for ``journey merge``/``forget``: None to go on; else
+    the exit code (1 not confirmed, 2 no terminal to ask at).
+
+    With ``args.check`` (a server runs the command for a process at a terminal, and has no
+    terminal of its own: :func:`confirm_forwarded`) the lines and the question are printed on
+    stdout instead, for that process to ask, and nothing is done."""
+    if getattr(args, "check", False):
+        for line in [*lines, question]:
+            print(printable(line))
+        return 0
+    if no_terminal(settings):
+        print(f"journey {args.command}: {UNASKED[args.command]}", file=sys.stderr)
+        return 2
+    if not ask(lines, question):
+        print(f"journey {args.command}: {DECLINED[args.command]}", file=sys.stderr)
+        return 1
+    return None
+
+
+def confirm_forwarded(args: argparse.Namespace, settings: object,
+                      run: Callable[[argparse.Namespace], int]) -> int | None:
+    """The confirmation of a command that asks first (``args.yes`` False) when this data
+    directory's server runs it (``run`` hands it the command): the server looks the records up
+    and says what to ask (``--check``), this process asks at its own terminal, and the command
+    then goes to the server with ``--yes``. None: go on and forward ``args`` (now with yes);
+    else the exit code."""
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        code = run(argparse.Namespace(**{**vars(args), "check": True}))
+    lines = said.getvalue().splitlines()
+    if code != 0:
+        sys.stdout.write(said.getvalue())
+        return code
+    if lines and no_terminal(settings):
+        print(f"journey {args.command}: {UNASKED[args.command]}", file=sys.stderr)
+        return 2
+    if lines and not ask(lines[:-1], lines[-1]):
+        print(f"journey {args.command}: {DECLINED[args.command]}", file=sys.stderr)
+        return 1
+    args.yes = True
+    return None
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -12,10 +12,13 @@ import os
 import pty
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+
+from tests.processes import free_port, stop, wait_for_health
 
 FACTS = [
     {"type": "customer.registered", "id": "r1", "source": "crm", "customer": {"customer_id": "C-1"},
@@ -116,3 +119,46 @@ def test_forget_shows_who_and_asks(home: Path) -> None:
     done = at_terminal(home, "y\n", "forget", "C-2", "--reason", "art. 17 request")
     assert done.returncode == 0 and "forgotten: 1 key destroyed" in done.stdout, done.stderr
     assert journey(home, "customer", "andres@example.com").returncode == 3
+
+
+@pytest.fixture
+def served(home: Path, tmp_path: Path) -> Iterator[Path]:
+    """``journey serve`` on the ledger, itself started at a terminal: the commands it runs for
+    other processes must never ask on it (nobody there answers for them)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    main, side = pty.openpty()
+    with open(log, "w") as err:
+        server = subprocess.Popen(command(home, "serve", "--port", str(port)), stdin=side,
+                                  stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for_health(url, server, log.read_text)
+        yield home
+    finally:
+        stop(server)
+        os.close(main)
+        os.close(side)
+
+
+def test_beside_a_server_the_question_is_asked_here(served: Path) -> None:
+    home = served
+    done = journey(home, "merge", "C-1", "C-2", "--reason", "same DNI")
+    assert done.returncode == 2 and "no terminal" in done.stderr, done.stderr
+    done = at_terminal(home, "n\n", "merge", "C-1", "C-2", "--reason", "same DNI")
+    assert done.returncode == 1 and "not confirmed; nothing recorded" in done.stderr, done.stderr
+    assert "C-2  Andrés Gil · e-mail andres@example.com · 2 events" in done.stderr
+    assert done.stdout == ""
+    assert number_of(home, "andres@example.com") == "C-2"
+    done = at_terminal(home, "y\n", "merge", "C-1", "C-2", "--reason", "same DNI")
+    assert done.returncode == 0, done.stderr
+    assert "C-2 merged into C-1 (same DNI)" in done.stdout
+    assert number_of(home, "andres@example.com") == "C-1"
+    done = journey(home, "merge", "C-1", "C-9", "--reason", "x")
+    assert done.returncode == 1 and "nobody is known as 'C-9' (OTHER)" in done.stderr, done.stderr
+    done = at_terminal(home, "yes\n", "forget", "C-1", "--reason", "art. 17 request", "--json")
+    assert done.returncode == 0, done.stderr
+    # The merged record, as the view now reads it: both customer numbers, both contacts.
+    assert "C-1  Andrés Gil · customer number C-2 · e-mail andres@example.com" in done.stderr
+    assert orjson.loads(done.stdout)["already_forgotten"] is False
