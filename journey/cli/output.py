@@ -63,7 +63,8 @@ class Projecting:
     cases, promises) for a while with no count of its own: that is said at once, whatever the
     ticker's pace, and with ``quiet_every`` (seconds) how long it has been at it, every so
     often, until :meth:`close`. Without ``quiet_every`` nothing runs after the last call, so
-    a caller that never closes it loses nothing.
+    a caller that never closes it loses nothing, and a catch-up shorter than the ticker's pace
+    prints nothing at all.
     """
 
     def __init__(self, ticker: Ticker, quiet_every: float | None = None) -> None:
@@ -79,13 +80,16 @@ class Projecting:
         todo = max(p.head - self.start, 0)
         done = min(p.position - self.start, todo)
         rate = p.projected / p.elapsed if p.elapsed else 0.0
-        new = "new " if self.start else ""
+        events = "new event" if self.start else "event"
         where = f", position {p.position:,} of {p.head:,}" if self.start else ""
         if p.position < p.head:
-            self.ticker(f"{done:,} of {todo:,} {new}events written{where} ({rate:,.0f} events/s)")
+            self.ticker(f"{done:,} of {plural(todo, events)} written{where} ({rate:,.0f} events/s)")
             return
-        self.ticker(f"all {todo:,} {new}events written{where}; now working out each customer's summary, "
-                    "cases and promises from them", force=True)
+        # A short catch-up (a command reading a customer after an append) says nothing it has
+        # not said before; a long one, or one its command follows to the end, says what follows.
+        self.ticker(f"all {plural(todo, events)} written{where}; now working out each customer's "
+                    "summary, cases and promises from them",
+                    force=self.quiet_every is not None or p.elapsed >= self.ticker.every)
         if self.quiet_every is not None and self.waiting is None:
             self.waiting = threading.Thread(target=self._still, args=(time.monotonic(),), daemon=True)
             self.waiting.start()

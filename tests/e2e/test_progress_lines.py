@@ -75,3 +75,15 @@ def test_the_last_part_says_it_is_still_at_work_until_it_ends(capsys: pytest.Cap
     capsys.readouterr()
     time.sleep(0.2)
     assert capsys.readouterr().err == ""  # closed: nothing more
+
+
+def test_a_short_catch_up_says_nothing_and_one_event_is_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """``journey customer`` after an append catches up a few events in a blink: no line. A
+    command that follows its catch-up to the end says it, in the singular for one event."""
+    show = project_progress(Ticker("project"))
+    show(Progress(projected=1, position=101, head=101, elapsed=0.01))
+    assert capsys.readouterr().err == ""
+    with project_progress(Ticker("project"), quiet_every=60) as shown:
+        shown(Progress(projected=1, position=101, head=101, elapsed=0.01))
+    assert capsys.readouterr().err == ("project: all 1 new event written, position 101 of 101; now working "
+                                       "out each customer's summary, cases and promises from them\n")
