@@ -368,7 +368,8 @@ function verdictSection(results, ref) {
       svg(cls === "allowed" ? "consent" : cls === "denied" ? "objection" : "alert", "icon verdict-icon"),
       h("div.verdict-text",
         h("div.verdict-headline", headline),
-        top ? h("div.verdict-why", `${REASONS[top.reason.code] || top.reason.code}: ${top.reason.message}`) : null),
+        // The policy's own sentence, which already says what the reason is.
+        top ? h("div.verdict-why", sentence(top.reason.message) || REASONS[top.reason.code] || top.reason.code) : null),
       toggle),
     h("div.verdict-channels",
       results.map((r) => {
@@ -388,6 +389,12 @@ function verdictSection(results, ref) {
         h("strong", REASONS[e.reason.code] || e.reason.code), ` (${e.channels.map(channelName).join(", ")}): `,
         e.reason.message)))) : null,
     version ? h("p.policy-version.muted", `Contact policy ${version}. Asked just now.`) : null);
+}
+
+/** "the customer objected ..." -> "The customer objected ..." */
+function sentence(text) {
+  const s = String(text || "");
+  return s ? s[0].toUpperCase() + s.slice(1) : "";
 }
 
 /** A reason's message with its channel blanked, to show one line for the same reason on
