@@ -280,8 +280,8 @@ def decide(history: ContactHistory | Iterable[Mapping[str, Any]], *, channel: st
     reasons: list[Reason] = []
     if position is not None and head is not None and head - position > policy.max_lag:
         reasons.append(Reason("stale", (
-            f"the customer history is {head - position} event(s) behind the ledger "
-            f"(read at position {position}, ledger at {head}; the policy allows {policy.max_lag}): "
+            f"the customer history is {_count(head - position, 'event')} behind the ledger "
+            f"(read at position {position:,}, ledger at {head:,}; the policy allows {policy.max_lag:,}): "
             "deciding on an incomplete history is refused")))
     given = _latest(h.given, channel, purpose, cut)
     state = _latest(h.consents, channel, purpose, cut)
@@ -289,7 +289,7 @@ def decide(history: ContactHistory | Iterable[Mapping[str, Any]], *, channel: st
     reasons += _objection(h, channel, purpose, cut, given)
     if state is not None and state.type == "consent.withdrawn":
         reasons.append(Reason("consent_withdrawn", (
-            f"consent to {purpose} contact by {state.data.get('channel')} was withdrawn on "
+            f"consent to {purpose} contact by {_channels(state.data.get('channel'))} was withdrawn on "
             f"{_when(state)} ({_dept(state)})"), [state.event_id]))
     if commercial:
         if not consented:
@@ -347,7 +347,7 @@ def _objection(h: ContactHistory, channel: str, purpose: str, cut: tuple[datetim
     first = found[0]
     what = _channels(first.data.get("channels", "all"))
     message = (f"the customer objected to {purpose} contact on {what} on {_when(first)} "
-               f"({_dept(first)}), and has given no {purpose} consent for {channel} since")
+               f"({_dept(first)}), and has given no {purpose} consent for {_channel(channel)} since")
     if len(found) > 1:
         message += "; repeated on " + ", ".join(f"{_when(f)} ({_dept(f)})" for f in found[1:])
     return [Reason("objection", message, [f.event_id for f in found])]
@@ -439,8 +439,8 @@ def _cooldown(h: ContactHistory, campaign: str | None, cut: tuple[datetime, int]
     last = hits[-1]
     until = last.at + timedelta(days=policy.cooldown_days)
     return [Reason("cooldown", (
-        f"the customer answered {last.data.get('outcome')!s} to campaign {campaign} on "
-        f"{_when(last)} ({_dept(last)}); the campaign waits {policy.cooldown_days:g} days, until "
+        f"the customer answered “{_outcome(last.data.get('outcome'))}” to campaign {campaign} on "
+        f"{_when(last)} ({_dept(last)}); the campaign waits {_count(policy.cooldown_days, 'day')}, until "
         f"{until.astimezone(datetime.fromisoformat(last.occurred_at).tzinfo).date().isoformat()}"),
         [f.event_id for f in hits])]
 
@@ -470,7 +470,7 @@ def _quiet_hours(h: ContactHistory, channel: str, cut: tuple[datetime, int], at:
     whose = (f"the customer's timezone {tz_name}, from the registration of {_when(registration)} "
              f"({_dept(registration)})" if registration is not None
              else f"timezone {tz_name}, the default")
-    stamp = f"{local:%A %Y-%m-%d %H:%M}"
+    stamp = f"on {_day(local.date())} at {local:%H:%M}"
     events = [registration.event_id] if registration is not None else []
     if day in policy.closed_days:
         why = f"{day.isoformat()} is one of the company's closed days (contact policy {policy.version})"
@@ -479,13 +479,13 @@ def _quiet_hours(h: ContactHistory, channel: str, cut: tuple[datetime, int], at:
         if address is not None and address.event_id not in events:  # not the registration again
             events.append(address.event_id)
     elif day.weekday() not in policy.working_days:
-        why = f"{local:%A} is not a working day ({days})"
+        why = f"{DAY_WORDS[day.weekday()]} is not a working day (the working days are {days})"
     elif not any(a <= clock < b for a, b in policy.call_windows):
         why = f"outside the allowed hours {windows}"
     else:
         return None
     return Reason("quiet_hours", (
-        f"{channel} contact at {stamp} local time is not allowed: {why} ({whose})"), events)
+        f"contact by {_channel(channel)} {stamp} local time is not allowed: {why} ({whose})"), events)
 
 
 def _holiday(h: ContactHistory, cut: tuple[datetime, int], day: date) -> tuple[str, _Fact | None] | None:
@@ -545,8 +545,8 @@ def _frequency(h: ContactHistory, channel: str, purpose: str, cut: tuple[datetim
             continue
         listed = "; ".join(f"{_when(f)} ({_dept(f)}{_campaign(f)})" for f in recent)
         reasons.append(Reason("frequency_cap", (
-            f"already {len(recent)} {purpose} contact(s) on {cap.channel} in the last "
-            f"{cap.days:g} days (at most {cap.limit}, across all departments and campaigns): "
+            f"already {_count(len(recent), purpose + ' contact')} by {_channels(cap.channel)} in the "
+            f"last {_count(cap.days, 'day')} (at most {cap.limit}, across all departments and campaigns): "
             f"{listed}"), [f.event_id for f in recent]))
     return reasons
 
@@ -562,8 +562,52 @@ def _when(fact: _Fact | None) -> str:
 
 
 def _dept(fact: _Fact | None) -> str:
+    """Who recorded the fact, as a person reads it: "by customer care", never the code."""
     department = fact.department if fact is not None else None
-    return f"by {department}" if department else "department not recorded"
+    return f"by {department_words(department)}" if department else "recorded without a department"
+
+
+#: How a department's code reads in a sentence; any other code reads with its underscores as
+#: spaces. People read the reasons (console, CLI), machines read the codes beside them.
+DEPARTMENT_WORDS = {"outsourced_callcenter": "the outsourced call centre", "stores": "a store"}
+
+#: How a channel reads in "contact by ...".
+CHANNEL_WORDS = {"phone": "phone", "sms": "SMS", "email": "e-mail", "letter": "letter",
+                 "social": "social media", "any": "any channel", "all": "any channel"}
+
+#: How an answer to a call reads in a sentence.
+OUTCOME_WORDS = {"not_interested": "not interested", "knows_offers": "already knows the offers",
+                 "no_answer": "no answer", "hung_up": "hung up"}
+
+DAY_WORDS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTH_WORDS = ("January", "February", "March", "April", "May", "June", "July", "August",
+               "September", "October", "November", "December")
+
+
+def _day(day: date) -> str:
+    """"Sunday 8 March 2026", whatever the process's locale."""
+    return f"{DAY_WORDS[day.weekday()]} {day.day} {MONTH_WORDS[day.month - 1]} {day.year}"
+
+
+def department_words(code: str) -> str:
+    return DEPARTMENT_WORDS.get(code, code.replace("_", " "))
+
+
+def channel_words(code: Any) -> str:
+    """How a channel reads in "contact by ...": "phone", "SMS", "e-mail", "social media"."""
+    return CHANNEL_WORDS.get(str(code), str(code).replace("_", " "))
+
+
+_channel = channel_words
+
+
+def _outcome(code: Any) -> str:
+    return OUTCOME_WORDS.get(str(code), str(code).replace("_", " "))
+
+
+def _count(n: float, word: str) -> str:
+    """``_count(1, "day")`` -> "1 day", ``_count(2, "day")`` -> "2 days"."""
+    return f"{n:g} {word}" if n == 1 else f"{n:g} {word}s"
 
 
 def _campaign(fact: _Fact) -> str:
@@ -575,12 +619,26 @@ def _channels(channels: Any) -> str:
     if channels in ("all", "any"):
         return "all channels"
     if isinstance(channels, str):
-        return channels
-    return ", ".join(str(c) for c in channels)
+        return _channel(channels)
+    return _listed([_channel(c) for c in channels])
+
+
+def _listed(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _day_ranges(days: frozenset[int]) -> str:
-    return ", ".join(DAY_NAMES[d].capitalize() for d in sorted(days)) or "none"
+    """Working days as a person says them: "Monday to Friday", "Monday to Wednesday and Friday"."""
+    runs: list[list[int]] = []
+    for d in sorted(days):
+        if runs and runs[-1][-1] == d - 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    words = [w for r in runs for w in ([f"{DAY_WORDS[r[0]]} to {DAY_WORDS[r[-1]]}"] if len(r) > 2
+                                       else [DAY_WORDS[d] for d in r])]
+    return _listed(words) or "none"
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

@@ -21,6 +21,9 @@ from journey.config import Settings
 from journey.sharing import BUSY
 from journey.usecases import demo
 
+#: Seconds between the lines that say the projection is still deriving the customers' rows.
+QUIET_EVERY = 5.0
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="a fresh embedded ledger with a realistic generated dataset")
@@ -49,8 +52,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, commands: Mapping[str
     count = demo.write_facts(source, args.customers, args.seed)
     journey = bootstrap(settings)
     try:
-        built = demo.record(journey, source, ingest_progress(Ticker("append")),
-                            project_progress(Ticker("project")))
+        with project_progress(Ticker("project"), quiet_every=QUIET_EVERY) as projecting:
+            built = demo.record(journey, source, ingest_progress(Ticker("append"), total=count),
+                                projecting)
     finally:
         journey.close()
     summary, counts = built.summary, built.counts

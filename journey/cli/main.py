@@ -44,6 +44,7 @@ from journey.cli import (
     service,
 )
 from journey.cli.kinds import READERS, SERVED, SNAPSHOT_READERS, Command
+from journey.cli.output import confirm_forwarded
 from journey.config import Settings
 from journey.forwarding import NotForwarded, forward, reads_stdin, running_server
 from journey.runtime import tune_gc
@@ -150,6 +151,10 @@ def _forward(args: argparse.Namespace, settings: Settings) -> int | None:
               file=sys.stderr)
         return 2
     try:
+        if getattr(args, "yes", None) is False:  # merge and forget ask first, here, not in the server
+            declined = confirm_forwarded(args, settings, lambda checked: forward(server, settings, checked))
+            if declined is not None:
+                return declined
         return forward(server, settings, args)
     except NotForwarded as why:
         print(f"journey {args.command}: could not hand the command to {server.describe()}: {why}; "

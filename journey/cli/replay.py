@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from consumers.log_follower import DEFAULT_BATCH, Progress
+from consumers.log_follower import DEFAULT_BATCH
 from domain import catalogue
+from domain.contact_policy import channel_words
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
-from journey.cli.output import Ticker, dump
+from journey.cli.output import Ticker, dump, plural, project_progress
 from journey.cli.textview import printable
 from journey.policy import PolicyError
 from journey.usecases import replay
@@ -29,23 +29,19 @@ from replay import decision as decisions
 from replay import diff as differ
 from replay import rebuild as rebuilder
 
-
-def _progress(label: str) -> Callable[[Progress], None]:
-    tick = Ticker(label)
-
-    def show(p: Progress) -> None:
-        rate = p.projected / p.elapsed if p.elapsed else 0.0
-        tick(f"position {p.position:,} of {p.head:,}, {p.projected:,} events ({rate:,.0f} events/s)")
-    return show
+#: Seconds between the lines that say the rebuild is still deriving the customers' rows.
+QUIET_EVERY = 5.0
 
 
 def cmd_rebuild(args: argparse.Namespace, journey: Journey) -> int:
     tick = Ticker("rebuild")
     try:
-        result = replay.rebuild(journey, source=args.source, into=Path(args.into) if args.into else None,
-                                batch=args.batch, bootstrap=args.bootstrap, topic=args.topic,
-                                on_progress=_progress("rebuild"),
-                                on_read=lambda n: tick(f"{n:,} records read from the topic"))
+        with project_progress(Ticker("rebuild"), quiet_every=QUIET_EVERY) as projecting:
+            result = replay.rebuild(journey, source=args.source,
+                                    into=Path(args.into) if args.into else None,
+                                    batch=args.batch, bootstrap=args.bootstrap, topic=args.topic,
+                                    on_progress=projecting,
+                                    on_read=lambda n: tick(f"{n:,} records read from the topic"))
     except rebuilder.RebuildError as error:
         print(f"journey replay rebuild: {error}", file=sys.stderr)
         return 2
@@ -93,7 +89,7 @@ def cmd_diff(args: argparse.Namespace, journey: Journey) -> int:
         print("the live projections equal the rebuild")
         return 0
     differing = [t.table for t in result.tables if not t.same]
-    print(f"{len(differing)} table(s) differ: {', '.join(differing)}")
+    print(f"{plural(len(differing), 'table differs', 'tables differ')}: {', '.join(differing)}")
     if result.live_position != result.other_position:
         print(f"note: the two files are at different store positions ({result.live_position} and "
               f"{result.other_position}); `journey project` or a fresh rebuild first")
@@ -120,9 +116,9 @@ def cmd_decision(args: argparse.Namespace, journey: Journey) -> int:
     campaign = f", campaign {replayed.campaign}" if replayed.campaign else ""
     print(f"{event.fact['type']} {event.fact['event_id']} (position {event.position}) "
           f"for customer {replayed.customer_id}")
-    print(f"  asked: {replayed.purpose} contact by {replayed.channel} at {replayed.at.isoformat()}"
-          f"{campaign}, policy {replayed.policy_version}")
-    print(f"  history: {replayed.facts} facts up to store position {replayed.through}")
+    print(f"  asked: {replayed.purpose} contact by {channel_words(replayed.channel)} at "
+          f"{replayed.at.isoformat()}{campaign}, policy {replayed.policy_version}")
+    print(f"  history: {plural(replayed.facts, 'fact')} up to store position {replayed.through}")
     rec = replayed.recorded
     print(f"  recorded:   {_verdict(rec['allowed'])}"
           + (f"  [{', '.join(rec['codes'])}]" if rec["codes"] else "")
@@ -183,8 +179,8 @@ def _print_at(doc: dict[str, Any], at: datetime, axis: Literal["recorded", "occu
         print(f"As the ledger knew it at {at.isoformat()} (facts recorded by then: {facts}, "
               f"through store position {doc['as_of']['through_position']}{shown})")
     else:
-        print(f"What had happened by {at.isoformat()} ({facts} facts, {late_total} of them recorded "
-              f"after that instant{shown})")
+        print(f"What had happened by {at.isoformat()} ({plural(facts, 'fact')}, {late_total} of them "
+              f"recorded after that instant{shown})")
     print()
     print(render_text(doc, timeline, today=at.date()))
     if late_total:

@@ -6,6 +6,7 @@ import {
   ApiError, addressWords, api, channelIcon, channelName, clock, dayKey, dayTitle, deptBadge,
   deptName, DEPARTMENTS, describe, duration, enc, eventIconName, field, fill, h, hiddenTag, isHidden,
   isMarker, networkName, plural, quote, refOf, shortDate, sourceBadge, svg, when, whenText,
+  channelsWords, channelWords, fieldWords, kindWords, requesterWords,
 } from "./lib.js";
 
 // The channels the contact policy knows (journey/contact-policy.toml, domain CHANNELS) that a
@@ -25,6 +26,11 @@ const REASONS = {
 };
 const REASON_RANK = ["objection", "consent_withdrawn", "excluded_list", "no_legal_basis", "cooldown",
   "frequency_cap", "quiet_hours", "stale"];
+
+const PAGE_TITLES = {
+  "": "Find a customer", search: "Find a customer", customer: "Customer", case: "Case", cases: "Cases",
+  promises: "Promises", inbox: "Social inbox", warranty: "Warranty lookup",
+};
 
 const state = { me: null, purpose: "commercial", renderSeq: 0 };
 
@@ -51,6 +57,8 @@ async function render() {
   const { segs, params } = route();
   const page = segs[0] || "";
   highlightNav(page);
+  // Every page names itself in the tab; a customer's or a case's page then puts its own name.
+  document.title = `${PAGE_TITLES[page] || "Customer console"}${PAGE_TITLES[page] ? " · Customer console" : ""}`;
   const el = main();
   el.replaceChildren(h("p.loading", { role: "status" }, "Loading…"));
   window.scrollTo(0, 0);
@@ -247,7 +255,8 @@ function tile(href, icon, title, text) {
 // ---------------------------------------------------------------- customer page
 
 async function customerPage(el, current, ref) {
-  const verdictDone = loadVerdicts(ref, state.purpose);
+  // One request finds the person; the verdicts are asked only about somebody found, by their
+  // ledger id (a search for nobody is one "not found", not one per channel as well).
   let view;
   try {
     view = await api(`/api/customers/${enc(ref)}`);
@@ -265,6 +274,8 @@ async function customerPage(el, current, ref) {
     el.replaceChildren(forgottenView(view));
     return;
   }
+  const known = refOf(view.customer_id) ? `ledger:${view.customer_id}` : ref;
+  const verdictDone = loadVerdicts(known, state.purpose);
   const verdictBox = h("section.verdict#verdict", { "aria-live": "polite" }, h("p.loading", "Checking whether we may contact…"));
   const page = h("div.customer-page",
     verdictBox,
@@ -278,13 +289,16 @@ async function customerPage(el, current, ref) {
   el.replaceChildren(page);
   const verdicts = await verdictDone;
   if (!current()) return;
-  verdictBox.replaceWith(verdictSection(verdicts, ref));
+  verdictBox.replaceWith(verdictSection(verdicts, known));
 }
 
 function notFound(ref) {
   const looksSerial = /^[A-Z0-9]{6,}$/i.test(ref) && /\d/.test(ref) && !/^C-/i.test(ref);
   return h("section.notice#not-found", { role: "alert" },
     h("h2", `Nobody found for “${ref}”`),
+    /^[\p{L}][\p{L} .'-]*\s[\p{L} .'-]+$/u.test(ref.trim())
+      ? h("p#not-a-name", "People are found by phone, e-mail, @handle, customer number or ledger id, not by name.")
+      : null,
     h("p", "Check the number or address. Phone numbers work with or without +34; handles start with @."),
     h("ul.plain",
       h("li", h("a", { href: `#/case/${enc(ref)}` }, `Open “${ref}” as a case number or tracking key`)),
@@ -298,7 +312,7 @@ function forgottenView(view) {
   return h("section.notice.forgotten#forgotten",
     h("h2", "This person was forgotten (GDPR art. 17)"),
     h("p", "Their personal data was erased on ", when(view.forgotten_at),
-      `. ${counts.events ?? 0} events are kept without personal data.`),
+      `. ${plural(counts.events ?? 0, "event is", "events are")} kept without personal data.`),
     h("p.muted", `Ledger id ${view.customer_id || "?"}`), homeLink());
 }
 
@@ -368,7 +382,8 @@ function verdictSection(results, ref) {
       svg(cls === "allowed" ? "consent" : cls === "denied" ? "objection" : "alert", "icon verdict-icon"),
       h("div.verdict-text",
         h("div.verdict-headline", headline),
-        top ? h("div.verdict-why", `${REASONS[top.reason.code] || top.reason.code}: ${top.reason.message}`) : null),
+        // The policy's own sentence, which already says what the reason is.
+        top ? h("div.verdict-why", sentence(top.reason.message) || REASONS[top.reason.code] || top.reason.code) : null),
       toggle),
     h("div.verdict-channels",
       results.map((r) => {
@@ -383,15 +398,23 @@ function verdictSection(results, ref) {
           codes.length ? h("ul.cv-reasons", codes.map((c) => h("li", c))) : null);
       })),
     reasons.length ? h("details.verdict-reasons", { open: true },
-      h("summary", `Why (${reasons.length} reason${reasons.length > 1 ? "s" : ""})`),
+      h("summary", `Why (${plural(reasons.length, "reason")})`),
       h("ul", reasons.map((e) => h("li",
         h("strong", REASONS[e.reason.code] || e.reason.code), ` (${e.channels.map(channelName).join(", ")}): `,
         e.reason.message)))) : null,
     version ? h("p.policy-version.muted", `Contact policy ${version}. Asked just now.`) : null);
 }
 
+/** "the customer objected ..." -> "The customer objected ..." */
+function sentence(text) {
+  const s = String(text || "");
+  return s ? s[0].toUpperCase() + s.slice(1) : "";
+}
+
+/** A reason's message with its channel blanked, to show one line for the same reason on
+ * several channels (the policy names a channel in words: "by e-mail", "by SMS"). */
 function genericMessage(message, channel) {
-  return String(message || "").replaceAll(channel, "*");
+  return String(message || "").replaceAll(channelWords(channel), "*").replaceAll(channel, "*");
 }
 
 function customerHeader(view, ref) {
@@ -420,8 +443,8 @@ function customerHeader(view, ref) {
         h("dd", field(view, "language", (v) => String(v).toUpperCase()), " · ", field(view, "timezone")))),
     idents && idents.length ? h("p.identities",
       h("span.muted", "Known as: "),
-      idents.map((i) => h("span.ident", { title: `${i.kind}` },
-        `${String(i.kind || "").replace(/_/g, " ")} `,
+      idents.map((i) => h("span.ident", { title: kindWords(i.kind) },
+        `${kindWords(i.kind)} `,
         isHidden(i, "value") ? hiddenTag(i.kind) : h("b", String(i.value))))) : null,
     h("p.ledger-id.muted", `Ledger id ${view.customer_id || "?"} · looked up as “${ref}”`));
 }
@@ -443,22 +466,22 @@ function attention(view) {
   if (active.length) {
     const o = active[active.length - 1];
     chips.push(h("span.chip.red", svg("objection", "icon"),
-      ` Objection: no ${o.purpose || "commercial"} contact on ${o.channels === "all" ? "any channel" : [].concat(o.channels).join(", ")} since ${shortDate(o.occurred_at)}`));
+      ` Objection: no ${o.purpose || "commercial"} contact on ${channelsWords(o.channels)} since ${shortDate(o.occurred_at)}`));
   }
   const open = (view.cases || []).filter(isOpenCase);
   if (open.length) {
     const late = open.filter(caseOverdue).length;
     chips.push(h(`span.chip.${late ? "red" : "amber"}`, svg("case", "icon"),
-      ` ${open.length} open case${open.length > 1 ? "s" : ""}${late ? ` (${late} overdue)` : ""}`));
+      ` ${plural(open.length, "open case")}${late ? ` (${late} overdue)` : ""}`));
   }
   const overdue = (view.promises || []).filter((p) => p.overdue);
-  if (overdue.length) chips.push(h("span.chip.red", svg("promise", "icon"), ` ${overdue.length} overdue promise${overdue.length > 1 ? "s" : ""}`));
+  if (overdue.length) chips.push(h("span.chip.red", svg("promise", "icon"), ` ${plural(overdue.length, "overdue promise")}`));
   const broken = (view.promises || []).filter((p) => p.status === "broken");
-  if (broken.length) chips.push(h("span.chip.amber", svg("promise", "icon"), ` ${broken.length} broken promise${broken.length > 1 ? "s" : ""}`));
+  if (broken.length) chips.push(h("span.chip.amber", svg("promise", "icon"), ` ${plural(broken.length, "broken promise")}`));
   const unanswered = (view.social && view.social.unanswered) || [];
-  if (unanswered.length) chips.push(h("span.chip.amber", svg("social", "icon"), ` ${unanswered.length} social mention${unanswered.length > 1 ? "s" : ""} not answered`));
+  if (unanswered.length) chips.push(h("span.chip.amber", svg("social", "icon"), ` ${plural(unanswered.length, "social mention")} not answered`));
   const companyChanges = (view.contact_history || []).filter((c) => c.requested_by && c.requested_by !== "customer");
-  if (companyChanges.length) chips.push(h("span.chip.amber", svg("address", "icon"), ` ${companyChanges.length} contact change${companyChanges.length > 1 ? "s" : ""} not asked for by the customer`));
+  if (companyChanges.length) chips.push(h("span.chip.amber", svg("address", "icon"), ` ${plural(companyChanges.length, "contact change")} not asked for by the customer`));
   const verify = (view.contact && Array.isArray(view.contact.address_verify) && view.contact.address_verify.length) || 0;
   if (verify) chips.push(h("span.chip.amber", svg("address", "icon"), " Address to verify"));
   if (!chips.length) return h("div.attention.none", h("span.chip.green", svg("consent", "icon"), " Nothing pending"));
@@ -481,13 +504,13 @@ function casesSection(view) {
       overdue ? h("span.badge.red", "OVERDUE") : null,
       h("div", quote(c.subject, "no subject")),
       h("div.small", "with ", deptBadge(c.owner_department), " · opened ", when(c.opened_at),
-        c.transfers ? ` · ${c.transfers} transfer${c.transfers > 1 ? "s" : ""}` : "",
+        c.transfers ? ` · ${plural(c.transfers, "transfer")}` : "",
         (Array.isArray(c.contradictions) ? c.contradictions.length : c.contradictions)
           ? h("span.badge.red", "contradictory answers") : null));
   };
   return section("Open cases", "case", "open-cases",
     open.length ? h("ul.items", open.map(row)) : h("p.muted", "No open cases."),
-    closed.length ? h("details", h("summary", `${closed.length} resolved case${closed.length > 1 ? "s" : ""}`),
+    closed.length ? h("details", h("summary", plural(closed.length, "resolved case")),
       h("ul.items", closed.map(row))) : null);
 }
 
@@ -515,7 +538,7 @@ function socialSection(view) {
   const un = Array.isArray(s.unanswered) ? s.unanswered : [];
   if (!un.length && !s.mentions) return null;
   return section("Social media", "social", "social",
-    h("p.small.muted", `${s.mentions ?? 0} mentions, ${s.replies ?? 0} replies.`),
+    h("p.small.muted", `${plural(s.mentions ?? 0, "mention")}, ${plural(s.replies ?? 0, "reply", "replies")}.`),
     un.length ? h("ul.items", un.map((m) => h("li.mention",
       h("div", h("b", "Not answered: "), quote(m.text)),
       h("div.small", networkName(m.network), " · ", when(m.occurred_at))))) : h("p.muted", "Every mention was answered."));
@@ -546,11 +569,11 @@ function consentSection(view) {
     obj.length || cons.length ? h("ul.items",
       obj.map((o) => h(`li${o.active ? ".objection-active" : ""}`,
         svg("objection", "icon"), " ", h("b", o.active ? "Objection (in force)" : "Objection (lifted by a later consent)"),
-        `: no ${o.purpose || "commercial"} contact on ${o.channels === "all" ? "any channel" : [].concat(o.channels).join(", ")}`,
+        `: no ${o.purpose || "commercial"} contact on ${channelsWords(o.channels)}`,
         h("div.small", when(o.occurred_at), " · ", deptBadge(o.department, o.agent)))),
       cons.map((c) => h("li",
         svg(c.state === "given" ? "consent" : "objection", "icon"), " ",
-        `${c.state === "given" ? "Consent given" : "Consent withdrawn"}: ${channelName(c.channel)} for ${c.purpose}`,
+        `${c.state === "given" ? "Consent given" : "Consent withdrawn"}: ${channelsWords(c.channel)} for ${c.purpose} contact`,
         h("div.small", when(c.occurred_at), " · ", c.department ? deptBadge(c.department, c.agent) : sourceBadge(c.source))))) :
       h("p.muted", "None recorded."));
 }
@@ -563,12 +586,12 @@ function contactChangesSection(view) {
     h("ul.items", changes.slice().reverse().map((c) => {
       const show = (v) => (isMarker(v) ? hiddenTag(c.field) : v && typeof v === "object" ? addressWords(v) : v ?? "—");
       return h("li",
-        h("b", String(c.field || "").replace(/_/g, " ")), ": ",
+        h("b", fieldWords(c.field)), ": ",
         "previous" in c ? [show(c.previous), " → "] : null,
         "value" in c ? show(c.value) : hiddenTag(c.field),
         h("div.small", when(c.occurred_at), " · ", c.department ? deptBadge(c.department, c.agent) : sourceBadge(c.source),
           c.reason ? [" · why: ", c.reason] : " · no reason given",
-          c.requested_by && c.requested_by !== "customer" ? h("span.badge.amber", ` requested by ${c.requested_by}`) : null,
+          c.requested_by && c.requested_by !== "customer" ? h("span.badge.amber", ` requested by ${requesterWords(c.requested_by)}`) : null,
           c.customer_notified ? h("span.badge.grey", "customer notified") : null));
     })));
 }
@@ -793,7 +816,7 @@ function clocksSection(c) {
         c.resolved_at ? [`after ${duration(c.resolution_s)}`, c.resolution ? [" — ", quote(c.resolution)] : ""] : null, "clock-resolved"),
       clockBox("Age", c.age_s !== null && c.age_s !== undefined ? duration(c.age_s) : "—", c.last_activity_at ? ["last activity ", when(c.last_activity_at)] : null, "clock-age"),
       clockBox("Activity", `${plural(c.transfers ?? 0, "transfer")} · ${plural(c.responses ?? 0, "answer")} · ${plural(c.notes ?? 0, "note")}`,
-        [c.reopened ? `reopened ${c.reopened}× · ` : "", c.late_events ? h("span.badge.amber", `${c.late_events} recorded late`) : "no late facts"], "clock-activity")));
+        [c.reopened ? `reopened ${c.reopened === 1 ? "once" : `${c.reopened} times`} · ` : "", c.late_events ? h("span.badge.amber", `${plural(c.late_events, "fact")} recorded late`) : "no late facts"], "clock-activity")));
 }
 
 function transfersSection(c, history) {

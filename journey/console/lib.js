@@ -256,10 +256,44 @@ export function networkName(n) {
   return NETWORKS[n] || (n ? String(n) : "social");
 }
 
-function channelsWords(ch) {
+/** How the contact policy's reasons name a channel in a sentence ("contact by e-mail"):
+ * domain/contact_policy.py CHANNEL_WORDS. */
+const CHANNEL_WORDS = { phone: "phone", sms: "SMS", email: "e-mail", letter: "letter", social: "social media" };
+export function channelWords(c) {
+  return CHANNEL_WORDS[c] || (c ? String(c) : "");
+}
+
+/** "all channels", "phone", "phone and SMS", "phone, SMS and e-mail". */
+export function channelsWords(ch) {
   if (ch === "all" || ch === "any" || ch === undefined || ch === null) return "all channels";
-  if (Array.isArray(ch)) return ch.map((c) => (c === "any" ? "all channels" : channelName(c))).join(", ");
-  return channelName(ch);
+  const list = [].concat(ch);
+  if (list.includes("any") || list.includes("all")) return "all channels";
+  return listed(list.map(channelWords));
+}
+
+function listed(words) {
+  return words.length < 3 ? words.join(" and ") : `${words.slice(0, -1).join(", ")} and ${words[words.length - 1]}`;
+}
+
+const REQUESTERS = { customer: "the customer", company: "the company", third_party: "a third party" };
+/** Who asked for a change of contact details, in words. */
+export function requesterWords(r) {
+  return REQUESTERS[r] || (DEPARTMENTS[r] ? deptName(r).toLowerCase() : String(r || "").replace(/_/g, " "));
+}
+
+const KINDS = {
+  customer_id: "customer number", national_id: "national id", email: "e-mail", phone: "phone",
+  twitter: "Twitter/X", instagram: "Instagram", facebook: "Facebook",
+};
+/** The kind of an identity, in words ("customer number", "national id"). */
+export function kindWords(k) {
+  return KINDS[k] || String(k || "").replace(/_/g, " ");
+}
+
+const FIELDS = { email: "e-mail", phone: "phone", address: "address" };
+/** A contact field's name, in words. */
+export function fieldWords(f) {
+  return FIELDS[f] || String(f || "").replace(/_/g, " ");
 }
 
 function addressWords(a) {
@@ -321,7 +355,7 @@ function describeInner(type, d) {
     case "customer.registered":
       return d.name && !isMarker(d.name) ? `Registered as ${d.name}` : "Registered as a customer";
     case "address.changed": {
-      const by = d.requested_by && d.requested_by !== "customer" ? ` — requested by ${d.requested_by}, not the customer` : "";
+      const by = d.requested_by && d.requested_by !== "customer" ? ` — requested by ${requesterWords(d.requested_by)}, not the customer` : "";
       return `Address changed to ${addressWords(d.address)}${d.reason ? ` (${d.reason})` : ""}${by}`;
     }
     case "consent.given":
@@ -343,9 +377,9 @@ function describeInner(type, d) {
     case "promise.broken":
       return `Promise ${d.promise_id || ""} BROKEN`;
     case "identity.linked":
-      return `Linked ${humanType(d.kind)} ${isMarker(d.value) ? "(hidden)" : d.value ?? ""}`;
+      return `Linked ${kindWords(d.kind)} ${isMarker(d.value) ? "(hidden)" : d.value ?? ""}`;
     case "identity.unlinked":
-      return `${humanType(d.kind)} ${isMarker(d.value) ? "(hidden)" : d.value ?? ""} moved to another customer`;
+      return `${kindWords(d.kind).replace(/^./, (c) => c.toUpperCase())} ${isMarker(d.value) ? "(hidden)" : d.value ?? ""} moved to another customer`;
     case "customer.merged":
       return `Another record of the same person was merged in${d.reason ? ` (${d.reason})` : ""}`;
     case "customer.unmerged":
@@ -464,8 +498,11 @@ export function deptBadge(dept, agent) {
     svg(known ? dept : "system", "icon"), " ", deptName(dept), agent ? h("span.agent", ` · ${agent}`) : null);
 }
 
-/** The source system when a fact has no department (e.g. "ledger", "consent-hub"). */
+/** Where a fact with no department came from, in words: the system that saw it ("the
+ * consent hub", "the ticketing system"), never a bare code after a colon. */
 export function sourceBadge(source) {
-  return h("span.dept.dept-other", { title: `recorded by the system ${source}` }, svg("system", "icon"), " ",
-    source ? `system: ${source}` : "no department");
+  const words = source ? String(source).replace(/[-_]+/g, " ") : "";
+  const label = !words ? "No department" : /system$/i.test(words) ? `From the ${words}` : `From the ${words} system`;
+  return h("span.dept.dept-other", { title: words ? `No department: recorded by the ${words} system` : "No department recorded" },
+    svg("system", "icon"), " ", label);
 }

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from journey.references import reference_key
 from journey.system import System
-from journey.usecases import recording
+from journey.usecases import customers, recording
 
 #: The fact each way of changing identities records, and the word its id starts with.
 FACTS = {"merge": "customer.merged", "unmerge": "customer.unmerged"}
@@ -27,6 +27,53 @@ class Recorded:
     refused: list[str]
     #: The fact as it was sent to the ledger.
     fact: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Who a reference names, as a person checks it before joining or erasing records."""
+
+    #: What the person typed.
+    ref: str
+    customer_id: str
+    customer_number: str | None
+    name: str | None
+    #: ``(kind, value)`` of each identity the record is known by.
+    identities: list[tuple[str, str]]
+    events: int
+    forgotten: bool
+
+
+class UnknownRecords(LookupError):
+    """Some of the references name nobody: ``unknown`` holds ``(role, ref)`` of each, in the
+    order given (``("REF", "C-1")``), so the message can say which."""
+
+    def __init__(self, unknown: list[tuple[str, str]]) -> None:
+        self.unknown = unknown
+        super().__init__(" and ".join(f"{ref!r} ({role})" for role, ref in unknown))
+
+
+def record(system: System, ref: str) -> Record | None:
+    """The record ``ref`` names now (the projections brought up to the store's head first), or
+    None. Raises :class:`domain.errors.InvalidFact` for a reference that cannot name anyone."""
+    doc = customers.customer(system, ref, timeline_limit=0)
+    if doc is None:
+        return None
+    idents = [(str(i["kind"]), str(i["value"])) for i in doc.get("identities") or []
+              if isinstance(i, dict) and i.get("value") is not None]
+    counts = doc.get("counts") or {}
+    return Record(ref, str(doc["customer_id"]), doc.get("customer_number"), doc.get("name"), idents,
+                  int(counts.get("events") or 0), bool(doc.get("forgotten")))
+
+
+def records(system: System, named: list[tuple[str, str]]) -> list[Record]:
+    """The records each ``(role, ref)`` names; :class:`UnknownRecords` naming every one that
+    names nobody (not only the first), InvalidFact for a reference that cannot name anyone."""
+    found = [(role, ref, record(system, ref)) for role, ref in named]
+    unknown = [(role, ref) for role, ref, r in found if r is None]
+    if unknown:
+        raise UnknownRecords(unknown)
+    return [r for _, _, r in found if r is not None]
 
 
 def reference(ref: str) -> dict[str, str]:

@@ -198,7 +198,7 @@ def test_a_forgotten_customer_is_gone_from_the_next_snapshot(
     assert any(row[-1] is not None for row in _rows(home, "events", where))
     ledger.close()  # journey forget is another process's work: it needs the files
 
-    code, _, err = run(capsys, home, "forget", "+34622333444", "--reason", "art. 17 request")
+    code, _, err = run(capsys, home, "forget", "+34622333444", "--reason", "art. 17 request", "--yes")
     assert code == 0, err
     code, out, err = run(capsys, home, "export", "--json")
     assert code == 0, err

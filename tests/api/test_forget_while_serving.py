@@ -38,7 +38,7 @@ def test_forget_while_the_server_holds_the_projections(
     with httpx.Client(base_url=url, timeout=30, headers=bearer) as client:
         ledger_id = client.get("/api/customers/C-1001").json()["customer_id"]
 
-        done = _journey(home, "forget", "C-1001", "--reason", "art. 17 request", "--json")
+        done = _journey(home, "forget", "C-1001", "--reason", "art. 17 request", "--yes", "--json")
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
         report = orjson.loads(done.stdout)
         assert report["customer_id"] == ledger_id

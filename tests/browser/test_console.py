@@ -286,3 +286,156 @@ def test_lists_page_through_every_row_and_filter_by_state(page: Any, server: str
     rows = page.locator("#promises-page tbody tr").all_inner_texts()
     assert any("BROKEN" in r for r in rows) and any("OVERDUE" in r for r in rows)
     assert all("KEPT" not in r for r in rows)
+
+
+# ---------------------------------------------------------------- a phone's width
+
+#: Every element that reaches past the viewport's sides, or is cut off by an ancestor that
+#: hides what overflows it (overflow hidden/clip). An ancestor that scrolls (overflow auto or
+#: scroll) is a deliberate way to show a wide thing and is not counted.
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth;
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+    + (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+  const found = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === 'hidden') continue;
+    let left = 0, right = width, scrolled = false;
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') { scrolled = true; break; }
+      if (o === 'hidden' || o === 'clip') {
+        const ar = a.getBoundingClientRect();
+        left = Math.max(left, ar.left); right = Math.min(right, ar.right);
+      }
+    }
+    if (scrolled) continue;
+    if (r.left < left - 1 || r.right > right + 1) {
+      found.push(`${name(el)} ${Math.round(r.left)}..${Math.round(r.right)} (room ${Math.round(left)}..${Math.round(right)})`);
+    }
+  }
+  return { page: document.documentElement.scrollWidth, width, found: found.slice(0, 12) };
+}"""
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser: Any, server: str) -> Any:
+    """A page 390 px wide, the width of a common phone held upright."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda error: errors.append(str(error)))
+    yield pg
+    context.close()
+    assert not errors, f"script errors in the console: {errors}"
+
+
+def assert_fits(page: Any, what: str) -> None:
+    page.wait_for_load_state("networkidle")
+    result = page.evaluate(OVERFLOWING)
+    assert result["page"] <= result["width"], (what, result)
+    assert not result["found"], (what, result)
+
+
+@pytest.mark.parametrize(("route", "ready"), [
+    ("#/", "#home-search"),
+    ("#/customer/+34600900001", "#verdict-banner"),
+    ("#/customer/C-900002", "#timeline li.event"),
+    ("#/customer/C-900005", "#timeline li.event"),
+    ("#/case/K-S4", "#clocks"),
+    ("#/cases?overdue=1", "#cases-page tbody tr"),
+    ("#/cases", "#cases-page tbody tr"),
+    ("#/promises?all=1", "#promises-page"),
+    ("#/inbox", "#inbox-list"),
+    ("#/warranty/SNR58T20A4K", "#warranty-page .warranty-card"),
+])
+def test_every_page_fits_a_phone_390_px_wide(phone: Any, server: str, tokens: dict[str, str],
+                                             route: str, ready: str) -> None:
+    scenario.sign_in(phone, server, tokens["stores"], route)
+    phone.wait_for_selector(ready)
+    assert_fits(phone, route)
+    # The navigation and the verdict are whole: every link can be seen and tapped.
+    for link in phone.locator("nav.main-nav a").all():
+        box = link.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], link.inner_text()
+
+
+def test_sign_in_form_fits_a_phone(phone: Any, server: str) -> None:
+    phone.goto(server + "/console/")
+    phone.wait_for_selector("#login-form")
+    assert_fits(phone, "sign in")
+
+
+# ---------------------------------------------------------------- words people read
+
+#: A count of one with a plural noun ("1 replies"), or a code a person does not read.
+ONE_WITH_A_PLURAL = re.compile(r"\b1 (replies|mentions|events|cases|transfers|reasons|promises|answers|notes|"
+                               r"contacts|days|facts|changes|open cases|resolved cases)\b")
+CODES = re.compile(r"\b(customer_care|outsourced_callcenter|social_media|technical_service|customer_id|"
+                   r"national_id|not_interested|third_party)\b|system: ")
+
+
+def test_the_tab_title_follows_the_page(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/customer/C-900001")
+    page.wait_for_selector("#customer-name")
+    assert page.title() == "Ramón Ortega Gil · Customer console"
+    for nav, title in (("cases", "Cases"), ("promises", "Promises"), ("inbox", "Social inbox"),
+                       ("warranty", "Warranty lookup"), ("search", "Find a customer")):
+        page.click(f"nav.main-nav a[data-page={nav}]")
+        page.wait_for_function(f"document.title === '{title} · Customer console'")
+        assert "Ramón" not in page.title()
+    search(page, "K-S4")
+    page.wait_for_selector("#case-head")
+    assert page.title() == "Case K-S4 · Customer console"
+
+
+def test_a_search_asks_the_server_once(page: Any, server: str, tokens: dict[str, str]) -> None:
+    """A name, or anything that names nobody, is one request and one "nobody found": no
+    question per channel about a person who is not there."""
+    scenario.sign_in(page, server, tokens["stores"])
+    asked: list[tuple[int, str]] = []
+    page.on("response", lambda r: asked.append((r.status, r.url)) if "/api/" in r.url else None)
+    search(page, "Ana García")
+    page.wait_for_selector("#not-found")
+    page.wait_for_load_state("networkidle")
+    assert len(asked) == 1 and asked[0][0] == 404 and "can-contact" not in asked[0][1], asked
+    assert "Nobody found for “Ana García”" in page.inner_text("#not-found")
+    assert "not by name" in page.inner_text("#not-a-name")
+    # Somebody found: the customer, then one verdict per channel, all answered, none missing.
+    asked.clear()
+    search(page, "+34600900001")
+    page.wait_for_selector("#verdict-banner")
+    page.wait_for_load_state("networkidle")
+    assert [status for status, _ in asked] == [200] * 6, asked
+    assert sum("can-contact" in url for _, url in asked) == 5
+
+
+@pytest.mark.parametrize(("route", "ready"), [
+    ("#/customer/+34600900001", "#verdict-banner"),
+    ("#/customer/C-900002", "#contact-changes"),
+    ("#/customer/C-900005", "#social"),
+    ("#/case/K-S4", "#clocks"),
+])
+def test_pages_speak_in_words_not_codes(page: Any, server: str, tokens: dict[str, str], route: str,
+                                        ready: str) -> None:
+    scenario.sign_in(page, server, tokens["stores"], route)
+    page.wait_for_selector(ready)
+    page.wait_for_load_state("networkidle")
+    text = page.inner_text("main")
+    assert not ONE_WITH_A_PLURAL.search(text), ONE_WITH_A_PLURAL.search(text)
+    assert not CODES.search(text), CODES.search(text)
+
+
+def test_the_verdict_says_who_and_when_in_words(page: Any, server: str, tokens: dict[str, str]) -> None:
+    scenario.sign_in(page, server, tokens["stores"], "#/customer/+34600900001")
+    page.wait_for_selector("#verdict-banner")
+    why = page.inner_text("#verdict")
+    assert "objected to commercial contact on all channels on 2026-03-05 09:30 +01:00 (by customer care)" in why
+    # One line per reason, whatever the channel's words in it ("by SMS", "by e-mail").
+    lines = page.locator("#verdict .verdict-reasons li").all_inner_texts()
+    objected = [line for line in lines if line.startswith("The customer objected")]
+    assert len(objected) == 1 and "(Phone, SMS, E-mail, Letter, Social)" in objected[0], lines

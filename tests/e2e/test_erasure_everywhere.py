@@ -154,7 +154,7 @@ def test_nothing_of_a_forgotten_person_is_readable_under_the_data_directory(tmp_
     assert ("ledger.sqlite", "iban") not in before and ("ledger.sqlite", "cdr") not in before
     ledger_id = orjson.loads(journey(home, "customer", PHONE, "--json"))["customer_id"]
 
-    done = orjson.loads(journey(home, "forget", PHONE, "--reason", "art. 17 request", "--json"))
+    done = orjson.loads(journey(home, "forget", PHONE, "--reason", "art. 17 request", "--yes", "--json"))
     assert done["customer_id"] == ledger_id and done["snapshot"] == "refreshed"
     assert len(done["records"]) == 3  # the customer and the two prospects merged into them
     assert sum(done["rejects_redacted"].values()) == 1 and len(done["rebuilds_deleted"]) == 1

@@ -34,7 +34,7 @@ def test_forget_then_the_customer_is_a_tombstone(capsys: pytest.CaptureFixture[s
     ledger_id = orjson.loads(out)["customer_id"]
     assert orjson.loads(out)["name"] == "Iker Goikoetxea"
 
-    code, out, err = run(capsys, home, "forget", "+34622333444", "--reason", "art. 17 request", "--json")
+    code, out, err = run(capsys, home, "forget", "+34622333444", "--reason", "art. 17 request", "--yes", "--json")
     assert code == 0, err
     doc = orjson.loads(out)
     assert doc["customer_id"] == ledger_id and doc["already_forgotten"] is False
@@ -57,7 +57,7 @@ def test_forget_then_the_customer_is_a_tombstone(capsys: pytest.CaptureFixture[s
         blob = (home / name).read_bytes()
         assert b"Goikoetxea" not in blob and b"622333444" not in blob and b"iker@" not in blob
 
-    code, out, _ = run(capsys, home, "forget", ledger_id, "--reason", "again")
+    code, out, _ = run(capsys, home, "forget", ledger_id, "--reason", "again", "--yes")
     assert code == 0 and "already forgotten" in out
     code, _, err = run(capsys, home, "forget", "+34600000000", "--reason", "x")
     assert code == 3 and "nobody known" in err

@@ -30,7 +30,7 @@ def test_merge_then_unmerge_from_the_command_line(capsys: pytest.CaptureFixture[
     home = tmp_path / "ledger"
     assert run(capsys, home, "append", str(path))[0] == 0
 
-    code, out, _ = run(capsys, home, "merge", "+34600000001", "ana@example.com", "--reason", "same DNI",
+    code, out, _ = run(capsys, home, "merge", "+34600000001", "ana@example.com", "--reason", "same DNI", "--yes",
                        "--department", "crm", "--at", "2026-02-01T09:00:00+01:00")
     assert (code, out.strip()) == (0, "ana@example.com merged into +34600000001 (same DNI)")
     code, out, _ = run(capsys, home, "customer", "ana@example.com", "--json")

@@ -122,7 +122,7 @@ def test_every_reader_answers_and_the_quarantine_lists_exactly_the_planted_facts
     # Forgetting a person whose facts are quarantined (on a copy: it is for good).
     copy = home.parent / "forget-copy"
     shutil.copytree(home, copy)
-    done = journey(copy, "forget", first, "--reason", "erasure request")
+    done = journey(copy, "forget", first, "--reason", "erasure request", "--yes")
     assert done.returncode == 0, done.stderr
     assert json_of(copy, "status")["quarantined"] == len(positions)
     assert json_of(copy, "customer", first)["forgotten"] is True

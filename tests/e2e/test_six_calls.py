@@ -68,7 +68,7 @@ def test_the_first_call_is_allowed_and_every_call_after_the_objection_denied(
         by_code = {r["code"]: r for r in decision["reasons"]}
         assert by_code["objection"]["event_ids"] == [objection_id]
         assert "2026-03-05 09:30" in by_code["objection"]["message"]
-        assert "customer_care" in by_code["objection"]["message"]
+        assert "by customer care" in by_code["objection"]["message"]
         assert ("quiet_hours" in by_code) == call["occurred_at"].startswith("2026-03-09T22:00"), call["id"]
 
 
@@ -79,7 +79,7 @@ def test_text_verdict_comes_first_and_unknown_customers_exit_3(
     assert code == 4
     lines = out.splitlines()
     assert lines[0].startswith("DENIED")
-    assert any("[objection]" in line and "customer_care" in line for line in lines[1:])
+    assert any("[objection]" in line and "by customer care" in line for line in lines[1:])
     assert any("[quiet_hours]" in line for line in lines[1:])
     code, _ = run(capsys, ledger, "can-contact", "+34 699 999 999", "--channel", "phone",
                   "--purpose", "commercial")

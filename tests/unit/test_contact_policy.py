@@ -197,12 +197,46 @@ def test_reasons_name_the_events_their_dates_and_departments() -> None:
     by_code = {r.code: r for r in decision.reasons}
     assert by_code["objection"].event_ids == [OBJECTION["event_id"]]
     assert "2026-02-02 09:30 +01:00" in by_code["objection"].message
-    assert "customer_care" in by_code["objection"].message
+    assert "(by customer care)" in by_code["objection"].message and "_" not in by_code["objection"].message
     cap = by_code["frequency_cap"]
     assert cap.event_ids == [early["event_id"], late["event_id"]]
-    assert "outsourced_callcenter" in cap.message and "2026-02-03 10:00" in cap.message
+    assert "by the outsourced call centre, campaign movil" in cap.message and "2026-02-03 10:00" in cap.message
+    assert "already 2 commercial contacts by phone in the last 7 days" in cap.message
     assert decision.to_json()["reasons"][0] == {"code": "objection", "message": by_code["objection"].message,
                                                 "event_ids": [OBJECTION["event_id"]]}
+
+
+def test_reasons_read_as_sentences_without_codes() -> None:
+    """People read the reasons in the console and the CLI: channels, days, departments and
+    answers in words, counts with their plural, never a code like customer_care or sms."""
+    sunday = "2026-02-08T10:00:00+01:00"
+    quiet = decide([REGISTERED, CONTRACT], channel="phone", purpose="commercial",
+                   at=datetime.fromisoformat(sunday), policy=POLICY).reasons
+    assert [r.code for r in quiet] == ["quiet_hours"]
+    assert quiet[0].message.startswith("contact by phone on Sunday 8 February 2026 at 10:00 local time "
+                                       "is not allowed: Sunday is not a working day (the working days "
+                                       "are Monday to Friday)")
+    assert "recorded without a department" in quiet[0].message
+    withdrawn = fact("consent.withdrawn", "2026-01-12T10:00:00+01:00", "social_media", channel="sms",
+                     purpose="commercial")
+    no = decide([REGISTERED, CONTRACT, withdrawn], channel="sms", purpose="commercial",
+                at=datetime.fromisoformat(WED_11), policy=POLICY).reasons
+    assert "consent to commercial contact by SMS was withdrawn on 2026-01-12 10:00 +01:00 (by social media)" in [
+        r.message for r in no]
+    answered = call("2026-02-03T10:00:00+01:00", outcome="not_interested")
+    cool = {r.code: r.message for r in decide([REGISTERED, CONTRACT, answered], channel="phone",
+                                              purpose="commercial", at=datetime.fromisoformat(WED_11),
+                                              campaign="fibra", policy=POLICY).reasons}
+    assert "answered “not interested” to campaign fibra" in cool["cooldown"]
+    one = Policy(version="one", frequency_caps=(FrequencyCap("phone", "commercial", 1, 1),))
+    capped = {r.code: r.message for r in decide([REGISTERED, CONTRACT, call("2026-02-04T09:00:00+01:00")],
+                                                channel="phone", purpose="commercial",
+                                                at=datetime.fromisoformat(WED_11), policy=one).reasons}
+    assert "already 1 commercial contact by phone in the last 1 day (at most 1" in capped["frequency_cap"]
+    stale = decide([REGISTERED, CONTRACT], channel="email", purpose="commercial",
+                   at=datetime.fromisoformat(WED_11), policy=Policy(version="lag", max_lag=0),
+                   position=1, head=2).reasons
+    assert stale[0].message.startswith("the customer history is 1 event behind the ledger")
 
 
 def test_a_contact_is_judged_on_the_history_before_it() -> None:

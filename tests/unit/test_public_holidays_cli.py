@@ -83,7 +83,7 @@ def test_can_contact_and_its_replay_keep_the_holidays_of_the_customers_community
     assert reason["code"] == "quiet_hours"
     assert ("2012-05-02 is a holiday in Comunidad de Madrid (Fiesta de la Comunidad de Madrid)"
             in reason["message"])
-    assert "from the address change of 2012-03-01 10:00 +01:00 (by customer_care)" in reason["message"]
+    assert "from the address change of 2012-03-01 10:00 +01:00 (by customer care)" in reason["message"]
     assert len(reason["event_ids"]) == 2  # the registration (timezone) and the address change
     decided = err.split("contact.decided ")[1].split()[0]
     code, out, err = run(capsys, home, "replay", "decision", decided, "--json")
