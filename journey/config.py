@@ -56,6 +56,9 @@ class Settings:
     #: Worker processes that decode and check the facts of a long catch-up (env
     #: JOURNEY_PROJECTION_WORKERS; default: the cores but one; 0: none), from how many facts
     #: behind (env JOURNEY_PARALLEL_FROM, default 20,000): projections/preparing.py.
+    #: The command runs in a CI job (env CI=true/1/yes): nobody is at its terminal to answer a
+    #: question, so a confirmation refuses at once unless --yes says yes.
+    ci: bool = False
     projection_workers: int = WORKERS
     parallel_from: int = PARALLEL_FROM
     #: Days an API token lives when its creator gives no ``--days`` (env JOURNEY_TOKEN_DAYS;
@@ -90,6 +93,7 @@ class Settings:
             earliest=env.get("JOURNEY_EARLIEST"),
             latest=env.get("JOURNEY_LATEST"),
             complaint_days=_complaint_days(env),
+            ci=env.get("CI", "").strip().lower() in {"1", "true", "yes", "on"},
             projection_workers=_whole(env, "JOURNEY_PROJECTION_WORKERS", cls.projection_workers),
             parallel_from=_whole(env, "JOURNEY_PARALLEL_FROM", cls.parallel_from),
             token_days=_amount(env, "JOURNEY_TOKEN_DAYS", cls.token_days, "days", "0: never expire",

@@ -22,6 +22,7 @@ import orjson
 from consumers.jsonl_ingest import IngestSummary
 from consumers.log_follower import Progress
 from journey.cli.textview import printable
+from journey.config import Settings
 
 
 def dump(obj: Any) -> None:
@@ -116,10 +117,10 @@ def project_progress(ticker: Ticker, quiet_every: float | None = None) -> Projec
     return Projecting(ticker, quiet_every)
 
 
-def no_terminal(settings: object) -> bool:
+def no_terminal(settings: Settings) -> bool:
     """Nobody can answer a question: standard input is not a terminal, or the settings say the
     command runs in CI (``settings.ci``: a CI job's pseudo-terminal has nobody at it)."""
-    return not sys.stdin.isatty() or bool(getattr(settings, "ci", False))
+    return not sys.stdin.isatty() or settings.ci
 
 
 def ask(lines: list[str], question: str) -> bool:
@@ -146,7 +147,7 @@ UNASKED = {
 DECLINED = {"merge": "not confirmed; nothing recorded", "forget": "not confirmed; nothing erased"}
 
 
-def confirm(args: argparse.Namespace, settings: object, lines: list[str], question: str) -> int | None:
+def confirm(args: argparse.Namespace, settings: Settings, lines: list[str], question: str) -> int | None:
     """Ask ``question`` after ``lines`` for ``journey merge``/``forget``: None to go on; else
     the exit code (1 not confirmed, 2 no terminal to ask at).
 
@@ -166,7 +167,7 @@ def confirm(args: argparse.Namespace, settings: object, lines: list[str], questi
     return None
 
 
-def confirm_forwarded(args: argparse.Namespace, settings: object,
+def confirm_forwarded(args: argparse.Namespace, settings: Settings,
                       run: Callable[[argparse.Namespace], int]) -> int | None:
     """The confirmation of a command that asks first (``args.yes`` False) when this data
     directory's server runs it (``run`` hands it the command): the server looks the records up

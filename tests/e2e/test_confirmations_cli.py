@@ -40,12 +40,17 @@ def journey(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def at_terminal(home: Path, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
+#: The environment of a person at a terminal: not a CI job's (CI=true means nobody answers).
+AT_A_DESK = {name: value for name, value in os.environ.items() if name != "CI"}
+
+
+def at_terminal(home: Path, answer: str, *args: str, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess[str]:
     """A run whose standard input is a terminal, where ``answer`` is typed."""
     main, side = pty.openpty()
     try:
         process = subprocess.Popen(command(home, *args), stdin=side, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+                                   stderr=subprocess.PIPE, text=True, env=env or AT_A_DESK)
         os.write(main, answer.encode())
         out, err = process.communicate(timeout=120)
     finally:
@@ -132,7 +137,7 @@ def served(home: Path, tmp_path: Path) -> Iterator[Path]:
     with open(log, "w") as err:
         server = subprocess.Popen(command(home, "serve", "--port", str(port)), stdin=side,
                                   stdout=subprocess.DEVNULL, stderr=err, text=True,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                  env={**AT_A_DESK, "PYTHONUNBUFFERED": "1"})
     try:
         wait_for_health(url, server, log.read_text)
         yield home
@@ -162,3 +167,11 @@ def test_beside_a_server_the_question_is_asked_here(served: Path) -> None:
     # The merged record, as the view now reads it: both customer numbers, both contacts.
     assert "C-1  Andrés Gil · customer number C-2 · e-mail andres@example.com" in done.stderr
     assert orjson.loads(done.stdout)["already_forgotten"] is False
+
+
+def test_a_ci_job_is_refused_even_at_a_terminal(home: Path) -> None:
+    """A CI job's pseudo-terminal has nobody at it: with CI=true the question is not asked."""
+    done = at_terminal(home, "y\n", "merge", "C-1", "C-2", "--reason", "same DNI",
+                       env={**AT_A_DESK, "CI": "true"})
+    assert done.returncode == 2 and "no terminal" in done.stderr, done.stderr
+    assert number_of(home, "andres@example.com") == "C-2"
