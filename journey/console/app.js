@@ -1051,7 +1051,7 @@ async function warrantyPage(el, current, query) {
       h("b", `${c.claim_id || "claim"}: ${(c.status || "?").toUpperCase()}`), c.issue ? [" — ", c.issue] : "",
       h("div.small", "filed ", when(c.filed_at), " · ", deptBadge(c.filed_department, c.filed_agent),
         c.decided_at ? [" · decided ", when(c.decided_at), " · ", deptBadge(c.decided_department, c.decided_agent)] : null),
-      c.reason ? h("div.small.muted", c.reason) : null)))) : null));
+      c.reason ? h("div.small.muted", c.reason) : null, claimActions(c, c.customer_id))))) : null));
 }
 
 boot();

@@ -274,10 +274,12 @@ function claimForm(who, serials) {
 }
 
 function decideForm(who, c) {
+  // The customer view says `in_warranty`, the warranty lookup `in_warranty_when_filed`.
+  const inWarranty = "in_warranty_when_filed" in c ? c.in_warranty_when_filed : c.in_warranty;
   return {
     key: "decide", types: ["warranty.claim_decided"], customer: who, title: `Decide claim ${c.claim_id}`,
     intro: [c.serial ? `Serial ${c.serial}` : "", c.issue && typeof c.issue === "string" ? ` — “${c.issue}”` : "",
-      c.in_warranty === true ? " · in warranty when filed" : c.in_warranty === false ? " · NOT in warranty when filed" : ""].join(""),
+      inWarranty === true ? " · in warranty when filed" : inWarranty === false ? " · NOT in warranty when filed" : ""].join(""),
     fields: [
       { name: "approved", label: "Decision", kind: "radio", path: "data.approved", required: true,
         options: [["yes", "Approve the claim"], ["no", "Refuse the claim"]] },

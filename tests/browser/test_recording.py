@@ -30,8 +30,9 @@ SOCIAL = "C-870003"
 SALES = "C-870004"
 SPARE = "C-870005"
 SERIAL = "SNREC870002X"
-#: A claim the store filed before the technical service looks at it.
+#: Claims the store filed before the technical service looks at them.
 OPEN_CLAIM = "W-REC-2"
+LATER_CLAIM = "W-REC-3"
 MENTION = "@ondaluz my router died again, third time this month"
 
 
@@ -50,6 +51,8 @@ def _facts() -> list[dict[str, Any]]:
              {"product": "Router Z9", "serial": SERIAL, "store": "MAD07", "price": 99.0}, "stores"),
         fact("r2c", "warranty.claim_filed", "2026-10-01T11:00:00+02:00", STORE,
              {"claim_id": OPEN_CLAIM, "serial": SERIAL, "issue": "reboots every hour"}, "stores"),
+        fact("r2d", "warranty.claim_filed", "2026-10-20T11:00:00+02:00", STORE,
+             {"claim_id": LATER_CLAIM, "serial": SERIAL, "issue": "dropped in water"}, "stores"),
         fact("r3", "customer.registered", "2026-01-10T10:00:00+01:00", SOCIAL,
              {"name": "Sara Social Vidal", "twitter": "@sara_rec870"}, "sales"),
         fact("r3m", "social.mention", "2026-10-20T09:30:00+02:00", SOCIAL,
@@ -189,6 +192,19 @@ def test_technical_service_decides_a_claim(desk: Any, people: str, desks: dict[s
     assert claim["status"] == "approved" and claim["approved"] is True
     assert claim["decided_department"] == "technical_service" and claim["decided_agent"] == "T-12"
     assert claim["reason"] == "power supply faulty, replaced under warranty"
+
+    # The warranty lookup by serial offers the same decision for the claim still open.
+    desk.goto(f"{people}/console/#/warranty/{SERIAL}")
+    open_form(desk, f"#claims button[data-claim='{LATER_CLAIM}']")
+    assert "dropped in water" in desk.inner_text("dialog .record-intro")
+    choose(desk, "approved", "no")
+    field(desk, "reason", "water damage is not covered")
+    record(desk)
+    desk.wait_for_selector(f"#claims li:has-text('{LATER_CLAIM}: REFUSED')")
+    assert desk.locator(f"#claims button[data-claim='{LATER_CLAIM}']").count() == 0
+    _, doc = call(people, desks["admin"], f"/api/warranty/{SERIAL}")
+    [later] = [c for c in doc["claims"] if c["claim_id"] == LATER_CLAIM]
+    assert later["status"] == "refused" and later["decided_agent"] == "T-12"
 
 
 def test_care_agent_records_an_objection_and_works_a_case(desk: Any, people: str, desks: dict[str, str]) -> None:
