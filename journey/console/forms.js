@@ -478,7 +478,9 @@ function openForm(spec) {
     if (spec.remember) spec.remember(v);
     dialog.close();
     toast(answer && answer.duplicates ? `${spec.title}: already recorded.` : `Recorded: ${spec.title.toLowerCase()}.`, built.type);
-    ctx.reload();
+    // The page reads its data again; the agent stays where they were on it (a row far down a list).
+    const y = window.scrollY;
+    Promise.resolve(ctx.reload()).then(() => window.scrollTo(0, y), () => {});
   }
 
   function showRejection(err) {
