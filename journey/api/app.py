@@ -384,9 +384,17 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         return _doc(token, doc)
 
     @app.get("/api/me", tags=["session"], responses=_errors(401),
-             summary="who the token belongs to")
+             summary="who the token belongs to, and the fact types its role may record",
+             description="`may_record` lists, in catalogue order, the fact types the role may "
+                         "record through POST /api/facts (docs/security.md, \"Who records "
+                         "what\"): the console shows a desk only the forms it may submit. Empty "
+                         "for a role that records nothing.")
     def me(token: Anyone) -> Response:
-        return JSONDocument({"name": token.name, "role": token.role, "department": token.department})
+        writes = permitted(token.role, Permission.WRITE_FACTS)
+        recordable = [name for name, spec in catalogue.TYPES.items()
+                      if writes and not spec.system and policy.may_record(token.role, name)]
+        return JSONDocument({"name": token.name, "role": token.role, "department": token.department,
+                             "may_record": recordable})
 
     @app.post("/api/session", tags=["session"], responses=_errors(400, 401, 422),
               summary="sign a browser in: sets the HttpOnly, SameSite=Strict journey_token cookie",

@@ -8,6 +8,7 @@ import {
   isMarker, networkName, plural, quote, refOf, shortDate, sourceBadge, svg, when, whenText,
   channelsWords, channelWords, fieldWords, kindWords, requesterWords,
 } from "./lib.js";
+import { caseForms, claimActions, configureForms, customerForms, mentionActions, promiseActions } from "./forms.js";
 
 // The channels the contact policy knows (journey/contact-policy.toml, domain CHANNELS) that a
 // person would use to reach a customer; "any" is only a wildcard in consents and objections.
@@ -111,6 +112,7 @@ function highlightNav(page) {
 
 function setUser(me) {
   state.me = me;
+  configureForms(me, render);
   const box = document.getElementById("user");
   if (!me) {
     box.replaceChildren();
@@ -281,6 +283,7 @@ async function customerPage(el, current, ref) {
     verdictBox,
     customerHeader(view, ref),
     attention(view),
+    customerForms(view),
     h("div.columns",
       h("div.col-main", timelineSection(view, ref)),
       h("aside.col-side",
@@ -529,7 +532,8 @@ function promisesSection(view) {
           p.overdue ? h("span.badge.red", "OVERDUE") : h(`span.badge${p.status === "broken" ? ".red" : p.status === "kept" ? ".green" : ""}`, (p.status || "?").toUpperCase()),
           ` due ${p.due_by ? shortDate(p.due_by) : "?"} · promised by `, deptBadge(made.department, made.agent),
           made.occurred_at ? [" on ", when(made.occurred_at)] : null,
-          p.case_id ? [" · case ", h("a", { href: `#/case/${enc(p.case_id)}` }, p.case_id)] : null));
+          p.case_id ? [" · case ", h("a", { href: `#/case/${enc(p.case_id)}` }, p.case_id)] : null),
+        promiseActions(p, view.customer_id));
     })) : h("p.muted", "No promises on record."));
 }
 
@@ -541,7 +545,7 @@ function socialSection(view) {
     h("p.small.muted", `${plural(s.mentions ?? 0, "mention")}, ${plural(s.replies ?? 0, "reply", "replies")}.`),
     un.length ? h("ul.items", un.map((m) => h("li.mention",
       h("div", h("b", "Not answered: "), quote(m.text)),
-      h("div.small", networkName(m.network), " · ", when(m.occurred_at))))) : h("p.muted", "Every mention was answered."));
+      h("div.small", networkName(m.network), " · ", when(m.occurred_at)), mentionActions(m, view.customer_id)))) : h("p.muted", "Every mention was answered."));
 }
 
 function productsSection(view) {
@@ -559,7 +563,7 @@ function productsSection(view) {
     })),
     claims.length ? h("ul.items", claims.map((c) => h("li",
       `Claim ${c.claim_id || ""}: `, h("b", (c.status || "?").toUpperCase()), c.issue ? [" — ", c.issue] : "",
-      c.reason ? h("div.small.muted", c.reason) : null))) : null);
+      c.reason ? h("div.small.muted", c.reason) : null, claimActions(c, view.customer_id)))) : null);
 }
 
 function consentSection(view) {
@@ -763,6 +767,7 @@ async function casePage(el, current, ref) {
       contradictions.map((x) => h("div.contradiction",
         statement("Said YES", x.yes), statement("Said NO", x.no),
         h("p.small.muted", `Contradicted on ${whenText(x.contradicted_at)}${x.topic ? ` · topic ${x.topic}` : ""}. The owner should settle it with the customer.`)))) : null,
+    caseForms(c),
     clocksSection(c),
     transfersSection(c, history),
     Array.isArray(c.promises) && c.promises.length ? section("Promises on this case", "promise", "case-promises",
@@ -971,7 +976,7 @@ async function promisesPage(el, current, params) {
     rows.length ? [pager(doc, rows.length, at, "promises-pager-top"), h("table.list",
       h("thead", h("tr", ["Promise", "Customer", "What was promised", "Due", "Promised by", "Case"].map((t) => h("th", t)))),
       h("tbody", rows.map((p) => h(`tr${p.overdue || p.status === "broken" ? ".overdue" : ""}`,
-        h("td", p.promise_id || "", h("div.small", badge(p))),
+        h("td", p.promise_id || "", h("div.small", badge(p)), promiseActions(p, p.customer_id)),
         h("td", customerLink(p)),
         h("td", quote(p.what, "")),
         h("td", p.due_by ? shortDate(p.due_by) : "—", p.overdue ? h("div", h("span.badge.red", `OVERDUE ${duration(p.overdue_s)}`)) : null),
@@ -1029,7 +1034,7 @@ async function inboxPage(el, current, network) {
       h("div.small", when(m.occurred_at), " · ",
         refOf(m.customer_number, m.customer_id) ? customerLink(m) : h("span.muted", "not a known customer"),
         m.case_id ? [" · ", h("a", { href: `#/case/${enc(m.case_id)}` }, `case ${m.case_id}`), m.case_status ? ` (${m.case_status})` : ""] : null,
-        m.department ? [" · ", deptBadge(m.department)] : null))))
+        m.department ? [" · ", deptBadge(m.department)] : null), mentionActions(m, m.customer_id))))
       : h("p.muted", total ? "No mentions on this page." : "Nobody is waiting. Well done."),
     waiting.length || total ? pager(doc, waiting.length, (o2) => address(network, o2), "inbox-pager") : null,
     h("p.small.muted", "Oldest first. Answer on the network, then the reply is recorded with the mention it answers.")));
@@ -1069,7 +1074,7 @@ async function warrantyPage(el, current, query) {
       h("b", `${c.claim_id || "claim"}: ${(c.status || "?").toUpperCase()}`), c.issue ? [" — ", c.issue] : "",
       h("div.small", "filed ", when(c.filed_at), " · ", deptBadge(c.filed_department, c.filed_agent),
         c.decided_at ? [" · decided ", when(c.decided_at), " · ", deptBadge(c.decided_department, c.decided_agent)] : null),
-      c.reason ? h("div.small.muted", c.reason) : null)))) : null));
+      c.reason ? h("div.small.muted", c.reason) : null, claimActions(c, c.customer_id))))) : null));
 }
 
 boot();

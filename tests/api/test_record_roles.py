@@ -106,6 +106,22 @@ def test_every_role_records_exactly_the_types_the_table_gives_it(
     assert (f"{role}-store.visit" in ids) is may_record(role, "store.visit")
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_me_lists_the_types_the_role_records(client: TestClient, secrets: dict[str, str],
+                                             role: str) -> None:
+    """What the console shows forms for: exactly the types the POST above records for the role,
+    in catalogue order; nothing for a role without the right to record."""
+    me = client.get("/api/me", headers=auth(secrets[role]))
+    assert me.status_code == 200, me.text
+    expected = ([n for n in TYPE_NAMES if n not in LEDGER_TYPES and may_record(role, n)]
+                if permitted(role, Permission.WRITE_FACTS) else [])
+    assert me.json()["may_record"] == expected
+    if role == "social_media":
+        assert "social.reply" in expected and "store.visit" not in expected
+    if role in ("auditor", "analyst"):
+        assert expected == []
+
+
 def test_admin_records_every_input_type() -> None:
     inputs = [n for n in TYPE_NAMES if n not in LEDGER_TYPES]
     assert all(may_record(ADMIN, n) for n in inputs)

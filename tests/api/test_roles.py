@@ -128,7 +128,12 @@ def test_me_says_who(client: TestClient, secrets: dict[str, str]) -> None:
     for role in ROLES:
         me = client.get("/api/me", headers=auth(secrets[role])).json()
         department = role if role in DEPARTMENTS else None
-        assert me == {"name": TOKEN_NAMES[role], "role": role, "department": department}
+        recordable = [name for name, spec in TYPES.items() if not spec.system
+                      and (role == ADMIN or role in RECORDERS.get(name, ()))]
+        if not permitted(role, Permission.WRITE_FACTS):
+            recordable = []
+        assert me == {"name": TOKEN_NAMES[role], "role": role, "department": department,
+                      "may_record": recordable}
 
 
 # -------------------------------------------------------------------- field policy

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from benchmarks import api_load
+from domain.catalogue import TYPES
 from tests.api.conftest import SCENARIO, record
 from tests.processes import free_port, stop, wait_for_health
 
@@ -48,8 +49,10 @@ def test_serve_answers_over_loopback(server: tuple[str, str, subprocess.Popen[st
     url, secret, process, log = server
     bearer = {"Authorization": f"Bearer {secret}"}
     with httpx.Client(base_url=url, timeout=30) as client:
+        inputs = [name for name, spec in TYPES.items() if not spec.system]
         assert client.get("/api/me", headers=bearer).json() == {"name": "ops", "role": "admin",
-                                                                "department": None}
+                                                                "department": None,
+                                                                "may_record": inputs}
         assert client.get("/api/me").status_code == 401
         before = client.get("/api/customers/+34600111001", headers=bearer).json()
         fact = {"type": "call.inbound", "id": "serve-1", "source": "pbx",
