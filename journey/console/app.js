@@ -7,6 +7,8 @@ import {
   deptName, DEPARTMENTS, describe, duration, enc, eventIconName, field, fill, h, hiddenTag, isHidden,
   isMarker, networkName, plural, quote, refOf, shortDate, sourceBadge, svg, when, whenText,
 } from "./lib.js";
+import { auditPage, showRoleNav } from "./audit.js";
+import { adminPage } from "./admin.js";
 
 // The channels the contact policy knows (journey/contact-policy.toml, domain CHANNELS) that a
 // person would use to reach a customer; "any" is only a wildcard in consents and objections.
@@ -63,12 +65,21 @@ async function render() {
     else if (page === "promises") await promisesPage(el, current, params);
     else if (page === "inbox") await inboxPage(el, current, segs[1] || params.get("network") || "");
     else if (page === "warranty") await warrantyPage(el, current, segs.slice(1).join("/"));
+    else if (page === "audit") await auditPage(el, current, segs.slice(1), params, deskKit());
+    else if (page === "admin") await adminPage(el, current, segs.slice(1), params, deskKit());
     else el.replaceChildren(notice("Page not found", "There is no page at this address.", homeLink()));
   } catch (err) {
     if (!current()) return;
     showError(el, err);
   }
   if (current()) document.body.dataset.page = page || "home";
+}
+
+// What the auditors' and admins' pages (audit.js, admin.js) reuse of this module.
+function deskKit() {
+  return { go, notice, homeLink, forgottenView, customerHeader, attention, timelineSection, casesSection,
+    promisesSection, socialSection, productsSection, consentSection, contactChangesSection,
+    contractsSection, REASONS };
 }
 
 function showError(el, err) {
@@ -103,6 +114,7 @@ function highlightNav(page) {
 
 function setUser(me) {
   state.me = me;
+  showRoleNav(me);
   const box = document.getElementById("user");
   if (!me) {
     box.replaceChildren();
