@@ -5,6 +5,7 @@ real `journey serve`, signs in through the page in Debian's headless Chromium an
 main pages. Run once after changing the console:
 
     .venv/bin/python scripts/console_screenshots.py [--customers 400] [--out docs/console]
+        [--only audit-as-of.png --only admin-tokens.png]
 """
 
 from __future__ import annotations
@@ -30,12 +31,32 @@ PAGES = [
     ("cases.png", "#/cases?overdue=1", "#cases-page", False),
 ]
 
+#: The auditors' and admins' pages: (file, role, hash route, selector to wait for, full page?).
+DESK_PAGES = [
+    ("audit-as-of.png", "auditor",
+     "#/audit/as-of?ref=C-900001&at=2026-03-09T12%3A00%3A00%2B01%3A00&mode=occurred", "#asof-banner", True),
+    ("admin-tokens.png", "admin", "#/admin/tokens", "#tokens-table", False),
+]
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=400)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "console")
+    parser.add_argument("--only", action="append", default=[], metavar="FILE",
+                        help="save only this picture (repeatable; default: every one)")
     args = parser.parse_args()
+    known = {"login.png", *(p[0] for p in PAGES), "hidden-technician.png", "hidden-analyst.png",
+             *(p[0] for p in DESK_PAGES)}
+    unknown = sorted(set(args.only) - known)
+    if unknown:
+        print(f"--only: no picture called {', '.join(unknown)} (known: {', '.join(sorted(known))})",
+              file=sys.stderr)
+        return 2
+
+    def wanted(name: str) -> bool:
+        return not args.only or name in args.only
+
     if not scenario.chromium_available():
         print(f"{scenario.CHROMIUM} is missing: run scripts/ensure-chromium.sh", file=sys.stderr)
         return 1
@@ -47,15 +68,20 @@ def main() -> int:
         clerk = scenario.create_token(data_dir, "clerk-ana", "stores", "stores")
         tech = scenario.create_token(data_dir, "tech-tom", "technical_service", "technical_service")
         analyst = scenario.create_token(data_dir, "analyst-eva", "analyst")
+        desks = {"auditor": scenario.create_token(data_dir, "auditor-ines", "auditor"),
+                 "admin": scenario.create_token(data_dir, "admin-pau", "admin")}
         with scenario.serve(data_dir, Path(tmp) / "serve.log") as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=scenario.CHROMIUM, args=["--no-sandbox"])
             context = browser.new_context(viewport={"width": 1366, "height": 900})
             page = context.new_page()
             page.goto(base + "/")
             page.wait_for_selector("#login-form")
-            page.screenshot(path=str(args.out / "login.png"))
+            if wanted("login.png"):
+                page.screenshot(path=str(args.out / "login.png"))
             scenario.sign_in(page, base, clerk)
             for name, route, ready, full in PAGES:
+                if not wanted(name):
+                    continue
                 page.goto(f"{base}/console/{route}")
                 page.wait_for_selector(ready)
                 page.wait_for_timeout(300)
@@ -67,12 +93,25 @@ def main() -> int:
                 ("hidden-technician.png", tech, "#/customer/C-900001", "#customer-head"),
                 ("hidden-analyst.png", analyst, "#/inbox", "#inbox-list"),
             ]:
+                if not wanted(name):
+                    continue
                 context = browser.new_context(viewport={"width": 1366, "height": 700})
                 page = context.new_page()
                 scenario.sign_in(page, base, secret, route)
                 page.wait_for_selector(ready)
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(args.out / name))
+                print(f"saved {args.out / name}", file=sys.stderr)
+                context.close()
+            for name, role, route, ready, full in DESK_PAGES:
+                if not wanted(name):
+                    continue
+                context = browser.new_context(viewport={"width": 1366, "height": 900})
+                page = context.new_page()
+                scenario.sign_in(page, base, desks[role], route)
+                page.wait_for_selector(ready)
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(args.out / name), full_page=full)
                 print(f"saved {args.out / name}", file=sys.stderr)
                 context.close()
             browser.close()
