@@ -51,7 +51,8 @@ function secretBox(name, secret, what) {
 }
 
 async function tokensPage(el, current) {
-  const first = await api("/api/tokens"); // a role that may not: the router's "may not see this"
+  // A role that may not: the router's "may not see this".
+  const [first, me] = await Promise.all([api("/api/tokens"), api("/api/me")]);
   if (!current()) return;
   const list = h("div#token-list");
   const secretSlot = h("div#secret-slot");
@@ -63,7 +64,7 @@ async function tokensPage(el, current) {
     let doc;
     try { doc = await api("/api/tokens"); } catch (err) { list.replaceChildren(h("p.form-error", problem(err))); return; }
     if (!current()) return;
-    list.replaceChildren(tokenTable(doc.tokens || [], { secretSlot, error, refresh }));
+    list.replaceChildren(tokenTable(doc.tokens || [], { secretSlot, error, refresh, me }));
   };
   const form = h("form.desk-form#token-form", {
     onsubmit: async (e) => {
@@ -89,7 +90,7 @@ async function tokensPage(el, current) {
     secretSlot,
     h("section.panel#token-create-panel", h("h2", svg("person", "icon"), " New token"), form),
     list));
-  list.replaceChildren(tokenTable(first.tokens || [], { secretSlot, error, refresh }));
+  list.replaceChildren(tokenTable(first.tokens || [], { secretSlot, error, refresh, me }));
 }
 
 function tokenTable(tokens, ctx) {
@@ -97,7 +98,7 @@ function tokenTable(tokens, ctx) {
   return h("div.table-wrap", h("table.list#tokens-table",
     h("thead", h("tr", ["Name", "Role", "Created", "Expires", "Last used", "State", ""].map((t) => h("th", t)))),
     h("tbody", tokens.map((t) => h(`tr.token-row.${t.state}`, { "data-name": t.name, "data-state": t.state },
-      h("td", h("b", t.name)),
+      h("td", h("b", t.name), ctx.me && ctx.me.name === t.name ? [" ", h("span.badge.grey", "you")] : null),
       h("td", t.role, t.department && t.department !== t.role ? h("div.small.muted", deptName(t.department)) : null),
       h("td", when(t.created_at)),
       h("td", t.expires_at ? when(t.expires_at) : h("span.muted", "never")),
@@ -122,12 +123,13 @@ function actions(t, ctx) {
   revoke.addEventListener("click", async () => {
     if (!revoke.classList.contains("armed")) {
       revoke.classList.add("armed", "danger");
-      revoke.textContent = `Revoke ${t.name} now`;
+      revoke.textContent = ctx.me && ctx.me.name === t.name ? "Revoke your own token now (you will be signed out)" : `Revoke ${t.name} now`;
       return;
     }
     ctx.error.textContent = "";
     try {
       await api(`/api/tokens/${enc(t.name)}`, { method: "DELETE" });
+      if (ctx.me && ctx.me.name === t.name) { location.reload(); return; } // signed out: the sign-in form
       await ctx.refresh();
     } catch (err) { ctx.error.textContent = problem(err); }
   });

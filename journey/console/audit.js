@@ -38,16 +38,26 @@ export function instant(local) {
   return `${base}${sign}${pad(off / 60)}:${pad(off % 60)}`;
 }
 
-/** An ISO instant back to a datetime-local value (its own wall clock, offset dropped). */
+/** An ISO instant as a datetime-local value: this browser's wall clock at that instant. */
 function localValue(iso) {
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?)/.exec(iso || "");
-  return m ? m[1] : "";
+  const d = iso ? new Date(iso) : null;
+  return d && !Number.isNaN(d.getTime()) ? wallClock(d) : "";
+}
+
+function wallClock(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  const seconds = d.getSeconds() ? `:${pad(d.getSeconds())}` : "";
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}${seconds}`;
 }
 
 function nowLocal() {
-  const d = new Date();
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return wallClock(new Date());
+}
+
+/** "9 Mar 2026, 11:00 (your time)": an instant as the form that asked for it shows it. */
+function yourTime(iso) {
+  const local = localValue(iso);
+  return local ? `${whenText(local)} (your time)` : String(iso || "");
 }
 
 function tabs(current) {
@@ -136,7 +146,7 @@ async function asOfPage(el, current, params, kit) {
   } catch (err) {
     if (!current()) return;
     box.replaceChildren(err instanceof ApiError && err.status === 404
-      ? h("section.notice#asof-nobody", { role: "status" }, h("h2", `Nobody known as “${ref}” by ${whenText(at)}`),
+      ? h("section.notice#asof-nobody", { role: "status" }, h("h2", `Nobody known as “${ref}” by ${yourTime(at)}`),
         h("p", mode === "recorded" ? "The ledger had recorded nothing about them by then. Try as it had happened, or a later instant." : "Nothing about them had happened by then."))
       : errorBox(err));
     return;
@@ -151,7 +161,7 @@ async function asOfPage(el, current, params, kit) {
   const banner = h(`section.asof-banner.asof-${mode}#asof-banner`, { role: "status", "data-mode": mode },
     svg("clock", "icon verdict-icon"),
     h("div",
-      h("div.verdict-headline", mode === "recorded" ? "As recorded " : "As it had happened ", "at ", when(as.at || at)),
+      h("div.verdict-headline", mode === "recorded" ? "As recorded " : "As it had happened ", `at ${yourTime(at)}`),
       h("div", mode === "recorded"
         ? `${as.facts ?? "?"} facts recorded by then, through store position ${as.through_position ?? "?"}.`
         : `${as.facts ?? "?"} facts had happened by then; ${lateTotal} of them were recorded after that instant.`),
@@ -243,7 +253,7 @@ async function contactPage(el, current, params, kit) {
   const who = doc.name || doc.customer_number || ref;
   const hist = doc.history || {};
   box.replaceChildren(
-    verdictBox("contact-verdict", d.allowed, `${what} by ${channelName(channel)}: ${d.allowed ? "ALLOWED" : "DENIED"} on ${whenText(doc.at)}`,
+    verdictBox("contact-verdict", d.allowed, `${what} by ${channelName(channel)}: ${d.allowed ? "ALLOWED" : "DENIED"} on ${yourTime(doc.at)}`,
       d.reasons, kit.REASONS,
       h("p.small.muted", `${who} · contact policy ${doc.policy_version} · ${axis === "recorded" ? "as recorded" : "as it had happened"}: ${hist.facts} facts through store position ${hist.through_position}`,
         hist.recorded_late ? `, ${hist.recorded_late} recorded later` : "", ".")),
