@@ -5,7 +5,7 @@ real `journey serve`, signs in through the page in Debian's headless Chromium an
 main pages, and the recording forms of two desks. Run once after changing the console:
 
     .venv/bin/python scripts/console_screenshots.py [--customers 400] [--out docs/console]
-                                                    [--only record-objection.png ...]
+        [--only record-objection.png --only audit-as-of.png ...]
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ PAGES = [
     ("case.png", "#/case/K-S4", "#clocks", True),
     ("inbox.png", "#/inbox", "#inbox-list", False),
     ("cases.png", "#/cases?overdue=1", "#cases-page", False),
+]
+
+#: The auditors' and admins' pages: (file, role, hash route, selector to wait for, full page?).
+DESK_PAGES = [
+    ("audit-as-of.png", "auditor",
+     "#/audit/as-of?ref=C-900001&at=2026-03-09T12%3A00%3A00%2B01%3A00&mode=occurred", "#asof-banner", True),
+    ("admin-tokens.png", "admin", "#/admin/tokens", "#tokens-table", False),
 ]
 
 
@@ -62,10 +69,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=400)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "console")
-    parser.add_argument("--only", nargs="+", metavar="FILE",
-                        help="write only these pictures (the others are left as they are)")
+    parser.add_argument("--only", action="append", default=[], metavar="FILE",
+                        help="save only this picture (repeatable; default: every one)")
     args = parser.parse_args()
-    wanted = (lambda name: name in args.only) if args.only else (lambda name: True)
+    known = {"login.png", *(p[0] for p in PAGES), "hidden-technician.png", "hidden-analyst.png",
+             *(p[0] for p in DESK_PAGES),
+             *(f[0] for f in FORMS)}
+    unknown = sorted(set(args.only) - known)
+    if unknown:
+        print(f"--only: no picture called {', '.join(unknown)} (known: {', '.join(sorted(known))})",
+              file=sys.stderr)
+        return 2
+
+    def wanted(name: str) -> bool:
+        return not args.only or name in args.only
+
     if not scenario.chromium_available():
         print(f"{scenario.CHROMIUM} is missing: run scripts/ensure-chromium.sh", file=sys.stderr)
         return 1
@@ -79,7 +97,9 @@ def main() -> int:
         analyst = scenario.create_token(data_dir, "analyst-eva", "analyst")
         desks = {"customer_care": scenario.create_token(data_dir, "care-carla", "customer_care",
                                                         "customer_care"),
-                 "sales": scenario.create_token(data_dir, "sales-sam", "sales", "sales")}
+                 "sales": scenario.create_token(data_dir, "sales-sam", "sales", "sales"),
+                 "auditor": scenario.create_token(data_dir, "auditor-ines", "auditor"),
+                 "admin": scenario.create_token(data_dir, "admin-pau", "admin")}
         with scenario.serve(data_dir, Path(tmp) / "serve.log") as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=scenario.CHROMIUM, args=["--no-sandbox"])
             context = browser.new_context(viewport={"width": 1366, "height": 900})
@@ -127,6 +147,17 @@ def main() -> int:
                 prepare(page)
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(args.out / name))
+                print(f"saved {args.out / name}", file=sys.stderr)
+                context.close()
+            for name, role, route, ready, full in DESK_PAGES:
+                if not wanted(name):
+                    continue
+                context = browser.new_context(viewport={"width": 1366, "height": 900})
+                page = context.new_page()
+                scenario.sign_in(page, base, desks[role], route)
+                page.wait_for_selector(ready)
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(args.out / name), full_page=full)
                 print(f"saved {args.out / name}", file=sys.stderr)
                 context.close()
             browser.close()

@@ -42,8 +42,10 @@ from journey.api.tokens import Expired, Token, TokenError, TokenRevoked, TokenSt
 from journey.bootstrap import Journey
 from journey.config import Settings
 from journey.references import reference_key
+from journey.usecases import audit, customers
 from journey.usecases import cases as case_queries
-from journey.usecases import customers
+from journey.usecases import erasure as erasure_queries
+from journey.usecases import quarantine as quarantine_queries
 from journey.usecases import replay as replay_queries
 from journey.usecases import service as service_queries
 from journey.usecases.contact import ContactQuestionError, UnknownCustomer, contact_decision, violations
@@ -329,6 +331,7 @@ def create_app(settings: Settings, *, journey: Journey | None = None,
     app.add_middleware(AccessLog)
     _handlers(app)
     _routes(app, desk)
+    _desk_routes(app, desk)
     from journey.api.forward import install as take_commands  # commands run beside the server
 
     take_commands(app, desk, settings, commands or {})
@@ -781,6 +784,166 @@ def _routes(app: FastAPI, desk: Desk) -> None:
         except TokenError as error:
             raise ApiError(404, str(error), {"name": name}) from None
         return JSONDocument({"token": revoked.to_json()})
+
+
+# -------------------------------------------------------------------- auditors' and admins' desks
+
+
+Auditor = Annotated[Token, Depends(require(Permission.AUDIT))]
+Forgetter = Annotated[Token, Depends(require(Permission.FORGET))]
+QuarantineReader = Annotated[Token, Depends(require(Permission.READ_QUARANTINE))]
+
+
+class ForgetBody(BaseModel):
+    confirm: str = Field(max_length=200,
+                         description="the customer's reference (as in the path), customer number "
+                                     "or name, typed again to confirm whom to forget")
+    reason: str = Field(max_length=500,
+                        description="why (recorded in clear with the forget: write no personal "
+                                    "data here)")
+
+
+def _desk_routes(app: FastAPI, desk: Desk) -> None:
+    """The auditors' pages (a contact decision as of an instant and its replay, the hash
+    chains, the subject-access export, forget) and the admins' (the quarantine)."""
+    verification = audit.Verification()
+    app.state.verification = verification
+
+    @app.get("/api/customers/{ref}/contact-as-of", tags=["audit"],
+             responses=_errors(401, 403, 404, 422),
+             summary="may we have contacted this person at a past instant? the policy's answer "
+                     "then, with its reasons",
+             description="The customer's history folded from the event store as the ledger knew "
+                         "it at `at` (`axis=recorded`: the facts recorded by then) or as it had "
+                         "happened (`axis=occurred`: the facts that occurred by then, also those "
+                         "recorded later), judged by the contact-policy version in force at `at`. "
+                         "`recorded_decisions` lists the `contact.decided` facts of the same "
+                         "channel and purpose in that history (what agents were told then).")
+    def contact_as_of(ref: Ref, request: Request, token: Auditor,
+                      channel: Literal[CHANNELS],  # type: ignore[valid-type]
+                      purpose: Literal[PURPOSES],  # type: ignore[valid-type]
+                      at: Annotated[str, Query(min_length=1, max_length=64,
+                                               description="the instant (ISO 8601 with offset)")],
+                      axis: Annotated[Literal["recorded", "occurred"], Query(
+                          description="recorded: what the ledger knew at `at`; occurred: what had "
+                                      "happened by `at`")] = "recorded",
+                      campaign: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+        _key(request, token, ref)
+        with desk.use() as journey:
+            try:
+                doc = audit.contact_decision_as_of(journey, ref, channel=channel, purpose=purpose,
+                                                   at=at, axis=axis, campaign=campaign)
+            except UnknownCustomer as error:
+                raise ApiError(404, str(error), {"ref": ref, "at": at}) from None
+            except ContactQuestionError as error:
+                raise ApiError(422, str(error), {"at": at}) from None
+        return _doc(token, doc)
+
+    @app.get("/api/decisions/{event_id}/replay", tags=["audit"],
+             responses=_errors(401, 403, 404, 422),
+             summary="re-run a recorded contact decision over the history the agent saw "
+                     "(journey replay decision EVENT_ID --json)",
+             description="`event_id`: a `contact.decided` fact (journey can-contact --record) or "
+                         "a contact that was made (call.outbound, email.sent, ...). `agree` says "
+                         "whether the recomputed decision is the recorded one.")
+    def replay_decision(event_id: Annotated[str, PathParam(min_length=1, max_length=100)],
+                        token: Auditor) -> Response:
+        from journey.policy import PolicyError
+        from replay.decision import ReplayError
+
+        with desk.use() as journey:
+            pass  # the replay reads the event store only: no lock held while it scans the log
+        try:
+            replayed = replay_queries.replay_decision(journey, event_id)
+        except replay_queries.UnknownEvent as error:
+            raise ApiError(404, str(error), {"event_id": event_id}) from None
+        except (ReplayError, PolicyError) as error:
+            raise ApiError(422, str(error), {"event_id": event_id}) from None
+        return _doc(token, replayed.replayed.to_json())
+
+    @app.post("/api/audit/verify", tags=["audit"], responses=_errors(401, 403),
+              summary="start recomputing every stored event's hash chain (journey verify); the "
+                      "verification's state",
+              description="The verification runs in the background (a large store takes "
+                          "minutes): the answer is its state, `running` until it is `done` (or "
+                          "`failed`). While one runs, another start returns it. Follow it with "
+                          "GET /api/audit/verify; `report` is what `journey verify --json` prints "
+                          "(`intact`, `first_broken`, ...).")
+    def start_verify(token: Auditor) -> Response:
+        with desk.use() as journey:
+            pass  # the scan reads the event store only, in a thread of its own
+        return JSONDocument(verification.start(journey, token.name))
+
+    @app.get("/api/audit/verify", tags=["audit"], responses=_errors(401, 403),
+             summary="the last verification's state: idle, running (with its progress), done "
+                     "(with its report) or failed")
+    def verify_state(token: Auditor) -> Response:
+        return JSONDocument(verification.state())
+
+    @app.get("/api/customers/{ref}/subject-access", tags=["audit"],
+             responses={**_errors(401, 403, 404, 422),
+                        200: {"description": "the export, as a JSON file to download",
+                              "content": {"application/json": {}}}},
+             summary="everything held about one person, as a file (journey subject-access REF "
+                     "--out FILE; GDPR art. 15)",
+             description="The export `journey subject-access` writes: `summary`, `customer_view`, "
+                         "`raw_events` (from the event store, merged records included) and "
+                         "`tables` (their rows of every projection table). Sent with "
+                         "`Content-Disposition: attachment`. A forgotten person's export is a "
+                         "tombstone.")
+    def subject_access(ref: Ref, request: Request, token: Auditor) -> Response:
+        key = _key(request, token, ref)
+        with desk.fresh() as journey:
+            try:
+                export = audit.access_document(journey, ref)
+            except InvalidFact as error:
+                raise ApiError(422, f"reference {ref!r}: {error}") from None
+        if export is None:
+            raise ApiError(404, f"nobody known as {ref!r} ({key})", {"ref": ref, "key": key})
+        export = policy.field_policy(token.role).redact(export)
+        name = f"subject-access-{export['summary']['customer_id']}.json"
+        return Response(audit.export_bytes(export), media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.post("/api/customers/{ref}/forget", tags=["audit"],
+              responses=_errors(400, 401, 403, 404, 422),
+              summary="forget a customer (GDPR art. 17; journey forget REF --reason R): their "
+                      "keys are destroyed, their events stay unreadable",
+              description="`confirm` must name the same person again: the reference as in the "
+                          "path, their customer number or their name (case and spaces aside); "
+                          "anything else is refused with 422 and nothing is forgotten. The answer "
+                          "is what `journey forget --json` prints; the customer's page then "
+                          "shows a tombstone. Forgetting somebody already forgotten (by ledger "
+                          "id) redoes the cleaning and says `already_forgotten`.")
+    def forget(ref: Ref, body: ForgetBody, request: Request, token: Forgetter) -> Response:
+        _key(request, token, ref)
+        warnings: list[str] = []
+        with desk.use() as journey:
+            try:
+                erasure = erasure_queries.forget_confirmed(journey, ref, body.confirm, body.reason,
+                                                           warn=warnings.append)
+            except InvalidFact as error:
+                raise ApiError(422, f"reference {ref!r}: {error}") from None
+            except erasure_queries.NobodyToForget as error:
+                raise ApiError(404, str(error), {"ref": ref}) from None
+            except erasure_queries.WrongConfirmation as error:
+                raise ApiError(422, str(error), {"ref": ref, "confirm": body.confirm}) from None
+            except erasure_queries.ForgetRefused as error:
+                raise ApiError(422, str(error), {"ref": ref}) from None
+        return JSONDocument({**erasure.to_json(), "warnings": warnings})
+
+    @app.get("/api/quarantine", tags=["server"], responses=_errors(401, 403, 422),
+             summary="the stored facts the projection quarantined, a page at a time, in log "
+                     "order (journey quarantine --json)",
+             description="`total` counts every quarantined fact; `entries` holds `offset` to "
+                         "`offset + limit - 1` (position, event id, stream, customer, type, the "
+                         "reader's reason, when). `store_position` and `projection_position` "
+                         "say where the ledger stands.")
+    def quarantine_list(token: QuarantineReader, limit: Limit = DEFAULT_LIMIT,
+                        offset: Offset = 0) -> Response:
+        with desk.fresh() as journey:
+            doc = quarantine_queries.quarantine_page(journey, Page(offset, limit))
+        return _doc(token, doc)
 
 
 def _resolve(desk: Desk, journey: Journey, ref: str, key: str) -> str:

@@ -44,13 +44,23 @@ class Permission(StrEnum):
     WRITE_FACTS = "record facts"
     #: /api/tokens.
     MANAGE_TOKENS = "manage tokens"
+    #: /api/audit/verify (the hash chains), /api/customers/{ref}/subject-access (the GDPR art. 15
+    #: export), /api/customers/{ref}/contact-as-of and /api/decisions/{event_id}/replay (what the
+    #: contact policy answered at a past instant): the auditors' desk.
+    AUDIT = "audit the ledger"
+    #: POST /api/customers/{ref}/forget (GDPR art. 17): irreversible, so a permission of its own.
+    FORGET = "forget customers"
+    #: /api/quarantine: the stored facts the projection set aside, with the readers' reasons,
+    #: for anybody's record. Admin only: running the ledger, not auditing a person.
+    READ_QUARANTINE = "read the quarantine"
 
 
 _DEPARTMENT_PERMISSIONS = frozenset({Permission.READ_CUSTOMERS, Permission.READ_LISTS,
                                      Permission.WRITE_FACTS})
 PERMISSIONS: Final[Mapping[str, frozenset[Permission]]] = {
     **{d: _DEPARTMENT_PERMISSIONS for d in DEPARTMENTS},
-    AUDITOR: frozenset({Permission.READ_CUSTOMERS, Permission.READ_LISTS}),
+    AUDITOR: frozenset({Permission.READ_CUSTOMERS, Permission.READ_LISTS, Permission.AUDIT,
+                        Permission.FORGET}),
     ANALYST: frozenset({Permission.READ_LISTS}),
     ADMIN: frozenset(Permission),
 }

@@ -9,6 +9,8 @@ import {
   channelsWords, channelWords, fieldWords, kindWords, requesterWords,
 } from "./lib.js";
 import { caseForms, claimActions, configureForms, customerForms, mentionActions, promiseActions } from "./forms.js";
+import { auditPage, showRoleNav } from "./audit.js";
+import { adminPage } from "./admin.js";
 
 // The channels the contact policy knows (journey/contact-policy.toml, domain CHANNELS) that a
 // person would use to reach a customer; "any" is only a wildcard in consents and objections.
@@ -72,12 +74,21 @@ async function render() {
     else if (page === "promises") await promisesPage(el, current, params);
     else if (page === "inbox") await inboxPage(el, current, segs[1] || params.get("network") || "");
     else if (page === "warranty") await warrantyPage(el, current, segs.slice(1).join("/"));
+    else if (page === "audit") await auditPage(el, current, segs.slice(1), params, deskKit());
+    else if (page === "admin") await adminPage(el, current, segs.slice(1), params, deskKit());
     else el.replaceChildren(notice("Page not found", "There is no page at this address.", homeLink()));
   } catch (err) {
     if (!current()) return;
     showError(el, err);
   }
   if (current()) document.body.dataset.page = page || "home";
+}
+
+// What the auditors' and admins' pages (audit.js, admin.js) reuse of this module.
+function deskKit() {
+  return { go, notice, homeLink, forgottenView, customerHeader, attention, timelineSection, casesSection,
+    promisesSection, socialSection, productsSection, consentSection, contactChangesSection,
+    contractsSection, REASONS };
 }
 
 function showError(el, err) {
@@ -113,6 +124,7 @@ function highlightNav(page) {
 function setUser(me) {
   state.me = me;
   configureForms(me, render);
+  showRoleNav(me);
   const box = document.getElementById("user");
   if (!me) {
     box.replaceChildren();

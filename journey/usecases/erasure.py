@@ -366,3 +366,63 @@ def _holds(database: Path, ids: set[str], warn: Warn) -> bool | None:
         return None
     finally:
         con.close()
+
+
+# ----------------------------------------------------------------------------- a confirmed forget
+
+
+class ForgetRefused(ValueError):
+    """The forget was not done as asked: no reason given, or the confirmation names somebody
+    else (or nobody)."""
+
+
+class WrongConfirmation(ForgetRefused):
+    """The typed confirmation is not the person's reference, customer number or name."""
+
+
+class NobodyToForget(LookupError):
+    """Nobody is known by the reference."""
+
+
+def _folded_words(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def confirmations(ref: str, doc: dict[str, Any]) -> list[str]:
+    """What a person may type to confirm that ``doc`` (the customer document ``ref`` found) is
+    the one to forget: the reference as they looked it up, the customer number, the name or
+    the ledger id. Case and repeated spaces do not matter; a value not recorded is no answer."""
+    values = [ref, doc.get("customer_number"), doc.get("name"), doc.get("customer_id")]
+    return [v for v in values if isinstance(v, str) and v.strip()]
+
+
+def forget_confirmed(system: System, ref: str, confirm: str, reason: str, *,
+                     warn: Warn = _ignore) -> Erasure:
+    """Forget whoever ``ref`` names, once ``confirm`` names them too (:func:`confirmations`):
+    a forget cannot be undone, so the person asking types who they mean a second time, and a
+    slip in one of the two (another customer's number pasted) stops it before any key goes.
+
+    Raises :class:`NobodyToForget`, :class:`WrongConfirmation`, :class:`ForgetRefused` (an
+    empty reason: it is recorded in clear with the forget, and says why it was done) or
+    :class:`domain.errors.InvalidFact` (a reference that cannot name anyone).
+    """
+    from journey.references import reference_key
+    from journey.usecases import customers
+
+    key = reference_key(ref)
+    why = reason.strip()
+    if not why:
+        raise ForgetRefused("reason: say why the person is forgotten (recorded in clear: write no "
+                            "personal data in it)")
+    doc = customers.customer(system, ref, timeline_limit=1)
+    if doc is None:
+        raise NobodyToForget(f"nobody known as {ref!r} ({key})")
+    typed = _folded_words(confirm)
+    if not typed or typed not in {_folded_words(v) for v in confirmations(ref, doc)}:
+        raise WrongConfirmation(
+            f"confirm: {confirm!r} is not {ref!r}: type the customer's reference, customer number "
+            "or name exactly to confirm whom to forget")
+    erasure = forget(system, key, why, warn=warn)
+    if erasure is None:  # forgotten by another process between the look-up and the forget
+        raise NobodyToForget(f"nobody known as {ref!r} ({key})")
+    return erasure

@@ -30,6 +30,7 @@ from journey.api.policy import (
     recorders_table,
 )
 from journey.cli import main
+from ledger.writer import event_id
 from tests.api.conftest import IBAN, NID, TOKEN_NAMES, auth
 
 
@@ -63,6 +64,17 @@ def _endpoints() -> list[tuple[str, str, Permission | None, dict[str, Any]]]:
         ("POST", "/api/tokens", Permission.MANAGE_TOKENS, {"json": {"name": "made-by-{role}", "role": "sales"}}),
         ("POST", "/api/tokens/spun-{role}/rotate", Permission.MANAGE_TOKENS, {}),
         ("DELETE", "/api/tokens/doomed-{role}", Permission.MANAGE_TOKENS, {}),
+        ("GET", "/api/customers/C-1001/contact-as-of", Permission.AUDIT,
+         {"params": {"channel": "phone", "purpose": "commercial", "at": "2026-02-02T11:00:00+01:00",
+                     "axis": "occurred"}}),
+        ("GET", f"/api/decisions/{event_id('crm', 'c1')}/replay", Permission.AUDIT, {}),
+        ("POST", "/api/audit/verify", Permission.AUDIT, {}),
+        ("GET", "/api/audit/verify", Permission.AUDIT, {}),
+        ("GET", "/api/customers/C-1001/subject-access", Permission.AUDIT, {}),
+        # somebody of their own for each role to forget (registered by the test)
+        ("POST", "/api/customers/F-{role}/forget", Permission.FORGET,
+         {"json": {"confirm": "F-{role}", "reason": "roles test"}}),
+        ("GET", "/api/quarantine", Permission.READ_QUARANTINE, {"params": {"limit": 5}}),
     ]
 
 
@@ -73,8 +85,10 @@ IDS = [f"{m} {p}" for m, p, _, _ in ENDPOINTS]
 def _call(client: TestClient, method: str, path: str, role: str, kwargs: dict[str, Any],
           headers: dict[str, str]) -> Any:
     kwargs = dict(kwargs)
-    if "json" in kwargs and isinstance(kwargs["json"], dict) and "name" in kwargs["json"]:
-        kwargs["json"] = {**kwargs["json"], "name": kwargs["json"]["name"].format(role=role)}
+    if "json" in kwargs and isinstance(kwargs["json"], dict):
+        for key in ("name", "confirm"):
+            if key in kwargs["json"]:
+                kwargs["json"] = {**kwargs["json"], key: kwargs["json"][key].format(role=role)}
     return client.request(method, path.format(role=role), headers=headers, **kwargs)
 
 
@@ -83,10 +97,17 @@ def test_every_role_on_every_endpoint(client: TestClient, secrets: dict[str, str
                                       method: str, path: str, permission: Permission | None,
                                       kwargs: dict[str, Any]) -> None:
     for role in ROLES:
-        if "{role}" in path:  # something to rotate or revoke, per role
+        if "{role}" in path and path.startswith("/api/tokens/"):  # to rotate or revoke, per role
             name = path.split("/")[3].format(role=role)
             assert main(["--data-dir", str(home), "token", "create", name, "--role",
                          "auditor", "--json"]) == 0
+        elif "{role}" in path:  # somebody to forget, per role
+            number = path.split("/")[3].format(role=role)
+            somebody = {"type": "customer.registered", "id": f"roles-{number}", "source": "crm",
+                        "customer": {"customer_id": number}, "occurred_at": "2026-05-19T09:00:00+02:00",
+                        "data": {"name": f"Someone {role}"}}
+            made = client.post("/api/facts", json=somebody, headers=auth(secrets[ADMIN]))
+            assert made.status_code == 201, made.text
         response = _call(client, method, path, role, kwargs, auth(secrets[role]))
         allowed = permission is None or permitted(role, permission)
         if allowed:
@@ -115,7 +136,7 @@ def test_the_matrix_is_the_documented_one() -> None:
     may = {role: {p.name for p in Permission if permitted(role, p)} for role in ROLES}
     for department in DEPARTMENTS:
         assert may[department] == {"READ_CUSTOMERS", "READ_LISTS", "WRITE_FACTS"}
-    assert may[AUDITOR] == {"READ_CUSTOMERS", "READ_LISTS"}
+    assert may[AUDITOR] == {"READ_CUSTOMERS", "READ_LISTS", "AUDIT", "FORGET"}
     assert may[ANALYST] == {"READ_LISTS"}
     assert may[ADMIN] == {p.name for p in Permission}
     assert VISIBLE["social_media"] >= {"contact", "free_text"}
