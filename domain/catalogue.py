@@ -97,6 +97,7 @@ TYPES: dict[str, EventType] = {
         EventType("objection.recorded", 1, (
             _safe("channels", "channels", default="all"),
             _safe("purpose", "str", False, PURPOSES, default="commercial"),
+            _f("evidence"),
         ), summary="\"don't contact me\" (GDPR art. 21): absolute until consent is given again"),
         EventType("call.outbound", 1, (
             _PURPOSE_REQ, _safe("campaign"), _safe("outcome", "str", False, OUTCOMES),
