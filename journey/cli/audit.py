@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from domain.contact_policy import channel_words, department_words
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
-from journey.cli.output import Ticker, dump, project_progress
+from journey.cli.output import Ticker, dump, plural, project_progress
 from journey.cli.textview import say
 from journey.usecases import audit
 from ledger import chain
@@ -78,7 +79,7 @@ def _print_report(report: chain.Report, written: str | None) -> None:
     if first is None:
         say("INTACT")
     else:
-        say(f"BROKEN: {report.problem_count} problem(s); first at position {first.position}")
+        say(f"BROKEN: {plural(report.problem_count, 'problem')}; first at position {first.position}")
         where = [f"customer {first.customer_id}" if first.customer_id else "",
                  f"stream {first.stream_id}" if first.stream_id else "",
                  f"version {first.stream_version}" if first.stream_version is not None else ""]
@@ -110,9 +111,14 @@ def cmd_subject_access(args: argparse.Namespace, journey: Journey) -> int:
             return 0
         say(f"  {summary['events']} events, first contact {summary['first_contact']}, "
             f"last {summary['last_contact']}")
-        for kind in ("by_channel", "by_department"):
-            counts = ", ".join(f"{k} {v}" for k, v in summary[kind].items())
-            say(f"  {kind.replace('_', ' ')}: {counts or '-'}")
+        # "none" and "any" are the export's keys for a fact with no channel and for all of them.
+        channels = ", ".join(
+            f"{ {'none': 'no channel', 'any': 'every channel'}.get(k) or channel_words(k)} {v:,}"
+            for k, v in summary["by_channel"].items())
+        departments = ", ".join(f"{department_words(k) if k not in ('', 'none') else 'no department'} {v:,}"
+                                for k, v in summary["by_department"].items())
+        say(f"  by channel: {channels or '-'}")
+        say(f"  by department: {departments or '-'}")
         for table, n in summary["rows_by_table"].items():
-            say(f"  {table}: {n} rows")
+            say(f"  {table}: {plural(n, 'row')}")
     return 0

@@ -16,8 +16,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain import catalogue
+from domain.contact_policy import department_words
 from journey.bootstrap import Journey
-from journey.cli.output import dump
+from journey.cli.output import dump, plural
 from journey.cli.paging import add_paging, page_of, shown
 from journey.cli.textview import printable_lines
 from journey.usecases.cases import (
@@ -92,7 +93,10 @@ def _at(now: datetime | None) -> str:
 
 
 def _by(department: str | None, agent: str | None) -> str:
-    return "/".join(p for p in (department, agent) if p) or "?"
+    """Who did it, as people read it: "customer care (CC-3)"."""
+    if department and agent:
+        return f"{department_words(department)} ({agent})"
+    return department_words(department) if department else agent or "nobody recorded"
 
 
 def _table(headers: Sequence[str], lines: list[list[str]]) -> list[str]:
@@ -114,7 +118,7 @@ def _flags(row: dict[str, Any]) -> str:
     if row["overdue"]:
         flags.append(f"OVERDUE {duration(row['overdue_s'])}")
     if row["contradictions"]:
-        flags.append(f"{row['contradictions']} contradiction(s)")
+        flags.append(plural(row['contradictions'], "contradiction"))
     if row["late_events"]:
         flags.append(f"{row['late_events']} recorded late")
     return ", ".join(flags)
@@ -123,7 +127,7 @@ def _flags(row: dict[str, Any]) -> str:
 def cases_text(rows: list[dict[str, Any]], now: datetime | None, days: int) -> list[str]:
     overdue = sum(1 for r in rows if r["overdue"])
     at = _at(now)
-    out = [f"{len(rows)} case(s), {overdue} overdue {at} (complaints must be answered within "
+    out = [f"{plural(len(rows), 'case')}, {overdue} overdue {at} (complaints must be answered within "
            f"{days} days; times in each customer's local time)"]
     if not rows:
         return out
@@ -174,7 +178,8 @@ def case_text(case: dict[str, Any]) -> list[str]:
     if case["overdue"]:
         state += f" · OVERDUE by {duration(case['overdue_s'])}"
     out.append(f"Status {state} · owner {case['owner_department'] or '-'} · departments "
-               f"{' → '.join(case['departments']) or '-'} · {case['transfers']} transfer(s)")
+               f"{' → '.join(department_words(d) for d in case['departments']) or '-'} · "
+               f"{plural(case['transfers'], 'transfer')}")
     out += ["", "Clocks"]
     opened = case["opened_by"] or {}
     out.append(f"  opened         {local(case['opened_at'], zone)}"
@@ -225,7 +230,7 @@ def case_text(case: dict[str, Any]) -> list[str]:
 def promises_text(rows: list[dict[str, Any]], now: datetime | None) -> list[str]:
     overdue = sum(1 for r in rows if r["overdue"])
     at = _at(now)
-    out = [f"{len(rows)} promise(s), {overdue} overdue {at} (times in each customer's local time)"]
+    out = [f"{plural(len(rows), 'promise')}, {overdue} overdue {at} (times in each customer's local time)"]
     if not rows:
         return out
     lines = [[r["promise_id"], r["customer_number"] or r["customer_id"][:8],

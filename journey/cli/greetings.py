@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from journey.bootstrap import Journey
-from journey.cli.output import dump
+from journey.cli.output import dump, plural
 from journey.cli.textview import printable, say
 from journey.usecases.greetings import GreetingsQuestionError, plan_greetings
 from projections import greetings
@@ -32,7 +32,7 @@ def cmd_greetings(args: argparse.Namespace, journey: Journey) -> int:
     if summary is not None:
         if summary.rejected:
             code = 1
-        print(f"journey greetings: recorded {summary.recorded} greeting(s) as sent, "
+        print(f"journey greetings: recorded {plural(summary.recorded, 'greeting')} as sent, "
               f"{summary.duplicates} already recorded, {len(summary.rejected)} rejected", file=sys.stderr)
         for r in summary.rejected:
             print(printable(f"  greeting {r.line}: {r.reason}"), file=sys.stderr)

@@ -21,6 +21,7 @@ import orjson
 
 from consumers.jsonl_ingest import IngestSummary
 from consumers.log_follower import Progress
+from journey.cli.textview import plural as plural
 from journey.cli.textview import printable
 from journey.config import Settings
 
@@ -189,11 +190,6 @@ def confirm_forwarded(args: argparse.Namespace, settings: Settings,
         return 1
     args.yes = True
     return None
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``plural(1, "key")`` -> "1 key", ``plural(2, "key")`` -> "2 keys"."""
-    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def log_to_stderr(logger: str, label: str) -> None:

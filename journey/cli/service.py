@@ -19,7 +19,7 @@ from typing import Any
 from domain import catalogue
 from domain.errors import InvalidFact
 from journey.bootstrap import Journey
-from journey.cli.output import dump
+from journey.cli.output import dump, plural
 from journey.cli.paging import add_paging, page_of, shown
 from journey.cli.textview import printable_lines, when
 from journey.usecases.service import inbox, warranty
@@ -113,7 +113,7 @@ def render_warranty(doc: dict[str, Any]) -> str:
         if not doc["products"]:
             out.append("  no purchase of this serial is recorded")
     else:
-        out = [f"Customer {_who(doc['customer'])}: {len(doc['products'])} product(s) "
+        out = [f"Customer {_who(doc['customer'])}: {plural(len(doc['products']), 'product')} "
                f"(warranty as of {at})"]
     for p in doc["products"]:
         state = "IN WARRANTY" if p["in_warranty"] else "not in warranty"

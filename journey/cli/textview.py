@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from domain.contact_policy import department_words
+
 #: Characters that reorder what a terminal shows without being seen themselves (Unicode bidi
 #: embeddings, overrides and isolates, and the marks that act like them).
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
@@ -65,10 +67,19 @@ def when(text: str | None) -> str:
     return f"{text[:10]} {text[11:16]} {text[-6:]}" if text[-6] in "+-" else f"{text[:10]} {text[11:16]}"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(1, "key")`` -> "1 key", ``plural(2, "key")`` -> "2 keys"."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
 def _by(item: dict[str, Any]) -> str:
-    parts = [item.get("department"), item.get("agent")]
-    who = "/".join(p for p in parts if p)
-    return who or item.get("source", "?")
+    """Who recorded it, as people read it: "customer care (CC-3)", else the source system."""
+    department, agent = item.get("department"), item.get("agent")
+    if department and agent:
+        return f"{department_words(department)} ({agent})"
+    if department or agent:
+        return department_words(department) if department else str(agent)
+    return f"from {item.get('source') or 'an unnamed source'}"
 
 
 def describe(kind: str, data: dict[str, Any]) -> str:
@@ -200,7 +211,7 @@ def render_text(view: dict[str, Any], timeline: list[dict[str, Any]], today: dat
         out += ["", "Cases"]
         for c in view["cases"]:
             out.append(f"  {c['case_id']} {c['kind'] or '?'} “{c.get('subject') or ''}” {c['status'].upper()}"
-                       f" · opened {when(c['opened_at'])} · {c['transfers']} transfer(s)"
+                       f" · opened {when(c['opened_at'])} · {plural(c['transfers'], 'transfer')}"
                        f" · {' → '.join(c['departments']) or '-'}")
     if view["promises"]:
         out += ["", "Promises (one department's promise is the company's promise)"]
@@ -217,7 +228,7 @@ def render_text(view: dict[str, Any], timeline: list[dict[str, Any]], today: dat
     out += ["", f"Timeline ({len(timeline)} events across "
             f"{len(view['counts']['by_department'])} departments, by when they happened)"]
     if view.get("quarantined"):  # facts the projection could not handle: not in this view
-        out.append(f"  !! {len(view['quarantined'])} stored fact(s) quarantined, not shown "
+        out.append(f"  !! {plural(len(view['quarantined']), 'stored fact')} quarantined, not shown "
                    f"(positions {', '.join(map(str, view['quarantined']))}: journey quarantine)")
     for row in timeline:
         icon = ICONS.get(row.get("channel") or "", "·")

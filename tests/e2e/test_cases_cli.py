@@ -110,7 +110,7 @@ def test_overdue_complaints_are_the_unanswered_ones_past_their_deadline(
 
     code, out, _ = run(capsys, home, "cases", "--overdue", "--now", NOW)
     assert code == 0
-    assert "1 case(s), 1 overdue" in out
+    assert "1 case, 1 overdue" in out
     assert tracking_key("K-701") in out and "OVERDUE 4d 2h" in out
     assert "K-702" not in out  # answered in time
     assert "2026-05-01 10:00" in out and "T10:00:00" not in out  # local time, not raw JSON

@@ -91,7 +91,7 @@ def test_every_reader_answers_and_the_quarantine_lists_exactly_the_planted_facts
     assert view["quarantined"] == sorted(p for name, p in positions.items()
                                          if name in ("year-one", "deep-nesting"))  # not-json: no customer
     assert all(row["position"] not in positions.values() for row in view["timeline"])
-    assert "2 stored fact(s) quarantined" in journey(home, "customer", first).stdout
+    assert "2 stored facts quarantined" in journey(home, "customer", first).stdout
     assert json_of(home, "customer", ledger["unaffected"])["quarantined"] == []
     assert "quarantined" not in journey(home, "customer", ledger["unaffected"]).stdout
     asof = json_of(home, "customer", first, "--occurred-by", "2030-01-01T00:00:00+00:00")
