@@ -45,7 +45,8 @@ class Step:
     seconds: float
     #: The worker process's own peak resident set, MiB (steps run by benchmarks/workers.py).
     peak_rss_mib: float | None = None
-    #: The largest peak of the processes the worker started (decode workers), MiB.
+    #: The largest peak of the processes the worker started (decode workers, the relay's
+    #: read-ahead process), MiB.
     helpers_peak_rss_mib: float | None = None
 
     @property
@@ -69,7 +70,7 @@ def timed_worker(name: str, events: int, steps: list[Step], fn: Callable[..., An
     helpers = measured.helpers_peak_rss_mib
     print(f"  {name:<34} {measured.seconds:8.2f} s  {steps[-1].rate:10,.0f}/s  "
           f"peak {measured.peak_rss_mib:,.0f} MiB"
-          + (f" (decode workers {helpers:,.0f} MiB each)" if helpers else ""), file=sys.stderr)
+          + (f" (its child processes: {helpers:,.0f} MiB at most)" if helpers else ""), file=sys.stderr)
     return measured.result
 
 

@@ -54,7 +54,7 @@ class Settings:
     #: Days a complaint must be answered in (env JOURNEY_COMPLAINT_DAYS, default 15).
     complaint_days: int = 15
     #: Worker processes that decode and check the facts of a long catch-up (env
-    #: JOURNEY_PROJECTION_WORKERS; default: the cores but one; 0: none), from how many facts
+    #: JOURNEY_PROJECTION_WORKERS; default: the cores but one, at least 2; 0: none), from how many facts
     #: behind (env JOURNEY_PARALLEL_FROM, default 20,000): projections/preparing.py.
     #: The command runs in a CI job (env CI=true/1/yes): nobody is at its terminal to answer a
     #: question, so a confirmation refuses at once unless --yes says yes.

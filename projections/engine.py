@@ -120,6 +120,8 @@ class Batch:
         #: the value's. A chunk's merges add to it instead of updating the table (each UPDATE
         #: scanned every row); it is applied once, before anything reads the rows' owners.
         self.deferred: dict[str, str] = {}
+        #: The customers with a tombstone (read when first needed, on the writing thread).
+        self.tombstoned: set[str] | None = None
 
     # ------------------------------------------------------------------------ per chunk
 
@@ -332,10 +334,19 @@ class Batch:
                 con.execute("DELETE FROM events WHERE customer_id = ?", [absorbed])
         if chunk.forgotten:
             derive.remember_forgotten(con, sorted(chunk.forgotten))
+            self.tombstoned = None  # read again: the forgotten have tombstones now
         self._blank(set(owners) | chunk.forgotten)
 
     def _blank(self, owners: set[str]) -> None:
-        """Nothing personal in the rows of a forgotten customer, whenever their facts come in."""
+        """Nothing personal in the rows of a forgotten customer, whenever their facts come in.
+        The forgotten are few: the statement (a scan of the rows) runs only when one of them
+        owns rows here."""
+        if self.tombstoned is None:
+            self.tombstoned = {r[0] for r in
+                               self.con.execute("SELECT customer_id FROM tombstones").fetchall()}
+        owners = owners & self.tombstoned
+        if not owners:
+            return
         self.con.execute("UPDATE events SET ref = NULL, data = NULL, source_id = event_id "
                          "WHERE customer_id IN (SELECT customer_id FROM tombstones WHERE customer_id IN "
                          "(SELECT unnest(?::VARCHAR[]))) AND (ref IS NOT NULL OR data IS NOT NULL "
