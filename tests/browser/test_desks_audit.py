@@ -113,8 +113,15 @@ def test_the_auditor_reads_a_customer_as_recorded_and_as_it_had_happened(
     assert page.locator("#timeline li.event[data-type='store.visit']").count() == 1
     assert page.locator("#timeline li.event[data-type='identity.linked']").count() == 0  # 1 October
     assert page.is_hidden("#show-older")  # only that instant's events, never today's
-    # As recorded, the ledger knew nothing of him then: the demo was recorded today.
+    # As recorded, the ledger knew him then, but not the store visit: it was recorded later.
     page.check("input[name=asof-mode][value=recorded]")
+    page.click("#asof-show")
+    page.wait_for_selector("#asof-banner[data-mode=recorded]")
+    assert page.inner_text("#customer-name") == "Ramón Ortega Gil"
+    assert page.locator("#timeline li.event[data-type='store.visit']").count() == 0
+    assert page.locator("#timeline li.event[data-type='customer.registered']").count() == 1
+    # Before anything was recorded, the ledger knew nobody.
+    page.fill("#asof-at", "2020-01-01T00:00")
     page.click("#asof-show")
     page.wait_for_selector("#asof-nobody")
     assert "Nobody known as “C-900001”" in page.inner_text("#asof-nobody")

@@ -174,7 +174,7 @@ def test_one_case_by_tracking_key_with_contradiction_and_late_notes(
     assert "Contradictions (1)" in out and "“refund”" in out
     assert "YES" in out and "NO " in out
     note = next(line for line in out.splitlines() if "customer says the refund" in line)
-    assert "2026-05-12 11:05" in note and "LATE" in note and "outsourced_callcenter/X-150" in note
+    assert "2026-05-12 11:05" in note and "LATE" in note and "the outsourced call centre (X-150)" in note
     assert "OVERDUE" in out  # the promise P-1, due 2026-05-15, is still open
 
 
