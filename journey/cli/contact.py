@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from domain.contact_policy import CHANNELS, PURPOSES, REASON_CODES
+from domain.contact_policy import CHANNELS, PURPOSES, REASON_CODES, channel_words, department_words
 from journey.bootstrap import Journey
 from journey.cli.output import dump
 from journey.cli.paging import add_paging, page_of, shown
@@ -94,6 +94,18 @@ def _headline(doc: dict[str, Any]) -> str:
             + (f"; only {', '.join(narrowed)}" if narrowed else ""))
 
 
+def _as_is(code: str | None) -> str:
+    return code or "-"
+
+
+#: How a summary's rows name a department, a channel, a campaign: in words.
+_SUMMARY_WORDS: dict[str, Callable[[str | None], str]] = {
+    "department": lambda code: department_words(code) if code else "no department",
+    "channel": lambda code: channel_words(code) if code else "no channel",
+    "campaign": lambda code: code or "no campaign",
+}
+
+
 def violations_summary(doc: dict[str, Any]) -> None:
     """What ``journey violations`` prints without ``--all``: the counts a person reads first."""
     summary = doc["summary"]
@@ -107,9 +119,10 @@ def violations_summary(doc: dict[str, Any]) -> None:
                              ("By campaign", summary["by_campaign"], "campaign")):
         say("", title)
         top = rows[:SUMMARY_ROWS]
-        width = max(len(r[key] or "(none)") for r in top)
+        words = _SUMMARY_WORDS.get(key, _as_is)
+        width = max(len(words(r[key])) for r in top)
         for r in top:
-            say(f"  {(r[key] or '(none)'):<{width}}  {r['violations']:>7,}")
+            say(f"  {words(r[key]):<{width}}  {r['violations']:>7,}")
         if len(rows) > len(top):
             rest = sum(r["violations"] for r in rows[len(top):])
             say(f"  and {len(rows) - len(top):,} more {key}s with {rest:,}")

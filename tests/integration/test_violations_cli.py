@@ -46,7 +46,7 @@ def test_by_default_a_summary_not_every_line(home: Path, capsys: pytest.CaptureF
     for heading in ("By rule", "By department", "By channel", "By campaign"):
         assert any(line.startswith(heading) for line in lines), heading
     assert re.search(r"^  objection\s+18$", out, re.M)
-    assert re.search(r"^  phone\s+18$", out, re.M)
+    assert re.search(r"^  phone\s+18$", out, re.M)  # channels and departments in words
     assert re.search(r"^  spring\s+18$", out, re.M)
     assert re.search(r"^  billing\s+9$", out, re.M) and re.search(r"^  sales\s+9$", out, re.M)
     assert "The 5 customers with the most (of 6 with any)" in out
