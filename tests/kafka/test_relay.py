@@ -234,7 +234,8 @@ def test_read_ahead_process_killed_mid_run_loses_and_doubles_nothing(
             reader.process.join(10)
             killed.append(reader.process.pid)
 
-    relay = relay_for(journey, kafka_broker, topic, batch_size=300, read_ahead=True,
+    assert len(facts) > 4 * 200  # batch 2 comes with more to read after it
+    relay = relay_for(journey, kafka_broker, topic, batch_size=200, read_ahead=True,
                       after_flush=kill_reader)
     try:
         done = relay.run(follow=False)
