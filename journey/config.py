@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,8 +95,8 @@ class Settings:
             latest=env.get("JOURNEY_LATEST"),
             complaint_days=_complaint_days(env),
             ci=env.get("CI", "").strip().lower() in {"1", "true", "yes", "on"},
-            projection_workers=_whole(env, "JOURNEY_PROJECTION_WORKERS", cls.projection_workers),
-            parallel_from=_whole(env, "JOURNEY_PARALLEL_FROM", cls.parallel_from),
+            projection_workers=_count(env, "JOURNEY_PROJECTION_WORKERS", cls.projection_workers, 0),
+            parallel_from=_count(env, "JOURNEY_PARALLEL_FROM", cls.parallel_from, 0),
             token_days=_amount(env, "JOURNEY_TOKEN_DAYS", cls.token_days, "days", "0: never expire",
                                36_500),
             session_hours=_amount(env, "JOURNEY_SESSION_HOURS", cls.session_hours, "hours",
@@ -162,18 +163,8 @@ class Settings:
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, zero: str) -> float:
-    """A number of seconds from the environment; a value that is not one stops the command
-    with a message naming the variable (``zero``: what 0 means)."""
-    text = env.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also refuses nan
-        raise SystemExit(f"{name}={text!r} is not a number of seconds ({zero})")
-    return value
+    """A number of seconds from the environment, 0 or more (``zero``: what 0 means)."""
+    return _amount(env, name, default, "seconds", zero, math.inf)
 
 
 def _amount(env: Mapping[str, str], name: str, default: float, unit: str, zero: str,
@@ -187,8 +178,9 @@ def _amount(env: Mapping[str, str], name: str, default: float, unit: str, zero: 
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 <= value <= most:  # also refuses nan and inf
-        raise SystemExit(f"{name}={text!r} is not a number of {unit} from 0 to {most:g} ({zero})")
+    if not 0 <= value <= most:  # also refuses nan (and inf, below a finite most)
+        bounds = f" from 0 to {most:g}" if math.isfinite(most) else ""
+        raise SystemExit(f"{name}={text!r} is not a number of {unit}{bounds} ({zero})")
     return value
 
 
@@ -206,19 +198,10 @@ def _complaint_days(env: Mapping[str, str]) -> int:
         raise SystemExit(str(error)) from None
 
 
-def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+def _count(env: Mapping[str, str], name: str, default: int, least: int = 1) -> int:
     text = env.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit():
-        raise SystemExit(f"{name}={text!r} is not a whole number (0 or more)")
-    return int(text)
-
-
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise SystemExit(f"{name}={text!r} is not a whole number of at least 1")
+    if not text.isdigit() or int(text) < least:
+        raise SystemExit(f"{name}={text!r} is not a whole number of at least {least}")
     return int(text)

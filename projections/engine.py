@@ -127,27 +127,22 @@ class Batch:
 
     def unseen(self, facts: Sequence[StoredFact]) -> list[StoredFact]:
         """The facts whose store position this file holds no row of yet (Kafka redelivers)."""
-        if not facts:
-            return []
+        present = self._present([sf.position for sf in facts])
+        return [sf for sf in facts if sf.position not in present]
+
+    def _present(self, positions: Sequence[int]) -> set[int]:
+        """Which of these store positions this file holds a row of."""
+        if not positions:
+            return set()
         self.drain()
-        positions = [sf.position for sf in facts]
-        present = {int(r[0]) for r in self.con.execute(
+        return {int(r[0]) for r in self.con.execute(
             "SELECT position FROM events WHERE position BETWEEN ? AND ? "
             "AND position IN (SELECT unnest(?::BIGINT[]))",
             [min(positions), max(positions), positions]).fetchall()}
-        return [sf for sf in facts if sf.position not in present]
 
     def unseen_prepared(self, prepared: Prepared) -> Prepared:
         """:meth:`unseen` for a prepared chunk."""
-        positions = [*prepared.positions, *(h.position for h in prepared.held)]
-        if not positions:
-            return prepared
-        self.drain()
-        present = {int(r[0]) for r in self.con.execute(
-            "SELECT position FROM events WHERE position BETWEEN ? AND ? "
-            "AND position IN (SELECT unnest(?::BIGINT[]))",
-            [min(positions), max(positions), positions]).fetchall()}
-        return prepared.without(present)
+        return prepared.without(self._present([*prepared.positions, *(h.position for h in prepared.held)]))
 
     def add(self, chunk: Sequence[StoredFact]) -> None:
         """Write a chunk's rows and record moves; quarantine what the readers cannot handle."""
@@ -294,10 +289,8 @@ class Batch:
         borrowed = self.unseen([sf for sf in self.history(record)
                                 if sf.position not in present and readable.problem(sf) is None])
         if borrowed:
-            current = self.current
             part = preparing.prepare(borrowed, copied=True)
             self.parts.append((part, self._own(part)))
-            self.current = current
 
     def _flush(self, chunk: _Chunk) -> None:
         con = self.con

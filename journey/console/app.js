@@ -6,7 +6,7 @@ import {
   ApiError, addressWords, api, channelIcon, channelName, clock, dayKey, dayTitle, deptBadge,
   deptName, DEPARTMENTS, describe, duration, enc, eventIconName, field, fill, h, hiddenTag, isHidden,
   isMarker, networkName, plural, quote, refOf, shortDate, sourceBadge, svg, when, whenText,
-  channelsWords, channelWords, fieldWords, kindWords, requesterWords,
+  channelsWords, channelWords, fieldWords, kindWords, requesterWords, REASONS,
 } from "./lib.js";
 import { caseForms, claimActions, configureForms, customerForms, mentionActions, promiseActions } from "./forms.js";
 import { auditPage, showRoleNav } from "./audit.js";
@@ -17,16 +17,6 @@ import { adminPage } from "./admin.js";
 const VERDICT_CHANNELS = ["phone", "sms", "email", "letter", "social"];
 const PAGE = 50;
 
-const REASONS = {
-  objection: "The customer objected",
-  consent_withdrawn: "Consent withdrawn",
-  no_legal_basis: "No consent and no contract",
-  excluded_list: "On an exclusion list (Robinson)",
-  quiet_hours: "Outside calling hours",
-  frequency_cap: "Too many contacts recently",
-  cooldown: "Cooling off after “not interested”",
-  stale: "History not up to date — ask again in a moment",
-};
 const REASON_RANK = ["objection", "consent_withdrawn", "excluded_list", "no_legal_basis", "cooldown",
   "frequency_cap", "quiet_hours", "stale"];
 

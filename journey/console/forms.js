@@ -8,23 +8,12 @@
 // double click or a retry after a lost answer, records it once (the ledger counts the second
 // as a duplicate of the same source and id).
 
-import { api, ApiError, channelName, DEPARTMENTS, deptName, enc, h, networkName, svg } from "./lib.js";
+import { api, ApiError, channelName, DEPARTMENTS, deptName, enc, h, networkName, REASONS, svg } from "./lib.js";
 
 const SOURCE = "console";
 const AGENT_KEY = "journey.console.agent";
 const STORE_KEY = "journey.console.store";
 
-// The contact policy's reasons in the words the verdict banner uses (the same codes).
-const REASONS = {
-  objection: "The customer objected",
-  consent_withdrawn: "Consent withdrawn",
-  no_legal_basis: "No consent and no contract",
-  excluded_list: "On an exclusion list (Robinson)",
-  quiet_hours: "Outside calling hours",
-  frequency_cap: "Too many contacts recently",
-  cooldown: "Cooling off after “not interested”",
-  stale: "History not up to date — ask again in a moment",
-};
 
 const PURPOSES = [["commercial", "Sales / offers (commercial)"], ["service", "Service (bills, the line, a case)"]];
 const CONSENT_CHANNELS = [["phone", "Phone"], ["sms", "SMS"], ["email", "E-mail"], ["letter", "Letter"],

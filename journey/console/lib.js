@@ -506,3 +506,15 @@ export function sourceBadge(source) {
   return h("span.dept.dept-other", { title: words ? `No department: recorded by the ${words} system` : "No department recorded" },
     svg("system", "icon"), " ", label);
 }
+
+// The contact policy's reasons (their codes) in the words the verdict banner and the forms use.
+export const REASONS = {
+  objection: "The customer objected",
+  consent_withdrawn: "Consent withdrawn",
+  no_legal_basis: "No consent and no contract",
+  excluded_list: "On an exclusion list (Robinson)",
+  quiet_hours: "Outside calling hours",
+  frequency_cap: "Too many contacts recently",
+  cooldown: "Cooling off after “not interested”",
+  stale: "History not up to date — ask again in a moment",
+};
