@@ -35,6 +35,12 @@ One message is one fact (the JSON Lines contract, docs/events.md). The consumer:
   store, a fact that breaks the writer) stops the loop with the exception; nothing after the
   failed batch is tracked, so a restart resumes there. A failed *monitoring* commit to Kafka is
   only logged.
+- **Routed facts wait their turn.** On the routed topic (``journey route``, consumers/routing.py)
+  a fact may carry ``journey.route.after``: positions on other partitions that touched the same
+  records first. The batch is cut before it, the part before it recorded, and its partition
+  paused at it until the store has tracked those positions (written by this worker or another).
+  Every such wait points to a fact routed earlier, so the earliest unwritten fact can always be
+  written: workers never deadlock, and never write the same record at the same time.
 - **Clean stop.** A stop flag (``journey.signals.stop_flag``) is checked between polls: the
   current poll's batches are finished, the producer flushed, the consumer closed.
 """
@@ -54,6 +60,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.broker_outage import Outage, is_transient
 from consumers.jsonl_ingest import FactParser, fact_parser
+from consumers.route_headers import parse_after
 from domain import catalogue
 from domain.errors import InvalidFact
 from ledger.writer import BatchResult, Ledger
@@ -130,6 +137,10 @@ class IngestStats:
     dead_lettered: int = 0
     #: Records at or below the store's tracked offset (redeliveries), skipped.
     redelivered: int = 0
+    #: Times a batch met another writer's changes and was redone (ledger/writer.py).
+    conflicts: int = 0
+    #: Times a routed fact waited for a position on another partition.
+    waits: int = 0
     batches: int = 0
     seconds: float = 0.0
 
@@ -147,10 +158,13 @@ class _StorePositions(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
             self.ingest.positions.pop(tp, None)
+            self.ingest._drop_held(tp)
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         consumer = self.ingest.consumer
         for tp in sorted(assigned):
+            # A partition paused for a routed fact's wait may stay paused across a rebalance.
+            self.ingest._drop_held(tp)
             done = self.ingest.stored_position(tp)
             self.ingest.positions[tp] = -1 if done is None else done
             if done is None:
@@ -190,8 +204,13 @@ class KafkaIngest:
         self.before_commit = before_commit
         #: The last offset recorded in the store, per owned partition.
         self.positions: dict[TopicPartition, int] = {}
+        #: Paused partitions and the positions (partition -> offset) their next fact waits for.
+        self.blocked: dict[TopicPartition, dict[int, int]] = {}
+        #: The records of a paused partition from the waiting one on, recorded when it may go on.
+        self.held: dict[TopicPartition, list[Any]] = {}
         self.stats = IngestStats()
         self.outage = Outage(log, "ingest")
+        self.bootstrap = bootstrap
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -219,8 +238,37 @@ class KafkaIngest:
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         return dict(self.consumer.end_offsets(tps)) if tps else {}
 
+    def record_ends(self, ends: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """The offset after each partition's last record. A transactional producer (the router)
+        leaves a commit marker after its records, which takes an offset no record has: a
+        partition another worker owns is caught up when the store holds its last record, not
+        when it reaches the end offset."""
+        found = dict(ends)
+        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                               client_id="journey-ingest-ends", isolation_level="read_committed")
+        try:
+            for tp, end in ends.items():
+                back = 16
+                while end > 0:
+                    start = max(0, end - back)
+                    reader.assign([tp])
+                    reader.seek(tp, start)
+                    last = -1
+                    while reader.position(tp) < end:
+                        for r in reader.poll(timeout_ms=1000).get(tp, ()):
+                            last = max(last, r.offset)
+                    if last >= 0 or start == 0:
+                        found[tp] = last + 1
+                        break
+                    back *= 8
+        finally:
+            reader.close()
+        return found
+
     def caught_up(self, ends: Mapping[TopicPartition, int]) -> bool:
         """Every partition handled up to the end offsets (by us or another group member)."""
+        if self.blocked:  # records held back: the fetch position is past what is stored
+            return False
         for tp, end in ends.items():
             done = self.positions.get(tp)
             if done is None:
@@ -239,7 +287,7 @@ class KafkaIngest:
         stop = stop or threading.Event()
         started = time.monotonic()
         self.consumer.subscribe([self.topic], listener=_StorePositions(self))
-        ends = self.end_offsets() if once else {}
+        ends = self.record_ends(self.end_offsets()) if once else {}
         if once:
             log.info("--once: stopping at end offsets %s",
                      {tp.partition: o for tp, o in sorted(ends.items())})
@@ -264,8 +312,8 @@ class KafkaIngest:
 
     def _poll_once(self) -> int:
         """One poll, each partition's share recorded; the number of records polled."""
+        commits = self._unblock()
         polled = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
-        commits: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in sorted(polled.items()):
             last = self._handle(tp, records)
             if last is not None:
@@ -277,6 +325,8 @@ class KafkaIngest:
     def _rewind(self) -> None:
         """After a failed batch: fetch again from what the store holds, not where the fetcher was."""
         self.dlq.forget()
+        for tp in list(self.blocked):
+            self._drop_held(tp)
         for tp, done in list(self.positions.items()):
             try:
                 if done < 0:
@@ -293,6 +343,7 @@ class KafkaIngest:
             return None
         fresh = [r for r in records if r.offset > done]
         self.stats.redelivered += len(records) - len(fresh)
+        fresh = self._until_waiting(tp, fresh)
         if not fresh:
             return None
         by_offset = {r.offset: r for r in fresh}
@@ -317,8 +368,10 @@ class KafkaIngest:
             if self.before_commit is not None:
                 self.before_commit()
 
+        conflicts = self.ledger.conflicts
         result = self.ledger.append(valid, tracking=Tracking(tracking_name(tp.topic, tp.partition), last),
                                     before_commit=dead_letter_refusals)
+        self.stats.conflicts += self.ledger.conflicts - conflicts
         self.stats.dead_lettered += invalid + len(result.rejected)
         self.positions[tp] = last
         self.stats.messages += len(fresh)
@@ -327,6 +380,56 @@ class KafkaIngest:
         self.stats.derived += result.derived
         self.stats.batches += 1
         return last
+
+    # -- routed facts that wait -------------------------------------------------------------
+
+    def _until_waiting(self, tp: TopicPartition, fresh: list[Any]) -> list[Any]:
+        """The records before the first one that must wait. That one and the rest are held (and so
+        is whatever the partition brings until it may go on: its fetch position stays after them).
+
+        Held, not paused and sought back: kafka-python 3.0 stopped fetching a partition that was
+        paused with records in its buffer, even once resumed."""
+        if tp in self.blocked:
+            self.held[tp].extend(fresh)
+            return []
+        for i, r in enumerate(fresh):
+            after = parse_after(r.headers)
+            if after and not self._stored(tp.topic, after):
+                self.blocked[tp] = after
+                self.held[tp] = fresh[i:]
+                self.stats.waits += 1
+                log.debug("%s:%d waits at offset %d for %s", tp.topic, tp.partition, r.offset, after)
+                return fresh[:i]
+        return fresh
+
+    def _stored(self, topic: str, after: Mapping[int, int]) -> bool:
+        for partition, offset in after.items():
+            tp = TopicPartition(topic, partition)
+            done = self.positions.get(tp)
+            if done is None or done < offset:  # another worker's partition: ask the store
+                done = self.stored_position(tp)
+            if done is None or done < offset:
+                return False
+        return True
+
+    def _unblock(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Record the held records of the partitions that may go on; their new positions."""
+        commits: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, after in list(self.blocked.items()):
+            if not self._stored(tp.topic, after):
+                continue
+            del self.blocked[tp]
+            held = self.held.pop(tp, [])
+            log.debug("%s:%d goes on", tp.topic, tp.partition)
+            last = self._handle(tp, held) if held else None
+            if last is not None:
+                commits[tp] = OffsetAndMetadata(last + 1, "", -1)
+        return commits
+
+    def _drop_held(self, tp: TopicPartition) -> None:
+        """A partition revoked or sought back: its held records are fetched again."""
+        self.blocked.pop(tp, None)
+        self.held.pop(tp, None)
 
     def close(self) -> None:
         try:

@@ -29,6 +29,12 @@ class Settings:
     #: Raw facts from channels that speak Kafka (the ingest consumer's input).
     touchpoints_topic: str = "journey.touchpoints"
     dlq_topic: str = "journey.touchpoints.dlq"
+    #: ``journey route``'s output: the touchpoints keyed by the record they will be written to,
+    #: what ``journey ingest --routed`` workers read (docs/kafka.md "One writer per customer").
+    routed_topic: str = "journey.touchpoints.by-customer"
+    #: Partitions of the routed topic when ``journey route`` creates it: the most ingest workers
+    #: that can share the writing.
+    routed_partitions: int = 4
     partitions: int = 4
     #: The customer-views change feed (consumers/view_feed.py): compacted, key = customer id.
     views_topic: str = "journey.customer-views"
@@ -83,6 +89,8 @@ class Settings:
             events_topic=env.get("JOURNEY_EVENTS_TOPIC", cls.events_topic),
             touchpoints_topic=env.get("JOURNEY_TOUCHPOINTS_TOPIC", cls.touchpoints_topic),
             dlq_topic=env.get("JOURNEY_DLQ_TOPIC", cls.dlq_topic),
+            routed_topic=env.get("JOURNEY_ROUTED_TOPIC", cls.routed_topic),
+            routed_partitions=_count(env, "JOURNEY_ROUTED_PARTITIONS", cls.routed_partitions),
             partitions=_count(env, "JOURNEY_PARTITIONS", cls.partitions),
             views_topic=env.get("JOURNEY_VIEWS_TOPIC", cls.views_topic),
             view_feed=env.get("JOURNEY_VIEW_FEED", "").strip().lower() in {"1", "true", "yes", "on"},

@@ -111,6 +111,8 @@ class Ledger:
         self._head = _UNSEEN
         #: The head read when the current attempt began.
         self._attempt_head = _UNSEEN
+        #: Batches redone because they met another writer's changes, since this Ledger opened.
+        self.conflicts = 0
 
     def append(self, batch: Sequence[tuple[int, Fact]], tracking: Tracking | None = None,
                before_commit: Callable[[BatchResult], None] | None = None, *,
@@ -152,6 +154,7 @@ class Ledger:
                     # and the same attempt would fail the same way.
                     raise
                 conflicts += 1
+                self.conflicts += 1
                 where = _describe(batch)
                 if tracking is None and len(batch) > 1 and conflicts >= SPLIT_AFTER:
                     log.warning("%s met other writers' changes %d times in a row (%s): "

@@ -1,4 +1,5 @@
-"""``journey ingest`` (Kafka touchpoints -> ledger) and ``journey dlq list|replay``.
+"""``journey route`` (touchpoints -> keyed by customer), ``journey ingest`` (Kafka -> ledger) and
+``journey dlq list|replay``.
 
 The loop and the dead-letter work are journey/usecases/streams.py's. Exit codes follow
 ``journey append``: 0 done; 1 done, but some messages went to the dead-letter topic (or some
@@ -28,13 +29,29 @@ from journey.usecases import streams
 def register(subparsers: Any, commands: dict[str, Command]) -> None:
     p = subparsers.add_parser("ingest", help="record raw facts from the Kafka touchpoints topic")
     _kafka_args(p)
-    p.add_argument("--topic", help="touchpoints topic (env JOURNEY_TOUCHPOINTS_TOPIC)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--topic", help="touchpoints topic (env JOURNEY_TOUCHPOINTS_TOPIC)")
+    which.add_argument("--routed", action="store_true",
+                       help="read journey route's topic (env JOURNEY_ROUTED_TOPIC): each customer's "
+                            "facts have one writer, so several ingest workers share the work")
     p.add_argument("--group", default=DEFAULT_GROUP, help=f"consumer group (default {DEFAULT_GROUP})")
     p.add_argument("--batch", type=int, default=DEFAULT_MAX_RECORDS, help="records per poll")
     p.add_argument("--once", action="store_true",
                    help="stop when caught up with the end offsets seen at start")
     p.add_argument("--json", action="store_true")
     commands["ingest"] = cmd_ingest
+
+    p = subparsers.add_parser("route", help="key the touchpoints by the customer each will be written to, "
+                                            "for several ingest workers")
+    _kafka_args(p)
+    p.add_argument("--topic", help="touchpoints topic to read (env JOURNEY_TOUCHPOINTS_TOPIC)")
+    p.add_argument("--routed-topic", help="topic to write (env JOURNEY_ROUTED_TOPIC)")
+    p.add_argument("--partitions", type=int,
+                   help="partitions of the routed topic when it is created (env JOURNEY_ROUTED_PARTITIONS)")
+    p.add_argument("--once", action="store_true",
+                   help="stop when caught up with the end offsets seen at start")
+    p.add_argument("--json", action="store_true")
+    commands["route"] = cmd_route
 
     p = subparsers.add_parser("dlq", help="the ingest dead-letter topic: list, replay")
     sub = p.add_subparsers(dest="dlq_command", required=True)
@@ -87,7 +104,7 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
     try:
         done = streams.ingest(journey, stop, bootstrap=args.bootstrap, topic=args.topic,
                               dlq_topic=args.dlq_topic, group=args.group, max_records=args.batch,
-                              once=args.once, on_progress=_progress(), before_commit=_fault_pause())
+                              once=args.once, routed=args.routed, on_progress=_progress(), before_commit=_fault_pause())
     except streams.NoDeadLetterTopic as error:  # no broker, or a cluster that cannot hold it
         print(f"journey ingest: {error}", file=sys.stderr)
         return 2
@@ -96,6 +113,7 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
         dump({"messages": stats.messages, "recorded": stats.recorded, "duplicates": stats.duplicates,
                "derived": stats.derived, "dead_lettered": stats.dead_lettered,
                "redelivered": stats.redelivered, "batches": stats.batches,
+               "conflicts": stats.conflicts, "waits": stats.waits,
                "seconds": round(stats.seconds, 3), "messages_per_second": round(stats.rate),
                "topic": topic, "dlq_topic": dlq_topic})
     else:
@@ -103,6 +121,50 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
               f"duplicates {stats.duplicates}, dead-lettered {stats.dead_lettered} -> {dlq_topic} "
               f"({stats.seconds:.1f} s, {stats.rate:,.0f}/s)")
     return 1 if stats.dead_lettered else 0
+
+
+def _route_progress(every: float = 1.0) -> Callable[[streams.RouteStats], None]:
+    last = time.monotonic()
+
+    def show(s: streams.RouteStats) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            print(f"route: {s.messages:,} messages, {s.routed:,} routed, {s.dead_lettered:,} dead-lettered "
+                  f"({s.rate:,.0f} messages/s)", file=sys.stderr, flush=True)
+    return show
+
+
+def cmd_route(args: argparse.Namespace, journey: Journey) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("journey.route").setLevel(logging.INFO)
+    if args.partitions is not None and args.partitions < 1:
+        print("journey route: --partitions must be 1 or more", file=sys.stderr)
+        return 2
+    stop = stop_flag()
+    try:
+        done = streams.route(journey, stop, bootstrap=args.bootstrap, topic=args.topic,
+                             routed_topic=args.routed_topic, partitions=args.partitions,
+                             dlq_topic=args.dlq_topic, once=args.once, on_progress=_route_progress(),
+                             before_commit=pause_at_batch("JOURNEY_FAULT_PAUSE_ROUTE_BATCH",
+                                                          "paused before commit of route batch"))
+    except streams.NoDeadLetterTopic as error:
+        print(f"journey route: {error}", file=sys.stderr)
+        return 2
+    s = done.stats
+    if args.json:
+        dump({"messages": s.messages, "routed": s.routed, "dead_lettered": s.dead_lettered,
+              "waiting": s.waiting, "transactions": s.transactions, "rebuilt": s.rebuilt,
+              "seconds": round(s.seconds, 3), "messages_per_second": round(s.rate),
+              "topic": done.topic, "routed_topic": done.routed_topic, "partitions": done.partitions,
+              "dlq_topic": done.dlq_topic})
+    else:
+        print(f"routed {s.routed} of {s.messages} messages from {done.topic} to {done.routed_topic} "
+              f"({done.partitions} partitions; {s.waiting} wait for another partition), "
+              f"dead-lettered {s.dead_lettered} -> {done.dlq_topic} ({s.seconds:.1f} s, {s.rate:,.0f}/s)")
+    return 1 if s.dead_lettered else 0
 
 
 def cmd_dlq(args: argparse.Namespace, journey: Journey) -> int:

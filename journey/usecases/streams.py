@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumers import dlq
-from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest
+from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest, tracking_name
 from consumers.kafka_projector import ProjectorStats, run_projector
 from consumers.relay import DEFAULT_BATCH, Relay, RelaySummary
+from consumers.routing import KafkaRouter, RouteStats
 from journey.analytics.snapshots import PartitionPublisher, analytics_dir, dataset_dir
 from journey.system import System
 
@@ -36,17 +37,18 @@ class Ingested:
 
 def ingest(system: System, stop: threading.Event, *, bootstrap: str | None = None,
            topic: str | None = None, dlq_topic: str | None = None, group: str = DEFAULT_GROUP,
-           max_records: int = DEFAULT_MAX_RECORDS, once: bool = False,
+           max_records: int = DEFAULT_MAX_RECORDS, once: bool = False, routed: bool = False,
            on_progress: Callable[[IngestStats], None] | None = None,
            before_commit: Callable[[], None] | None = None) -> Ingested:
     """Record the touchpoints topic's facts until ``stop`` is set (``once``: until caught up
     with the end offsets seen at the start); a message that is not a valid fact goes to the
-    dead-letter topic, which is created first. Raises :class:`NoDeadLetterTopic`."""
+    dead-letter topic, which is created first. ``routed``: the routing step's topic
+    (``journey route``) instead of the channels' one. Raises :class:`NoDeadLetterTopic`."""
     from kafka.errors import KafkaError
 
     settings = system.settings
     bootstrap = bootstrap or settings.kafka_bootstrap
-    topic = topic or settings.touchpoints_topic
+    topic = topic or (settings.routed_topic if routed else settings.touchpoints_topic)
     dlq_topic = dlq_topic or settings.dlq_topic
     try:
         dlq.ensure_topic(bootstrap, dlq_topic, partitions=1)
@@ -61,6 +63,54 @@ def ingest(system: System, stop: threading.Event, *, bootstrap: str | None = Non
     finally:
         loop.close()
     return Ingested(stats, topic, dlq_topic)
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    stats: RouteStats
+    topic: str
+    routed_topic: str
+    partitions: int
+    dlq_topic: str
+
+
+def route(system: System, stop: threading.Event, *, bootstrap: str | None = None,
+          topic: str | None = None, routed_topic: str | None = None, partitions: int | None = None,
+          dlq_topic: str | None = None, once: bool = False,
+          on_progress: Callable[[RouteStats], None] | None = None,
+          before_commit: Callable[[], None] | None = None) -> Routed:
+    """Key the touchpoints by the record each will be written to, until ``stop`` is set
+    (``once``: until caught up). The routed and dead-letter topics are created when missing
+    (the routed one with ``partitions``). Raises :class:`NoDeadLetterTopic`."""
+    from kafka.errors import KafkaError
+
+    settings = system.settings
+    bootstrap = bootstrap or settings.kafka_bootstrap
+    topic = topic or settings.touchpoints_topic
+    routed_topic = routed_topic or settings.routed_topic
+    dlq_topic = dlq_topic or settings.dlq_topic
+    wanted = partitions or settings.routed_partitions
+    try:
+        dlq.ensure_topic(bootstrap, dlq_topic, partitions=1)
+        dlq.ensure_topic(bootstrap, routed_topic, partitions=wanted)
+    except KafkaError as error:
+        raise NoDeadLetterTopic(f"cannot create the topics {routed_topic} and {dlq_topic} on "
+                                f"{bootstrap}: {error}") from error
+    recorder = system.app.recorder
+    routed = routed_topic
+
+    def written(partition: int) -> int | None:
+        done: int | None = recorder.max_tracking_id(tracking_name(routed, partition))  # type: ignore[attr-defined]
+        return done
+
+    loop = KafkaRouter(system.app.index, written, bootstrap=bootstrap, topic=topic, routed_topic=routed_topic,
+                       dlq_topic=dlq_topic, parse=system.parse, on_progress=on_progress,
+                       before_commit=before_commit)
+    try:
+        stats = loop.run(stop, once=once)
+    finally:
+        loop.close()
+    return Routed(stats, topic, routed_topic, loop.partitions, dlq_topic)
 
 
 def project_from_kafka(system: System, stop: threading.Event, *, bootstrap: str | None = None,
