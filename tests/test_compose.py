@@ -22,7 +22,8 @@ from journey.cli import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = {
     "relay": ("relay", {}),
-    "ingest": ("ingest", {}),
+    "route": ("route", {}),
+    "ingest": ("ingest", {"routed": True}),
     "projector": ("project", {"source": "kafka"}),
 }
 WORKER_ENV = {
@@ -82,7 +83,7 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    assert {"kafka", "postgres", "relay", "ingest", "projector", "api"} <= services.keys()
+    assert {"kafka", "postgres", "route", "relay", "ingest", "projector", "api"} <= services.keys()
 
 
 def test_api_serves_on_loopback_of_the_host_and_publishes_the_feed(services: dict[str, dict[str, Any]]) -> None:

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats
+from consumers.routing import DEFAULT_GROUP as ROUTE_GROUP
+from consumers.routing import DEFAULT_MAX_RECORDS as ROUTE_MAX_RECORDS
+from consumers.routing import RouteStats
 from journey.bootstrap import Journey
 from journey.cli.kinds import Command
 from journey.cli.output import dump
@@ -48,6 +51,9 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
     p.add_argument("--routed-topic", help="topic to write (env JOURNEY_ROUTED_TOPIC)")
     p.add_argument("--partitions", type=int,
                    help="partitions of the routed topic when it is created (env JOURNEY_ROUTED_PARTITIONS)")
+    p.add_argument("--group", default=ROUTE_GROUP,
+                   help=f"consumer group and transactional id (default {ROUTE_GROUP}): one router per group")
+    p.add_argument("--batch", type=int, default=ROUTE_MAX_RECORDS, help="records per poll (one transaction)")
     p.add_argument("--once", action="store_true",
                    help="stop when caught up with the end offsets seen at start")
     p.add_argument("--json", action="store_true")
@@ -104,7 +110,8 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
     try:
         done = streams.ingest(journey, stop, bootstrap=args.bootstrap, topic=args.topic,
                               dlq_topic=args.dlq_topic, group=args.group, max_records=args.batch,
-                              once=args.once, routed=args.routed, on_progress=_progress(), before_commit=_fault_pause())
+                              once=args.once, routed=args.routed, on_progress=_progress(),
+                              before_commit=_fault_pause())
     except streams.NoDeadLetterTopic as error:  # no broker, or a cluster that cannot hold it
         print(f"journey ingest: {error}", file=sys.stderr)
         return 2
@@ -123,10 +130,10 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
     return 1 if stats.dead_lettered else 0
 
 
-def _route_progress(every: float = 1.0) -> Callable[[streams.RouteStats], None]:
+def _route_progress(every: float = 1.0) -> Callable[[RouteStats], None]:
     last = time.monotonic()
 
-    def show(s: streams.RouteStats) -> None:
+    def show(s: RouteStats) -> None:
         nonlocal last
         now = time.monotonic()
         if now - last >= every:
@@ -140,14 +147,16 @@ def cmd_route(args: argparse.Namespace, journey: Journey) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("journey.route").setLevel(logging.INFO)
-    if args.partitions is not None and args.partitions < 1:
-        print("journey route: --partitions must be 1 or more", file=sys.stderr)
-        return 2
+    for name in ("partitions", "batch"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            print(f"journey route: --{name} must be 1 or more", file=sys.stderr)
+            return 2
     stop = stop_flag()
     try:
         done = streams.route(journey, stop, bootstrap=args.bootstrap, topic=args.topic,
                              routed_topic=args.routed_topic, partitions=args.partitions,
-                             dlq_topic=args.dlq_topic, once=args.once, on_progress=_route_progress(),
+                             dlq_topic=args.dlq_topic, group=args.group, max_records=args.batch,
+                             once=args.once, on_progress=_route_progress(),
                              before_commit=pause_at_batch("JOURNEY_FAULT_PAUSE_ROUTE_BATCH",
                                                           "paused before commit of route batch"))
     except streams.NoDeadLetterTopic as error:

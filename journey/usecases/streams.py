@@ -19,6 +19,8 @@ from consumers import dlq
 from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats, KafkaIngest, tracking_name
 from consumers.kafka_projector import ProjectorStats, run_projector
 from consumers.relay import DEFAULT_BATCH, Relay, RelaySummary
+from consumers.routing import DEFAULT_GROUP as ROUTE_GROUP
+from consumers.routing import DEFAULT_MAX_RECORDS as ROUTE_MAX_RECORDS
 from consumers.routing import KafkaRouter, RouteStats
 from journey.analytics.snapshots import PartitionPublisher, analytics_dir, dataset_dir
 from journey.system import System
@@ -76,8 +78,8 @@ class Routed:
 
 def route(system: System, stop: threading.Event, *, bootstrap: str | None = None,
           topic: str | None = None, routed_topic: str | None = None, partitions: int | None = None,
-          dlq_topic: str | None = None, once: bool = False,
-          on_progress: Callable[[RouteStats], None] | None = None,
+          dlq_topic: str | None = None, group: str = ROUTE_GROUP, max_records: int = ROUTE_MAX_RECORDS,
+          once: bool = False, on_progress: Callable[[RouteStats], None] | None = None,
           before_commit: Callable[[], None] | None = None) -> Routed:
     """Key the touchpoints by the record each will be written to, until ``stop`` is set
     (``once``: until caught up). The routed and dead-letter topics are created when missing
@@ -104,7 +106,8 @@ def route(system: System, stop: threading.Event, *, bootstrap: str | None = None
         return done
 
     loop = KafkaRouter(system.app.index, written, bootstrap=bootstrap, topic=topic, routed_topic=routed_topic,
-                       dlq_topic=dlq_topic, parse=system.parse, on_progress=on_progress,
+                       dlq_topic=dlq_topic, group=group, transactional_id=group, max_records=max_records,
+                       parse=system.parse, on_progress=on_progress,
                        before_commit=before_commit)
     try:
         stats = loop.run(stop, once=once)

@@ -10,6 +10,10 @@ changes, and every fact is stored once.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Sequence
@@ -29,7 +33,7 @@ from domain import identity
 from journey import demo_data
 from journey.bootstrap import Journey
 from tests.harness.conftest_kafka import KafkaEndpoint
-from tests.kafka.test_ingest import create_topic, oracle, produce, store_state
+from tests.kafka.test_ingest import ROOT, _wait_for, create_topic, oracle, produce, store_state
 from tests.ledgers import open_journey
 from tests.strategies import fact_lists
 
@@ -151,14 +155,16 @@ def test_merge_across_partitions_waits_for_the_prospect(kafka_broker: KafkaEndpo
     facts.append({"type": "call.inbound", "id": "p2", "source": "cc", "customer": {"phone": phone},
                   "occurred_at": "2026-03-01T13:00:00+01:00", "data": {"reason": "again"}})
     expected = oracle(tmp_path, facts)
-    assert expected["customers"][identity.customer_uuid(number).hex] == 4  # its own 2, the merge, p2
+    # The registration, the merge of the prospect it claims, and the second call.
+    assert expected["customers"][identity.customer_uuid(number).hex] == 3
     prefix = f"route-{uuid.uuid4().hex[:8]}-"
     state, routed, written = pipeline(tmp_path, kafka_broker.bootstrap, prefix, facts, 2, 4)
     assert routed.waiting >= 1
     assert sum(s.conflicts for s in written) == 0
     assert state == expected
-    after = _routed_after(kafka_broker.bootstrap, prefix + "routed")
-    assert after["r1"] == {_partition(prospect, 4): after["p1-offset"]}
+    records = {fact_id: (after, offset) for fact_id, after, offset in _routed(kafka_broker.bootstrap,
+                                                                               prefix + "routed")}
+    assert records["r1"][0] == {_partition(prospect, 4): records["p1"][1]}
 
 
 def _partition(record: uuid.UUID, partitions: int) -> int:
@@ -167,8 +173,8 @@ def _partition(record: uuid.UUID, partitions: int) -> int:
     return partition_for(str(record).encode(), partitions)
 
 
-def _routed_after(bootstrap: str, routed: str) -> dict[str, Any]:
-    """Each routed fact's wait list by fact id, and the offset of the prospect's first call."""
+def _routed(bootstrap: str, routed: str) -> list[tuple[str, dict[int, int], int]]:
+    """Every committed routed record: its fact id, its wait list and its offset."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
@@ -178,14 +184,66 @@ def _routed_after(bootstrap: str, routed: str) -> dict[str, Any]:
         consumer.assign(tps)
         consumer.seek_to_beginning()
         ends = consumer.end_offsets(tps)
-        found: dict[str, Any] = {}
+        found: list[tuple[str, dict[int, int], int]] = []
         while any(consumer.position(tp) < ends[tp] for tp in tps):
             for _, rs in consumer.poll(timeout_ms=1000).items():
-                for r in rs:
-                    fact = orjson.loads(r.value)
-                    found[fact["id"]] = parse_after(r.headers)
-                    if fact["id"] == "p1":
-                        found["p1-offset"] = r.offset
+                found.extend((orjson.loads(r.value)["id"], parse_after(r.headers), r.offset) for r in rs)
         return found
     finally:
         consumer.close()
+
+
+def _cli(data_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "journey.cli", "--data-dir", str(data_dir), *args]
+
+
+@pytest.mark.slow
+def test_router_killed_mid_transaction_then_restarted_routes_each_fact_once(
+        kafka_broker: KafkaEndpoint, tmp_path: Path) -> None:
+    """A router killed with its transaction open leaves nothing of it; a router killed after
+    some commits resumes where its committed offsets say, with its in-flight view read back
+    from the routed topic; two ingest processes then store every fact once, with no conflict."""
+    bootstrap = kafka_broker.bootstrap
+    prefix = f"route-{uuid.uuid4().hex[:8]}-"
+    topic, routed, dlq_topic = prefix + "tp", prefix + "routed", prefix + "dlq"
+    facts = list(demo_data.generate(150, seed=3))
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, [(0, orjson.dumps(f), channel_key(f), []) for f in facts])
+    data_dir = tmp_path / "ledger"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    route_cmd = _cli(data_dir, "route", "--bootstrap", bootstrap, "--topic", topic, "--routed-topic", routed,
+                     "--dlq-topic", dlq_topic, "--group", prefix + "route", "--batch", "200", "--once")
+
+    proc = subprocess.Popen(route_cmd, cwd=ROOT, env={**env, "JOURNEY_FAULT_PAUSE_ROUTE_BATCH": "3"},
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        _wait_for(proc, b"fault: paused before commit of route batch")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # Some of what was routed is stored before the router comes back: its view is then part
+    # index, part routed topic.
+    ingest_cmd = _cli(data_dir, "ingest", "--bootstrap", bootstrap, "--routed", "--dlq-topic", dlq_topic,
+                      "--group", prefix + "ingest", "--once", "--json")
+    renv = {**env, "JOURNEY_ROUTED_TOPIC": routed}
+    first = subprocess.run(ingest_cmd, cwd=ROOT, env=renv, capture_output=True, timeout=300)
+    assert first.returncode == 0, first.stderr.decode()[-3000:]
+    assert 0 < orjson.loads(first.stdout)["recorded"] < len(facts)
+
+    again = subprocess.run([*route_cmd, "--json"], cwd=ROOT, env=env, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()[-3000:]
+    workers = [subprocess.Popen(ingest_cmd, cwd=ROOT, env=renv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for _ in range(2)]
+    outs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [e.decode()[-2000:] for _, e in outs]
+    stats = [orjson.loads(o) for o, _ in outs]
+    assert sum(s["conflicts"] for s in stats) == 0
+    assert orjson.loads(first.stdout)["recorded"] + sum(s["recorded"] for s in stats) == len(facts)
+
+    routed_ids = [fact_id for fact_id, _, _ in _routed(bootstrap, routed)]
+    assert sorted(routed_ids) == sorted(f["id"] for f in facts)  # the killed transaction left nothing
+    journey = open_journey(data_dir)
+    try:
+        assert store_state(journey) == oracle(tmp_path, facts)
+    finally:
+        journey.close()
