@@ -568,3 +568,44 @@ def postgres_rows(facts: list[dict[str, Any]], source: Path, workdir: Path, *, p
                                 before=before))
         ran = {r.path for r in rows}
         return rows + [Row(p, status="skipped: not asked") for p in PG_PATHS if p not in ran]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.postgres_rows --events N [--postgres URL] [--bootstrap HOST:PORT]
+    [--json]``: the PostgreSQL rows alone, over the bench's workload of N facts."""
+    import argparse
+    import logging
+    import sys
+    import tempfile
+
+    from benchmarks.bench import kafka_broker, table, workload
+    from journey import demo_data
+    from journey.runtime import tune_gc
+
+    tune_gc()  # as the bench and the workers do
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.postgres_rows", description=main.__doc__)
+    parser.add_argument("--events", type=int, default=24_000)
+    parser.add_argument("--postgres", metavar="URL", help="an existing server (default: a throwaway one)")
+    parser.add_argument("--bootstrap", help="an existing Kafka broker (default: a throwaway one)")
+    parser.add_argument("--no-kafka", action="store_true", help="the append row alone")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pg-")))
+        servers, _reason = (None, "") if args.no_kafka else kafka_broker(stack, args.bootstrap)
+        facts = workload(args.events)
+        source = workdir / "workload.jsonl"
+        demo_data.write_jsonl(source, facts)
+        rows = postgres_rows(facts, source, workdir, postgres_url=args.postgres, kafka=servers,
+                             kafka_skipped="skipped: --no-kafka" if args.no_kafka else "skipped: no broker")
+    if args.json:
+        sys.stdout.write(orjson.dumps({"events": args.events, "rows": [r.to_json() for r in rows]},
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
