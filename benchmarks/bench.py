@@ -18,6 +18,11 @@ Each path and its limit run in the same run on the same payloads (the facts of
   the same stored bytes, already in memory;
 - the Kafka paths (relay, projection from Kafka, ingest, end to end) vs raw kafka-python
   produce and consume, when a broker is given or can be started;
+- the PostgreSQL paths (benchmarks/postgres_rows.py: append vs COPY of every row it wrote,
+  relay vs raw produce of its messages, ingest with 1, 2 and 4 workers vs raw consume), each
+  with exactly-once checked, over their own workload of ``pg_events`` facts (default
+  min(events, 100,000)), when a server is given or can be started (and, past the append, a
+  broker);
 - as-of views: two synthetic customers with ~1k and ~10k facts (calls, e-mails, SMS over 2025)
   are recorded after the rows above; ``as_of(app, customer, T, "occurred")`` with T in the
   middle of their history, rendered as ``journey customer REF --occurred-by T --json`` does,
@@ -737,7 +742,7 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
 
             pg_n = min(events, PG_EVENTS) if pg_events is None else pg_events
             pg_facts, pg_source = facts, source
-            if pg_n != len(facts):
+            if pg_n != events:
                 pg_facts = workload(pg_n)
                 pg_source = workdir / "pg-workload.jsonl"
                 demo_data.write_jsonl(pg_source, pg_facts)

@@ -525,6 +525,9 @@ def ingest_rows(db: Databases, servers: str, facts: list[dict[str, Any]], workdi
         row.exactly_once = stored.exactly_once and run.caught_up
         row.detail.update(workers=n, conflicts=conflicts, split_batches=splits, workers_lost=run.lost,
                           recorded=recorded, dead_lettered=refused)
+        met = sorted({m for r in run.results for m in r.get("conflicts_met", ())})
+        if met:
+            row.note += "; conflicts met: " + " | ".join(met[:3])
         if before_s is not None:
             row.detail["before_seconds"] = round(before_s, 3)
             row.note += f"; the step before the workers: {before_s:.2f} s"
@@ -536,15 +539,57 @@ def ingest_rows(db: Databases, servers: str, facts: list[dict[str, Any]], workdi
     return rows
 
 
+def by_resolved_customer(db: Databases, facts: list[dict[str, Any]], workdir: Path) -> Before:
+    """A stand-in for a routing step, to see what one writer per customer would give: the
+    facts are appended once into a scratch store (not timed) to learn the customer the ledger
+    resolves each to in the end (a merged prospect's facts: the customer it was merged into),
+    and the step re-produces the touchpoints keyed by that customer into a topic of their own.
+    A real router must find the customer without the store's answer."""
+    from consumers.jsonl_ingest import ingest
+
+    url = db.fresh("owners")
+    journey = bootstrap(store_settings(url, workdir / "pg-owners"))
+    try:
+        ingest(journey.ledger, (orjson.dumps(f) for f in facts), batch_size=APPEND_BATCH)
+    finally:
+        journey.close()
+    with psycopg.connect(url) as con:
+        merged = {str(c): str(m) for c, m in con.execute(
+            "SELECT customer_id, merged_into FROM journey_customers WHERE merged_into IS NOT NULL")}
+
+        def survivor(customer: str) -> str:
+            seen = {customer}
+            while customer in merged and merged[customer] not in seen:
+                customer = merged[customer]
+                seen.add(customer)
+            return customer
+
+        owners = {str(e): survivor(str(c)) for e, c in con.execute(
+            "SELECT event_id, customer_id FROM journey_facts")}
+
+    def rekey(touchpoints: Touchpoints) -> str:
+        target = f"{touchpoints.prefix}-by-customer"
+        create_topics(touchpoints.bootstrap, target)
+        produce(touchpoints.bootstrap, target,
+                [(owners[str(identity.event_uuid(f["source"], f["id"]))].encode(), orjson.dumps(f))
+                 for f in facts])
+        return target
+
+    return rekey
+
+
 # ------------------------------------------------------------------------- all of them
 
 
 def postgres_rows(facts: list[dict[str, Any]], source: Path, workdir: Path, *, postgres_url: str | None,
                   kafka: str | None, kafka_skipped: str, before: Before | None = None,
-                  ingest_topic: str | None = None, counts: tuple[int, ...] = INGEST_WORKERS) -> list[Row]:
+                  ingest_topic: str | None = None, counts: tuple[int, ...] = INGEST_WORKERS,
+                  keyed_by_customer: bool = False) -> list[Row]:
     """Every PostgreSQL row (:data:`benchmarks.bench.PG_PATHS`) over ``facts`` (written in
     ``source``). ``kafka``: a broker for the relay and ingest rows, or None (they say
-    ``kafka_skipped``). No server: every row says "skipped: no PostgreSQL"."""
+    ``kafka_skipped``). No server: every row says "skipped: no PostgreSQL".
+    ``keyed_by_customer``: the ingest rows' step before the workers is
+    :func:`by_resolved_customer` (instead of ``before``)."""
     with ExitStack() as stack:
         try:
             url = stack.enter_context(server(postgres_url))
@@ -563,6 +608,8 @@ def postgres_rows(facts: list[dict[str, Any]], source: Path, workdir: Path, *, p
         if kafka is None:
             return rows + [Row(p, status=kafka_skipped) for p in PG_PATHS[1:]]
         prefix = f"bench-pg-{run}"
+        if keyed_by_customer:
+            before = by_resolved_customer(db, facts, workdir)
         rows.append(relay_row(settings, kafka, prefix))
         rows.extend(ingest_rows(db, kafka, facts, workdir, prefix, counts=counts, topic=ingest_topic,
                                 before=before))
@@ -588,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="URL", help="an existing server (default: a throwaway one)")
     parser.add_argument("--bootstrap", help="an existing Kafka broker (default: a throwaway one)")
     parser.add_argument("--no-kafka", action="store_true", help="the append row alone")
+    parser.add_argument("--keyed-by-customer", action="store_true",
+                        help="ingest the touchpoints re-keyed by the customer the ledger resolves them to "
+                             "(a stand-in for a routing step: benchmarks.postgres_rows.by_resolved_customer)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -598,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         source = workdir / "workload.jsonl"
         demo_data.write_jsonl(source, facts)
         rows = postgres_rows(facts, source, workdir, postgres_url=args.postgres, kafka=servers,
-                             kafka_skipped="skipped: --no-kafka" if args.no_kafka else "skipped: no broker")
+                             kafka_skipped="skipped: --no-kafka" if args.no_kafka else "skipped: no broker",
+                             keyed_by_customer=args.keyed_by_customer)
     if args.json:
         sys.stdout.write(orjson.dumps({"events": args.events, "rows": [r.to_json() for r in rows]},
                                       option=orjson.OPT_INDENT_2).decode() + "\n")

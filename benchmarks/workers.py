@@ -262,15 +262,22 @@ class WriterConflicts(logging.Handler):
     """Counts the writer's (ledger/writer.py, logger ``journey.writer``) conflict warnings:
     each is one batch redone because another writer changed what it read."""
 
-    def __init__(self) -> None:
+    def __init__(self, examples: int = 3) -> None:
         super().__init__(logging.WARNING)
         self.conflicts = 0
         self.splits = 0
+        #: What the first few conflicts met (the store's error: which constraint), distinct.
+        self.examples: list[str] = []
+        self.keep = examples
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if CONFLICT_TEXT in text:
             self.conflicts += 1
+            args = record.args if isinstance(record.args, tuple) else ()
+            met = " ".join(str(args[1]).split())[:200] if len(args) > 1 else text[:200]
+            if len(self.examples) < self.keep and met not in self.examples:
+                self.examples.append(met)
         elif SPLIT_TEXT in text:
             self.splits += 1
 
@@ -305,4 +312,5 @@ def ingest_member(settings: Any, topic: str, group: str, ready: Any, go: Any, re
     results.put({"pid": os.getpid(), "recorded": stats.recorded, "duplicates": stats.duplicates,
                  "dead_lettered": stats.dead_lettered, "messages": stats.messages,
                  "batches": stats.batches, "conflicts": counter.conflicts, "splits": counter.splits,
+                 "conflicts_met": counter.examples,
                  "seconds": seconds, "peak_rss_mib": round(peak_rss_mib(), 1)})
