@@ -18,7 +18,16 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.bench import document, growth, growth_table, run, svg_plot, table
+from benchmarks.bench import (
+    document,
+    growth,
+    growth_table,
+    postgres_arguments,
+    postgres_options,
+    run,
+    svg_plot,
+    table,
+)
 from journey.runtime import tune_gc
 
 
@@ -34,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000, help="touchpoints in the workload")
     parser.add_argument("--bootstrap", help="an existing Kafka broker (default: start a throwaway one)")
     parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka paths")
+    postgres_options(parser)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--growth", type=_sizes, metavar="SIZES",
                         help="run the table at each size (e.g. 10000,100000), one fresh process each")
@@ -46,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-", dir=args.data_dir) as scratch:
         if args.growth:
             docs = growth(args.growth, Path(scratch), kafka_bootstrap=args.bootstrap,
-                          with_kafka=not args.no_kafka)
+                          with_kafka=not args.no_kafka, **postgres_arguments(args))
         else:
             rows = run(args.events, kafka_bootstrap=args.bootstrap, with_kafka=not args.no_kafka,
-                       workdir=Path(scratch))
+                       workdir=Path(scratch), **postgres_arguments(args))
     if args.growth:
         if args.plot:
             args.plot.write_text(svg_plot(docs), encoding="utf-8")

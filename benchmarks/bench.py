@@ -18,6 +18,11 @@ Each path and its limit run in the same run on the same payloads (the facts of
   the same stored bytes, already in memory;
 - the Kafka paths (relay, projection from Kafka, ingest, end to end) vs raw kafka-python
   produce and consume, when a broker is given or can be started;
+- the PostgreSQL paths (benchmarks/postgres_rows.py: append vs COPY of every row it wrote,
+  relay vs raw produce of its messages, ingest with 1, 2 and 4 workers vs raw consume), each
+  with exactly-once checked, over their own workload of ``pg_events`` facts (default
+  min(events, 100,000)), when a server is given or can be started (and, past the append, a
+  broker);
 - as-of views: two synthetic customers with ~1k and ~10k facts (calls, e-mails, SMS over 2025)
   are recorded after the rows above; ``as_of(app, customer, T, "occurred")`` with T in the
   middle of their history, rendered as ``journey customer REF --occurred-by T --json`` does,
@@ -83,11 +88,26 @@ ASOF_RUNS = 5
 
 KAFKA_PATHS = ("relay (store -> Kafka)", "ingest (Kafka -> store)", "projection from Kafka",
                "end to end via Kafka")
+#: The ingest workers of one consumer group the PostgreSQL ingest rows run, one row each.
+INGEST_WORKERS = (1, 2, 4)
+
+
+def ingest_path(workers: int) -> str:
+    return f"ingest (Kafka -> PostgreSQL), {workers} worker{'' if workers == 1 else 's'}"
+
+
+PG_APPEND = "append (JSONL -> PostgreSQL)"
+PG_RELAY = "relay (PostgreSQL -> Kafka)"
+#: The PostgreSQL rows (benchmarks/postgres_rows.py): "skipped" without a server, and the relay
+#: and ingest rows also without a broker.
+PG_PATHS = (PG_APPEND, PG_RELAY, *(ingest_path(n) for n in INGEST_WORKERS))
+#: The PostgreSQL rows' workload by default: the first min(events, PG_EVENTS) facts.
+PG_EVENTS = 100_000
 #: Every path row a run prints, in order (Kafka rows are "skipped" without a broker).
 PATHS = ("append (JSONL -> SQLite)", "append, one save per event (baseline)",
          "projection (store -> DuckDB)", "rebuild from store", "decode (stored events)",
          "can-contact", "analyst query",
-         "cases --overdue", "customer lookup", "journey verify", *KAFKA_PATHS,
+         "cases --overdue", "customer lookup", "journey verify", *KAFKA_PATHS, *PG_PATHS,
          *(f"as-of view, {n // 1000}k events" for n, _ in HEAVY))
 #: Rows without a limit of their own (a query: events = rows scanned or calls made).
 NO_LIMIT = ("analyst query", "cases --overdue", "customer lookup")
@@ -108,6 +128,9 @@ class Row:
     #: A worker's own peak resident set, MiB, when the path ran in a process of its own
     #: (benchmarks/workers.py).
     peak_rss_mib: float | None = None
+    #: Checked on the result: every input fact stored (or published) exactly once; None where
+    #: the row does not check it.
+    exactly_once: bool | None = None
 
     @property
     def rate(self) -> float | None:
@@ -574,22 +597,33 @@ def _harness_importable() -> None:
         sys.path.append(str(root))
 
 
-def kafka_rows(events: int, workdir: Path, bootstrap_servers: str | None) -> list[Row]:
-    from benchmarks.pipeline import broker, run_pipeline
+def kafka_broker(stack: ExitStack, bootstrap_servers: str | None) -> tuple[str | None, str]:
+    """The broker for every Kafka row (``bootstrap_servers``, or a throwaway one from the test
+    harness, stopped when ``stack`` closes): (its bootstrap, "") or (None, why there is none)."""
+    from benchmarks.pipeline import broker
 
     if bootstrap_servers is None:
         _harness_importable()
-    with ExitStack() as stack:
-        try:
-            servers = stack.enter_context(broker(bootstrap_servers))
-        except Exception as error:  # no java, no jars, a broker that would not start
-            text = str(error).strip()
-            reason = text.splitlines()[0] if text else type(error).__name__
-            _say(f"kafka paths skipped: {reason}")
-            return [Row(p, status="skipped: no broker", note=reason[:120]) for p in KAFKA_PATHS]
-        _say(f"kafka paths through {servers}")
-        # A failure from here on is the pipeline's, not a missing broker: it propagates.
-        result = run_pipeline(events, servers, workdir / "kafka", seed=SEED)
+    try:
+        servers = stack.enter_context(broker(bootstrap_servers))
+    except Exception as error:  # no java, no jars, a broker that would not start
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        _say(f"kafka paths skipped: {reason}")
+        return None, reason
+    _say(f"kafka paths through {servers}")
+    return servers, ""
+
+
+def kafka_rows(events: int, workdir: Path, servers: str | None, skipped: str = "") -> list[Row]:
+    """The Kafka rows through the broker ``servers``; without one, each says "skipped: no
+    broker" (``skipped``: why)."""
+    from benchmarks.pipeline import run_pipeline
+
+    if servers is None:
+        return [Row(p, status="skipped: no broker", note=skipped[:120]) for p in KAFKA_PATHS]
+    # A failure from here on is the pipeline's, not a missing broker: it propagates.
+    result = run_pipeline(events, servers, workdir / "kafka", seed=SEED)
     steps = {s["step"]: s for s in result["steps"]}
 
     def step(name: str) -> tuple[int, float]:
@@ -619,7 +653,14 @@ def kafka_rows(events: int, workdir: Path, bootstrap_servers: str | None) -> lis
 
 
 def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = True,
-        workdir: Path) -> list[Row]:
+        workdir: Path, postgres_url: str | None = None, with_postgres: bool = True,
+        pg_events: int | None = None, pg_before: Callable[[Any], str] | None = None,
+        pg_ingest_topic: str | None = None) -> list[Row]:
+    """Every row of :data:`PATHS`, in order. The PostgreSQL rows run over the first
+    ``pg_events`` facts' workload (default min(events, PG_EVENTS)) on ``postgres_url`` (a server
+    the bench may create databases on) or a throwaway server; ``pg_before`` and
+    ``pg_ingest_topic``: the ingest rows' step before the workers and the topic the touchpoints
+    go to (benchmarks.postgres_rows.ingest_rows)."""
     workdir.mkdir(parents=True, exist_ok=True)
     facts = workload(events)
     source = workdir / "workload.jsonl"
@@ -690,10 +731,27 @@ def run(events: int, *, kafka_bootstrap: str | None = None, with_kafka: bool = T
     finally:
         journey.close()
 
-    if with_kafka:
-        rows.extend(kafka_rows(events, workdir, kafka_bootstrap))
-    else:
-        rows.extend(Row(p, status="skipped: --no-kafka") for p in KAFKA_PATHS)
+    with ExitStack() as stack:
+        servers, reason = kafka_broker(stack, kafka_bootstrap) if with_kafka else (None, "")
+        if with_kafka:
+            rows.extend(kafka_rows(events, workdir, servers, reason))
+        else:
+            rows.extend(Row(p, status="skipped: --no-kafka") for p in KAFKA_PATHS)
+        if with_postgres:
+            from benchmarks.postgres_rows import postgres_rows
+
+            pg_n = min(events, PG_EVENTS) if pg_events is None else pg_events
+            pg_facts, pg_source = facts, source
+            if pg_n != events:
+                pg_facts = workload(pg_n)
+                pg_source = workdir / "pg-workload.jsonl"
+                demo_data.write_jsonl(pg_source, pg_facts)
+            rows.extend(postgres_rows(
+                pg_facts, pg_source, workdir, postgres_url=postgres_url, kafka=servers,
+                kafka_skipped="skipped: --no-kafka" if not with_kafka else "skipped: no broker",
+                before=pg_before, ingest_topic=pg_ingest_topic))
+        else:
+            rows.extend(Row(p, status="skipped: --no-postgres") for p in PG_PATHS)
     rows.extend(later)
     return rows
 
@@ -774,6 +832,39 @@ def document(events: int, rows: list[Row]) -> dict[str, Any]:
             "peak_rss_mib": round(workers.peak_rss_mib(), 1)}
 
 
+def _pg_events(text: str) -> int:
+    try:
+        n = int(text.replace("_", ""))
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--pg-events takes a number of events, at least 1: {text!r}")
+    return n
+
+
+def postgres_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--postgres", metavar="URL",
+                        help="an existing PostgreSQL server (postgresql://user@host:port/dbname) the "
+                             "bench may create and drop databases on (default: start a throwaway one)")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL paths")
+    parser.add_argument("--pg-events", type=_pg_events, metavar="N",
+                        help=f"facts in the PostgreSQL paths' workload (default: --events, at most "
+                             f"{PG_EVENTS:,})")
+
+
+def postgres_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """run()'s PostgreSQL keywords from the options :func:`postgres_options` adds."""
+    return {"postgres_url": args.postgres, "with_postgres": not args.no_postgres,
+            "pg_events": args.pg_events}
+
+
+def _postgres_argv(postgres_url: str | None, with_postgres: bool, pg_events: int | None) -> list[str]:
+    if not with_postgres:
+        return ["--no-postgres"]
+    return ([*(["--postgres", postgres_url] if postgres_url else []),
+             *(["--pg-events", str(pg_events)] if pg_events else [])])
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.bench --events N --json [--workdir DIR]``: one run, one process
     (what ``journey bench --growth`` starts per size)."""
@@ -787,6 +878,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temporary one)")
     parser.add_argument("--bootstrap", help="an existing Kafka broker")
     parser.add_argument("--no-kafka", action="store_true")
+    postgres_options(parser)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--out", type=Path,
                         help="with --json: write the document to this file (what --growth reads)")
@@ -795,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         rows = run(args.events, kafka_bootstrap=args.bootstrap, with_kafka=not args.no_kafka,
-                   workdir=workdir)
+                   workdir=workdir, **postgres_arguments(args))
     if args.json:
         text = orjson.dumps(document(args.events, rows), option=orjson.OPT_INDENT_2).decode() + "\n"
         if args.out:
@@ -812,7 +904,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def growth(sizes: list[int], workdir: Path, *, kafka_bootstrap: str | None = None,
-           with_kafka: bool = True) -> list[dict[str, Any]]:
+           with_kafka: bool = True, postgres_url: str | None = None, with_postgres: bool = True,
+           pg_events: int | None = None) -> list[dict[str, Any]]:
     """One ``python -m benchmarks.bench`` process per size, each in a fresh directory: the
     documents they print (rows and that process's peak RSS)."""
     root = str(Path(__file__).resolve().parent.parent)
@@ -829,6 +922,7 @@ def growth(sizes: list[int], workdir: Path, *, kafka_bootstrap: str | None = Non
             argv.append("--no-kafka")
         elif kafka_bootstrap:
             argv += ["--bootstrap", kafka_bootstrap]
+        argv += _postgres_argv(postgres_url, with_postgres, pg_events)
         _say(f"growth: {n:,} events in a fresh process")
         done = subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, cwd=root, check=False)
         if done.returncode != 0:

@@ -14,6 +14,7 @@ and imports are not part of a path's rate (a long-running worker pays them once)
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import resource
@@ -126,18 +127,21 @@ def _measure(fn: Callable[..., Any], args: tuple[Any, ...]) -> Measured:
 # ------------------------------------------------------------------ the embedded workers
 
 
-def _open(directory: Path) -> Any:
+def _open(directory: Path, settings: Any = None) -> Any:
+    """The ledger as a command opens it: ``settings`` when given (a PostgreSQL store), else the
+    embedded SQLite store in ``directory``."""
     from journey.bootstrap import bootstrap
     from journey.config import Settings
 
-    return bootstrap(Settings(data_dir=directory))
+    return bootstrap(settings if settings is not None else Settings(data_dir=directory))
 
 
-def append(directory: Path, source: Path, batch: int) -> dict[str, Any]:
-    """``journey append FILE``: the workload into the store."""
+def append(directory: Path, source: Path, batch: int, settings: Any = None) -> dict[str, Any]:
+    """``journey append FILE``: the workload into the store (``settings``: another store than
+    the SQLite file in ``directory``, e.g. PostgreSQL)."""
     from consumers.jsonl_ingest import ingest
 
-    journey = _open(directory)
+    journey = _open(directory, settings)
     try:
         with open(source, "rb") as lines:
             summary = ingest(journey.ledger, lines, batch_size=batch)
@@ -244,3 +248,69 @@ def kafka_project(settings: Any, group: str) -> dict[str, Any]:
     finally:
         journey.close()
     return {"applied": stats.applied}
+
+
+# ------------------------------------------------------------------ several ingest workers at once
+
+#: The writer's warning when a batch met another writer's changes and is redone.
+CONFLICT_TEXT = "met another writer's changes"
+#: The writer's warning when a batch met them SPLIT_AFTER times in a row and is split in two.
+SPLIT_TEXT = "met other writers' changes"
+
+
+class WriterConflicts(logging.Handler):
+    """Counts the writer's (ledger/writer.py, logger ``journey.writer``) conflict warnings:
+    each is one batch redone because another writer changed what it read."""
+
+    def __init__(self, examples: int = 3) -> None:
+        super().__init__(logging.WARNING)
+        self.conflicts = 0
+        self.splits = 0
+        #: What the first few conflicts met (the store's error: which constraint), distinct.
+        self.examples: list[str] = []
+        self.keep = examples
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if CONFLICT_TEXT in text:
+            self.conflicts += 1
+            args = record.args if isinstance(record.args, tuple) else ()
+            met = " ".join(str(args[1]).split())[:200] if len(args) > 1 else text[:200]
+            if len(self.examples) < self.keep and met not in self.examples:
+                self.examples.append(met)
+        elif SPLIT_TEXT in text:
+            self.splits += 1
+
+
+def ingest_member(settings: Any, topic: str, group: str, ready: Any, go: Any, results: Any) -> None:
+    """One of N ``journey ingest`` processes of one consumer group (run as a spawned
+    ``multiprocessing.Process``): open the store, say ``ready``, wait for ``go``, then the
+    ingest use case until every partition of ``topic`` is recorded (``--once``), and put its
+    counts, the writer's conflicts and its own peak memory on ``results``. A process that
+    dies puts nothing: the bench counts it lost."""
+    import logging as logs
+    import threading
+
+    from journey.bootstrap import bootstrap
+    from journey.runtime import tune_gc
+    from journey.usecases.streams import ingest
+
+    logs.getLogger("kafka").setLevel(logs.CRITICAL)
+    tune_gc()  # as the CLI entry point does
+    counter = WriterConflicts()
+    logs.getLogger("journey.writer").addHandler(counter)
+    journey = bootstrap(settings)
+    try:
+        ready.put(os.getpid())
+        go.wait()
+        started = time.perf_counter()
+        done = ingest(journey, threading.Event(), topic=topic, group=group, once=True)
+        seconds = time.perf_counter() - started
+    finally:
+        journey.close()
+    stats = done.stats
+    results.put({"pid": os.getpid(), "recorded": stats.recorded, "duplicates": stats.duplicates,
+                 "dead_lettered": stats.dead_lettered, "messages": stats.messages,
+                 "batches": stats.batches, "conflicts": counter.conflicts, "splits": counter.splits,
+                 "conflicts_met": counter.examples,
+                 "seconds": seconds, "peak_rss_mib": round(peak_rss_mib(), 1)})

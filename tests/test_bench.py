@@ -9,12 +9,25 @@ from typing import Any
 import pytest
 
 from benchmarks import workers
-from benchmarks.bench import KAFKA_PATHS, NO_LIMIT, PATHS, Row, growth_table, run, svg_plot, table
+from benchmarks.bench import (
+    KAFKA_PATHS,
+    NO_LIMIT,
+    PATHS,
+    PG_APPEND,
+    PG_PATHS,
+    Row,
+    growth_table,
+    run,
+    svg_plot,
+    table,
+)
 from journey.cli import main
 
-BUILT = [p for p in PATHS if p not in KAFKA_PATHS]
+BUILT = [p for p in PATHS if p not in KAFKA_PATHS and p not in PG_PATHS]
 WITH_LIMIT = [p for p in BUILT if p not in NO_LIMIT]
 ASOF = [p for p in PATHS if p.startswith("as-of view")]
+#: Nothing listens on port 1.
+NO_SERVER = "postgresql://nobody@127.0.0.1:1/journey"
 
 
 def _rows(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, dict[str, Any]]:
@@ -25,8 +38,9 @@ def _rows(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, dict
 
 
 def test_small_run_without_kafka(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A server that cannot be reached: the PostgreSQL rows say so, the others run.
     rows = _rows(capsys, ["--data-dir", str(tmp_path), "bench", "--events", "2000", "--no-kafka",
-                          "--json"])
+                          "--postgres", NO_SERVER, "--json"])
     assert list(rows) == list(PATHS)
     for path in BUILT:
         row = rows[path]
@@ -45,6 +59,8 @@ def test_small_run_without_kafka(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "median" in rows["can-contact"]["note"] and "p99" in rows["can-contact"]["note"]
     for path in KAFKA_PATHS:
         assert rows[path]["status"].startswith("skipped"), rows[path]
+    for path in PG_PATHS:
+        assert rows[path]["status"] == "skipped: no PostgreSQL" and rows[path]["note"], rows[path]
     assert ASOF == ["as-of view, 1k events", "as-of view, 10k events"]
     assert [rows[p]["events"] for p in ASOF] == [1000, 10_000]
     for path in ASOF:
@@ -60,8 +76,8 @@ def test_small_run_without_kafka(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_tiny_growth_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "growth.svg"
-    assert main(["--data-dir", str(tmp_path), "bench", "--growth", "2000,4000", "--no-kafka", "--json",
-                 "--plot", str(plot)]) == 0
+    assert main(["--data-dir", str(tmp_path), "bench", "--growth", "2000,4000", "--no-kafka", "--no-postgres",
+                 "--json", "--plot", str(plot)]) == 0
     docs = json.loads(capsys.readouterr().out)["growth"]
     assert [d["events"] for d in docs] == [2000, 4000]
     for doc in docs:
@@ -82,6 +98,7 @@ def test_tiny_growth_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_growth_rejects_bad_sizes(tmp_path: Path) -> None:
     assert main(["--data-dir", str(tmp_path), "bench", "--growth", "10k"]) == 2
     assert main(["--data-dir", str(tmp_path), "bench", "--plot", str(tmp_path / "x.svg")]) == 2
+    assert main(["--data-dir", str(tmp_path), "bench", "--pg-events", "0"]) == 2
 
 
 def test_table_prints_every_row() -> None:
@@ -94,7 +111,7 @@ def test_table_prints_every_row() -> None:
 @pytest.mark.kafka
 def test_small_run_with_kafka(kafka_broker: Any, tmp_path: Path) -> None:
     rows = {r.path: r for r in run(2000, kafka_bootstrap=kafka_broker.bootstrap, with_kafka=True,
-                                   workdir=tmp_path)}
+                                   workdir=tmp_path, with_postgres=False)}
     for path in KAFKA_PATHS:
         row = rows[path]
         assert row.status == "ok", row
@@ -102,6 +119,43 @@ def test_small_run_with_kafka(kafka_broker: Any, tmp_path: Path) -> None:
         assert (row.limit_rate or 0) > 0 and (row.ratio or 0) > 0, row
         if path != "end to end via Kafka":  # one worker per step; end to end is their sum
             assert (row.peak_rss_mib or 0) > 0, row
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_postgres_rows_record_every_fact_exactly_once(kafka_broker: Any, postgres_server: Any,
+                                                      tmp_path: Path) -> None:
+    """The PostgreSQL rows (what ``run`` adds when a server and a broker are there) on a small
+    workload: each ran next to its limit, and its result holds every input fact exactly once
+    (and a second append records nothing)."""
+    from benchmarks.bench import workload
+    from benchmarks.postgres_rows import postgres_rows
+    from journey import demo_data
+
+    facts = workload(240)
+    source = tmp_path / "workload.jsonl"
+    demo_data.write_jsonl(source, facts)
+    rows = {r.path: r for r in postgres_rows(facts, source, tmp_path, postgres_url=postgres_server.url,
+                                             kafka=kafka_broker.bootstrap, kafka_skipped="")}
+    assert list(rows) == list(PG_PATHS)
+    for path in PG_PATHS:
+        row = rows[path]
+        assert row.status == "ok", row
+        assert row.events > 0 and (row.rate or 0) > 0, row
+        assert (row.limit_rate or 0) > 0 and (row.ratio or 0) > 0, row
+        assert row.exactly_once is True, row
+        assert (row.peak_rss_mib or 0) > 0, row
+    append = rows[PG_APPEND]
+    assert append.events == len(facts)
+    assert append.detail["second_append_recorded"] == 0
+    assert append.detail["second_append_duplicates"] == len(facts)
+    assert append.detail["executemany_events_per_second"] > 0
+    assert append.detail["rows_written"] > append.limit_events  # the index and chain rows too
+    assert rows[PG_PATHS[1]].detail["messages_on_topic"] == rows[PG_PATHS[1]].detail["stored_events"]
+    for path in PG_PATHS[2:]:
+        assert rows[path].detail["workers_lost"] == 0, rows[path]
+        assert rows[path].detail["recorded"] == len(facts), rows[path]
+    assert [rows[p].detail["workers"] for p in PG_PATHS[2:]] == [1, 2, 4]
 
 
 def _touch(mib: int) -> int:

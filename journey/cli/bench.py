@@ -55,6 +55,15 @@ def cmd_bench(args: argparse.Namespace, journey: Journey) -> int:
         argv += ["--bootstrap", args.bootstrap]
     if args.no_kafka:
         argv.append("--no-kafka")
+    if args.no_postgres:
+        argv.append("--no-postgres")
+    elif args.postgres:
+        argv += ["--postgres", args.postgres]
+    if args.pg_events is not None:
+        if args.pg_events < 1:
+            print("journey bench: --pg-events must be at least 1", file=sys.stderr)
+            return 2
+        argv += ["--pg-events", str(args.pg_events)]
     if args.json:
         argv.append("--json")
     return _run_benchmark(argv)
@@ -82,6 +91,12 @@ def register(subparsers: Any, commands: dict[str, Command]) -> None:
     p.add_argument("--events", type=int, default=100_000, help="touchpoints in the workload")
     p.add_argument("--bootstrap", help="an existing Kafka broker (default: start a throwaway one)")
     p.add_argument("--no-kafka", action="store_true", help="skip the Kafka paths")
+    p.add_argument("--postgres", metavar="URL",
+                   help="an existing PostgreSQL server the bench may create and drop databases on "
+                        "(default: start a throwaway one)")
+    p.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL paths")
+    p.add_argument("--pg-events", type=int, metavar="N",
+                   help="facts in the PostgreSQL paths' workload (default: --events, at most 100,000)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--growth", metavar="SIZES",
                    help="run the table at each size (e.g. 10000,100000,1000000), one fresh process "
