@@ -28,8 +28,8 @@ no event id is stored twice (the events the ledger derives itself, source ``ledg
 the last check only).
 
 The ingest rows take the topic the workers consume from a step before the workers
-(:data:`Before`): by default the touchpoints' own topic; a step that re-keys them into
-another topic (one writer per customer) returns that topic instead.
+(:data:`Before`): by default the routing step (``journey route``: one writer per customer),
+timed on its own; ``--unrouted`` measures workers on the channels' own topic.
 """
 
 from __future__ import annotations
@@ -539,43 +539,41 @@ def ingest_rows(db: Databases, servers: str, facts: list[dict[str, Any]], workdi
     return rows
 
 
-def by_resolved_customer(db: Databases, facts: list[dict[str, Any]], workdir: Path) -> Before:
-    """A stand-in for a routing step, to see what one writer per customer would give: the
-    facts are appended once into a scratch store (not timed) to learn the customer the ledger
-    resolves each to in the end (a merged prospect's facts: the customer it was merged into),
-    and the step re-produces the touchpoints keyed by that customer into a topic of their own.
-    A real router must find the customer without the store's answer."""
-    from consumers.jsonl_ingest import ingest
+def routed_by_customer(db: Databases, workdir: Path) -> Before:
+    """The product's step before the writers: ``journey route`` (consumers/routing.py) keys
+    the touchpoints by the record each will be written to, into a topic of their own, against
+    an empty store like the one each N starts from (so one routed topic serves every N)."""
+    from consumers import dlq as dead_letters
+    from consumers.routing import KafkaRouter
 
-    url = db.fresh("owners")
-    journey = bootstrap(store_settings(url, workdir / "pg-owners"))
-    try:
-        ingest(journey.ledger, (orjson.dumps(f) for f in facts), batch_size=APPEND_BATCH)
-    finally:
-        journey.close()
-    with psycopg.connect(url) as con:
-        merged = {str(c): str(m) for c, m in con.execute(
-            "SELECT customer_id, merged_into FROM journey_customers WHERE merged_into IS NOT NULL")}
-
-        def survivor(customer: str) -> str:
-            seen = {customer}
-            while customer in merged and merged[customer] not in seen:
-                customer = merged[customer]
-                seen.add(customer)
-            return customer
-
-        owners = {str(e): survivor(str(c)) for e, c in con.execute(
-            "SELECT event_id, customer_id FROM journey_facts")}
-
-    def rekey(touchpoints: Touchpoints) -> str:
+    def route(touchpoints: Touchpoints) -> str:
         target = f"{touchpoints.prefix}-by-customer"
         create_topics(touchpoints.bootstrap, target)
-        produce(touchpoints.bootstrap, target,
-                [(owners[str(identity.event_uuid(f["source"], f["id"]))].encode(), orjson.dumps(f))
-                 for f in facts])
+        dlq = f"{touchpoints.prefix}-route-dlq"
+        dead_letters.ensure_topic(touchpoints.bootstrap, dlq, partitions=1)
+        journey = bootstrap(store_settings(db.fresh("route"), workdir / "pg-route"))
+        recorder: Any = journey.app.recorder
+
+        def written(partition: int) -> int | None:
+            done: int | None = recorder.max_tracking_id(tracking_name(target, partition))
+            return done
+
+        try:
+            router = KafkaRouter(journey.app.index, written, bootstrap=touchpoints.bootstrap,
+                                 topic=touchpoints.topic, routed_topic=target, dlq_topic=dlq,
+                                 group=f"{touchpoints.prefix}-route",
+                                 transactional_id=f"{touchpoints.prefix}-route", parse=journey.parse)
+            try:
+                stats = router.run(once=True)
+            finally:
+                router.close()
+        finally:
+            journey.close()
+        _say(f"postgres ingest: routed {stats.routed:,} facts ({stats.waiting:,} wait for another "
+             f"partition) at {stats.rate:,.0f}/s")
         return target
 
-    return rekey
+    return route
 
 
 # ------------------------------------------------------------------------- all of them
@@ -584,12 +582,13 @@ def by_resolved_customer(db: Databases, facts: list[dict[str, Any]], workdir: Pa
 def postgres_rows(facts: list[dict[str, Any]], source: Path, workdir: Path, *, postgres_url: str | None,
                   kafka: str | None, kafka_skipped: str, before: Before | None = None,
                   ingest_topic: str | None = None, counts: tuple[int, ...] = INGEST_WORKERS,
-                  keyed_by_customer: bool = False) -> list[Row]:
+                  routed: bool = True) -> list[Row]:
     """Every PostgreSQL row (:data:`benchmarks.bench.PG_PATHS`) over ``facts`` (written in
     ``source``). ``kafka``: a broker for the relay and ingest rows, or None (they say
     ``kafka_skipped``). No server: every row says "skipped: no PostgreSQL".
-    ``keyed_by_customer``: the ingest rows' step before the workers is
-    :func:`by_resolved_customer` (instead of ``before``)."""
+    ``routed`` (the default, the product's distributed ingest): the ingest rows' step before the
+    workers is :func:`routed_by_customer` unless ``before`` is given; False: the workers read
+    the channels' topic as keyed by the channels."""
     with ExitStack() as stack:
         try:
             url = stack.enter_context(server(postgres_url))
@@ -608,8 +607,8 @@ def postgres_rows(facts: list[dict[str, Any]], source: Path, workdir: Path, *, p
         if kafka is None:
             return rows + [Row(p, status=kafka_skipped) for p in PG_PATHS[1:]]
         prefix = f"bench-pg-{run}"
-        if keyed_by_customer:
-            before = by_resolved_customer(db, facts, workdir)
+        if routed and before is None:
+            before = routed_by_customer(db, workdir)
         rows.append(relay_row(settings, kafka, prefix))
         rows.extend(ingest_rows(db, kafka, facts, workdir, prefix, counts=counts, topic=ingest_topic,
                                 before=before))
@@ -635,9 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="URL", help="an existing server (default: a throwaway one)")
     parser.add_argument("--bootstrap", help="an existing Kafka broker (default: a throwaway one)")
     parser.add_argument("--no-kafka", action="store_true", help="the append row alone")
-    parser.add_argument("--keyed-by-customer", action="store_true",
-                        help="ingest the touchpoints re-keyed by the customer the ledger resolves them to "
-                             "(a stand-in for a routing step: benchmarks.postgres_rows.by_resolved_customer)")
+    parser.add_argument("--unrouted", action="store_true",
+                        help="ingest workers read the channels' topic as the channels keyed it (no route)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -649,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         demo_data.write_jsonl(source, facts)
         rows = postgres_rows(facts, source, workdir, postgres_url=args.postgres, kafka=servers,
                              kafka_skipped="skipped: --no-kafka" if args.no_kafka else "skipped: no broker",
-                             keyed_by_customer=args.keyed_by_customer)
+                             routed=not args.unrouted)
     if args.json:
         sys.stdout.write(orjson.dumps({"events": args.events, "rows": [r.to_json() for r in rows]},
                                       option=orjson.OPT_INDENT_2).decode() + "\n")
