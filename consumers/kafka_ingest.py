@@ -238,33 +238,6 @@ class KafkaIngest:
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         return dict(self.consumer.end_offsets(tps)) if tps else {}
 
-    def record_ends(self, ends: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """The offset after each partition's last record. A transactional producer (the router)
-        leaves a commit marker after its records, which takes an offset no record has: a
-        partition another worker owns is caught up when the store holds its last record, not
-        when it reaches the end offset."""
-        found = dict(ends)
-        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                               client_id="journey-ingest-ends", isolation_level="read_committed")
-        try:
-            for tp, end in ends.items():
-                back = 16
-                while end > 0:
-                    start = max(0, end - back)
-                    reader.assign([tp])
-                    reader.seek(tp, start)
-                    last = -1
-                    while reader.position(tp) < end:
-                        for r in reader.poll(timeout_ms=1000).get(tp, ()):
-                            last = max(last, r.offset)
-                    if last >= 0 or start == 0:
-                        found[tp] = last + 1
-                        break
-                    back *= 8
-        finally:
-            reader.close()
-        return found
-
     def caught_up(self, ends: Mapping[TopicPartition, int]) -> bool:
         """Every partition handled up to the end offsets (by us or another group member)."""
         if self.blocked:  # records held back: the fetch position is past what is stored
@@ -287,7 +260,7 @@ class KafkaIngest:
         stop = stop or threading.Event()
         started = time.monotonic()
         self.consumer.subscribe([self.topic], listener=_StorePositions(self))
-        ends = self.record_ends(self.end_offsets()) if once else {}
+        ends = record_ends(self.bootstrap, self.end_offsets()) if once else {}
         if once:
             log.info("--once: stopping at end offsets %s",
                      {tp.partition: o for tp, o in sorted(ends.items())})
@@ -436,6 +409,35 @@ class KafkaIngest:
             self.dlq.producer.close(timeout=10)
         finally:
             self.consumer.close(autocommit=False)
+
+
+def record_ends(bootstrap: str, ends: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """The offset after each partition's last record.
+
+    A transactional producer (the router) leaves a commit marker after its records, which takes
+    an offset no record has: a partition is caught up when the store holds its last record, not
+    when a position reaches the end offset."""
+    found = dict(ends)
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                           client_id="journey-record-ends", isolation_level="read_committed")
+    try:
+        for tp, end in ends.items():
+            back = 16
+            while end > 0:
+                start = max(0, end - back)
+                reader.assign([tp])
+                reader.seek(tp, start)
+                last = -1
+                while reader.position(tp) < end:
+                    for r in reader.poll(timeout_ms=1000).get(tp, ()):
+                        last = max(last, r.offset)
+                if last >= 0 or start == 0:
+                    found[tp] = last + 1
+                    break
+                back *= 8
+    finally:
+        reader.close()
+    return found
 
 
 def _log_commit_failure(offsets: Any, response: Any) -> None:

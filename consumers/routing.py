@@ -128,6 +128,8 @@ class KafkaRouter:
         self.outage = Outage(log, "route")
         self.planner = RoutePlanner(index)
         self.last: dict[str, _Touch] = {}
+        #: The stored positions at the last prune.
+        self._pruned_at: Mapping[int, int | None] = {}
         self.seq = 0
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, client_id=f"{group}-consumer",
@@ -236,6 +238,10 @@ class KafkaRouter:
 
     def _prune(self, written: Mapping[int, int | None]) -> None:
         """Forget the facts the writers have stored: the index answers for them now."""
+        if written == self._pruned_at:  # nothing stored since: nothing to forget
+            return
+        self._pruned_at = dict(written)
+
         def stored(t: _Touch) -> bool:
             done = written.get(t.partition)
             return done is not None and t.sent and t.offset <= done

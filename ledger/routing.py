@@ -189,6 +189,8 @@ class RoutePlanner:
             number = ref.get("customer_id")
             if number is not None:
                 candidates.add(identity.ledger_uuid(number) or identity.customer_uuid(number))
+            else:  # the prospect its identity would create
+                candidates.add(identity.prospect_uuid(identity.reference_keys(ref)[0]))
         missing = [k for k in keys if k not in self.owners]
         found = self.index.identity_owners(missing)
         for k in missing:
