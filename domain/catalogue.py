@@ -286,7 +286,13 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise InvalidFact(f"{sorted(unknown)[0]}: unknown top-level field (put it inside data)")
-    data = _validate_data(spec, raw.get("data"), limits)
+    fact["data"] = normalise_identities(type_name, _validate_data(spec, raw.get("data"), limits), limits)
+    return fact
+
+
+def normalise_identities(type_name: str, data: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """``data`` (checked) with the identities a registration or a link claims in their canonical
+    spelling: the last step of validating a fact, shared by the compiled fast path."""
     if type_name == "customer.registered":
         for kind in ("phone", "email", "twitter"):
             if kind in data:
@@ -294,8 +300,7 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
     elif type_name == "identity.linked":
         value = _short_names({"value": data["value"]}, "data", limits)["value"]
         data["value"] = identity.normalise(data["kind"], value, "data.value")
-    fact["data"] = data
-    return fact
+    return data
 
 
 def claimed_identities(fact: Mapping[str, Any]) -> list[str]:
@@ -327,7 +332,7 @@ def _validate_data(spec: EventType, raw: object, limits: Limits) -> dict[str, An
             else:
                 data.pop(fld.name, None)
             continue
-        data[fld.name] = _check(fld, value, where, limits)
+        data[fld.name] = check_value(fld, value, where, limits)
     return data
 
 
@@ -337,7 +342,13 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:60]
 
 
-def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+def check_value(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """``value`` of ``fld`` (not None) checked and normalised, or :class:`InvalidFact` saying why.
+
+    The compiled fast path (domain/schemas.py) calls it for the kinds whose value it changes or
+    whose rule a schema cannot state (dates, instants, time zones, references, addresses), so
+    both paths normalise with this one function.
+    """
     kind = fld.kind
     if kind == "str":
         if not isinstance(value, str):
@@ -359,7 +370,7 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
             raise InvalidFact(f"{where}: expected an integer, got {_describe(value)}")
         if value < 0:
             raise InvalidFact(f"{where}: must not be negative, got {value}")
-        ceiling = _int_ceiling(fld.name, limits)
+        ceiling = int_ceiling(fld.name, limits)
         if ceiling is not None and value > ceiling:
             raise InvalidFact(f"{where}: {value:,} is more than {ceiling:,}, the most the ledger accepts")
         return value
@@ -382,7 +393,7 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
     if kind == "datetime":
         # A due date may be a plain date (end of that day is implied by readers) or an instant.
         if isinstance(value, str) and len(value) == 10:
-            return _check(Field(fld.name, "date"), value, where, limits)
+            return check_value(Field(fld.name, "date"), value, where, limits)
         return parse_instant(value, where, limits).isoformat()
     if kind == "tz":
         if not isinstance(value, str):
@@ -429,7 +440,7 @@ def _short_names(value: Any, where: str, limits: Limits) -> Any:
     return value
 
 
-def _int_ceiling(name: str, limits: Limits) -> int | None:
+def int_ceiling(name: str, limits: Limits) -> int | None:
     """The largest value of a catalogue integer whose size readers build on (dates, sums)."""
     if name == "warranty_months":
         return limits.max_warranty_months

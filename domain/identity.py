@@ -97,11 +97,26 @@ def normalise(kind: str, value: object, where: str, *, region: str | None = None
     """
     if not isinstance(value, str):
         raise InvalidFact(f"{where}: expected a string, got {type(value).__name__}")
+    if len(value) > _REMEMBERED_LENGTH:  # an e-mail or a card may be long: not kept in memory
+        return _normalise.__wrapped__(kind, value, where, region or _phone_region)
+    return _normalise(kind, value, where, region or _phone_region)
+
+
+#: The longest identity :func:`normalise` remembers: a real phone, e-mail or handle is far
+#: shorter, and the bound keeps the cache within a few megabytes whatever sources send.
+_REMEMBERED_LENGTH = 254
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _normalise(kind: str, value: str, where: str, region: str) -> str:
+    """:func:`normalise` of a string, remembered: every fact names its customer, and a source
+    names the same people (and spells their phones the same way) fact after fact, so most
+    calls repeat one already answered. A refusal raises, so it is not remembered."""
     text = value.strip()
     if not text:
         raise InvalidFact(f"{where}: is empty")
     if kind == "phone":
-        return _phone(text, where, region or _phone_region)
+        return _phone(text, where, region)
     if kind == "email":
         text = text.lower()
         if not _EMAIL_OK.fullmatch(text):
