@@ -266,10 +266,9 @@ def _fast(raw: Line, limits: Limits) -> catalogue.Fact | None:
     refuses or doubts (any exception, a key the text may write twice) is judged again there,
     and its reason is the one it always was."""
     try:
-        fact, keys = schemas.compiled(limits).judge(raw)
+        return schemas.compiled(limits).judge(raw, may_repeat_keys)
     except Exception:  # refused or unsure: the Python validator says why, or accepts it
         return None
-    return None if may_repeat_keys(raw, keys) else fact
 
 
 def _not_json(raw: Line, error: orjson.JSONDecodeError) -> str:

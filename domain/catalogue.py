@@ -251,11 +251,7 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
         raise InvalidFact("type: missing" if type_name is None else "type: expected a string")
     spec = TYPES.get(type_name)
     if spec is None or spec.system:
-        inputs = [t for t, s in TYPES.items() if not s.system]
-        close = difflib.get_close_matches(type_name, inputs, 1) if len(type_name) <= 100 else []
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        why = "is written by the ledger itself" if spec else "unknown type"
-        raise InvalidFact(f"type: {why} {_clip(type_name)}{hint}")
+        raise InvalidFact(f"type: {not_an_input(type_name)}")
     for name in ("id", "source"):
         value = raw.get(name)
         if value is None:
@@ -301,6 +297,15 @@ def normalise_identities(type_name: str, data: dict[str, Any], limits: Limits) -
         value = _short_names({"value": data["value"]}, "data", limits)["value"]
         data["value"] = identity.normalise(data["kind"], value, "data.value")
     return data
+
+
+def not_an_input(type_name: str) -> str:
+    """Why ``type_name`` is no type a source may send, with the input type it most resembles."""
+    inputs = [t for t, s in TYPES.items() if not s.system]
+    close = difflib.get_close_matches(type_name, inputs, 1) if len(type_name) <= 100 else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    why = "is written by the ledger itself" if type_name in TYPES else "unknown type"
+    return f"{why} {_clip(type_name)}{hint}"
 
 
 def claimed_identities(fact: Mapping[str, Any]) -> list[str]:

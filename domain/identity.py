@@ -323,6 +323,25 @@ def parse_reference(raw: object, where: str = "customer") -> dict[str, str]:
     return ref
 
 
+def known_reference(raw: dict[str, str]) -> dict[str, str]:
+    """:func:`parse_reference` of a reference whose values are strings, remembered: a source
+    names the same customers fact after fact. A copy, so the caller may change it."""
+    key = (_phone_region, *raw.items())
+    found = _references.get(key)
+    if found is None:
+        found = parse_reference(raw)
+        if len(_references) >= _REMEMBERED_REFERENCES:
+            _references.clear()
+        _references[key] = found
+    return found.copy()
+
+
+#: How many references :func:`known_reference` remembers (each of names of at most 512
+#: characters, whatever sources send: some megabytes).
+_REMEMBERED_REFERENCES = 1 << 14
+_references: dict[tuple[object, ...], dict[str, str]] = {}
+
+
 def reference_keys(ref: Mapping[str, str]) -> list[str]:
     """The identity keys of a reference, in resolution order."""
     return [key(kind, ref[kind]) for kind in RESOLUTION_ORDER if kind in ref]

@@ -26,11 +26,10 @@ tests/unit/test_schemas.py checks that both paths give the same fact or the same
 from __future__ import annotations
 
 import functools
-import keyword
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal, Union
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, NotRequired, Required, TypedDict, Union
 
 import msgspec
 import orjson
@@ -92,12 +91,10 @@ class _Types:
         ]
         part = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.max_string,
                                            extra_json_schema={"pattern": NOT_BLANK})]
-        self.address = msgspec.defstruct(
-            "Address",
-            [("street", part), ("postal_code", part), ("city", part),
-             ("number", Union[self.text, self.int_any, None], None)],  # noqa: UP007
-            namespace={"__doc__": "A postal address; a numeric number is kept as text."},
-        )
+        self.address = _typed_dict("Address", {
+            "street": Required[part], "number": NotRequired[Union[self.text, self.int_any, None]],  # noqa: UP007
+            "postal_code": Required[part], "city": Required[part],
+        }, "A postal address; a numeric number is kept as text.")
 
     def field(self, fld: Field) -> Any:
         """The type of one catalogue field's value (None excluded)."""
@@ -138,19 +135,24 @@ class _Types:
             return Annotated[list[self.text], msgspec.Meta(max_length=lim.max_items)]  # type: ignore[name-defined]
         raise AssertionError(f"catalogue field kind {kind!r} has no schema")  # a catalogue bug
 
-    def data(self, spec: EventType) -> type[msgspec.Struct]:
-        """``data`` of ``spec``: its declared fields; any other field is allowed (and kept)."""
-        fields: list[Any] = []
+    def data(self, spec: EventType) -> Any:
+        """``data`` of ``spec``: its declared fields; any other field is allowed (and kept).
+
+        A TypedDict, not a Struct: msgspec decodes it as a dict in the order the fields were
+        sent, which is the order the fact keeps (and drops the fields it does not declare,
+        which the key count notices, see :meth:`Compiled.judge`).
+        """
+        fields: dict[str, Any] = {}
         for fld in spec.fields:
             typ = self.field(fld)
-            attr = fld.name + "_" if keyword.iskeyword(fld.name) else fld.name
             if fld.required:
-                fields.append((attr, typ, msgspec.field(name=fld.name)) if attr != fld.name else (attr, typ))
+                fields[fld.name] = Required[typ]
             else:
-                fields.append((attr, Union[typ, None],  # noqa: UP007
-                               msgspec.field(default=fld.default, name=fld.name)))
-        return msgspec.defstruct(_camel(spec.name) + "Data", fields, kw_only=True, namespace={
-            "__doc__": f"The data of {spec.name}: the declared fields; others are kept as sent."})
+                if fld.default is not None:  # filled in when absent: documented, not decoded
+                    typ = Annotated[typ, msgspec.Meta(extra_json_schema={"default": fld.default})]
+                fields[fld.name] = NotRequired[Union[typ, None]]  # noqa: UP007
+        return _typed_dict(_camel(spec.name) + "Data", fields,
+                           f"The data of {spec.name}: the declared fields; others are kept as sent.")
 
     def envelope(self, spec: EventType) -> type[msgspec.Struct]:
         lim = self.limits
@@ -168,16 +170,24 @@ class _Types:
             ("source", Annotated[name, msgspec.Meta(description="the system that sent it")]),
             ("customer", self.reference),
             ("occurred_at", instant),
-            ("department", Union[label, None], None),  # noqa: UP007
-            ("agent", Union[label, None], None),  # noqa: UP007
-            ("v", Union[Annotated[int, msgspec.Meta(ge=1, le=JSON_SAFE_INTEGER)], None], None),  # noqa: UP007
-            ("data", data) if required else ("data", Union[data, None], None),  # noqa: UP007
+            ("department", Union[label, None, msgspec.UnsetType], msgspec.UNSET),  # noqa: UP007
+            ("agent", Union[label, None, msgspec.UnsetType], msgspec.UNSET),  # noqa: UP007
+            ("v", Union[Annotated[int, msgspec.Meta(ge=1, le=JSON_SAFE_INTEGER)], None,  # noqa: UP007
+                        msgspec.UnsetType], msgspec.UNSET),
+            ("data", data) if required else ("data", Union[data, None, msgspec.UnsetType],  # noqa: UP007
+                                             msgspec.UNSET),
         ]
         return msgspec.defstruct(
             _camel(spec.name), fields, tag_field="type", tag=spec.name, forbid_unknown_fields=True,
             kw_only=True,
             namespace={"__doc__": f"{spec.name} (v{spec.version}): {spec.summary}"},
         )
+
+
+def _typed_dict(name: str, fields: dict[str, Any], doc: str) -> Any:
+    typed: Any = TypedDict(name, fields, total=False)  # type: ignore[misc]
+    typed.__doc__ = doc
+    return typed
 
 
 @functools.lru_cache(maxsize=8)
@@ -195,7 +205,7 @@ def json_schema(type_name: str | None = None) -> dict[str, Any]:
         title = "A fact the ledger accepts (one JSON object per line, message or array element)"
     else:
         doc = msgspec.json.schema(structs[type_name])
-        title = f"A {type_name} fact the ledger accepts"
+        title = f"A fact of type {type_name} the ledger accepts"
     return {"$schema": DIALECT, "title": title,
             "description": "Unknown data fields are kept; some rules are checked only by the ledger "
                            "(phones, national ids and e-mails, time zones, the range of instants); "
@@ -222,9 +232,10 @@ def _channels(value: Any, where: str) -> Any:
 class _Plan:
     """What building one type's fact takes, beyond the schema check."""
 
-    __slots__ = ("fits", "known", "plain", "steps", "version")
+    __slots__ = ("fits", "known", "name", "plain", "steps", "version")
 
     def __init__(self, spec: EventType, limits: Limits) -> None:
+        self.name = spec.name
         self.version = spec.version
         #: Every key the schema names is a key the limits allow (narrowed limits may not).
         names = {*catalogue.TOP_LEVEL, *identity.RESOLUTION_ORDER, *ADDRESS_PARTS,
@@ -279,12 +290,16 @@ class Compiled:
         self.limits = limits
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             Union[envelopes(limits)])  # noqa: UP007
-        self.plans = {name: _Plan(TYPES[name], limits) for name in input_types()}
-        #: The UTC offsets an instant may have (whole minutes, within the bound), and the
-        #: years whose instants are inside the range whatever their offset.
-        bound = int(limits.max_offset.total_seconds()) // 60
-        self.offsets = frozenset(timedelta(minutes=m) for m in range(-bound, bound + 1))
-        self.years = range(limits.earliest.year + 2, limits.latest.year - 1)
+        plans = [_Plan(TYPES[name], limits) for name in input_types()]
+        self.by_class = dict(zip(envelopes(limits), plans, strict=True))
+        #: The largest UTC offset as an instant writes it ("18:00"), and the first and last
+        #: years whose instants are inside the range whatever their offset: text to compare
+        #: with an instant's own (in its normal form, digits at fixed places).
+        whole = divmod(int(limits.max_offset.total_seconds()), 60)
+        hours, minutes = divmod(whole[0], 60)
+        fits = whole[1] == 0 and not limits.max_offset.microseconds and hours < 24
+        self.max_offset = f"{hours:02d}:{minutes:02d}" if fits else ""
+        self.years = (f"{limits.earliest.year + 2:04d}", f"{limits.latest.year - 2:04d}")
 
     def instant(self, text: str) -> str:
         """``occurred_at`` as ``catalogue.parse_instant(...).isoformat()`` gives it.
@@ -293,51 +308,77 @@ class Compiled:
         minutes, no fraction): then it is its own normal form, and only its range is checked
         here; any other goes through ``parse_instant`` and ``isoformat``.
         """
-        moment = datetime.fromisoformat(text)
-        if (_CANONICAL_INSTANT.fullmatch(text) and not text.endswith("-00:00")
-                and moment.utcoffset() in self.offsets and moment.year in self.years):
+        first, last = self.years
+        if (_CANONICAL_INSTANT.fullmatch(text) and text[20:] <= self.max_offset
+                and first <= text[:4] <= last and text[19:] != "-00:00"):
+            datetime.fromisoformat(text)  # a day and a time that exist, or it raises
             return text
         return catalogue.parse_instant(text, "occurred_at", self.limits).isoformat()
 
-    def judge(self, raw: bytes | str) -> tuple[Fact, int]:
-        """The fact ``raw`` holds and the number of object keys in it (for the repeated-key
-        check), or any exception when the Python validator must judge it.
+    def judge(self, raw: bytes | str, may_repeat: Callable[[bytes | str, int], bool]) -> Fact:
+        """The fact ``raw`` holds, or any exception when the Python validator must judge it.
 
-        The Struct decode checks what it can (types, choices, required fields, lengths,
-        integer bounds); the fact is built from the value orjson reads, as the Python
-        validator builds it, so key order and unknown data fields are as sent.
+        ``may_repeat(raw, keys)`` says whether the text may write more keys than the ``keys``
+        object keys decoded (consumers/jsonl_ingest.py ``may_repeat_keys``). The Struct decode
+        checks what it can (types, choices, required fields, lengths, integer bounds) and gives
+        ``data`` as a dict in the order it was sent. When the text writes more keys than that
+        decode kept, either ``data`` holds fields the catalogue does not declare (which the
+        decode set aside, and the fact keeps) or a key is written twice: the fact is then built
+        from orjson's value, as the Python validator builds it, with every key counted.
         """
-        self.decoder.decode(raw)
+        struct = self.decoder.decode(raw)
+        plan = self.by_class[type(struct)]
+        unset = msgspec.UNSET
+        department, agent, data = struct.department, struct.agent, struct.data
+        envelope = 5 + (department is not unset) + (agent is not unset) + (struct.v is not unset) + (
+            data is not unset)
+        if envelope > self.limits.max_keys:
+            raise Unsure("keys")
+        fact, keys = self._build(plan, struct.id, struct.source, struct.customer, struct.occurred_at,
+                                 None if department is unset else department,
+                                 None if agent is unset else agent,
+                                 None if data is unset else data)
+        if not may_repeat(raw, envelope + keys):
+            return fact
         value = orjson.loads(raw)
+        if len(value) > self.limits.max_keys:
+            raise Unsure("keys")
+        fact, keys = self._build(plan, value["id"], value["source"], value["customer"], value["occurred_at"],
+                                 value.get("department"), value.get("agent"), value.get("data"))
+        if may_repeat(raw, len(value) + keys):
+            raise Unsure("a key written twice")
+        return fact
+
+    def _build(self, plan: _Plan, fact_id: str, source: str, customer: dict[str, str], occurred_at: str,
+               department: str | None, agent: str | None, data: dict[str, Any] | None) -> tuple[Fact, int]:
+        """The fact of values the schema accepted, as the Python validator builds it, and the
+        number of object keys in ``customer``, ``data`` and the objects ``data`` holds.
+
+        ``data`` was decoded for this fact alone: it is normalised in place.
+        """
         limits = self.limits
-        type_name = value["type"]
-        plan = self.plans[type_name]
         if not plan.fits:
             raise Unsure("a key longer than the limits allow")
-        fact_id, source = value["id"], value["source"]
         if not (fact_id.strip() and source.strip()):
             raise Unsure("a blank id or source")
         if not (fact_id.isprintable() and source.isprintable()):  # maybe a control character
             check_name(fact_id, "id", limits)
             check_name(source, "source", limits)
-        customer = value["customer"]
         fact: Fact = {
-            "type": type_name,
+            "type": plan.name,
             "v": plan.version,
             "id": fact_id,
             "source": source,
-            "customer": identity.parse_reference(customer),
-            "occurred_at": self.instant(value["occurred_at"]),
+            "customer": identity.known_reference(customer),
+            "occurred_at": self.instant(occurred_at),
         }
-        for name in ("department", "agent"):
-            text = value.get(name)
-            if text is not None:
-                fact[name] = text if text.isprintable() else check_name(text, name, limits)
-        keys = len(value) + len(customer)
+        if department is not None:
+            fact["department"] = department if department.isprintable() else check_name(
+                department, "department", limits)
+        if agent is not None:
+            fact["agent"] = agent if agent.isprintable() else check_name(agent, "agent", limits)
+        keys = len(customer)
         most = limits.max_keys
-        if len(value) > most:
-            raise Unsure("keys")
-        data = value.get("data")  # decoded here for this fact alone: normalised in place
         if data is None:
             data = {}
         else:
@@ -345,7 +386,7 @@ class Compiled:
             if len(data) > most:
                 raise Unsure("keys")
             if not plan.known.issuperset(data):  # fields the catalogue does not know: kept as
-                extra = {k: v for k, v in data.items() if k not in plan.known}
+                extra = {k: v for k, v in data.items() if k not in plan.known}  # sent, within limits
                 keys += check_tree({"data": extra}, limits) - 1 - len(extra)
             if None in data.values():
                 for name in plan.plain:
@@ -365,7 +406,7 @@ class Compiled:
                 keys += len(item)
             if fix is not None:
                 data[name] = fix(item, "data." + name)
-        fact["data"] = catalogue.normalise_identities(type_name, data, limits)
+        fact["data"] = catalogue.normalise_identities(plan.name, data, limits)
         return fact, keys
 
 
