@@ -3,7 +3,8 @@
 Each type has a version. A stored fact carries ``v``; when a type's fields change, bump its
 version and register an upcaster from the old version, so that old events are read in the new
 shape (:func:`upcast`) instead of breaking every reader. The catalogue is data, so docs/events.md
-and the validator can never disagree about which fields exist.
+and the validator can never disagree about which fields exist, and the typed schemas the parser
+decodes with and ``journey schema`` publishes are derived from it (domain/schemas.py).
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ twice:
 
 * **A fast path.** Validating a fact in Python costs some ten microseconds (walking it for the
   limits, then checking every field); msgspec decodes and checks a line against its Struct in
-  about one. :class:`Compiled` ``judge`` decodes with the Struct to check the types, choices,
-  required fields, lengths and integer bounds, then builds the fact from the same ordered
-  value the Python validator reads, through the catalogue's own normalisers (identities,
-  instants, dates, time zones, addresses, channels). So a fact it returns is the one
-  :func:`domain.catalogue.validate` returns, key order included.
+  about one. :class:`Compiled` ``judge`` decodes with the Structs (types, choices, required
+  fields, lengths, integer bounds; ``data`` as a dict in the order sent), then builds the fact
+  as the Python validator does, through the catalogue's own normalisers (identities, instants,
+  dates, time zones, addresses, channels). So a fact it returns is the one
+  :func:`domain.catalogue.validate` returns, key order included, and so is its digest.
 * **The published contract.** :func:`json_schema` is the JSON Schema of the input facts
   (``journey schema``, docs/schema/facts.schema.json), which channels validate against before
   they send.
@@ -420,16 +420,16 @@ def compiled(limits: Limits = DEFAULT_LIMITS) -> Compiled:
     The last one asked for is answered without hashing ``limits`` (which costs a microsecond,
     a tenth of the fast path): every door judges every line with the same limits.
     """
-    last = _last
-    if last and last[0] is limits:
-        known: Compiled = last[1]
-        return known
+    global _last
+    last = _last  # one tuple, read once: another thread may replace it meanwhile
+    if last is not None and last[0] is limits:
+        return last[1]
     built: Compiled = _compiled(limits)
-    _last[:] = [limits, built]
+    _last = (limits, built)
     return built
 
 
-_last: list[Any] = []
+_last: tuple[Limits, Compiled] | None = None
 
 
 @functools.lru_cache(maxsize=8)
