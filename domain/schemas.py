@@ -85,9 +85,7 @@ class _Types:
         value: Any = self.identity_value
         self.reference = Annotated[
             dict[kinds, value],
-            msgspec.Meta(min_length=1, max_length=min(limits.max_keys, len(identity.RESOLUTION_ORDER)),
-                         description="who the fact is about: at least one identity; "
-                         "the most specific known one decides (docs/identity.md)"),
+            msgspec.Meta(min_length=1, max_length=min(limits.max_keys, len(identity.RESOLUTION_ORDER))),
         ]
         part = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.max_string,
                                            extra_json_schema={"pattern": NOT_BLANK})]
@@ -130,7 +128,9 @@ class _Types:
         if kind == "ref":
             ledger_id = Annotated[str, msgspec.Meta(max_length=lim.max_string, extra_json_schema={
                 "description": "a ledger customer id (a UUID)"})]
-            return Union[ledger_id, self.reference]  # noqa: UP007
+            other = Annotated[self.reference, msgspec.Meta(
+                description="the other record, named like the fact's customer")]
+            return Union[ledger_id, other]  # noqa: UP007
         if kind == "list":
             return Annotated[list[self.text], msgspec.Meta(max_length=lim.max_items)]  # type: ignore[name-defined]
         raise AssertionError(f"catalogue field kind {kind!r} has no schema")  # a catalogue bug
@@ -168,7 +168,9 @@ class _Types:
             ("id", Annotated[name, msgspec.Meta(description="the source's id of the fact; with source, "
                                                   "the idempotency key")]),
             ("source", Annotated[name, msgspec.Meta(description="the system that sent it")]),
-            ("customer", self.reference),
+            ("customer", Annotated[self.reference, msgspec.Meta(
+                description="who the fact is about: at least one identity; the most specific known "
+                            "one decides (docs/identity.md)")]),
             ("occurred_at", instant),
             ("department", Union[label, None, msgspec.UnsetType], msgspec.UNSET),  # noqa: UP007
             ("agent", Union[label, None, msgspec.UnsetType], msgspec.UNSET),  # noqa: UP007
