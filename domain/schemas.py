@@ -128,7 +128,8 @@ class _Types:
         if kind == "ref":
             ledger_id = Annotated[str, msgspec.Meta(max_length=lim.max_string, extra_json_schema={
                 "description": "a ledger customer id (a UUID)"})]
-            other = Annotated[self.reference, msgspec.Meta(
+            reference: Any = self.reference
+            other = Annotated[reference, msgspec.Meta(
                 description="the other record, named like the fact's customer")]
             return Union[ledger_id, other]  # noqa: UP007
         if kind == "list":
