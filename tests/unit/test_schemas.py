@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -206,6 +206,30 @@ def test_the_published_name_pattern_is_the_validators_rule(text: str) -> None:
     pattern = schemas.PRINTABLE_NOT_BLANK.replace("$", r"\Z")  # JSON Schema's $ ends the text
     within = len(text) <= DEFAULT_LIMITS.max_name  # the schema's maxLength
     assert (re.match(pattern, text) is not None and within) == accepted
+
+
+offsets = st.integers(-19 * 60, 19 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+@settings(max_examples=400)
+@given(st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30)), offsets,
+       st.sampled_from([DEFAULT_LIMITS, CENTURY]), st.sampled_from(["seconds", "auto", "minutes"]))
+@example(datetime(1901, 12, 31, 23, 0), timezone(timedelta(hours=-18)), DEFAULT_LIMITS, "seconds")
+@example(datetime(2198, 1, 1, 0, 0), timezone(timedelta(hours=18)), DEFAULT_LIMITS, "seconds")
+@example(datetime(2002, 1, 1, 0, 0), timezone(timedelta(hours=18)), CENTURY, "seconds")
+def test_an_instant_is_normalised_as_the_validator_does(moment: datetime, zone: timezone, limits: Limits,
+                                                         spec: str) -> None:
+    """Instants near every bound of the range and of the offsets: kept, rewritten or refused alike."""
+    text = moment.replace(tzinfo=zone).isoformat(timespec=spec)
+    try:
+        expected: str | None = catalogue.parse_instant(text, "occurred_at", limits).isoformat()
+    except InvalidFact:
+        expected = None
+    try:
+        got: str | None = schemas.compiled(limits).instant(text)
+    except (InvalidFact, ValueError):
+        got = None
+    assert got == expected, text
 
 
 def test_an_instant_in_its_normal_form_is_kept_as_written() -> None:
