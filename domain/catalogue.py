@@ -287,6 +287,10 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
     return fact
 
 
+#: The types whose data names identities the customer claims (:func:`claimed_identities`).
+CLAIMING_TYPES = frozenset(("customer.registered", "identity.linked"))
+
+
 def normalise_identities(type_name: str, data: dict[str, Any], limits: Limits) -> dict[str, Any]:
     """``data`` (checked) with the identities a registration or a link claims in their canonical
     spelling: the last step of validating a fact, shared by the compiled fast path."""

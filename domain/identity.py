@@ -325,20 +325,24 @@ def parse_reference(raw: object, where: str = "customer") -> dict[str, str]:
 
 def known_reference(raw: dict[str, str]) -> dict[str, str]:
     """:func:`parse_reference` of a reference whose values are strings, remembered: a source
-    names the same customers fact after fact. A copy, so the caller may change it."""
+    names the same customers fact after fact, most by one identity. A copy, so the caller
+    may change it."""
+    if len(raw) != 1:
+        return parse_reference(raw)
     key = (_phone_region, *raw.items())
     found = _references.get(key)
     if found is None:
         found = parse_reference(raw)
-        if len(_references) >= _REMEMBERED_REFERENCES:
-            _references.clear()
-        _references[key] = found
+        if len(next(iter(raw.values()))) <= _REMEMBERED_LENGTH:
+            if len(_references) >= _REMEMBERED_REFERENCES:
+                _references.clear()
+            _references[key] = found
     return found.copy()
 
 
-#: How many references :func:`known_reference` remembers (each of names of at most 512
-#: characters, whatever sources send: some megabytes).
-_REMEMBERED_REFERENCES = 1 << 14
+#: How many one-identity references :func:`known_reference` remembers: more than the
+#: customers a day's facts name, within some tens of megabytes whatever sources send.
+_REMEMBERED_REFERENCES = 1 << 16
 _references: dict[tuple[object, ...], dict[str, str]] = {}
 
 

@@ -235,10 +235,12 @@ def _channels(value: Any, where: str) -> Any:
 class _Plan:
     """What building one type's fact takes, beyond the schema check."""
 
-    __slots__ = ("fits", "known", "name", "plain", "steps", "version")
+    __slots__ = ("claims", "fits", "known", "name", "plain", "steps", "version")
 
     def __init__(self, spec: EventType, limits: Limits) -> None:
         self.name = spec.name
+        #: Its data names identities the customer claims (catalogue.normalise_identities).
+        self.claims = spec.name in catalogue.CLAIMING_TYPES
         self.version = spec.version
         #: Every key the schema names is a key the limits allow (narrowed limits may not).
         names = {*catalogue.TOP_LEVEL, *identity.RESOLUTION_ORDER, *ADDRESS_PARTS,
@@ -362,7 +364,7 @@ class Compiled:
         limits = self.limits
         if not plan.fits:
             raise Unsure("a key longer than the limits allow")
-        if not (fact_id.strip() and source.strip()):
+        if fact_id.isspace() or source.isspace():  # blank (the schema refused them empty)
             raise Unsure("a blank id or source")
         if not (fact_id.isprintable() and source.isprintable()):  # maybe a control character
             check_name(fact_id, "id", limits)
@@ -409,7 +411,7 @@ class Compiled:
                 keys += len(item)
             if fix is not None:
                 data[name] = fix(item, "data." + name)
-        fact["data"] = catalogue.normalise_identities(plan.name, data, limits)
+        fact["data"] = catalogue.normalise_identities(plan.name, data, limits) if plan.claims else data
         return fact, keys
 
 

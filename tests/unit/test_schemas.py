@@ -119,12 +119,20 @@ def _fast_fact(raw: bytes | str, limits: Limits) -> dict[str, Any] | None:
         return None
 
 
+#: What every door judges with: fact_parser of the ledger's settings (the limits it stands for).
+PARSERS = {id(DEFAULT_LIMITS): fact_parser(),
+           id(CENTURY): fact_parser("2000-01-01T00:00:00+00:00", "2100-01-01T00:00:00+00:00")}
+
+
 def _agree(raw: bytes | str, limits: Limits) -> None:
     expected = _outcome(validate_text, raw, limits)
     fast = _fast_fact(raw, limits)
     if fast is not None:
         assert expected == ("fact", orjson.dumps(fast)), raw
     assert _outcome(parse_line, raw, limits) == expected, raw
+    door = PARSERS.get(id(limits))
+    if door is not None:
+        assert _outcome(lambda line, _: door(line), raw, limits) == expected, raw
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
