@@ -3,7 +3,8 @@
 Each type has a version. A stored fact carries ``v``; when a type's fields change, bump its
 version and register an upcaster from the old version, so that old events are read in the new
 shape (:func:`upcast`) instead of breaking every reader. The catalogue is data, so docs/events.md
-and the validator can never disagree about which fields exist.
+and the validator can never disagree about which fields exist, and the typed schemas the parser
+decodes with and ``journey schema`` publishes are derived from it (domain/schemas.py).
 """
 
 from __future__ import annotations
@@ -251,11 +252,7 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
         raise InvalidFact("type: missing" if type_name is None else "type: expected a string")
     spec = TYPES.get(type_name)
     if spec is None or spec.system:
-        inputs = [t for t, s in TYPES.items() if not s.system]
-        close = difflib.get_close_matches(type_name, inputs, 1) if len(type_name) <= 100 else []
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        why = "is written by the ledger itself" if spec else "unknown type"
-        raise InvalidFact(f"type: {why} {_clip(type_name)}{hint}")
+        raise InvalidFact(f"type: {not_an_input(type_name)}")
     for name in ("id", "source"):
         value = raw.get(name)
         if value is None:
@@ -286,7 +283,17 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
     unknown = set(raw) - TOP_LEVEL
     if unknown:
         raise InvalidFact(f"{sorted(unknown)[0]}: unknown top-level field (put it inside data)")
-    data = _validate_data(spec, raw.get("data"), limits)
+    fact["data"] = normalise_identities(type_name, _validate_data(spec, raw.get("data"), limits), limits)
+    return fact
+
+
+#: The types whose data names identities the customer claims (:func:`claimed_identities`).
+CLAIMING_TYPES = frozenset(("customer.registered", "identity.linked"))
+
+
+def normalise_identities(type_name: str, data: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """``data`` (checked) with the identities a registration or a link claims in their canonical
+    spelling: the last step of validating a fact, shared by the compiled fast path."""
     if type_name == "customer.registered":
         for kind in ("phone", "email", "twitter"):
             if kind in data:
@@ -294,8 +301,16 @@ def validate_checked(raw: object, limits: Limits = DEFAULT_LIMITS) -> Fact:
     elif type_name == "identity.linked":
         value = _short_names({"value": data["value"]}, "data", limits)["value"]
         data["value"] = identity.normalise(data["kind"], value, "data.value")
-    fact["data"] = data
-    return fact
+    return data
+
+
+def not_an_input(type_name: str) -> str:
+    """Why ``type_name`` is no type a source may send, with the input type it most resembles."""
+    inputs = [t for t, s in TYPES.items() if not s.system]
+    close = difflib.get_close_matches(type_name, inputs, 1) if len(type_name) <= 100 else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    why = "is written by the ledger itself" if type_name in TYPES else "unknown type"
+    return f"{why} {_clip(type_name)}{hint}"
 
 
 def claimed_identities(fact: Mapping[str, Any]) -> list[str]:
@@ -327,7 +342,7 @@ def _validate_data(spec: EventType, raw: object, limits: Limits) -> dict[str, An
             else:
                 data.pop(fld.name, None)
             continue
-        data[fld.name] = _check(fld, value, where, limits)
+        data[fld.name] = check_value(fld, value, where, limits)
     return data
 
 
@@ -337,7 +352,13 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:60]
 
 
-def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+def check_value(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """``value`` of ``fld`` (not None) checked and normalised, or :class:`InvalidFact` saying why.
+
+    The compiled fast path (domain/schemas.py) calls it for the kinds whose value it changes or
+    whose rule a schema cannot state (dates, instants, time zones, references, addresses), so
+    both paths normalise with this one function.
+    """
     kind = fld.kind
     if kind == "str":
         if not isinstance(value, str):
@@ -359,7 +380,7 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
             raise InvalidFact(f"{where}: expected an integer, got {_describe(value)}")
         if value < 0:
             raise InvalidFact(f"{where}: must not be negative, got {value}")
-        ceiling = _int_ceiling(fld.name, limits)
+        ceiling = int_ceiling(fld.name, limits)
         if ceiling is not None and value > ceiling:
             raise InvalidFact(f"{where}: {value:,} is more than {ceiling:,}, the most the ledger accepts")
         return value
@@ -382,7 +403,7 @@ def _check(fld: Field, value: object, where: str, limits: Limits = DEFAULT_LIMIT
     if kind == "datetime":
         # A due date may be a plain date (end of that day is implied by readers) or an instant.
         if isinstance(value, str) and len(value) == 10:
-            return _check(Field(fld.name, "date"), value, where, limits)
+            return check_value(Field(fld.name, "date"), value, where, limits)
         return parse_instant(value, where, limits).isoformat()
     if kind == "tz":
         if not isinstance(value, str):
@@ -429,7 +450,7 @@ def _short_names(value: Any, where: str, limits: Limits) -> Any:
     return value
 
 
-def _int_ceiling(name: str, limits: Limits) -> int | None:
+def int_ceiling(name: str, limits: Limits) -> int | None:
     """The largest value of a catalogue integer whose size readers build on (dates, sums)."""
     if name == "warranty_months":
         return limits.max_warranty_months

@@ -97,11 +97,26 @@ def normalise(kind: str, value: object, where: str, *, region: str | None = None
     """
     if not isinstance(value, str):
         raise InvalidFact(f"{where}: expected a string, got {type(value).__name__}")
+    if len(value) > _REMEMBERED_LENGTH:  # an e-mail or a card may be long: not kept in memory
+        return _normalise.__wrapped__(kind, value, where, region or _phone_region)
+    return _normalise(kind, value, where, region or _phone_region)
+
+
+#: The longest identity :func:`normalise` remembers: a real phone, e-mail or handle is far
+#: shorter, and the bound keeps the cache within a few megabytes whatever sources send.
+_REMEMBERED_LENGTH = 254
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _normalise(kind: str, value: str, where: str, region: str) -> str:
+    """:func:`normalise` of a string, remembered: every fact names its customer, and a source
+    names the same people (and spells their phones the same way) fact after fact, so most
+    calls repeat one already answered. A refusal raises, so it is not remembered."""
     text = value.strip()
     if not text:
         raise InvalidFact(f"{where}: is empty")
     if kind == "phone":
-        return _phone(text, where, region or _phone_region)
+        return _phone(text, where, region)
     if kind == "email":
         text = text.lower()
         if not _EMAIL_OK.fullmatch(text):
@@ -306,6 +321,29 @@ def parse_reference(raw: object, where: str = "customer") -> dict[str, str]:
     if not ref:
         raise InvalidFact(f"{where}: names no identity (give a phone, email, twitter, ...)")
     return ref
+
+
+def known_reference(raw: dict[str, str]) -> dict[str, str]:
+    """:func:`parse_reference` of a reference whose values are strings, remembered: a source
+    names the same customers fact after fact, most by one identity. A copy, so the caller
+    may change it."""
+    if len(raw) != 1:
+        return parse_reference(raw)
+    key = (_phone_region, *raw.items())
+    found = _references.get(key)
+    if found is None:
+        found = parse_reference(raw)
+        if len(next(iter(raw.values()))) <= _REMEMBERED_LENGTH:
+            if len(_references) >= _REMEMBERED_REFERENCES:
+                _references.clear()
+            _references[key] = found
+    return found.copy()
+
+
+#: How many one-identity references :func:`known_reference` remembers: more than the
+#: customers a day's facts name, within some tens of megabytes whatever sources send.
+_REMEMBERED_REFERENCES = 1 << 16
+_references: dict[tuple[object, ...], dict[str, str]] = {}
 
 
 def reference_keys(ref: Mapping[str, str]) -> list[str]:

@@ -40,6 +40,7 @@ from journey.cli import (
     quarantine,
     relay,
     replay,
+    schema,
     serve,
     service,
 )
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the embedded ledger lives (env JOURNEY_HOME, default ./.journey)")
     sub = parser.add_subparsers(dest="command", required=True)
     demo.register(sub)
+    schema.register(sub)
     for module in COMMAND_GROUPS:
         module.register(sub, COMMANDS)
     return parser
@@ -96,6 +98,8 @@ def _main(argv: Sequence[str] | None) -> int:
         with contextlib.suppress(AttributeError, OSError, ValueError):  # stderr without a file
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     args = build_parser().parse_args(argv)
+    if args.command == "schema":  # the contract itself: no settings, no ledger
+        return schema.cmd_schema(args)
     try:
         settings = Settings.load(args.data_dir)
     except SystemExit as bad:  # a setting in the environment that means nothing
