@@ -26,8 +26,8 @@ from benchmarks.bench import (
     postgres_options,
     run,
     svg_plot,
-    table,
 )
+from benchmarks.rows import table
 from journey.runtime import tune_gc
 
 

@@ -50,7 +50,8 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from benchmarks import workers
-from benchmarks.bench import (
+from benchmarks.pipeline import PARTITIONS, consume_all, create_topics, produce, touchpoint_key
+from benchmarks.rows import (
     INGEST_WORKERS,
     PG_APPEND,
     PG_PATHS,
@@ -61,7 +62,6 @@ from benchmarks.bench import (
     _timed,
     ingest_path,
 )
-from benchmarks.pipeline import PARTITIONS, consume_all, create_topics, produce, touchpoint_key
 from consumers.kafka_ingest import tracking_name
 from domain import identity
 from journey.bootstrap import bootstrap
@@ -588,7 +588,7 @@ def postgres_rows(facts: list[dict[str, Any]], source: Path, workdir: Path, *, p
                   kafka: str | None, kafka_skipped: str, before: Before | None = None,
                   ingest_topic: str | None = None, counts: tuple[int, ...] = INGEST_WORKERS,
                   routed: bool = True) -> list[Row]:
-    """Every PostgreSQL row (:data:`benchmarks.bench.PG_PATHS`) over ``facts`` (written in
+    """Every PostgreSQL row (:data:`benchmarks.rows.PG_PATHS`) over ``facts`` (written in
     ``source``). ``kafka``: a broker for the relay and ingest rows, or None (they say
     ``kafka_skipped``). No server: every row says "skipped: no PostgreSQL".
     ``routed`` (the default, the product's distributed ingest): the ingest rows' step before the
@@ -629,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     import tempfile
 
-    from benchmarks.bench import kafka_broker, table, workload
+    from benchmarks.rows import kafka_broker, table, workload
     from journey import demo_data
     from journey.runtime import tune_gc
 

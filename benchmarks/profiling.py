@@ -1,6 +1,6 @@
 """``python -m benchmarks.profiling --events 100000``: where append and the projection spend their time.
 
-Writes the bench workload (``benchmarks.bench.workload``) as JSON Lines, then runs under cProfile
+Writes the bench workload (``benchmarks.rows.workload``) as JSON Lines, then runs under cProfile
 (1) the append (``ingest`` into a fresh SQLite store, 2,000 per transaction, what
 ``journey append`` does) and (2) the embedded projection of that ledger (``Journey.project``,
 what ``journey project`` does), and prints the top functions of each by cumulative time.
@@ -17,7 +17,8 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from benchmarks.bench import SQLITE_BATCH, _journey, workload
+from benchmarks.bench import SQLITE_BATCH, _journey
+from benchmarks.rows import workload
 from consumers.jsonl_ingest import IngestSummary, ingest
 from journey import demo_data
 from journey.bootstrap import Journey

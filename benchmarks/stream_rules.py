@@ -3,7 +3,7 @@ aggregate objects vs as plain functions over the writer's per-stream state.
 
 The write path checks two rules per stream (a person is registered once; a case is opened once,
 for one customer) and writes the rows the ``Customer``/``Case`` aggregates would store. It can do
-that two ways, both measured here on the bench workload (``benchmarks.bench.workload``):
+that two ways, both measured here on the bench workload (``benchmarks.rows.workload``):
 
 - ``functions``: what ``ledger/writer.py`` does: the rules are plain functions
   (domain/registration.py, domain/case_rules.py) over the version, marker and owner it keeps
@@ -309,7 +309,8 @@ def append_with(way: str, directory: Path, source: Path, batch: int, count_calls
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.bench import SQLITE_BATCH, workload
+    from benchmarks.bench import SQLITE_BATCH
+    from benchmarks.rows import workload
     from journey import demo_data
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stream_rules", description=__doc__)

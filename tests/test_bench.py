@@ -9,18 +9,8 @@ from typing import Any
 import pytest
 
 from benchmarks import workers
-from benchmarks.bench import (
-    KAFKA_PATHS,
-    NO_LIMIT,
-    PATHS,
-    PG_APPEND,
-    PG_PATHS,
-    Row,
-    growth_table,
-    run,
-    svg_plot,
-    table,
-)
+from benchmarks.bench import KAFKA_PATHS, NO_LIMIT, PATHS, growth_table, run, svg_plot
+from benchmarks.rows import PG_APPEND, PG_PATHS, Row, table
 from journey.cli import main
 
 BUILT = [p for p in PATHS if p not in KAFKA_PATHS and p not in PG_PATHS]
@@ -128,8 +118,8 @@ def test_postgres_rows_record_every_fact_exactly_once(kafka_broker: Any, postgre
     """The PostgreSQL rows (what ``run`` adds when a server and a broker are there) on a small
     workload: each ran next to its limit, and its result holds every input fact exactly once
     (and a second append records nothing)."""
-    from benchmarks.bench import workload
     from benchmarks.postgres_rows import postgres_rows
+    from benchmarks.rows import workload
     from journey import demo_data
 
     facts = workload(240)

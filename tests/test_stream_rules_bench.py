@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from benchmarks import stream_rules
-from benchmarks.bench import workload
+from benchmarks.rows import workload
 from journey.bootstrap import Journey
 from ledger import writer as ledger_writer
 from tests.ledgers import append, open_journey

@@ -18,7 +18,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from benchmarks.bench import workload
+from benchmarks.rows import workload
 from domain import catalogue
 from journey import demo_data
 from journey.bootstrap import Journey, bootstrap

@@ -20,7 +20,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.bench import workload
+from benchmarks.rows import workload
 from domain import catalogue, identity
 from journey import demo_data
 from journey.bootstrap import Journey

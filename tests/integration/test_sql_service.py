@@ -21,7 +21,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from benchmarks.bench import workload
+from benchmarks.rows import workload
 from domain.identity import event_uuid
 from journey import demo_data
 from journey.bootstrap import Journey
