@@ -128,6 +128,14 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
             # Tamper evidence (ledger/chain.py): one hash link per event, per customer.
             *chain.postgres_create(self.datastore.schema),
         ])
+        # The events as four arrays of plain types, which psycopg's C adapters send as they are:
+        # eventsourcing's array of a composite type is built and adapted in Python, under the
+        # table lock every writer of the store takes turns on.
+        self.insert_arrays_statement = sql(
+            "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "RETURNING notification_id"
+        )
         # A plain INSERT: a key created meanwhile by another writer fails the batch.
         self.insert_keys_statement = sql(
             "INSERT INTO {schema}.journey_keys (customer_id, key) "
@@ -244,14 +252,21 @@ class JourneyPostgresRecorder(PostgresProcessRecorder):
         # transaction must only ever commit whole.
         changes: IndexChanges | None = kwargs.get("index")
         index_params = _index_params(changes) if changes is not None else None
+        arrays = ([e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
+                  [e.topic for e in stored_events], [e.state for e in stored_events])
         notification_ids: Sequence[int] | None = None
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             # eventsourcing's process recorder: the tracking row (conflict -> IntegrityError).
             self._insert_events(curs, stored_events, **kwargs)
             if stored_events:
-                # eventsourcing's: lock the events table, NOTIFY, insert RETURNING ids.
-                self._insert_stored_events(curs, stored_events, **kwargs)
-                notification_ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                # As eventsourcing does: lock the events table, NOTIFY, insert RETURNING ids.
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                curs.execute(self.insert_arrays_statement, arrays)
+                notification_ids = [row["notification_id"] for row in curs.fetchall()]
+                if len(notification_ids) != len(stored_events):
+                    raise IntegrityError(f"{len(notification_ids)} notification ids for "
+                                         f"{len(stored_events)} events")
             elif index_params is not None and any(index_params):
                 self._lock_table(curs)
             if index_params is not None:
