@@ -36,7 +36,7 @@ from ledger import conflicts, fact_digest
 from ledger import streams as st
 from ledger.application import JourneyApplication, decode_notification
 from ledger.crypto_mapper import NONCE_BYTES, CryptoMapper, seal_state
-from ledger.index import CustomerRecord, IndexChanges
+from ledger.index import CustomerRecord, IndexCache, IndexChanges
 from ledger.streams import UNKNOWN, Stream, StreamCache
 
 Fact = dict[str, Any]
@@ -107,6 +107,8 @@ class Ledger:
         self.take_turn = take_turn or _no_turn
         #: What the writer knows of each stream, kept between batches (ledger/streams.py).
         self.streams = StreamCache()
+        #: The identity owners and customer records it read or wrote, kept between batches.
+        self.known = IndexCache()
         #: The store's head (last notification id) the caches are known to agree with.
         self._head = _UNSEEN
         #: The head read when the current attempt began.
@@ -175,9 +177,11 @@ class Ledger:
                  clock: RecordingClock | None) -> BatchResult:
         with self.take_turn():
             head = self._begin_turn()
-            writer = _BatchWriter(self.app, batch, self.streams, contents, clock)
+            writer = _BatchWriter(self.app, batch, self.streams, contents, clock, self.known)
             result = writer.run(tracking, before_commit)
             written = writer.written
+            if written:
+                self.known.committed(writer.changes)
             if not written:
                 self._head = head
             elif written[0] == head + 1:
@@ -232,6 +236,7 @@ class Ledger:
                 raise
             if result is not None and not result.already:
                 self.app.keys.reset()
+                self.known.clear()  # the forget deleted identities and cleared numbers
                 scrub = getattr(self.app.recorder, "scrub", None)
                 if scrub is not None:
                     scrub()
@@ -245,6 +250,7 @@ class Ledger:
         # The key ring too: a key created meanwhile by another writer is read again.
         self.app.keys.reset()
         self.streams.clear()
+        self.known.clear()
         self._head = _UNSEEN
 
 
@@ -275,8 +281,10 @@ class _Pending:
 class _BatchWriter:
     def __init__(self, app: JourneyApplication, batch: Sequence[tuple[int, Fact]],
                  streams: StreamCache, contents: Sequence[bytes] = (),
-                 clock: RecordingClock | None = None) -> None:
+                 clock: RecordingClock | None = None, known: IndexCache | None = None) -> None:
         self.app = app
+        #: Owners and records known from earlier batches (None: read everything from the store).
+        self.known = known
         self.clock = clock
         #: The recording instant of the fact being recorded and of the facts derived from it.
         self.now = datetime_now_with_tzinfo()
@@ -444,7 +452,9 @@ class _BatchWriter:
         for _, fact in facts:
             keys.update(identity.reference_keys(fact["customer"]))
             keys.update(catalogue.claimed_identities(fact))
-        self.owners = self.index.identity_owners(keys)
+        known = self.known
+        self.owners = self.index.identity_owners(keys) if known is None else \
+            known.identity_owners(self.index, keys)
         self.read_owners = dict(self.owners)
         # Every customer a fact could land on, fetched in one query instead of one per fact.
         candidates = set(self.owners.values())
@@ -455,7 +465,8 @@ class _BatchWriter:
                 candidates.add(identity.ledger_uuid(number) or identity.customer_uuid(number))
             else:
                 candidates.add(identity.prospect_uuid(identity.reference_keys(ref)[0]))
-        self.records = self.index.customer_records(candidates)
+        self.records = self.index.customer_records(candidates) if known is None else \
+            known.customer_records(self.index, candidates)
         survivors = {r.merged_into for r in self.records.values() if r.merged_into}
         self.app.keys.prefetch(candidates | survivors)
         self.absent = candidates - set(self.records)
