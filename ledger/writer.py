@@ -276,6 +276,8 @@ class _Pending:
     state: dict[str, Any]
     #: The record whose key seals it (the fact's ``customer_uuid``).
     customer_id: UUID
+    #: That record's key, when the fact's digest needed it already (None: looked up to seal).
+    key: bytes | None = None
 
 
 class _BatchWriter:
@@ -348,7 +350,8 @@ class _BatchWriter:
         nonces = os.urandom(NONCE_BYTES * len(self.pending))
         stored = []
         for i, p in enumerate(self.pending):
-            state = seal_state(p.state, ring, p.customer_id, nonces[i * NONCE_BYTES:(i + 1) * NONCE_BYTES])
+            state = seal_state(p.state, ring, p.customer_id, nonces[i * NONCE_BYTES:(i + 1) * NONCE_BYTES],
+                               p.key)
             stored.append(StoredEvent(originator_id=p.stream_id, originator_version=p.version,
                                       topic=p.topic, state=encode(state)))
         self.changes.keys = ring.pending
@@ -653,12 +656,14 @@ class _BatchWriter:
 
     def _add(self, stream_id: UUID, version: int, topic: str, state: dict[str, Any], fact: Fact,
              customer_id: UUID) -> None:
-        self.pending.append(_Pending(stream_id, version, topic, state, customer_id))
-        self.changes.facts.append((fact["event_id"], customer_id.hex, stream_id.hex, version))
-        content = self.sent.get(fact["event_id"])
+        eid = fact["event_id"]
+        content = self.sent.get(eid)
+        key = None
         if content is not None:  # a sender's fact (the ledger's own have no digest)
-            self.changes.digests[fact["event_id"]] = fact_digest.digest(
-                self.app.keys.key_for_write(customer_id), content)
+            key = self.app.keys.key_for_write(customer_id)
+            self.changes.digests[eid] = fact_digest.digest(key, content)
+        self.pending.append(_Pending(stream_id, version, topic, state, customer_id, key))
+        self.changes.facts.append((eid, customer_id.hex, stream_id.hex, version))
         if fact["source"] == "ledger":
             self.result.derived += 1
         else:
