@@ -60,21 +60,25 @@ PERSONAL_ATTRIBUTES = ("customer_number",)
 
 
 def seal(fact: dict[str, Any], ring: KeyRing, attributes: dict[str, Any] | None = None,
-         customer_id: UUID | None = None, nonce: bytes | None = None) -> dict[str, Any]:
+         customer_id: UUID | None = None, nonce: bytes | None = None,
+         key: bytes | None = None) -> dict[str, Any]:
     """The fact as stored: public part in clear, personal part (and ``attributes``) encrypted.
-    ``customer_id`` is ``fact["customer_uuid"]`` when the caller has it as a UUID already."""
+    ``customer_id`` is ``fact["customer_uuid"]`` when the caller has it as a UUID already;
+    ``key`` is that record's key when the caller has it (the write path looked it up for the
+    fact's digest: once per fact instead of twice)."""
     public, private = personal.split(fact)
     if attributes:
         private["event"] = attributes
     if not private:
         return fact
-    key = ring.key_for_write(customer_id if customer_id is not None else UUID(fact["customer_uuid"]))
+    if key is None:
+        key = ring.key_for_write(customer_id if customer_id is not None else UUID(fact["customer_uuid"]))
     public[personal.ENVELOPE] = encrypt(key, private, fact["event_id"], nonce)
     return public
 
 
 def seal_state(event_state: dict[str, Any], ring: KeyRing, customer_id: UUID,
-               nonce: bytes | None = None) -> dict[str, Any]:
+               nonce: bytes | None = None, key: bytes | None = None) -> dict[str, Any]:
     """An event's state (its attributes without originator id and version) as
     :meth:`CryptoMapper.to_stored_event` stores it: the fact sealed, and the personal event
     attributes moved into the sealed part. The write path builds states without domain-event
@@ -82,7 +86,7 @@ def seal_state(event_state: dict[str, Any], ring: KeyRing, customer_id: UUID,
     fact = event_state.get("fact")
     if isinstance(fact, dict) and "customer_uuid" in fact and "event_id" in fact:
         attributes = {k: event_state[k] for k in PERSONAL_ATTRIBUTES if event_state.get(k) is not None}
-        event_state["fact"] = seal(fact, ring, attributes, customer_id, nonce)
+        event_state["fact"] = seal(fact, ring, attributes, customer_id, nonce, key)
         if personal.ENVELOPE in event_state["fact"]:
             event_state.update(dict.fromkeys(attributes))
     return event_state

@@ -36,7 +36,7 @@ from ledger import conflicts, fact_digest
 from ledger import streams as st
 from ledger.application import JourneyApplication, decode_notification
 from ledger.crypto_mapper import NONCE_BYTES, CryptoMapper, seal_state
-from ledger.index import CustomerRecord, IndexChanges
+from ledger.index import CustomerRecord, IndexCache, IndexChanges
 from ledger.streams import UNKNOWN, Stream, StreamCache
 
 Fact = dict[str, Any]
@@ -107,6 +107,8 @@ class Ledger:
         self.take_turn = take_turn or _no_turn
         #: What the writer knows of each stream, kept between batches (ledger/streams.py).
         self.streams = StreamCache()
+        #: The identity owners and customer records it read or wrote, kept between batches.
+        self.known = IndexCache()
         #: The store's head (last notification id) the caches are known to agree with.
         self._head = _UNSEEN
         #: The head read when the current attempt began.
@@ -178,9 +180,11 @@ class Ledger:
                  clock: RecordingClock | None) -> BatchResult:
         with self.take_turn():
             head = self._begin_turn()
-            writer = _BatchWriter(self.app, batch, self.streams, contents, clock)
+            writer = _BatchWriter(self.app, batch, self.streams, contents, clock, self.known)
             result = writer.run(tracking, before_commit)
             written = writer.written
+            if written:
+                self.known.committed(writer.changes)
             if not written:
                 self._head = head
             elif written[0] == head + 1:
@@ -235,6 +239,7 @@ class Ledger:
                 raise
             if result is not None and not result.already:
                 self.app.keys.reset()
+                self.known.clear()  # the forget deleted identities and cleared numbers
                 scrub = getattr(self.app.recorder, "scrub", None)
                 if scrub is not None:
                     scrub()
@@ -248,6 +253,7 @@ class Ledger:
         # The key ring too: a key created meanwhile by another writer is read again.
         self.app.keys.reset()
         self.streams.clear()
+        self.known.clear()
         self._head = _UNSEEN
 
 
@@ -273,13 +279,17 @@ class _Pending:
     state: dict[str, Any]
     #: The record whose key seals it (the fact's ``customer_uuid``).
     customer_id: UUID
+    #: That record's key, when the fact's digest needed it already (None: looked up to seal).
+    key: bytes | None = None
 
 
 class _BatchWriter:
     def __init__(self, app: JourneyApplication, batch: Sequence[tuple[int, Fact]],
                  streams: StreamCache, contents: Sequence[bytes] = (),
-                 clock: RecordingClock | None = None) -> None:
+                 clock: RecordingClock | None = None, known: IndexCache | None = None) -> None:
         self.app = app
+        #: Owners and records known from earlier batches (None: read everything from the store).
+        self.known = known
         self.clock = clock
         #: The recording instant of the fact being recorded and of the facts derived from it.
         self.now = datetime_now_with_tzinfo()
@@ -343,7 +353,8 @@ class _BatchWriter:
         nonces = os.urandom(NONCE_BYTES * len(self.pending))
         stored = []
         for i, p in enumerate(self.pending):
-            state = seal_state(p.state, ring, p.customer_id, nonces[i * NONCE_BYTES:(i + 1) * NONCE_BYTES])
+            state = seal_state(p.state, ring, p.customer_id, nonces[i * NONCE_BYTES:(i + 1) * NONCE_BYTES],
+                               p.key)
             stored.append(StoredEvent(originator_id=p.stream_id, originator_version=p.version,
                                       topic=p.topic, state=encode(state)))
         self.changes.keys = ring.pending
@@ -447,7 +458,9 @@ class _BatchWriter:
         for _, fact in facts:
             keys.update(identity.reference_keys(fact["customer"]))
             keys.update(catalogue.claimed_identities(fact))
-        self.owners = self.index.identity_owners(keys)
+        known = self.known
+        self.owners = self.index.identity_owners(keys) if known is None else \
+            known.identity_owners(self.index, keys)
         self.read_owners = dict(self.owners)
         # Every customer a fact could land on, fetched in one query instead of one per fact.
         candidates = set(self.owners.values())
@@ -458,7 +471,8 @@ class _BatchWriter:
                 candidates.add(identity.ledger_uuid(number) or identity.customer_uuid(number))
             else:
                 candidates.add(identity.prospect_uuid(identity.reference_keys(ref)[0]))
-        self.records = self.index.customer_records(candidates)
+        self.records = self.index.customer_records(candidates) if known is None else \
+            known.customer_records(self.index, candidates)
         survivors = {r.merged_into for r in self.records.values() if r.merged_into}
         self.app.keys.prefetch(candidates | survivors)
         self.absent = candidates - set(self.records)
@@ -645,12 +659,14 @@ class _BatchWriter:
 
     def _add(self, stream_id: UUID, version: int, topic: str, state: dict[str, Any], fact: Fact,
              customer_id: UUID) -> None:
-        self.pending.append(_Pending(stream_id, version, topic, state, customer_id))
-        self.changes.facts.append((fact["event_id"], customer_id.hex, stream_id.hex, version))
-        content = self.sent.get(fact["event_id"])
+        eid = fact["event_id"]
+        content = self.sent.get(eid)
+        key = None
         if content is not None:  # a sender's fact (the ledger's own have no digest)
-            self.changes.digests[fact["event_id"]] = fact_digest.digest(
-                self.app.keys.key_for_write(customer_id), content)
+            key = self.app.keys.key_for_write(customer_id)
+            self.changes.digests[eid] = fact_digest.digest(key, content)
+        self.pending.append(_Pending(stream_id, version, topic, state, customer_id, key))
+        self.changes.facts.append((eid, customer_id.hex, stream_id.hex, version))
         if fact["source"] == "ledger":
             self.result.derived += 1
         else:

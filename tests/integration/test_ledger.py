@@ -131,6 +131,26 @@ def test_aggregate_cache_survives_a_concurrent_writer(store: Opener) -> None:
     assert view["counts"]["by_type"]["call.outbound"] == 2
 
 
+def test_owners_a_writer_knew_are_read_again_after_another_writer_moved_them(store: Opener) -> None:
+    """A writer keeps the identity owners and records it read between its batches; another
+    writer's registration moves the phone it knew (absorbing the prospect that owned it), so
+    the first writer's next call on that phone lands on the registered customer."""
+    first, second = store(), store()
+    record(first, {**CALL, "id": "c0"})  # first learns: the phone is a prospect's
+    assert record(second, REG).recorded == 1  # Ana registers with that phone, behind its back
+    result = record(first, {**CALL, "id": "c1", "occurred_at": "2026-01-04T10:00:00+01:00"})
+    assert result.recorded == 1 and not result.rejected
+    ana = identity.customer_uuid("C-1")
+    owners = first.app.index.identity_owners(["phone:+34600000001"])
+    assert owners["phone:+34600000001"] == ana
+    # Recorded for Ana herself, not for the prospect she absorbed (the stale owner).
+    call = str(identity.event_uuid("cc", "c1"))
+    assert first.app.index.fact_digests([call])[call][0] == ana
+    first.project()
+    [view] = [v for v in views(first).values() if v.get("name") == "Ana"]
+    assert view["counts"]["by_type"]["call.outbound"] == 2
+
+
 def _tracked(journey: Journey, *facts: dict[str, Any], position: int) -> BatchResult:
     batch = [(i, catalogue.validate(dict(f))) for i, f in enumerate(facts, 1)]
     return journey.ledger.append(batch, tracking=Tracking("kafka:t:0", position))
