@@ -71,7 +71,7 @@ from benchmarks.rows import (
     table,
     workload,
 )
-from consumers.jsonl_ingest import ingest
+from consumers.jsonl_ingest import DEFAULT_BATCH, ingest
 from consumers.log_follower import READ_CHUNK
 from domain import personal
 from domain.contact_policy import CHANNELS, ContactHistory, decide
@@ -86,7 +86,7 @@ from ledger.application import decode_rows, history_of
 from projections.duckdb_store import EVENT_COLUMNS, SCHEMA, ProjectionStore, connect
 from replay import asof
 
-SQLITE_BATCH = 2000
+SQLITE_BATCH = DEFAULT_BATCH  # journey append's transactions; the raw limits use the same size
 ARROW_BATCH = 20_000
 BASELINE_MAX = 5000
 DECISIONS = 1000

@@ -62,13 +62,14 @@ from benchmarks.rows import (
     _timed,
     ingest_path,
 )
+from consumers.jsonl_ingest import DEFAULT_BATCH
 from consumers.kafka_ingest import tracking_name
 from domain import identity
 from journey.bootstrap import bootstrap
 from journey.config import Settings
 
 #: Facts per append transaction: ``journey append``'s default (consumers/jsonl_ingest.py).
-APPEND_BATCH = 2000
+APPEND_BATCH = DEFAULT_BATCH  # journey append's transactions
 #: The bench's own throwaway server: PostgreSQL's default shared buffers rather than the test
 #: harness's 16 MB (a 100k store's tables and indexes are ~150 MB); durability stays on.
 SERVER_SETTINGS = {"shared_buffers": "128MB"}

@@ -68,8 +68,9 @@ from ledger.writer import BatchResult, Ledger
 log = logging.getLogger("journey.ingest")
 
 DEFAULT_GROUP = "journey-ingest"
-#: Records per poll (over all partitions); each partition's share is one store transaction.
-DEFAULT_MAX_RECORDS = 2000
+#: Records per poll (over all partitions); each partition's share is one store transaction
+#: (larger transactions pay: a store transaction per partition per poll has a cost of its own).
+DEFAULT_MAX_RECORDS = 8000
 
 H_REASON = "dlq.reason"
 H_SOURCE_TOPIC = "dlq.source_topic"

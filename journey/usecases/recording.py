@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from consumers.jsonl_ingest import (
+    DEFAULT_BATCH,
     IngestSummary,
     Line,
     OverlongLine,
@@ -35,8 +36,8 @@ from journey.forwarding import Server, running_server
 from journey.sharing import Busy
 from journey.system import System
 
-#: Facts per store transaction unless the caller says otherwise.
-BATCH = 2000
+#: Facts per store transaction unless the caller says otherwise (the write path's own size).
+BATCH = DEFAULT_BATCH
 
 
 def record_lines(system: System, lines: Iterable[Line | OverlongLine | RefusedFact], *,
