@@ -244,6 +244,8 @@ class KafkaIngest:
         if self.blocked:  # records held back: the fetch position is past what is stored
             return False
         for tp, end in ends.items():
+            if end <= 0:  # no record to store (nobody ever tracks an empty partition)
+                continue
             done = self.positions.get(tp)
             if done is None:
                 done = self.stored_position(tp)

@@ -129,7 +129,7 @@ def test_demo_ledger_same_with_one_two_and_four_workers(kafka_broker: KafkaEndpo
     check(tmp_path, kafka_broker, facts, [(1, 1), (2, 4), (4, 4)])
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(facts=fact_lists(max_size=30), workers=st.sampled_from([2, 4]))
 def test_any_ledger_same_as_one_writer(kafka_broker: KafkaEndpoint, tmp_path_factory: pytest.TempPathFactory,
                                        facts: list[Fact], workers: int) -> None:
