@@ -206,7 +206,7 @@ def test_router_killed_mid_transaction_then_restarted_routes_each_fact_once(
     bootstrap = kafka_broker.bootstrap
     prefix = f"route-{uuid.uuid4().hex[:8]}-"
     topic, routed, dlq_topic = prefix + "tp", prefix + "routed", prefix + "dlq"
-    facts = list(demo_data.generate(150, seed=3))
+    facts = list(demo_data.generate(80, seed=3))
     create_topic(bootstrap, topic, 1)
     produce(bootstrap, topic, [(0, orjson.dumps(f), channel_key(f), []) for f in facts])
     data_dir = tmp_path / "ledger"
