@@ -368,8 +368,10 @@ class KafkaIngest:
         if tp in self.blocked:
             self.held[tp].extend(fresh)
             return []
+        partitions = self.consumer.partitions_for_topic(tp.topic) or set()
         for i, r in enumerate(fresh):
-            after = parse_after(r.headers)
+            # A wait for a partition the topic does not have could never end: not the router's.
+            after = {p: o for p, o in parse_after(r.headers).items() if p in partitions}
             if after and not self._stored(tp.topic, after):
                 self.blocked[tp] = after
                 self.held[tp] = fresh[i:]

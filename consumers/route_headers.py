@@ -17,13 +17,23 @@ Headers = Iterable[tuple[str, bytes]] | None
 
 
 def parse_after(headers: Headers) -> dict[int, int]:
-    """The positions a routed fact waits for, ``{partition: offset}`` (empty for most facts)."""
+    """The positions a routed fact waits for, ``{partition: offset}`` (empty for most facts).
+
+    A header the router did not write (garbled, or sent by another producer) is ignored rather
+    than stopping the worker: a wait only orders writes, and the writer still decides each one
+    (a write out of order costs a redone batch, never a wrong record)."""
     for name, value in headers or ():
         if name == H_AFTER:
             waits: dict[int, int] = {}
-            for item in value.decode("ascii").split(","):
-                partition, _, offset = item.partition(":")
-                waits[int(partition)] = max(waits.get(int(partition), -1), int(offset))
+            try:
+                for item in value.decode("ascii").split(","):
+                    partition, _, offset = item.partition(":")
+                    p, o = int(partition), int(offset)
+                    if p < 0 or o < 0:
+                        return {}
+                    waits[p] = max(waits.get(p, -1), o)
+            except (UnicodeDecodeError, ValueError):
+                return {}
             return waits
     return {}
 
@@ -36,5 +46,8 @@ def seq_of(headers: Headers) -> int:
     """The routing order of a routed fact (-1 for a record without one)."""
     for name, value in headers or ():
         if name == H_SEQ:
-            return int(value)
+            try:
+                return int(value)
+            except ValueError:
+                return -1
     return -1
