@@ -47,7 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import psycopg
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from benchmarks import workers
 from benchmarks.pipeline import PARTITIONS, consume_all, create_topics, produce, touchpoint_key
@@ -240,8 +240,9 @@ def _chunk(table: Table, i: int, batches: int) -> list[tuple[Any, ...]]:
     return table.rows[i * size:(i + 1) * size]
 
 
-def copy_load(url: str, tables: list[Table], batches: int) -> float:
-    """COPY ... FROM STDIN of chunk i of every table in transaction i: seconds."""
+def _load(url: str, tables: list[Table], batches: int,
+          write: Callable[[Any, Table, list[tuple[Any, ...]]], None]) -> float:
+    """Chunk i of every table in transaction i, each chunk written by ``write``: seconds."""
     with psycopg.connect(url) as con:
         def load() -> None:
             with con.cursor() as cur:
@@ -249,34 +250,33 @@ def copy_load(url: str, tables: list[Table], batches: int) -> float:
                     with con.transaction():
                         for table in tables:
                             chunk = _chunk(table, i, batches)
-                            if not chunk:
-                                continue
-                            statement = SQL("COPY {} ({}) FROM STDIN").format(
-                                Identifier(table.name), SQL(", ").join(map(Identifier, table.columns)))
-                            with cur.copy(statement) as copy:
-                                for row in chunk:
-                                    copy.write_row(row)
+                            if chunk:
+                                write(cur, table, chunk)
 
         return _timed(load)[1]
+
+
+def _columns(table: Table) -> Composed:
+    return SQL(", ").join(map(Identifier, table.columns))
+
+
+def copy_load(url: str, tables: list[Table], batches: int) -> float:
+    """COPY ... FROM STDIN of the chunks: seconds."""
+    def write(cur: Any, table: Table, chunk: list[tuple[Any, ...]]) -> None:
+        with cur.copy(SQL("COPY {} ({}) FROM STDIN").format(Identifier(table.name), _columns(table))) as copy:
+            for row in chunk:
+                copy.write_row(row)
+
+    return _load(url, tables, batches, write)
 
 
 def executemany_load(url: str, tables: list[Table], batches: int) -> float:
     """The same chunks through INSERT ... VALUES executemany (psycopg pipelines it): seconds."""
-    with psycopg.connect(url) as con:
-        def load() -> None:
-            with con.cursor() as cur:
-                for i in range(batches):
-                    with con.transaction():
-                        for table in tables:
-                            chunk = _chunk(table, i, batches)
-                            if not chunk:
-                                continue
-                            statement = SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                                Identifier(table.name), SQL(", ").join(map(Identifier, table.columns)),
-                                SQL(", ").join(SQL("%s") for _ in table.columns))
-                            cur.executemany(statement, chunk)
+    def write(cur: Any, table: Table, chunk: list[tuple[Any, ...]]) -> None:
+        cur.executemany(SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            Identifier(table.name), _columns(table), SQL(", ").join(SQL("%s") for _ in table.columns)), chunk)
 
-        return _timed(load)[1]
+    return _load(url, tables, batches, write)
 
 
 def append_row(db: Databases, workdir: Path, source: Path, facts: list[dict[str, Any]],

@@ -8,13 +8,16 @@ answers "seen this fact?" and "whose phone is this?" without reading streams.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,44 +117,10 @@ class IndexCache:
         self.records: dict[UUID, CustomerRecord | None] = {}
 
     def identity_owners(self, index: WriteIndex, keys: Iterable[str]) -> dict[str, UUID]:
-        owners = self.owners
-        found: dict[str, UUID] = {}
-        missing: list[str] = []
-        for k in keys:
-            if k in owners:
-                owner = owners[k]
-                if owner is not None:
-                    found[k] = owner
-            else:
-                missing.append(k)
-        if missing:
-            read = index.identity_owners(missing)
-            found.update(read)
-            if len(owners) + len(missing) > self.max_size:
-                owners.clear()
-            for k in missing:
-                owners[k] = read.get(k)
-        return found
+        return read_through(self.owners, keys, index.identity_owners, self.max_size)
 
     def customer_records(self, index: WriteIndex, ids: Iterable[UUID]) -> dict[UUID, CustomerRecord]:
-        records = self.records
-        found: dict[UUID, CustomerRecord] = {}
-        missing: list[UUID] = []
-        for i in ids:
-            if i in records:
-                record = records[i]
-                if record is not None:
-                    found[i] = record
-            else:
-                missing.append(i)
-        if missing:
-            read = index.customer_records(missing)
-            found.update(read)
-            if len(records) + len(missing) > self.max_size:
-                records.clear()
-            for i in missing:
-                records[i] = read.get(i)
-        return found
+        return read_through(self.records, ids, index.customer_records, self.max_size)
 
     def committed(self, changes: IndexChanges) -> None:
         """A batch's changes are stored: they are what the store says now."""
@@ -164,6 +133,22 @@ class IndexCache:
     def clear(self) -> None:
         self.owners.clear()
         self.records.clear()
+
+
+def read_through(cache: dict[K, V | None], keys: Iterable[K], read: Callable[[list[K]], Mapping[K, V]],
+                 max_size: int | None = None) -> dict[K, V]:
+    """What the store says of ``keys``, read only for those ``cache`` lacks; the answers (None:
+    nothing stored) are kept. A cache that would outgrow ``max_size`` starts again empty."""
+    wanted = list(keys)
+    missing = list(dict.fromkeys(k for k in wanted if k not in cache))
+    if missing:
+        if max_size is not None and len(cache) + len(missing) > max_size:
+            cache.clear()
+            missing = list(dict.fromkeys(wanted))
+        found = read(missing)
+        for k in missing:
+            cache[k] = found.get(k)
+    return {k: v for k in wanted if (v := cache[k]) is not None}
 
 
 @lru_cache(maxsize=1 << 18)

@@ -30,7 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from domain import catalogue, identity
-from ledger.index import CustomerRecord, WriteIndex
+from ledger.index import WriteIndex, read_through
 
 Fact = dict[str, Any]
 
@@ -85,12 +85,13 @@ class RoutePlanner:
     def _plan(self, fact: Fact) -> Plan:
         resources: set[str] = {"e:" + str(identity.event_uuid(fact["source"], fact["id"]))}
         ref = fact["customer"]
+        known: dict[str, UUID] = {}
         for k in identity.reference_keys(ref):
             resources.add("k:" + k)
             owner = self.owners.get(k)
             if owner is not None:
+                known[k] = owner
                 self._chain(owner, resources)
-        known = {k: v for k in identity.reference_keys(ref) if (v := self.owners.get(k)) is not None}
         who = identity.resolve(ref, known)
         target = self._chain(who.customer_id, resources)
         if self._record(target) is None and who.is_new:
@@ -150,12 +151,9 @@ class RoutePlanner:
                 named = identity.ledger_uuid(number) or identity.customer_uuid(number)
             else:
                 keys = identity.reference_keys(ref)
-                missing = [k for k in keys if k not in self.owners]
-                self.owners.update(self.index.identity_owners(missing))
-                for k in keys:
-                    resources.add("k:" + k)
-                    self.owners.setdefault(k, None)
-                named = next((o for k in keys if (o := self.owners.get(k)) is not None), None)
+                resources.update("k:" + k for k in keys)
+                owners = read_through(self.owners, keys, self.index.identity_owners)
+                named = next((owners[k] for k in keys if k in owners), None)
         if named is not None:
             resources.add("r:" + str(named))
         return named
@@ -171,10 +169,11 @@ class RoutePlanner:
         return record_id
 
     def _record(self, record_id: UUID) -> _Record | None:
-        if record_id not in self.records:
-            found = self.index.customer_records([record_id]).get(record_id)
-            self.records[record_id] = _own(found)
-        return self.records[record_id]
+        return read_through(self.records, [record_id], self._read_records).get(record_id)
+
+    def _read_records(self, ids: list[UUID]) -> dict[UUID, _Record]:
+        """The index's records, as the planner's own (it changes them as facts are planned)."""
+        return {i: _Record(r.kind, r.merged_into) for i, r in self.index.customer_records(ids).items()}
 
     # -- bulk reads ------------------------------------------------------------------------------
 
@@ -191,21 +190,12 @@ class RoutePlanner:
                 candidates.add(identity.ledger_uuid(number) or identity.customer_uuid(number))
             else:  # the prospect its identity would create
                 candidates.add(identity.prospect_uuid(identity.reference_keys(ref)[0]))
-        missing = [k for k in keys if k not in self.owners]
-        found = self.index.identity_owners(missing)
-        for k in missing:
-            self.owners[k] = found.get(k)
-        candidates.update(v for v in found.values())
+        candidates.update(read_through(self.owners, keys, self.index.identity_owners).values())
         todo = {c for c in candidates if c not in self.records}
-        for _ in range(MAX_CHAIN):
+        for _ in range(MAX_CHAIN):  # each round reads the records the last one merged into
             if not todo:
                 break
-            records = self.index.customer_records(todo)
-            for record_id in todo:
-                self.records[record_id] = _own(records.get(record_id))
+            records = read_through(self.records, todo, self._read_records)
             todo = {r.merged_into for r in records.values()
                     if r.merged_into is not None and r.merged_into not in self.records}
 
-
-def _own(record: CustomerRecord | None) -> _Record | None:
-    return None if record is None else _Record(record.kind, record.merged_into)

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from consumers.kafka_ingest import DEFAULT_GROUP, DEFAULT_MAX_RECORDS, IngestStats
 from consumers.routing import DEFAULT_GROUP as ROUTE_GROUP
@@ -27,6 +27,8 @@ from journey.cli.textview import printable
 from journey.faults import pause_at_batch
 from journey.signals import stop_flag
 from journey.usecases import streams
+
+S = TypeVar("S")
 
 
 def register(subparsers: Any, commands: dict[str, Command]) -> None:
@@ -88,18 +90,27 @@ def _fault_pause() -> Callable[[], None] | None:
     return pause_at_batch("JOURNEY_FAULT_PAUSE_INGEST_BATCH", "paused before commit of ingest batch")
 
 
-def _progress(every: float = 1.0) -> Callable[[IngestStats], None]:
+def _throttled(line: Callable[[S], str], every: float = 1.0) -> Callable[[S], None]:
+    """A progress callback that prints ``line(stats)`` on stderr at most once per ``every`` s."""
     last = time.monotonic()
 
-    def show(s: IngestStats) -> None:
+    def show(stats: S) -> None:
         nonlocal last
         now = time.monotonic()
         if now - last >= every:
             last = now
-            print(f"ingest: {s.messages:,} messages, {s.recorded:,} recorded, {s.duplicates:,} duplicates, "
-                  f"{s.dead_lettered:,} dead-lettered ({s.rate:,.0f} messages/s)",
-                  file=sys.stderr, flush=True)
+            print(line(stats), file=sys.stderr, flush=True)
     return show
+
+
+def _ingest_line(s: IngestStats) -> str:
+    return (f"ingest: {s.messages:,} messages, {s.recorded:,} recorded, {s.duplicates:,} duplicates, "
+            f"{s.dead_lettered:,} dead-lettered ({s.rate:,.0f} messages/s)")
+
+
+def _route_line(s: RouteStats) -> str:
+    return (f"route: {s.messages:,} messages, {s.routed:,} routed, {s.dead_lettered:,} dead-lettered "
+            f"({s.rate:,.0f} messages/s)")
 
 
 def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
@@ -110,7 +121,7 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
     try:
         done = streams.ingest(journey, stop, bootstrap=args.bootstrap, topic=args.topic,
                               dlq_topic=args.dlq_topic, group=args.group, max_records=args.batch,
-                              once=args.once, routed=args.routed, on_progress=_progress(),
+                              once=args.once, routed=args.routed, on_progress=_throttled(_ingest_line),
                               before_commit=_fault_pause())
     except streams.NoDeadLetterTopic as error:  # no broker, or a cluster that cannot hold it
         print(f"journey ingest: {error}", file=sys.stderr)
@@ -130,19 +141,6 @@ def cmd_ingest(args: argparse.Namespace, journey: Journey) -> int:
     return 1 if stats.dead_lettered else 0
 
 
-def _route_progress(every: float = 1.0) -> Callable[[RouteStats], None]:
-    last = time.monotonic()
-
-    def show(s: RouteStats) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= every:
-            last = now
-            print(f"route: {s.messages:,} messages, {s.routed:,} routed, {s.dead_lettered:,} dead-lettered "
-                  f"({s.rate:,.0f} messages/s)", file=sys.stderr, flush=True)
-    return show
-
-
 def cmd_route(args: argparse.Namespace, journey: Journey) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
@@ -156,7 +154,7 @@ def cmd_route(args: argparse.Namespace, journey: Journey) -> int:
         done = streams.route(journey, stop, bootstrap=args.bootstrap, topic=args.topic,
                              routed_topic=args.routed_topic, partitions=args.partitions,
                              dlq_topic=args.dlq_topic, group=args.group, max_records=args.batch,
-                             once=args.once, on_progress=_route_progress(),
+                             once=args.once, on_progress=_throttled(_route_line),
                              before_commit=pause_at_batch("JOURNEY_FAULT_PAUSE_ROUTE_BATCH",
                                                           "paused before commit of route batch"))
     except streams.NoDeadLetterTopic as error:
