@@ -118,7 +118,8 @@ class Ledger:
 
     def append(self, batch: Sequence[tuple[int, Fact]], tracking: Tracking | None = None,
                before_commit: Callable[[BatchResult], None] | None = None, *,
-               clock: RecordingClock | None = None) -> BatchResult:
+               clock: RecordingClock | None = None,
+               contents: Sequence[bytes] | None = None) -> BatchResult:
         """Record a batch of validated facts (with the line or offset each came from).
 
         ``tracking`` (a Kafka partition and offset, say) is stored in the same transaction,
@@ -132,10 +133,16 @@ class Ledger:
         from it share it); without one, a fact is recorded at the moment it is written. The
         instants must not go backwards along the batch, or "as recorded" reads would see a
         history the store's order contradicts.
+
+        ``contents`` is each fact's :func:`ledger.fact_digest.content_bytes`, when the door
+        computed them already (on another core: consumers/parse_pool.py).
         """
         # What each fact says, taken before the writer adds to the facts (an attempt that
         # failed has added event ids, customers and a merge's identities).
-        contents = [fact_digest.content_bytes(fact) for _, fact in batch]
+        if contents is None:
+            contents = [fact_digest.content_bytes(fact) for _, fact in batch]
+        elif len(contents) != len(batch):
+            raise ValueError(f"{len(contents)} contents for a batch of {len(batch)} facts")
         return self._append(batch, contents, tracking, before_commit, clock)
 
     def _append(self, batch: Sequence[tuple[int, Fact]], contents: Sequence[bytes],
