@@ -434,9 +434,8 @@ def ingest(
             if len(batch) >= batch_size:
                 flush()
     except ParseStageFailed as failed:
-        raise ParseStageFailed(f"{failed}; {summary.recorded:,} facts recorded, {summary.duplicates:,} "
-                               "duplicates before it are kept: append the same input again to "
-                               "record the rest") from None
+        raise ParseStageFailed(f"{failed}; the {summary.recorded:,} facts recorded until then are "
+                               "kept: append the same input again to record the rest") from None
     if batch:
         flush()
     summary.rejected.sort(key=lambda r: r.line)
