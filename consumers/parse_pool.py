@@ -89,7 +89,8 @@ class ParseProcess:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "consumers.parse_pool", str(requests_in), str(replies_out)],
-                pass_fds=(requests_in, replies_out), stdin=subprocess.DEVNULL, env=env, cwd=root)
+                pass_fds=(requests_in, replies_out), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, env=env, cwd=root)
         except BaseException:
             for end in (requests_out, replies_in):
                 os.close(end)
