@@ -14,6 +14,7 @@ of a line (of the first, usually) is ignored, and a line ends at ``\\r\\n``, ``\
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,8 @@ from domain import catalogue, schemas
 from domain.errors import InvalidFact
 from domain.limits import DEFAULT_LIMITS, Limits, check_tree, limits_from
 from ledger.writer import BatchResult, Ledger, RecordingClock, Rejection
+
+log = logging.getLogger(__name__)
 
 #: Facts per store transaction. One save per event runs at ~1-2k/s; thousands per save are
 #: an order of magnitude faster. 10,000 rather than 2,000: each transaction reads the index
@@ -459,12 +462,17 @@ def _judged(items: Iterator[Numbered], parse: FactParser, batch_size: int,
             return _judge_here(items, parse)
         raise ValueError("a parse process judges with fact_parser()'s parser only (it is sent as "
                          "its settings); pass workers=0 to judge with another one here")
-    if workers is not None:
-        return _judge_there(items, parse, batch_size)
-    ahead = list(islice(items, max(batch_size, parse_pool.FROM_LINES) + 1))
-    if not parse_pool.wanted(len(ahead), batch_size):
-        return _judge_here(chain(ahead, items), parse)
-    return _judge_there(chain(ahead, items), parse, batch_size)
+    if workers is None:
+        ahead = list(islice(items, max(batch_size, parse_pool.FROM_LINES) + 1))
+        items = chain(ahead, items)
+        if not parse_pool.wanted(len(ahead), batch_size):
+            return _judge_here(items, parse)
+    try:
+        process = parse_pool.ParseProcess(parse)
+    except OSError as error:  # no process to be had (out of memory, of processes): judged here
+        log.warning("could not start a parse process (%s): the lines are judged in this one", error)
+        return _judge_here(items, parse)
+    return _judge_there(items, process, parse, batch_size)
 
 
 def _judge_here(items: Iterable[Numbered], parse: FactParser) -> Iterator[Judged]:
@@ -482,13 +490,13 @@ def _judge_here(items: Iterable[Numbered], parse: FactParser) -> Iterator[Judged
             yield number, fact, None, _text(raw)
 
 
-def _judge_there(items: Iterator[Numbered], parse: ConfiguredParser, batch_size: int
-                 ) -> Iterator[Judged]:
+def _judge_there(items: Iterator[Numbered], process: parse_pool.ParseProcess, parse: FactParser,
+                 batch_size: int) -> Iterator[Judged]:
     """The lines judged by a parse process, a bounded number of chunks ahead of the writer.
 
     Until the process has started, the lines are judged here, a chunk at a time (the first
     lines of a long append come no later than without it)."""
-    with parse_pool.ParseProcess(parse) as process:
+    with process:
         chunks = _chunks(items)
         early: list[Judged] = []
         sent: deque[list[Numbered]] = deque()

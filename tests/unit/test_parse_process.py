@@ -231,3 +231,13 @@ def test_a_parse_process_that_dies_stops_the_append_and_the_rerun_records_the_re
         assert len(stored(journey)) == len(good)
     finally:
         journey.close()
+
+
+def test_when_no_parse_process_can_start_the_lines_are_judged_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("sys.executable", str(tmp_path / "no-python-here"))
+    lines = [line(fact(f"n-{n}")) for n in range(30)] + [b"not json"]
+    summary, facts = run(tmp_path / "ledger", lines, 10, 1)
+    assert (summary.recorded, [r.line for r in summary.rejected]) == (30, [31])
+    assert len(facts) == 30
+    assert "could not start a parse process" in caplog.text
