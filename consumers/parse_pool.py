@@ -66,7 +66,16 @@ def wanted(lines_ahead: int, batch_size: int) -> bool:
     is more than one batch) is worth a parse process: a second core, and more than one batch
     (and than :data:`FROM_LINES`) of input. A short input is judged faster than a process
     starts, and its batches would not overlap with anything."""
-    return (os.cpu_count() or 1) > 1 and bool(sys.executable) and lines_ahead > max(batch_size, FROM_LINES)
+    return cores() > 1 and bool(sys.executable) and lines_ahead > max(batch_size, FROM_LINES)
+
+
+def cores() -> int:
+    """The cores this process may run on (a container pinned to one core sees the host's count
+    in ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def in_flight(batch_size: int) -> int:

@@ -182,14 +182,14 @@ def test_a_long_input_starts_a_parse_process_and_a_short_one_does_not(
     monkeypatch.setattr(parse_pool.ParseProcess, "__init__", counted)
     monkeypatch.setattr(parse_pool, "FROM_LINES", 10)
     monkeypatch.setattr(parse_pool, "CHUNK_LINES", 4)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parse_pool, "cores", lambda: 2)
     journey = open_journey(tmp_path)
     try:
         short = ingest(journey.ledger, [line(fact(f"s-{n}")) for n in range(10)], batch_size=5)
         assert (short.recorded, started) == (10, [])
         long = ingest(journey.ledger, [line(fact(f"l-{n}")) for n in range(40)], batch_size=5)
         assert long.recorded == 40 and len(started) == 1
-        monkeypatch.setattr(os, "cpu_count", lambda: 1)
+        monkeypatch.setattr(parse_pool, "cores", lambda: 1)
         alone = ingest(journey.ledger, [line(fact(f"o-{n}")) for n in range(40)], batch_size=5)
         assert alone.recorded == 40 and len(started) == 1
     finally:
