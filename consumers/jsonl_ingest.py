@@ -14,18 +14,25 @@ of a line (of the first, usually) is ignored, and a line ends at ``\\r\\n``, ``\
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain, islice
 from typing import IO, Any
 
 import orjson
 
+from consumers import parse_pool
+from consumers.parse_pool import ParseStageFailed
 from domain import catalogue, schemas
 from domain.errors import InvalidFact
 from domain.limits import DEFAULT_LIMITS, Limits, check_tree, limits_from
 from ledger.writer import BatchResult, Ledger, RecordingClock, Rejection
+
+log = logging.getLogger(__name__)
 
 #: Facts per store transaction. One save per event runs at ~1-2k/s; thousands per save are
 #: an order of magnitude faster. 10,000 rather than 2,000: each transaction reads the index
@@ -222,6 +229,29 @@ def fact_parser(earliest: str | None = None, latest: str | None = None) -> FactP
     facts by the same bounds. When the settings cannot be read, every line is rejected with
     the reason.
     """
+    return ConfiguredParser(earliest, latest)
+
+
+class ConfiguredParser:
+    """The parser :func:`fact_parser` gives: a function of the line, built once from the
+    settings' instant range, and pickled as that range, so the parse process of a long append
+    (consumers/parse_pool.py) builds the very same parser on its side."""
+
+    __slots__ = ("_parse", "earliest", "latest")
+
+    def __init__(self, earliest: str | None = None, latest: str | None = None) -> None:
+        self.earliest = earliest
+        self.latest = latest
+        self._parse = _configured(earliest, latest)
+
+    def __call__(self, raw: Line) -> catalogue.Fact:
+        return self._parse(raw)
+
+    def __reduce__(self) -> tuple[type[ConfiguredParser], tuple[str | None, str | None]]:
+        return ConfiguredParser, (self.earliest, self.latest)
+
+
+def _configured(earliest: str | None, latest: str | None) -> FactParser:
     try:
         limits = configured_limits(earliest, latest)
     except InvalidFact as misconfigured:
@@ -358,49 +388,171 @@ def ingest(
     on_progress: Callable[[IngestSummary], None] | None = None,
     parse: FactParser | None = None,
     clock: RecordingClock | None = None,
+    *,
+    workers: int | None = None,
 ) -> IngestSummary:
     """Record ``lines``; ``parse`` judges each (default: the contract's own limits; the ledger's
     doors pass :func:`fact_parser` of their settings). ``clock`` (line number -> instant) is
-    for a loader that knows when each line was recorded (the demo); no door passes one."""
+    for a loader that knows when each line was recorded (the demo); no door passes one.
+
+    ``workers``: 0 judges every line in this process; 1 (or more: the writer keeps one busy)
+    in a parse process (consumers/parse_pool.py), which needs :func:`fact_parser`'s parser;
+    None (the doors) decides by reading ahead: a parse process when there is a second core and
+    more than one batch of input. Either way the summary and the store are the same. A parse
+    process that dies raises :class:`ParseStageFailed`; the batches recorded before are kept.
+    """
     summary = IngestSummary()
     started = time.monotonic()
     texts: dict[int, str] = {}
     batch: list[tuple[int, catalogue.Fact]] = []
+    contents: list[bytes] = []
+    known = True  # every fact of the batch came with its content bytes
 
     def flush() -> None:
-        result = ledger.append(batch, clock=clock)
+        nonlocal known
+        result = ledger.append(batch, clock=clock, contents=contents if known and contents else None)
         _account(summary, result, texts)
         batch.clear()
         texts.clear()
+        contents.clear()
+        known = True
         summary.seconds = time.monotonic() - started
         if on_progress is not None:
             on_progress(summary)
 
     parse = parse or fact_parser()
-    for number, raw in enumerate(split_lines(lines), start=1):
-        if isinstance(raw, OverlongLine):
+    try:
+        for judged in _judged(enumerate(split_lines(lines), start=1), parse, batch_size, workers):
             summary.lines += 1
-            summary.rejected.append(_overlong(number, raw))
-            continue
-        if isinstance(raw, RefusedFact):
-            summary.lines += 1
-            summary.rejected.append(RejectedLine(number, raw.reason, ""))
-            continue
-        if not raw.strip():
-            continue
-        summary.lines += 1
-        try:
-            batch.append((number, parse(raw)))
-            texts[number] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        except InvalidFact as error:
-            summary.rejected.append(RejectedLine(number, str(error), reject_text(raw)))
-        if len(batch) >= batch_size:
-            flush()
+            if isinstance(judged, RejectedLine):
+                summary.rejected.append(judged)
+                continue
+            number, fact, content, text = judged
+            batch.append((number, fact))
+            texts[number] = text
+            if content is None:
+                known = False
+            elif known:
+                contents.append(content)
+            if len(batch) >= batch_size:
+                flush()
+    except ParseStageFailed as failed:
+        raise ParseStageFailed(f"{failed}; the {summary.recorded:,} facts recorded until then are "
+                               "kept: append the same input again to record the rest") from None
     if batch:
         flush()
     summary.rejected.sort(key=lambda r: r.line)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+#: A line as judged, in input order: rejected with its reason, or its number, fact, content
+#: bytes (None: the writer works them out) and text (for a rejection the writer makes).
+Judged = RejectedLine | tuple[int, catalogue.Fact, bytes | None, str]
+Numbered = tuple[int, Line | OverlongLine | RefusedFact]
+
+
+def _judged(items: Iterator[Numbered], parse: FactParser, batch_size: int,
+            workers: int | None) -> Iterator[Judged]:
+    """The lines judged here or in a parse process (``workers``: see :func:`ingest`)."""
+    if workers == 0:
+        return _judge_here(items, parse)
+    if not isinstance(parse, ConfiguredParser):
+        if workers is None:
+            return _judge_here(items, parse)
+        raise ValueError("a parse process judges with fact_parser()'s parser only (it is sent as "
+                         "its settings); pass workers=0 to judge with another one here")
+    if workers is None:
+        ahead = list(islice(items, max(batch_size, parse_pool.FROM_LINES) + 1))
+        items = chain(ahead, items)
+        if not parse_pool.wanted(len(ahead), batch_size):
+            return _judge_here(items, parse)
+    try:
+        process = parse_pool.ParseProcess(parse)
+    except OSError as error:  # no process to be had (out of memory, of processes): judged here
+        log.warning("could not start a parse process (%s): the lines are judged in this one", error)
+        return _judge_here(items, parse)
+    return _judge_there(items, process, parse, batch_size)
+
+
+def _judge_here(items: Iterable[Numbered], parse: FactParser) -> Iterator[Judged]:
+    for number, raw in items:
+        if isinstance(raw, OverlongLine):
+            yield _overlong(number, raw)
+        elif isinstance(raw, RefusedFact):
+            yield RejectedLine(number, raw.reason, "")
+        elif raw.strip():
+            try:
+                fact = parse(raw)
+            except InvalidFact as error:
+                yield RejectedLine(number, str(error), reject_text(raw))
+                continue
+            yield number, fact, None, _text(raw)
+
+
+def _judge_there(items: Iterator[Numbered], process: parse_pool.ParseProcess, parse: FactParser,
+                 batch_size: int) -> Iterator[Judged]:
+    """The lines judged by a parse process, a bounded number of chunks ahead of the writer.
+
+    Until the process has started, the lines are judged here, a chunk at a time (the first
+    lines of a long append come no later than without it)."""
+    with process:
+        chunks = _chunks(items)
+        early: list[Judged] = []
+        sent: deque[list[Numbered]] = deque()
+        limit = parse_pool.in_flight(batch_size)
+        for chunk in chunks:
+            if process.ready() or len(early) >= limit * parse_pool.CHUNK_LINES:
+                process.send(_to_judge(chunk))
+                sent.append(chunk)
+                break
+            early.extend(_judge_here(chunk, parse))
+        while len(sent) < limit and (ahead := next(chunks, None)) is not None:
+            # The process works on these while the early lines are written.
+            process.send(_to_judge(ahead))
+            sent.append(ahead)
+        yield from early
+        del early
+        while sent:
+            facts, extras = process.receive()
+            chunk = sent.popleft()
+            more = next(chunks, None)
+            if more is not None:
+                process.send(_to_judge(more))
+                sent.append(more)
+            yield from _merged(chunk, facts, extras)
+
+
+def _chunks(items: Iterator[Numbered]) -> Iterator[list[Numbered]]:
+    while chunk := list(islice(items, parse_pool.CHUNK_LINES)):
+        yield chunk
+
+
+def _to_judge(chunk: list[Numbered]) -> list[Line]:
+    """The lines of a chunk a parser judges (not those cut off, refused before, or blank)."""
+    return [raw for _, raw in chunk
+            if not isinstance(raw, OverlongLine | RefusedFact) and raw.strip()]
+
+
+def _merged(chunk: list[Numbered], facts: list[catalogue.Fact | None], extras: list[bytes | str | None]
+            ) -> Iterator[Judged]:
+    """A chunk's lines with the parse process's verdicts, as :func:`_judge_here` gives them."""
+    verdicts = iter(zip(facts, extras, strict=True))
+    for number, raw in chunk:
+        if isinstance(raw, OverlongLine):
+            yield _overlong(number, raw)
+        elif isinstance(raw, RefusedFact):
+            yield RejectedLine(number, raw.reason, "")
+        elif raw.strip():
+            fact, extra = next(verdicts)
+            if fact is None:
+                yield RejectedLine(number, str(extra), reject_text(raw))
+            else:
+                yield number, fact, extra if isinstance(extra, bytes) else None, _text(raw)
+
+
+def _text(raw: Line) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
 def reject_text(raw: Line) -> str:

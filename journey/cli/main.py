@@ -4,7 +4,8 @@ Exit codes: 0 done; 1 done, but some input lines were rejected; 2 bad usage or i
 cannot be read; 3 the customer asked for is not known; 4 a verdict of "no" (can-contact:
 denied; replay diff: the two differ); 75 busy (sysexits.h's EX_TEMPFAIL): another process
 kept the projections longer than JOURNEY_WAIT seconds, or a server stopped while running the
-command; 130 interrupted (Ctrl-C).
+command, or an append's parse process died (what was recorded is kept: run it again); 130
+interrupted (Ctrl-C).
 
 Beside a running ``journey serve`` the commands that read the projections run inside it
 (journey/forwarding.py); the others wait for whoever holds them (journey/sharing.py).
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
+from consumers.parse_pool import ParseStageFailed
 from journey.bootstrap import bootstrap
 from journey.cli import (
     analytics,
@@ -134,6 +136,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return COMMANDS[args.command](args, journey)
     except Busy as busy:
         print(busy, file=sys.stderr)
+        return BUSY
+    except ParseStageFailed as failed:
+        print(f"journey {args.command}: {failed}", file=sys.stderr)
         return BUSY
     finally:
         journey.close()
