@@ -68,6 +68,12 @@ class Settings:
     ci: bool = False
     projection_workers: int = WORKERS
     parallel_from: int = PARALLEL_FROM
+    #: Whether a long append judges its lines in a parse process on another core
+    #: (consumers/parse_pool.py; env JOURNEY_PARSE_PROCESS: ``on``, ``off``, or ``auto``, the
+    #: default: when this process may run on more than one core and the input is longer than a
+    #: batch). ``off`` for a container whose CPU quota is one core, which the affinity the
+    #: automatic choice reads does not show.
+    parse_process: bool | None = None
     #: Days an API token lives when its creator gives no ``--days`` (env JOURNEY_TOKEN_DAYS;
     #: 0: for ever). Rotating gives it as long again from then (journey/api/tokens.py).
     token_days: float = 90.0
@@ -105,6 +111,7 @@ class Settings:
             ci=env.get("CI", "").strip().lower() in {"1", "true", "yes", "on"},
             projection_workers=_count(env, "JOURNEY_PROJECTION_WORKERS", cls.projection_workers, 0),
             parallel_from=_count(env, "JOURNEY_PARALLEL_FROM", cls.parallel_from, 0),
+            parse_process=_switch(env, "JOURNEY_PARSE_PROCESS"),
             token_days=_amount(env, "JOURNEY_TOKEN_DAYS", cls.token_days, "days", "0: never expire",
                                36_500),
             session_hours=_amount(env, "JOURNEY_SESSION_HOURS", cls.session_hours, "hours",
@@ -125,6 +132,11 @@ class Settings:
             limits_from(self.earliest, self.latest)
         except ValueError as error:
             raise SystemExit(f"JOURNEY_EARLIEST/JOURNEY_LATEST: {error}") from None
+
+    @property
+    def parse_workers(self) -> int | None:
+        """``consumers.jsonl_ingest.ingest``'s ``workers``: 1, 0, or None (it decides)."""
+        return None if self.parse_process is None else int(self.parse_process)
 
     @property
     def parallel(self) -> Parallel:
@@ -204,6 +216,18 @@ def _complaint_days(env: Mapping[str, str]) -> int:
         return complaint_days(env)
     except ValueError as error:
         raise SystemExit(str(error)) from None
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool | None:
+    """on / off / auto (None: the command decides), in the spellings people use."""
+    text = env.get(name, "").strip().lower()
+    if text in ("", "auto"):
+        return None
+    if text in ("1", "on", "true", "yes"):
+        return True
+    if text in ("0", "off", "false", "no"):
+        return False
+    raise SystemExit(f"{name}={text!r} is not on, off or auto")
 
 
 def _count(env: Mapping[str, str], name: str, default: int, least: int = 1) -> int:

@@ -114,6 +114,9 @@ def _main(argv: Sequence[str] | None) -> int:
         except Busy as busy:
             print(busy, file=sys.stderr)
             return BUSY
+        except ParseStageFailed as failed:
+            print(f"journey demo: {failed}", file=sys.stderr)
+            return BUSY
     if args.command in READERS and settings.store == "sqlite" and not settings.data_dir.exists():
         # A mistyped --data-dir must not answer "unknown customer" from a ledger made on the spot.
         print(f"journey {args.command}: no ledger at {settings.data_dir} (no such directory; "

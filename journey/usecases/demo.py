@@ -111,7 +111,8 @@ def record(system: System, source: Path,
     """Record the generated facts, each at its recording instant, and project them."""
     clock = recording_clock(source, datetime.now(UTC))
     summary = ingest(system.ledger, recording.open_lines(str(source)), batch_size=recording.BATCH,
-                     on_progress=on_record, parse=system.parse, clock=clock)
+                     on_progress=on_record, parse=system.parse, clock=clock,
+                     workers=system.settings.parse_workers)
     if summary.rejected:  # never for the generated facts; kept where any append keeps them
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         recording.write_rejects(

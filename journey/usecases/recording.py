@@ -48,7 +48,8 @@ def record_lines(system: System, lines: Iterable[Line | OverlongLine | RefusedFa
     Projecting is left to the caller (:func:`after_recording`): a server that holds the
     projections projects by itself, and a bulk load may want to project once at the end.
     """
-    return ingest(system.ledger, lines, batch_size=batch, on_progress=on_progress, parse=system.parse)
+    return ingest(system.ledger, lines, batch_size=batch, on_progress=on_progress, parse=system.parse,
+                  workers=system.settings.parse_workers)
 
 
 def lines_of(facts: Iterable[Any]) -> Iterator[bytes | RefusedFact]:

@@ -83,6 +83,7 @@ def test_every_setting_read_from_the_environment_is_documented() -> None:
     pytest.param({"JOURNEY_EARLIEST": "2030-01-01T00:00:00Z", "JOURNEY_LATEST": "2020-01-01T00:00:00Z"},
                  "JOURNEY_EARLIEST/JOURNEY_LATEST", id="empty-range"),
     pytest.param({"JOURNEY_COMPLAINT_DAYS": "soon"}, "JOURNEY_COMPLAINT_DAYS", id="complaint-days"),
+    pytest.param({"JOURNEY_PARSE_PROCESS": "sometimes"}, "JOURNEY_PARSE_PROCESS", id="parse-process"),
 ])
 def test_settings_that_mean_nothing_stop_the_command_when_it_starts(
         monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
@@ -101,3 +102,12 @@ def test_a_command_with_a_bad_setting_says_so_and_exits_2(monkeypatch: pytest.Mo
     monkeypatch.setenv("JOURNEY_STORE", "mongo")
     assert main(["--data-dir", "/tmp/x", "status"]) == 2
     assert "journey status: JOURNEY_STORE='mongo' is not a store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("value", "chosen", "workers"), [
+    ("", None, None), ("auto", None, None), ("on", True, 1), ("OFF", False, 0), ("0", False, 0)])
+def test_the_parse_process_is_on_off_or_decided_by_the_append(
+        value: str, chosen: bool | None, workers: int | None) -> None:
+    settings = Settings.load("/tmp/x", {"JOURNEY_PARSE_PROCESS": value})
+    assert settings.parse_process is chosen
+    assert settings.parse_workers == workers
