@@ -32,7 +32,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from domain import case_rules, catalogue, identity, registration
 from domain.errors import FactRejected, InvalidFact
-from ledger import conflicts, fact_digest, gc_pause
+from ledger import conflicts, fact_digest
 from ledger import streams as st
 from ledger.application import JourneyApplication, decode_notification
 from ledger.crypto_mapper import NONCE_BYTES, CryptoMapper, seal_state
@@ -185,7 +185,7 @@ class Ledger:
                  tracking: Tracking | None,
                  before_commit: Callable[[BatchResult], None] | None,
                  clock: RecordingClock | None) -> BatchResult:
-        with self.take_turn(), gc_pause.paused():
+        with self.take_turn():
             head = self._begin_turn()
             writer = _BatchWriter(self.app, batch, self.streams, contents, clock, self.known)
             result = writer.run(tracking, before_commit)
