@@ -33,6 +33,7 @@ import orjson
 from benchmarks.bench import SQLITE_BATCH, _journey
 from benchmarks.rows import workload
 from consumers.jsonl_ingest import fact_parser
+from journey.runtime import tune_gc
 from ledger import fact_digest, writer
 
 #: The writer's steps: (class, method, label). Steps nest (the recorder runs inside sealing
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    tune_gc()  # as journey append runs
     with tempfile.TemporaryDirectory(prefix="write-budget-") as work:
         figures = measure(args.events, Path(work) / "ledger")
     if args.json:
