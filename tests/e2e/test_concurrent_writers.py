@@ -92,7 +92,7 @@ def test_two_appends_on_one_data_directory_at_once_both_finish_and_record_everyt
     finish(processes, [len(a), len(b)])
     with closing(sqlite3.connect(home / "ledger.sqlite")) as con:
         states = [r[0] for r in con.execute("SELECT state FROM stored_events")]
-        [(indexed,)] = con.execute("SELECT count(*) FROM journey_facts").fetchall()
+        [(indexed,)] = con.execute("SELECT count(event_id) FROM journey_log").fetchall()
     assert_each_once(states, indexed, {("a", f["id"]) for f in a} | {("b", f["id"]) for f in b})
 
 
