@@ -146,31 +146,46 @@ def sqlite_write(cursor: Any, positions: Sequence[int], stored_events: Sequence[
             found.update({r[0]: bytes(r[1]) for r in cursor.fetchall()})
         return found
 
-    facts = list(facts or ())
-    links = links_for(positions, [(s.originator_id, s.originator_version, s.state) for s in stored_events],
-                      facts, read_heads)
-    event_of = {(s, v): e for e, _, s, v in facts}
+    facts = facts if isinstance(facts, list) else list(facts or ())
     digests = digests or {}
+    streams = [_uuid_hex(s.originator_id) for s in stored_events]
+    # The writer lists a batch's facts in the order of its events: then the i-th fact is the
+    # i-th event's (checked), without a lookup table per batch.
+    per_event: Sequence[tuple[str, str, str, int] | None] = facts
+    if len(facts) != len(streams) or any(
+            f[2] != stream or f[3] != s.originator_version
+            for f, stream, s in zip(facts, streams, stored_events, strict=True)):
+        by_key = {(f[2], f[3]): f for f in facts}
+        per_event = [by_key.get((stream, s.originator_version)) for stream, s in zip(streams, stored_events,
+                                                                                     strict=True)]
+        if len(by_key) != len(facts) or sum(f is not None for f in per_event) != len(facts):
+            # Every index entry is one event's row: an entry for an event the batch does not
+            # hold (or two for one event) has nowhere to go and would be lost.
+            raise ValueError("the batch's fact index names events it does not insert")
+    customers = [stream if f is None else f[1] for f, stream in zip(per_event, streams, strict=True)]
+    heads = dict(read_heads(sorted(set(customers))))
+    last: dict[str, tuple[int, bytes]] = {}
     rows: list[tuple[int, bytes | None, bytes | None, bytes, int, bytes | None, bytes, bytes]] = []
-    fromhex = bytes.fromhex
-    for k in links:
-        eid = event_of.get((k.stream_id, k.stream_version))
-        if eid is None:
-            rows.append((k.position, None, None, fromhex(k.stream_id), k.stream_version, None,
-                         k.prev_hash, k.hash))
+    sha256, pack, fromhex = hashlib.sha256, _VERSION.pack, bytes.fromhex
+    for position, s, stream, f, customer in zip(positions, stored_events, streams, per_event, customers,
+                                               strict=True):
+        version = s.originator_version
+        stream_bytes = fromhex(stream)
+        prev = heads.get(customer, GENESIS)
+        digest = sha256(prev + stream_bytes + pack(version) + s.state).digest()  # link_hash
+        heads[customer] = digest
+        last[customer] = (position, digest)
+        if f is None:
+            rows.append((position, None, None, stream_bytes, version, None, prev, digest))
         else:
-            rows.append((k.position, event_id_bytes(eid), fromhex(k.customer_id), fromhex(k.stream_id),
-                         k.stream_version, digests.get(eid), k.prev_hash, k.hash))
-    if len(event_of) != len(facts) or sum(r[1] is not None for r in rows) != len(facts):
-        # Every index entry is one event's row: an entry for an event the batch does not hold
-        # (or two for one event) has nowhere to go and would be lost.
-        raise ValueError("the batch's fact index names events it does not insert")
+            eid = f[0]
+            rows.append((position, fromhex(eid.replace("-", "")), fromhex(customer), stream_bytes, version,
+                         digests.get(eid), prev, digest))
     cursor.executemany("INSERT INTO journey_log VALUES (?,?,?,?,?,?,?,?)", rows)
     cursor.executemany(
         "INSERT INTO journey_chain_heads VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE "
-        "SET position=excluded.position, hash=excluded.hash",
-        sorted((c, p, h) for c, (p, h) in _heads_of(links).items()))
-    cursor.execute("INSERT OR IGNORE INTO journey_chain_start VALUES (1, ?)", (links[0].position,))
+        "SET position=excluded.position, hash=excluded.hash", sorted((c, p, h) for c, (p, h) in last.items()))
+    cursor.execute("INSERT OR IGNORE INTO journey_chain_start VALUES (1, ?)", (positions[0],))
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------

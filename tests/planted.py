@@ -85,8 +85,7 @@ def replace_state(ledger: Path, position: int, state: State) -> None:
 def remove(ledger: Path, position: int) -> None:
     """Delete a stored event (what cleaning a store by hand does)."""
     with closing(sqlite3.connect(ledger)) as con, con:
-        # The event and its fact index entry go; its hash link (if any) stays, as a hand that
-        # deletes facts leaves the tamper evidence (``journey verify`` names the deletion).
-        con.execute("UPDATE journey_log SET event_id = NULL, digest = NULL WHERE position = ?", (position,))
-        con.execute("DELETE FROM journey_log WHERE position = ? AND hash IS NULL", (position,))
+        # The event and its row of journey_log (its fact index entry and its hash link, if any:
+        # ``journey verify`` then names the break in its customer's chain).
+        con.execute("DELETE FROM journey_log WHERE position = ?", (position,))
         con.execute("DELETE FROM stored_events WHERE rowid = ?", (position,))
