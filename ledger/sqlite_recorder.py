@@ -429,6 +429,10 @@ def _migrate_to_log(c: SQLiteCursor, events: str) -> None:
     digest = "f.digest" if c.fetchone() is not None else "NULL"
     try:
         if "journey_chain" in old:
+            # The old index had no (stream, version) key: without one the join below scans the
+            # facts once per link.
+            c.execute("CREATE INDEX IF NOT EXISTS journey_facts_by_stream "
+                      "ON journey_facts (stream_id, stream_version)")
             c.execute(
                 "INSERT INTO journey_log SELECT k.position, journey_id(f.event_id), "
                 "CASE WHEN f.event_id IS NULL THEN NULL ELSE journey_id(k.customer_id) END, "
