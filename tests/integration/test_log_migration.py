@@ -9,7 +9,9 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
+
+from eventsourcing.persistence import StoredEvent
 
 from journey import demo_data
 from journey.bootstrap import Journey
@@ -96,5 +98,27 @@ def test_a_store_moved_into_journey_log_still_shows_what_was_tampered_with_befor
         assert not report.intact
         assert report.first is not None and report.first.position == position
         assert "stored bytes" in report.first.what
+    finally:
+        journey.close()
+
+
+def test_events_without_an_index_entry_stay_chained_under_their_stream_after_the_move(tmp_path: Path) -> None:
+    stream = uuid4()
+    with legacy_journey(tmp_path) as old:
+        append(old, FACTS[:30], batch_size=10)
+        recorder: Any = old.app.recorder
+        recorder.insert_events([StoredEvent(stream, v, "tests:Nothing", b'{"v":%d}' % v) for v in (1, 2)])
+        append(old, FACTS[30:60], batch_size=10)
+        count = old.app.index.fact_count()  # type: ignore[attr-defined]
+    journey = open_journey(tmp_path)
+    try:
+        report = chain.verify_store(journey.app.recorder)
+        assert report.intact and report.chained == report.events
+        assert journey.app.index.fact_count() == count  # type: ignore[attr-defined]
+        assert journey.app.index.facts_of(stream) == []
+        with closing(sqlite3.connect(tmp_path / "ledger.sqlite")) as con:
+            rows = con.execute("SELECT event_id, customer_id, stream_id FROM journey_log WHERE stream_id = ?",
+                               (stream.bytes,)).fetchall()
+        assert rows == [(None, None, stream.bytes)] * 2
     finally:
         journey.close()
