@@ -398,10 +398,11 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
 
 
 def _id_bytes(text: str | None) -> bytes | None:
-    """An id of the older schema (a uuid as text, with or without dashes) as 16 bytes."""
+    """An id of the older schema (a uuid as text, with or without dashes) as 16 bytes (called
+    three times per event by the move: ``UUID(text).bytes`` took 1.5 s more at 1M)."""
     if text is None:
         return None
-    return bytes.fromhex(text) if len(text) == 32 else UUID(text).bytes
+    return bytes.fromhex(text if len(text) == 32 else text.replace("-", ""))
 
 
 def _migrate_to_log(c: SQLiteCursor, events: str) -> None:
@@ -427,12 +428,20 @@ def _migrate_to_log(c: SQLiteCursor, events: str) -> None:
     # Stores created before facts had content digests: their facts keep none (compared as
     # duplicates, docs/decisions.md).
     digest = "f.digest" if c.fetchone() is not None else "NULL"
+    # The rows go in first and the two indexes are built after, from sorted keys: inserted one
+    # row at a time into random places of both, a 1M-event store took 35 s (the lock timeout
+    # of the processes waiting to open it is 30 s).
+    indexes = [sql for sql in chain.SQLITE_CREATE if sql.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))]
+    for name in ("journey_log_by_event", "journey_log_by_customer"):
+        c.execute(f"DROP INDEX IF EXISTS {name}")
     try:
         if "journey_chain" in old:
             # The old index had no (stream, version) key: without one the join below scans the
-            # facts once per link.
+            # facts once per link; covering, it does not look each fact up by its event id
+            # (1M events: 9 s for the join instead of 15 s).
+            covered = "event_id, customer_id" + (", digest" if digest != "NULL" else "")
             c.execute("CREATE INDEX IF NOT EXISTS journey_facts_by_stream "
-                      "ON journey_facts (stream_id, stream_version)")
+                      f"ON journey_facts (stream_id, stream_version, {covered})")
             c.execute(
                 "INSERT INTO journey_log SELECT k.position, journey_id(f.event_id), "
                 "CASE WHEN f.event_id IS NULL THEN NULL ELSE journey_id(k.customer_id) END, "
@@ -448,6 +457,8 @@ def _migrate_to_log(c: SQLiteCursor, events: str) -> None:
     except sqlite3.OperationalError as error:  # an id that is not a uuid (journey_id raised)
         raise OperationalError(f"cannot move journey_facts and journey_chain into journey_log: {error}"
                                ) from error
+    for sql in indexes:
+        c.execute(sql)
     c.execute("DROP TABLE journey_facts")
     if "journey_chain" in old:
         c.execute("DROP TABLE journey_chain")
