@@ -18,6 +18,7 @@ from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from ledger import chain
+from ledger.index import IndexChanges
 from tests.ledgers import append, open_journey
 from tests.legacy_store import legacy_journey
 
@@ -302,3 +303,18 @@ def _close_shared() -> Iterator[None]:
     for journey in _LEDGERS.values():
         journey.close()
     _LEDGERS.clear()
+
+
+def test_an_index_entry_for_an_event_the_batch_does_not_hold_fails_the_batch(tmp_path: Path) -> None:
+    """On SQLite an index entry is its event's row: one naming another event has no row to go
+    in, so the batch fails whole instead of losing it."""
+    journey = open_journey(tmp_path)
+    try:
+        stream, elsewhere = uuid4(), uuid4()
+        recorder: Any = journey.app.recorder
+        changes = IndexChanges(facts=[(str(uuid4()), stream.hex, elsewhere.hex, 1)])
+        with pytest.raises(ValueError, match="names events it does not insert"):
+            recorder.insert_events([StoredEvent(stream, 1, "tests:Nothing", b"{}")], index=changes)
+        assert (recorder.max_notification_id() or 0) == 0 and recorder.fact_count() == 0
+    finally:
+        journey.close()
