@@ -10,14 +10,17 @@ customer the fact resolved to when it was written); an event written without an 
 (nothing in the ledger does that, but eventsourcing's API allows it) is chained under its own
 stream id instead, so it is still covered.
 
-The recorders write the links (table ``journey_chain``: position, customer_id, stream_id,
-stream_version, prev_hash, hash) and the head of every customer's chain (``journey_chain_heads``)
+The recorders write the links and the head of every customer's chain (``journey_chain_heads``)
 in the same transaction as the events; ``journey_chain_start`` holds the first position chained
-(a store created before the chain existed is covered from the first event recorded after).
+(a store created before the chain existed is covered from the first event recorded after). On
+SQLite a link is part of the event's one row in ``journey_log`` (position, event_id, customer_id,
+stream_id, stream_version, digest, prev_hash, hash: the fact index and the link together, ids as
+16 bytes); on PostgreSQL it is a row of ``journey_chain`` (position, customer_id, stream_id,
+stream_version, prev_hash, hash) beside the fact index ``journey_facts``.
 
 :func:`verify_store` re-reads every stored event, recomputes every chain and compares it with
 the stored links, the stored heads and any number of :class:`Checkpoint` files; a checkpoint
-catches an edit of an event older than itself even when the attacker rewrote ``journey_chain``
+catches an edit of an event older than itself even when the attacker rewrote the links
 consistently. This module holds the pure hashing and verification plus the SQL both recorders
 call; it never decodes events, so what it checks is the bytes as stored.
 """
@@ -57,7 +60,11 @@ class Link:
 
 
 def _uuid_hex(value: Any) -> str:
-    return value.hex if isinstance(value, UUID) else UUID(str(value)).hex
+    if isinstance(value, UUID):
+        return value.hex
+    if isinstance(value, bytes | memoryview):  # journey_log's 16-byte ids
+        return UUID(bytes=bytes(value)).hex
+    return UUID(str(value)).hex
 
 
 def links_for(
@@ -94,9 +101,20 @@ def _heads_of(links: Sequence[Link]) -> dict[str, tuple[int, bytes]]:
 
 # -- SQLite ----------------------------------------------------------------------------------------
 
+#: The SQLite store's one row per event: the fact index and the event's link (see
+#: docs/decisions.md). An event written without an index entry has neither ``event_id`` nor
+#: ``customer_id`` (it is no customer's fact; its link is chained under its stream id).
+#: ``hash`` and ``prev_hash`` are NULL for a fact recorded before the chain existed (a
+#: migrated store). Ids are 16-byte BLOBs.
 SQLITE_CREATE = [
-    "CREATE TABLE IF NOT EXISTS journey_chain (position INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
-    "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS journey_log (position INTEGER PRIMARY KEY, event_id BLOB, "
+    "customer_id BLOB, stream_id BLOB NOT NULL, stream_version INTEGER NOT NULL, "
+    "digest BLOB, prev_hash BLOB, hash BLOB, CHECK ((event_id IS NULL) = (customer_id IS NULL)))",
+    # The dedupe: a fact recorded concurrently by another writer fails the whole batch.
+    "CREATE UNIQUE INDEX IF NOT EXISTS journey_log_by_event ON journey_log (event_id)",
+    # facts_of(customer) in log order, covering: the readers then fetch each event by its
+    # position (the events table's rowid), in order, with nothing to sort.
+    "CREATE INDEX IF NOT EXISTS journey_log_by_customer ON journey_log (customer_id, position)",
     "CREATE TABLE IF NOT EXISTS journey_chain_heads (customer_id TEXT PRIMARY KEY, "
     "position INTEGER NOT NULL, hash BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS journey_chain_start (id INTEGER PRIMARY KEY CHECK (id = 1), "
@@ -104,9 +122,18 @@ SQLITE_CREATE = [
 ]
 
 
+def event_id_bytes(event_id: str) -> bytes:
+    """A fact's event id (a uuid, as text) as the 16 bytes ``journey_log`` keeps."""
+    return bytes.fromhex(event_id.replace("-", "")) if len(event_id) == 36 else UUID(event_id).bytes
+
+
 def sqlite_write(cursor: Any, positions: Sequence[int], stored_events: Sequence[Any],
-                 facts: Iterable[tuple[str, str, str, int]] | None) -> None:
-    """Inside the recorder's write transaction, after the events are inserted."""
+                 facts: Iterable[tuple[str, str, str, int]] | None,
+                 digests: Mapping[str, bytes] | None = None) -> None:
+    """Inside the recorder's write transaction, after the events are inserted: each event's row
+    of ``journey_log`` (its fact's index entry and its link, one INSERT) and the heads. A plain
+    INSERT: a fact recorded concurrently by another writer fails the whole batch on the unique
+    event id (IntegrityError), which the writer retries against the new state."""
     if not positions:
         return
 
@@ -119,15 +146,46 @@ def sqlite_write(cursor: Any, positions: Sequence[int], stored_events: Sequence[
             found.update({r[0]: bytes(r[1]) for r in cursor.fetchall()})
         return found
 
-    links = links_for(positions, [(s.originator_id, s.originator_version, s.state) for s in stored_events],
-                      facts, read_heads)
-    cursor.executemany("INSERT INTO journey_chain VALUES (?,?,?,?,?,?)", [
-        (k.position, k.customer_id, k.stream_id, k.stream_version, k.prev_hash, k.hash) for k in links])
+    facts = facts if isinstance(facts, list) else list(facts or ())
+    digests = digests or {}
+    streams = [_uuid_hex(s.originator_id) for s in stored_events]
+    # The writer lists a batch's facts in the order of its events: then the i-th fact is the
+    # i-th event's (checked), without a lookup table per batch.
+    per_event: Sequence[tuple[str, str, str, int] | None] = facts
+    if len(facts) != len(streams) or any(
+            f[2] != stream or f[3] != s.originator_version
+            for f, stream, s in zip(facts, streams, stored_events, strict=True)):
+        by_key = {(f[2], f[3]): f for f in facts}
+        per_event = [by_key.get((stream, s.originator_version)) for stream, s in zip(streams, stored_events,
+                                                                                     strict=True)]
+        if len(by_key) != len(facts) or sum(f is not None for f in per_event) != len(facts):
+            # Every index entry is one event's row: an entry for an event the batch does not
+            # hold (or two for one event) has nowhere to go and would be lost.
+            raise ValueError("the batch's fact index names events it does not insert")
+    customers = [stream if f is None else f[1] for f, stream in zip(per_event, streams, strict=True)]
+    heads = dict(read_heads(sorted(set(customers))))
+    last: dict[str, tuple[int, bytes]] = {}
+    rows: list[tuple[int, bytes | None, bytes | None, bytes, int, bytes | None, bytes, bytes]] = []
+    sha256, pack, fromhex = hashlib.sha256, _VERSION.pack, bytes.fromhex
+    for position, s, stream, f, customer in zip(positions, stored_events, streams, per_event, customers,
+                                               strict=True):
+        version = s.originator_version
+        stream_bytes = fromhex(stream)
+        prev = heads.get(customer, GENESIS)
+        digest = sha256(prev + stream_bytes + pack(version) + s.state).digest()  # link_hash
+        heads[customer] = digest
+        last[customer] = (position, digest)
+        if f is None:
+            rows.append((position, None, None, stream_bytes, version, None, prev, digest))
+        else:
+            eid = f[0]
+            rows.append((position, fromhex(eid.replace("-", "")), fromhex(customer), stream_bytes, version,
+                         digests.get(eid), prev, digest))
+    cursor.executemany("INSERT INTO journey_log VALUES (?,?,?,?,?,?,?,?)", rows)
     cursor.executemany(
         "INSERT INTO journey_chain_heads VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE "
-        "SET position=excluded.position, hash=excluded.hash",
-        sorted((c, p, h) for c, (p, h) in _heads_of(links).items()))
-    cursor.execute("INSERT OR IGNORE INTO journey_chain_start VALUES (1, ?)", (links[0].position,))
+        "SET position=excluded.position, hash=excluded.hash", sorted((c, p, h) for c, (p, h) in last.items()))
+    cursor.execute("INSERT OR IGNORE INTO journey_chain_start VALUES (1, ?)", (positions[0],))
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -233,9 +291,24 @@ class StoreReader:
         rows = self._rows("SELECT position FROM {schema}.journey_chain_start WHERE id = 1")
         return int(rows[0][0]) if rows else None
 
+    @property
+    def _links(self) -> str:
+        """The table of the links: on SQLite the rows of ``journey_log`` that have one."""
+        return "{schema}.journey_chain" if self.postgres else "journey_log"
+
+    @property
+    def _linked(self) -> str:
+        return "" if self.postgres else " AND c.hash IS NOT NULL"
+
+    @property
+    def _customer(self) -> str:
+        """A link's customer: on SQLite an event without an index entry has none (its stream)."""
+        return "c.customer_id" if self.postgres else "coalesce(c.customer_id, c.stream_id)"
+
     def fact_owners(self) -> dict[tuple[str, int], str]:
-        rows = self._rows("SELECT stream_id, stream_version, customer_id FROM {schema}.journey_facts")
-        return {(_uuid_hex(s), int(v)): _uuid_hex(c) for s, v, c in rows}
+        sql = "SELECT stream_id, stream_version, customer_id FROM " + (
+            "{schema}.journey_facts" if self.postgres else "journey_log WHERE event_id IS NOT NULL")
+        return {(_uuid_hex(s), int(v)): _uuid_hex(c) for s, v, c in self._rows(sql)}
 
     def stored_heads(self) -> dict[str, tuple[int, bytes]]:
         rows = self._rows("SELECT customer_id, position, hash FROM {schema}.journey_chain_heads")
@@ -243,17 +316,17 @@ class StoreReader:
 
     def orphan_links(self) -> list[Link]:
         rows = self._rows(
-            "SELECT c.position, c.customer_id, c.stream_id, c.stream_version, c.prev_hash, c.hash "
-            f"FROM {{schema}}.journey_chain c LEFT JOIN {self._events} s ON s.{self._pos} = c.position "
-            f"WHERE s.{self._pos} IS NULL ORDER BY c.position")
+            f"SELECT c.position, {self._customer}, c.stream_id, c.stream_version, c.prev_hash, c.hash "
+            f"FROM {self._links} c LEFT JOIN {self._events} s ON s.{self._pos} = c.position "
+            f"WHERE s.{self._pos} IS NULL{self._linked} ORDER BY c.position")
         return [Link(int(p), _uuid_hex(c), _uuid_hex(s), int(v), bytes(ph), bytes(h))
                 for p, c, s, v, ph, h in rows]
 
     def scan(self, batch: int = 5000) -> Iterator[list[StoredRow]]:
         after = 0
         sql = (f"SELECT s.{self._pos}, s.originator_id, s.originator_version, s.state, "
-               "c.position, c.customer_id, c.stream_id, c.stream_version, c.prev_hash, c.hash "
-               f"FROM {self._events} s LEFT JOIN {{schema}}.journey_chain c ON c.position = s.{self._pos} "
+               f"c.position, {self._customer}, c.stream_id, c.stream_version, c.prev_hash, c.hash "
+               f"FROM {self._events} s LEFT JOIN {self._links} c ON c.position = s.{self._pos}{self._linked} "
                f"WHERE s.{self._pos} > ? ORDER BY s.{self._pos} LIMIT ?")
         while True:
             rows = self._rows(sql, (after, batch))
@@ -383,6 +456,8 @@ class Verifier:
         self.computed: dict[str, tuple[int, bytes]] = {}
         #: the stored hash of each customer's previous link (local continuity, no cascades)
         self.last_stored: dict[str, bytes] = {}
+        #: the values of ``last_stored``: hash -> (its customer, its position)
+        self.tips: dict[bytes, tuple[str, int]] = {}
         self.pending = sorted(checkpoints, key=lambda c: c.position)
         self.orphans: list[Link] = []
 
@@ -413,12 +488,21 @@ class Verifier:
             self.report.chained += 1
             expected_prev = self.last_stored.get(customer, GENESIS)
             self.last_stored[customer] = link.hash
+            other = self.tips.get(link.prev_hash) if link.prev_hash != expected_prev else None
+            self.tips.pop(expected_prev, None)
+            self.tips[link.hash] = (customer, row.position)
             if link.customer_id != customer:
                 self._problem(row, customer, f"chain row names customer {link.customer_id}, the event "
                                              f"belongs to {customer}")
             elif (link.stream_id, link.stream_version) != (row.stream_id, row.stream_version):
                 self._problem(row, customer, f"chain row is for stream {link.stream_id} version "
                                              f"{link.stream_version}: chain rows moved or reordered")
+            elif link.prev_hash != expected_prev and other is not None and other[0] != customer:
+                # On SQLite the link and the fact's customer are one column: a changed customer
+                # shows as a link continuing another customer's chain.
+                self._problem(row, customer, f"chain row names customer {link.customer_id}, but its "
+                                             f"prev_hash is the hash of customer {other[0]}'s event at "
+                                             f"position {other[1]}: a chain row's customer was changed")
             elif link.prev_hash != expected_prev:
                 self._problem(row, customer, "prev_hash is not the hash of the customer's previous event: "
                                              "an event was deleted, inserted or reordered before this one")
@@ -472,7 +556,7 @@ class Verifier:
             else:
                 what = (f"checkpoint at {cp.position}: head at position {want[0]} was {want[1].hex()[:16]}, "
                         f"recomputed {got[1].hex()[:16]}: an event of this customer at or before "
-                        f"position {want[0]} was changed (and journey_chain rewritten to match)")
+                        f"position {want[0]} was changed (and its links rewritten to match)")
                 position = want[0]
             self.report.add(Problem(position, customer, None, None, what))
         self.report.checkpoints.append({"position": cp.position, "taken_at": cp.taken_at,
@@ -524,8 +608,9 @@ def kafka_headers(recorder: Any, first: int, last: int) -> dict[int, Headers]:
     """The chain headers of every chained event with first <= position <= last."""
     reader = StoreReader(recorder)
     rows = reader._rows(
-        f"SELECT c.position, c.customer_id, c.prev_hash, c.hash, s.state FROM {{schema}}.journey_chain c "
-        f"JOIN {reader._events} s ON s.{reader._pos} = c.position WHERE c.position BETWEEN ? AND ?",
+        f"SELECT c.position, {reader._customer}, c.prev_hash, c.hash, s.state FROM {reader._links} c "
+        f"JOIN {reader._events} s ON s.{reader._pos} = c.position WHERE c.position BETWEEN ? AND ?"
+        f"{reader._linked}",
         (first, last))
     return {int(p): [("chain_customer", _uuid_hex(c).encode()), ("chain_prev", bytes(ph).hex().encode()),
                      ("chain_hash", bytes(h).hex().encode()), ("chain_state", bytes(s))]

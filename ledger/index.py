@@ -158,9 +158,9 @@ def uuid_of(text: str) -> UUID:
     return UUID(text)
 
 
-def chunks(items: Iterable[str], size: int = 500) -> Iterable[list[str]]:
+def chunks(items: Iterable[K], size: int = 500) -> Iterable[list[K]]:
     """Bound the number of SQL parameters per statement (SQLite caps them)."""
-    batch: list[str] = []
+    batch: list[K] = []
     for item in items:
         batch.append(item)
         if len(batch) == size:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 from uuid import UUID
@@ -61,8 +62,9 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
         eventsourcing reads whether the tracking table exists before its transaction, so
         processes opening a new store together each saw none and each inserted the tracking
         row: all but the first failed ("Failed to record tracking for __migration__ 1"). Read
-        under the lock, the state is the one the transaction changes. A store that is set up
-        is opened as before, without the write lock: a reader does not wait for a writer's
+        under the lock, the state is the one the transaction changes (a store of the older
+        schema is migrated once, by whichever process takes the lock first). A store that is set
+        up is opened as before, without the write lock: a reader does not wait for a writer's
         batch to commit."""
         if self._set_up():
             super().create_table()
@@ -75,23 +77,16 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                 self._max_tracking_id(self.table_migration_identifier, c)
                 if self.tracking_table_exists else None)
             self._create_table(c)
-            # Stores created before facts had content digests get the column; their rows keep
-            # NULL (compared as duplicates, docs/decisions.md).
-            c.execute("SELECT 1 FROM pragma_table_info('journey_facts') WHERE name = 'digest'")
-            if c.fetchone() is None:
-                c.execute("ALTER TABLE journey_facts ADD COLUMN digest BLOB")
+            _migrate_to_log(c, self.events_table_name)
         if not self.datastore.single_row_tracking and self.tracking_migration_current is not None:
             raise OperationalError("Can't do multi-row tracking with single-row tracking table")
 
     def _set_up(self) -> bool:
-        """Whether the store has its tracking row and the latest index columns (a read)."""
+        """Whether the store has its tracking row and the current schema (a read)."""
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                      "AND name IN ('tracking', 'journey_facts')")
-            if c.fetchone()[0] != 2:
-                return False
-            c.execute("SELECT 1 FROM pragma_table_info('journey_facts') WHERE name = 'digest'")
-            if c.fetchone() is None:
+            c.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                      "AND name IN ('tracking', 'journey_log', 'journey_facts', 'journey_chain')")
+            if {r[0] for r in c.fetchall()} != {"tracking", "journey_log"}:
                 return False
             return self._max_tracking_id(self.table_migration_identifier, c) is not None
 
@@ -125,18 +120,9 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
-            "CREATE TABLE IF NOT EXISTS journey_facts ("
-            "event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
-            "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL, digest BLOB) WITHOUT ROWID",
-            # Which facts resolved to a customer (``facts_of``: as-of views, unmerges, subject
-            # access). Covering: the rows' event_id keys are random, so fetching stream and
-            # version from the table cost one B-tree descent per fact (35 ms of a 10k-fact
-            # customer's 45 ms read at 1M events; 8 ms covered). It costs appends 2-4 %.
-            "CREATE INDEX IF NOT EXISTS journey_facts_by_customer_stream "
-            "ON journey_facts (customer_id, stream_id, stream_version)",
-            # Stores created before it had this narrower one; the covering index replaces it
-            # (built once when such a store is opened: ~5 s at 1M events).
-            "DROP INDEX IF EXISTS journey_facts_by_customer",
+            # Tamper evidence and the fact index (ledger/chain.py): ONE row per event,
+            # ``journey_log``, keyed by its position, with the chain heads and start.
+            *chain.SQLITE_CREATE,
             "CREATE TABLE IF NOT EXISTS journey_identities ("
             "identity TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID",
             "CREATE INDEX IF NOT EXISTS journey_identities_by_customer "
@@ -147,8 +133,6 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
             # Per-record keys of the personal data (ledger/keys.py); key NULL: forgotten.
             "CREATE TABLE IF NOT EXISTS journey_keys ("
             "customer_id TEXT PRIMARY KEY, key BLOB, forgotten_at TEXT) WITHOUT ROWID",
-            # Tamper evidence (ledger/chain.py): one hash link per event, per customer.
-            *chain.SQLITE_CREATE,
         ]
 
     def _insert_events(
@@ -177,16 +161,13 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
         if tracking is not None:
             self._insert_tracking(c, tracking)
         changes: IndexChanges | None = kwargs.get("index")
+        # Each event's row of journey_log: its fact's index entry (the dedupe: a fact recorded
+        # concurrently by another writer fails the whole batch with IntegrityError, which the
+        # writer retries against the new state) and its hash link (events without an index
+        # entry: see ledger/chain.py), in this transaction.
+        chain.sqlite_write(c, returning or [], stored_events, changes.facts if changes else None,
+                           changes.digests if changes else None)
         if changes is not None:
-            # A plain INSERT: a fact recorded concurrently by another writer fails the whole
-            # batch (IntegrityError), which the writer retries against the new state.
-            # Sorted by key: the rows of a batch then land on neighbouring B-tree pages in turn
-            # instead of on random ones (event ids are random), which halved this insert.
-            digests = changes.digests
-            c.executemany(
-                "INSERT INTO journey_facts (event_id, customer_id, stream_id, stream_version, digest) "
-                "VALUES (?,?,?,?,?)",
-                [(e, cu, s, v, digests.get(e)) for e, cu, s, v in sorted(changes.facts)])
             self._check_owners(c, changes)
             c.executemany(
                 "INSERT INTO journey_identities VALUES (?,?) "
@@ -207,8 +188,6 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                           sorted((k.hex, key) for k, key in changes.keys.items()))
             if changes.forget:
                 self._forget(c, changes)
-        # The hash chain, in this transaction (events without an index entry: see ledger/chain.py).
-        chain.sqlite_write(c, returning or [], stored_events, changes.facts if changes else None)
         return returning
 
     def _forget(self, c: SQLiteCursor, changes: IndexChanges) -> None:
@@ -253,7 +232,7 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                 if now.get(key) != expected[key]:
                     raise IntegrityError(f"identity {key} changed owner while the batch ran")
 
-    def _select(self, sql: str, keys: Iterable[str]) -> list[Any]:
+    def _select(self, sql: str, keys: Iterable[Any]) -> list[Any]:
         rows: list[Any] = []
         parts = list(chunks(keys))
         if not parts:  # no read transaction for nothing (a batch of one fact asks many of these)
@@ -264,22 +243,37 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
                 rows.extend(c.fetchall())
         return rows
 
+    def _by_event(self, sql: str, event_ids: Iterable[str]) -> tuple[dict[bytes, str], list[Any]]:
+        """Rows of journey_log for these event ids (text uuids; anything else is no fact's id),
+        and each id's 16 bytes -> its text as asked."""
+        asked: dict[bytes, str] = {}
+        for e in event_ids:
+            try:
+                asked[chain.event_id_bytes(e)] = e
+            except ValueError:
+                continue
+        return asked, self._select(sql, asked)
+
     def known_events(self, event_ids: Iterable[str]) -> set[str]:
-        rows = self._select("SELECT event_id FROM journey_facts WHERE event_id IN ({})", event_ids)
-        return {row[0] for row in rows}
+        asked, rows = self._by_event("SELECT event_id FROM journey_log WHERE event_id IN ({})", event_ids)
+        return {asked[row[0]] for row in rows}
 
     def fact_digests(self, event_ids: Iterable[str]) -> dict[str, tuple[UUID, bytes | None]]:
-        rows = self._select(
-            "SELECT event_id, customer_id, digest FROM journey_facts WHERE event_id IN ({})", event_ids)
-        return {row[0]: (_uuid(row[1]), bytes(row[2]) if row[2] is not None else None) for row in rows}
+        asked, rows = self._by_event(
+            "SELECT event_id, customer_id, digest FROM journey_log WHERE event_id IN ({})", event_ids)
+        return {asked[row[0]]: (UUID(bytes=row[1]), bytes(row[2]) if row[2] is not None else None)
+                for row in rows}
 
     def recorded_fact(self, event_id: str) -> Notification | None:
+        try:
+            key = chain.event_id_bytes(event_id)
+        except ValueError:
+            return None
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT s.rowid, s.originator_id, s.originator_version, s.topic, s.state "
-                f"FROM journey_facts f JOIN {self.events_table_name} s "
-                "ON s.originator_id = f.stream_id AND s.originator_version = f.stream_version "
-                "WHERE f.event_id = ?", (event_id,))
+                f"FROM journey_log f JOIN {self.events_table_name} s ON s.rowid = f.position "
+                "WHERE f.event_id = ?", (key,))
             r = c.fetchone()
         if r is None:
             return None
@@ -328,12 +322,12 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
         """:meth:`facts_of` as the rows of :meth:`select_rows`, for ``decode_rows``."""
         with self.datastore.transaction(commit=False) as c:
             c.sqlite_cursor.row_factory = None  # plain tuples: this cursor only
+            # The customer's positions in order from its index, each event by its rowid.
             c.execute(
                 f"SELECT s.rowid, s.originator_id, s.originator_version, s.topic, s.state "
-                f"FROM journey_facts f JOIN {self.events_table_name} s "
-                "ON s.originator_id = f.stream_id AND s.originator_version = f.stream_version "
-                "WHERE f.customer_id = ? ORDER BY s.rowid",
-                (customer_id.hex,),
+                f"FROM journey_log f JOIN {self.events_table_name} s ON s.rowid = f.position "
+                "WHERE f.customer_id = ? ORDER BY f.position",
+                (customer_id.bytes,),
             )
             return cast(list[Row], c.fetchall())
 
@@ -399,5 +393,72 @@ class JourneySQLiteRecorder(SQLiteProcessRecorder):
 
     def fact_count(self) -> int:
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT COUNT(*) FROM journey_facts")
+            c.execute("SELECT COUNT(*) FROM journey_log WHERE event_id IS NOT NULL")
             return int(c.fetchone()[0])
+
+
+def _id_bytes(text: str | None) -> bytes | None:
+    """An id of the older schema (a uuid as text, with or without dashes) as 16 bytes (called
+    three times per event by the move: ``UUID(text).bytes`` took 1.5 s more at 1M)."""
+    if text is None:
+        return None
+    return bytes.fromhex(text if len(text) == 32 else text.replace("-", ""))
+
+
+def _migrate_to_log(c: SQLiteCursor, events: str) -> None:
+    """A store of the older schema (``journey_facts``: the fact index keyed by event id, and
+    ``journey_chain``: the links keyed by position) gets its rows in ``journey_log``, inside the
+    set-up transaction under the write lock; the two tables are dropped.
+
+    Every link keeps its position with the fact of its stream and version (if any: a link
+    without one was chained under its stream, which it still is, see ledger/chain.py); a fact
+    without a link (recorded before the chain existed) gets the position of its event and no
+    hash. A fact whose event is not in the store (the old index named it alone) has no position
+    and is not kept."""
+    c.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+              "AND name IN ('journey_facts', 'journey_chain')")
+    old = {r[0] for r in c.fetchall()}
+    if not old:
+        return
+    c.sqlite_cursor.connection.create_function("journey_id", 1, _id_bytes, deterministic=True)
+    if "journey_facts" not in old:  # the chain alone: its facts were lost already
+        c.execute("CREATE TEMP TABLE journey_facts (event_id TEXT, customer_id TEXT, stream_id TEXT, "
+                  "stream_version INTEGER, digest BLOB)")
+    c.execute("SELECT 1 FROM pragma_table_info('journey_facts') WHERE name = 'digest'")
+    # Stores created before facts had content digests: their facts keep none (compared as
+    # duplicates, docs/decisions.md).
+    digest = "f.digest" if c.fetchone() is not None else "NULL"
+    # The rows go in first and the two indexes are built after, from sorted keys: inserted one
+    # row at a time into random places of both, a 1M-event store took 35 s (the lock timeout
+    # of the processes waiting to open it is 30 s).
+    indexes = [sql for sql in chain.SQLITE_CREATE if sql.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))]
+    for name in ("journey_log_by_event", "journey_log_by_customer"):
+        c.execute(f"DROP INDEX IF EXISTS {name}")
+    try:
+        if "journey_chain" in old:
+            # The old index had no (stream, version) key: without one the join below scans the
+            # facts once per link; covering, it does not look each fact up by its event id
+            # (1M events: 9 s for the join instead of 15 s).
+            covered = "event_id, customer_id" + (", digest" if digest != "NULL" else "")
+            c.execute("CREATE INDEX IF NOT EXISTS journey_facts_by_stream "
+                      f"ON journey_facts (stream_id, stream_version, {covered})")
+            c.execute(
+                "INSERT INTO journey_log SELECT k.position, journey_id(f.event_id), "
+                "CASE WHEN f.event_id IS NULL THEN NULL ELSE journey_id(k.customer_id) END, "
+                f"journey_id(k.stream_id), k.stream_version, {digest}, k.prev_hash, k.hash "
+                "FROM journey_chain k LEFT JOIN journey_facts f "
+                "ON f.stream_id = k.stream_id AND f.stream_version = k.stream_version ORDER BY k.position")
+        c.execute(
+            "INSERT INTO journey_log SELECT s.rowid, journey_id(f.event_id), journey_id(f.customer_id), "
+            f"journey_id(f.stream_id), f.stream_version, {digest}, NULL, NULL "
+            f"FROM journey_facts f JOIN {events} s "
+            "ON s.originator_id = f.stream_id AND s.originator_version = f.stream_version "
+            "WHERE NOT EXISTS (SELECT 1 FROM journey_log l WHERE l.position = s.rowid) ORDER BY s.rowid")
+    except sqlite3.OperationalError as error:  # an id that is not a uuid (journey_id raised)
+        raise OperationalError(f"cannot move journey_facts and journey_chain into journey_log: {error}"
+                               ) from error
+    for sql in indexes:
+        c.execute(sql)
+    c.execute("DROP TABLE journey_facts")
+    if "journey_chain" in old:
+        c.execute("DROP TABLE journey_chain")

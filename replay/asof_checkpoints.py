@@ -235,35 +235,31 @@ def _aad(customer_id: str, axis: str, j: int) -> bytes:
 
 def _count(recorder: JourneySQLiteRecorder, customer_id: str) -> int:
     with recorder.datastore.transaction(commit=False) as c:
-        c.execute("SELECT COUNT(*) FROM journey_facts WHERE customer_id = ?", (UUID(customer_id).hex,))
+        c.execute("SELECT COUNT(*) FROM journey_log WHERE customer_id = ?",
+                  (UUID(customer_id).bytes,))
         return int(c.fetchall()[0][0])
 
 
 def _uncovered(recorder: JourneySQLiteRecorder, customer_id: str, covered: dict[str, int]
                ) -> list[StoredFact]:
-    """The record's facts the checkpoint does not cover (sealed), in position order."""
+    """The record's facts the checkpoint does not cover (sealed), in position order: the
+    record's positions from its index, each event by its rowid, filtered on the event's own
+    stream and version (what the join reads anyway)."""
     table = recorder.events_table_name
     known = list(covered.items())
-    where = " OR ".join(["(stream_id = ? AND stream_version > ?)"] * len(known))
-    params: list[Any] = [UUID(customer_id).hex, *[s for s, _ in known]]
+    where = " OR ".join(["(s.originator_id = ? AND s.originator_version > ?)"] * len(known))
+    params: list[Any] = [UUID(customer_id).bytes, *[s for s, _ in known]]
     for stream, version in known:
         params += [stream, version]
-    sql = ("SELECT stream_id, stream_version FROM journey_facts WHERE customer_id = ? AND "
-           f"(stream_id NOT IN ({','.join('?' * len(known))}){' OR ' + where if where else ''})")
-    states: list[tuple[int, str, int, bytes]] = []
+    sql = (f"SELECT s.rowid, s.originator_id, s.originator_version, s.state FROM journey_log f "
+           f"JOIN {table} s ON s.rowid = f.position WHERE f.customer_id = ? "
+           f"AND (s.originator_id NOT IN ({','.join('?' * len(known))}){' OR ' + where if where else ''}) "
+           "ORDER BY f.position")
     with recorder.datastore.transaction(commit=False) as c:
         c.execute(sql, params)
-        by_stream: dict[str, list[int]] = {}
-        for stream, version in c.fetchall():
-            by_stream.setdefault(stream, []).append(version)
-        for stream, versions in by_stream.items():
-            for i in range(0, len(versions), _IN_BATCH):
-                batch = versions[i:i + _IN_BATCH]
-                c.execute(f"SELECT rowid, originator_version, state FROM {table} WHERE originator_id = ? "
-                          f"AND originator_version IN ({','.join('?' * len(batch))})", (stream, *batch))
-                states.extend((r[0], stream, r[1], r[2]) for r in c.fetchall())
-    states.sort()
-    return [_sealed(p, UUID(s), v, state) for p, s, v, state in states]
+        rows = c.fetchall()
+    streams: dict[str, UUID] = {}
+    return [_sealed(p, streams.get(o) or streams.setdefault(o, UUID(o)), v, state) for p, o, v, state in rows]
 
 
 def _at_positions(recorder: JourneySQLiteRecorder, positions: Iterable[int]) -> dict[int, StoredFact]:

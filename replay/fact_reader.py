@@ -4,11 +4,8 @@ An as-of view of a customer with 10,000 facts spent most of its time reading and
 it then dropped. This reader does the same job as ``sealed_history_of`` + a ``keep`` filter,
 with less work per fact:
 
-- the read is two queries, not one join ordered by position: the customer's (stream, version)
-  pairs from ``journey_facts``, then each stream's events by version (a range when the
-  customer owns a contiguous run of versions, else ``IN`` lists). The join read the events in
-  the index's event-id order (random pages) and sorted the states in a temporary B-tree;
-  sorting the positions in Python is cheaper.
+- the read is one query: the customer's positions in log order from the covering index of
+  ``journey_log`` (customer, position), each event fetched by its rowid, so nothing is sorted.
 - the cut is applied to the time found in the stored bytes (``"occurred_at":"...`` or
   ``"timestamp":"...``), so only the kept facts are decoded. The key is looked for only when it
   occurs exactly once in the state: inside a JSON string a quote is always escaped, so the
@@ -46,8 +43,6 @@ CutKind = Literal["recorded", "occurred", "position"]
 
 _OCCURRED = b'"occurred_at":"'
 _TIMESTAMP = b'"timestamp":"'
-#: Versions per ``IN (...)`` list (SQLite caps statement parameters).
-_IN_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,32 +60,16 @@ Row = tuple[int, UUID, int, bytes]
 
 def _rows(recorder: JourneySQLiteRecorder, customer_id: UUID) -> list[Row]:
     """(position, stream id, stream version, state) of every event whose fact resolved to this
-    customer, in log order: the rows ``facts_of`` joins, read in one read transaction."""
+    customer, in log order: the rows ``facts_of`` reads, without a Notification per row."""
     table = recorder.events_table_name
-    rows: list[Row] = []
     with recorder.datastore.transaction(commit=False) as c:
-        c.execute("SELECT stream_id, stream_version FROM journey_facts WHERE customer_id = ?",
-                  (customer_id.hex,))
-        by_stream: dict[str, list[int]] = {}
-        for stream, version in c.fetchall():
-            by_stream.setdefault(stream, []).append(version)
-        for stream, versions in by_stream.items():
-            sid = UUID(stream)
-            versions.sort()
-            if versions[-1] - versions[0] + 1 == len(versions):  # every version in the range
-                c.execute(f"SELECT rowid, originator_version, state FROM {table} "
-                          "WHERE originator_id = ? AND originator_version BETWEEN ? AND ?",
-                          (stream, versions[0], versions[-1]))
-                rows.extend((r[0], sid, r[1], r[2]) for r in c.fetchall())
-                continue
-            for i in range(0, len(versions), _IN_BATCH):
-                batch = versions[i:i + _IN_BATCH]
-                c.execute(f"SELECT rowid, originator_version, state FROM {table} "
-                          f"WHERE originator_id = ? AND originator_version IN ({','.join('?' * len(batch))})",
-                          (stream, *batch))
-                rows.extend((r[0], sid, r[1], r[2]) for r in c.fetchall())
-    rows.sort(key=lambda r: r[0])
-    return rows
+        c.execute(f"SELECT s.rowid, s.originator_id, s.originator_version, s.state FROM journey_log f "
+                  f"JOIN {table} s ON s.rowid = f.position "
+                  "WHERE f.customer_id = ? ORDER BY f.position",
+                  (customer_id.bytes,))
+        found = c.fetchall()
+    streams: dict[str, UUID] = {}
+    return [(p, streams.get(o) or streams.setdefault(o, UUID(o)), v, state) for p, o, v, state in found]
 
 
 def _stored_string(state: bytes, key: bytes) -> str | None:

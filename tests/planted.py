@@ -69,9 +69,10 @@ def plant(ledger: Path, customer_uuid: str, state: State) -> int:
                              (stream, version + 1, "domain.customer:Customer.Recorded", state))
         position = cursor.lastrowid
         assert position is not None
-        con.execute("INSERT INTO journey_facts (event_id, customer_id, stream_id, stream_version) "
-                    "VALUES (?, ?, ?, ?)",
-                    (str(uuid.uuid4()), stream, stream, version + 1))
+        # Its fact index entry, without a hash link (the writer was not the ledger's).
+        con.execute("INSERT INTO journey_log (position, event_id, customer_id, stream_id, stream_version) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (position, uuid.uuid4().bytes, bytes.fromhex(stream), bytes.fromhex(stream), version + 1))
     return position
 
 
@@ -84,7 +85,7 @@ def replace_state(ledger: Path, position: int, state: State) -> None:
 def remove(ledger: Path, position: int) -> None:
     """Delete a stored event (what cleaning a store by hand does)."""
     with closing(sqlite3.connect(ledger)) as con, con:
-        [(stream, version)] = con.execute("SELECT originator_id, originator_version FROM stored_events "
-                                          "WHERE rowid = ?", (position,)).fetchall()
-        con.execute("DELETE FROM journey_facts WHERE stream_id = ? AND stream_version = ?", (stream, version))
+        # The event and its row of journey_log (its fact index entry and its hash link, if any:
+        # ``journey verify`` then names the break in its customer's chain).
+        con.execute("DELETE FROM journey_log WHERE position = ?", (position,))
         con.execute("DELETE FROM stored_events WHERE rowid = ?", (position,))

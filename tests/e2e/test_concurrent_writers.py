@@ -92,7 +92,7 @@ def test_two_appends_on_one_data_directory_at_once_both_finish_and_record_everyt
     finish(processes, [len(a), len(b)])
     with closing(sqlite3.connect(home / "ledger.sqlite")) as con:
         states = [r[0] for r in con.execute("SELECT state FROM stored_events")]
-        [(indexed,)] = con.execute("SELECT count(*) FROM journey_facts").fetchall()
+        [(indexed,)] = con.execute("SELECT count(event_id) FROM journey_log").fetchall()
     assert_each_once(states, indexed, {("a", f["id"]) for f in a} | {("b", f["id"]) for f in b})
 
 
@@ -113,6 +113,31 @@ def opening_together(target: str) -> None:
 def test_processes_opening_a_new_sqlite_store_together_all_succeed(tmp_path: Path) -> None:
     for i in range(3):  # new stores: the race is narrow (unguarded, 2 rounds in 3 failed)
         opening_together(str(tmp_path / f"ledger-{i}.sqlite"))
+
+
+def test_processes_opening_a_store_of_the_older_schema_together_all_succeed_and_it_is_moved_once(
+        tmp_path: Path) -> None:
+    """The first to take the write lock moves the rows into journey_log; the others wait for it
+    and find the store set up."""
+    from journey import demo_data
+    from ledger import chain
+    from tests.ledgers import append, open_journey
+    from tests.legacy_store import legacy_journey
+
+    with legacy_journey(tmp_path) as old:
+        append(old, list(demo_data.generate(6, seed=2)), batch_size=50)
+        events = old.app.recorder.max_notification_id()
+    opening_together(str(tmp_path / "ledger.sqlite"))
+    with closing(sqlite3.connect(tmp_path / "ledger.sqlite")) as con:
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        [(rows, facts)] = con.execute("SELECT count(*), count(event_id) FROM journey_log").fetchall()
+    assert "journey_log" in names and not {"journey_facts", "journey_chain"} & names
+    assert rows == facts == events
+    journey = open_journey(tmp_path)
+    try:
+        assert chain.verify_store(journey.app.recorder).intact
+    finally:
+        journey.close()
 
 
 def postgres_env(params: PostgresParams) -> dict[str, str]:

@@ -69,7 +69,7 @@ def test_checkpoints_are_written_once_and_checked(capsys: pytest.CaptureFixture[
     code, out, _ = run(capsys, home, "verify", "--checkpoint", str(cp))
     assert code == 0 and "matches" in out
 
-    # an attacker edits an old event and recomputes journey_chain: only the checkpoint notices
+    # an attacker edits an old event and recomputes its links: only the checkpoint notices
     from journey.bootstrap import bootstrap
     from journey.config import Settings
     from tests.integration.test_chain import Store

@@ -18,7 +18,9 @@ from journey import demo_data
 from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from ledger import chain
+from ledger.index import IndexChanges
 from tests.ledgers import append, open_journey
+from tests.legacy_store import legacy_journey
 
 
 class Store:
@@ -28,6 +30,8 @@ class Store:
         self.journey, self.kind, self.url = journey, kind, url
         self.table = journey.app.recorder.events_table_name  # type: ignore[attr-defined]
         self.pos = "rowid" if kind == "sqlite" else "notification_id"
+        #: the links: on SQLite part of each event's row of journey_log (ids as 16 bytes)
+        self.links_table = "journey_log" if kind == "sqlite" else "journey_chain"
 
     def sql(self, text: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if self.kind == "sqlite":
@@ -56,9 +60,18 @@ class Store:
 
     def links(self) -> list[tuple[int, str, str, int]]:
         """(position, customer, stream, version) of every chain row, in position order."""
-        rows = self.sql("SELECT position, customer_id, stream_id, stream_version FROM journey_chain "
-                        "ORDER BY position")
-        return [(int(p), UUID(str(c)).hex, UUID(str(s)).hex, int(v)) for p, c, s, v in rows]
+        # (on SQLite an event without an index entry has no customer: its stream is its chain's)
+        rows = self.sql("SELECT position, coalesce(customer_id, stream_id), stream_id, stream_version "
+                        f"FROM {self.links_table} ORDER BY position")
+        return [(int(p), self.hex(c), self.hex(s), int(v)) for p, c, s, v in rows]
+
+    @staticmethod
+    def hex(value: Any) -> str:
+        return UUID(bytes=value).hex if isinstance(value, bytes) else UUID(str(value)).hex
+
+    def key(self, customer: str) -> Any:
+        """A customer id as the links table keeps it."""
+        return UUID(customer).bytes if self.kind == "sqlite" else UUID(customer)
 
     def rechain(self) -> None:
         """What a careful attacker does after editing: recompute journey_chain and its heads so
@@ -73,7 +86,8 @@ class Store:
             prev = heads.get(customer, (0, chain.GENESIS))[1]
             digest = chain.link_hash(prev, UUID(stream), int(v), bytes(state))
             heads[customer] = (int(p), digest)
-            self.sql("UPDATE journey_chain SET prev_hash = ?, hash = ? WHERE position = ?", (prev, digest, p))
+            self.sql(f"UPDATE {self.links_table} SET prev_hash = ?, hash = ? WHERE position = ?",
+                     (prev, digest, p))
         for customer, (p, digest) in heads.items():
             key: Any = customer if self.kind == "sqlite" else UUID(customer)
             self.sql("UPDATE journey_chain_heads SET position = ?, hash = ? WHERE customer_id = ?",
@@ -147,7 +161,7 @@ def test_a_deleted_event_is_found_with_or_without_its_chain_row(filled: Store) -
     first = filled.verify().first
     assert first is not None and (first.position, first.customer_id) == (victim, customer)
     assert "deleted" in first.what
-    filled.sql("DELETE FROM journey_chain WHERE position = ?", (victim,))
+    filled.sql(f"DELETE FROM {filled.links_table} WHERE position = ?", (victim,))
     first = filled.verify().first
     assert first is not None and (first.position, first.customer_id) == (after, customer)
     assert "prev_hash" in first.what
@@ -156,20 +170,19 @@ def test_a_deleted_event_is_found_with_or_without_its_chain_row(filled: Store) -
 def test_reordered_or_edited_chain_rows_are_found(filled: Store) -> None:
     customer, positions = _customer_with_events(filled)
     a, b = positions[0], positions[1]
-    rows = filled.sql("SELECT position, prev_hash, hash FROM journey_chain WHERE position IN (?, ?) "
-                      "ORDER BY position", (a, b))
+    rows = filled.sql(f"SELECT position, prev_hash, hash FROM {filled.links_table} "
+                      "WHERE position IN (?, ?) ORDER BY position", (a, b))
     (_, prev_a, hash_a), (_, prev_b, hash_b) = rows
-    filled.sql("UPDATE journey_chain SET prev_hash = ?, hash = ? WHERE position = ?", (prev_b, hash_b, a))
-    filled.sql("UPDATE journey_chain SET prev_hash = ?, hash = ? WHERE position = ?", (prev_a, hash_a, b))
+    filled.sql(f"UPDATE {filled.links_table} SET prev_hash = ?, hash = ? WHERE position = ?", (prev_b, hash_b, a))
+    filled.sql(f"UPDATE {filled.links_table} SET prev_hash = ?, hash = ? WHERE position = ?", (prev_a, hash_a, b))
     first = filled.verify().first
     assert first is not None and (first.position, first.customer_id) == (a, customer)
     # put back, then point a link at another customer
-    filled.sql("UPDATE journey_chain SET prev_hash = ?, hash = ? WHERE position = ?", (prev_a, hash_a, a))
-    filled.sql("UPDATE journey_chain SET prev_hash = ?, hash = ? WHERE position = ?", (prev_b, hash_b, b))
+    filled.sql(f"UPDATE {filled.links_table} SET prev_hash = ?, hash = ? WHERE position = ?", (prev_a, hash_a, a))
+    filled.sql(f"UPDATE {filled.links_table} SET prev_hash = ?, hash = ? WHERE position = ?", (prev_b, hash_b, b))
     assert filled.verify().intact
     other = next(c for _, c, _, _ in filled.links() if c != customer)
-    key: Any = other if filled.kind == "sqlite" else UUID(other)
-    filled.sql("UPDATE journey_chain SET customer_id = ? WHERE position = ?", (key, b))
+    filled.sql(f"UPDATE {filled.links_table} SET customer_id = ? WHERE position = ?", (filled.key(other), b))
     first = filled.verify().first
     assert first is not None and first.position == b and "names customer" in first.what
 
@@ -208,7 +221,7 @@ def test_a_deleted_event_before_a_checkpoint_is_caught_after_a_rewrite(filled: S
     customer, positions = _customer_with_events(filled)
     last = positions[-1]
     filled.sql(f"DELETE FROM {filled.table} WHERE {filled.pos} = ?", (last,))
-    filled.sql("DELETE FROM journey_chain WHERE position = ?", (last,))
+    filled.sql(f"DELETE FROM {filled.links_table} WHERE position = ?", (last,))
     filled.rechain()
     report = filled.verify(checkpoint)
     assert not report.intact
@@ -224,19 +237,15 @@ def test_an_edited_checkpoint_file_is_refused(filled: Store, tmp_path: Path) -> 
 
 
 def test_a_store_from_before_the_chain_is_covered_from_the_first_event_after(tmp_path: Path) -> None:
-    journey = open_journey(tmp_path)
-    try:
-        append(journey, FACTS[:40], batch_size=20)
-    finally:
-        journey.close()
+    with legacy_journey(tmp_path, chained=False) as old:
+        append(old, FACTS[:40], batch_size=20)
     con = sqlite3.connect(tmp_path / "ledger.sqlite")
-    for table in ("journey_chain", "journey_chain_heads", "journey_chain_start"):
-        con.execute(f"DROP TABLE {table}")
-    con.commit()
+    assert not {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE name LIKE 'journey_chain%'")}
     con.close()
     journey = open_journey(tmp_path)
     try:
         old_head = journey.app.recorder.max_notification_id() or 0
+        assert old_head and journey.app.index.fact_count() == old_head  # type: ignore[attr-defined]
         assert chain.verify_store(journey.app.recorder).covered_from is None
         append(journey, FACTS[40:], batch_size=20)
         report = chain.verify_store(journey.app.recorder)
@@ -294,3 +303,18 @@ def _close_shared() -> Iterator[None]:
     for journey in _LEDGERS.values():
         journey.close()
     _LEDGERS.clear()
+
+
+def test_an_index_entry_for_an_event_the_batch_does_not_hold_fails_the_batch(tmp_path: Path) -> None:
+    """On SQLite an index entry is its event's row: one naming another event has no row to go
+    in, so the batch fails whole instead of losing it."""
+    journey = open_journey(tmp_path)
+    try:
+        stream, elsewhere = uuid4(), uuid4()
+        recorder: Any = journey.app.recorder
+        changes = IndexChanges(facts=[(str(uuid4()), stream.hex, elsewhere.hex, 1)])
+        with pytest.raises(ValueError, match="names events it does not insert"):
+            recorder.insert_events([StoredEvent(stream, 1, "tests:Nothing", b"{}")], index=changes)
+        assert (recorder.max_notification_id() or 0) == 0 and recorder.fact_count() == 0
+    finally:
+        journey.close()

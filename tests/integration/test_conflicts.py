@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import orjson
 import psycopg
@@ -21,6 +22,7 @@ from ledger import fact_digest
 from ledger.writer import event_id
 from tests.harness.postgres import PostgresParams
 from tests.ledgers import append, open_journey, record
+from tests.legacy_store import legacy_journey
 
 CALL = {"type": "call.outbound", "id": "c1", "source": "cc", "customer": {"phone": "+34600000001"},
         "occurred_at": "2026-01-02T10:00:00+01:00", "department": "sales",
@@ -40,7 +42,8 @@ def journey(tmp_path: Path) -> Iterator[Journey]:
 
 def digests(home: Path) -> dict[str, bytes | None]:
     with closing(sqlite3.connect(home / "ledger.sqlite")) as con:
-        return {r[0]: r[1] for r in con.execute("SELECT event_id, digest FROM journey_facts")}
+        return {str(UUID(bytes=r[0])): r[1]
+                for r in con.execute("SELECT event_id, digest FROM journey_log WHERE event_id IS NOT NULL")}
 
 
 def test_a_resend_with_other_data_is_rejected_naming_the_recorded_fact_and_the_fields(
@@ -149,11 +152,11 @@ def test_the_ledgers_own_facts_have_no_digest(journey: Journey, tmp_path: Path) 
 
 
 def test_a_ledger_from_before_digests_is_migrated_in_place(tmp_path: Path) -> None:
-    """Its journey_facts has no digest column: opening it adds one, its rows keep NULL (a
-    resend of one of them is a duplicate, whatever it says), new facts get digests."""
-    journey = open_journey(tmp_path)
-    record(journey, CALL)
-    journey.close()
+    """Its journey_facts has no digest column: opening it moves its rows into journey_log,
+    where they keep NULL (a resend of one of them is a duplicate, whatever it says), new facts
+    get digests."""
+    with legacy_journey(tmp_path) as old:
+        record(old, CALL)
     with closing(sqlite3.connect(tmp_path / "ledger.sqlite")) as con:
         con.executescript(
             "CREATE TABLE old_facts (event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "

@@ -16,6 +16,7 @@ from journey.bootstrap import Journey, bootstrap
 from journey.config import Settings
 from ledger.writer import BatchResult
 from tests.ledgers import open_journey, record, views
+from tests.legacy_store import legacy_journey
 
 REG = {"type": "customer.registered", "id": "r1", "source": "crm", "customer": {"customer_id": "C-1"},
        "occurred_at": "2026-01-03T10:00:00+01:00",
@@ -215,13 +216,14 @@ def test_a_merged_prospects_facts_are_found_by_its_id(journey: Journey) -> None:
 
 def test_a_store_with_the_old_customer_index_is_given_the_covering_one(tmp_path: Path) -> None:
     """Stores created before the covering index had ``journey_facts_by_customer`` on
-    ``customer_id`` alone: opening one replaces it, and a customer's facts read the same."""
-    journey = open_journey(tmp_path)
-    record(journey, TWEET, CALL)
-    record(journey, REG)
+    ``customer_id`` alone: opening one moves its facts into journey_log, whose index on
+    (customer_id, position) covers a customer's facts, and a customer's facts read the same."""
     prospect = identity.prospect_uuid("twitter:@ana")
-    before = [(n.id, n.originator_version) for n in journey.app.index.facts_of(prospect)]
-    journey.close()
+    with legacy_journey(tmp_path) as old:
+        record(old, TWEET, CALL)
+        record(old, REG)
+        before = [(n.id, n.originator_version) for n in old.app.index.facts_of(prospect)]
+    assert before
     with closing(sqlite3.connect(tmp_path / "ledger.sqlite")) as con:
         con.execute("DROP INDEX journey_facts_by_customer_stream")
         con.execute("CREATE INDEX journey_facts_by_customer ON journey_facts (customer_id)")
@@ -230,13 +232,13 @@ def test_a_store_with_the_old_customer_index_is_given_the_covering_one(tmp_path:
     try:
         assert [(n.id, n.originator_version) for n in journey.app.index.facts_of(prospect)] == before
         with closing(sqlite3.connect(tmp_path / "ledger.sqlite")) as con:
-            names = {r[0] for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'journey_facts'")}
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
             plan = " ".join(str(r) for r in con.execute(
-                "EXPLAIN QUERY PLAN SELECT stream_id, stream_version FROM journey_facts "
-                "WHERE customer_id = ?", (prospect.hex,)))
-        assert "journey_facts_by_customer_stream" in names and "journey_facts_by_customer" not in names
-        assert "COVERING INDEX journey_facts_by_customer_stream" in plan
+                "EXPLAIN QUERY PLAN SELECT position FROM journey_log "
+                "WHERE customer_id = ? ORDER BY position", (prospect.bytes,)))
+        assert "journey_log_by_customer" in names
+        assert not {"journey_facts_by_customer_stream", "journey_facts_by_customer"} & names
+        assert "COVERING INDEX journey_log_by_customer" in plan and "TEMP B-TREE" not in plan
     finally:
         journey.close()
 

@@ -98,10 +98,12 @@ def store_state(journey: Journey) -> dict[str, Any]:
         c.execute("SELECT originator_id, COUNT(*), MIN(originator_version), MAX(originator_version) "
                   "FROM stored_events GROUP BY originator_id")
         streams = {r[0]: tuple(r[1:]) for r in c.fetchall()}
-        c.execute("SELECT customer_id, COUNT(*) FROM journey_facts GROUP BY customer_id")
+        c.execute("SELECT lower(hex(customer_id)), COUNT(*) FROM journey_log WHERE event_id IS NOT NULL "
+                  "GROUP BY customer_id")
         customers = {r[0]: r[1] for r in c.fetchall()}
-        c.execute("SELECT event_id, customer_id, stream_id FROM journey_facts")
-        facts = {r[0]: (r[1], r[2]) for r in c.fetchall()}
+        c.execute("SELECT event_id, customer_id, stream_id FROM journey_log WHERE event_id IS NOT NULL")
+        facts = {str(uuid.UUID(bytes=r[0])): (uuid.UUID(bytes=r[1]).hex, uuid.UUID(bytes=r[2]).hex)
+                 for r in c.fetchall()}
         c.execute("SELECT COUNT(*) FROM stored_events")
         events = c.fetchone()[0]
     # Every stream's versions are 1..n without gaps, and each fact is one event.
