@@ -67,29 +67,35 @@ def _uuid_hex(value: Any) -> str:
     return UUID(str(value)).hex
 
 
-def links_for(
-    positions: Sequence[int],
-    events: Sequence[tuple[Any, int, bytes]],
-    facts: Iterable[tuple[str, str, str, int]] | None,
-    read_heads: Callable[[list[str]], Mapping[str, bytes]],
-) -> list[Link]:
-    """The links of a batch of just-inserted events (originator id, version, state), given their
-    positions; ``read_heads`` returns the stored heads of the customers it is asked for."""
-    owner = {(s, v): c for _, c, s, v in (facts or ())}
-    keyed = []
-    for position, (originator, version, state) in zip(positions, events, strict=True):
-        stream = _uuid_hex(originator)
-        keyed.append((position, owner.get((stream, version), stream), stream, version, state))
-    heads = dict(read_heads(sorted({k[1] for k in keyed})))
-    links = []
-    sha256, pack = hashlib.sha256, _VERSION.pack
-    for position, customer, stream, version, state in keyed:
+def _hashed(positions: Sequence[int], streams: Sequence[str], events: Sequence[Any],
+            customers: Sequence[str], heads: dict[str, bytes]
+            ) -> Iterator[tuple[int, str, str, int, bytes, bytes]]:
+    """(position, customer, stream, version, prev_hash, hash) of each just-inserted event
+    (``streams``: their stream ids as hex; ``events``: anything with ``originator_version`` and
+    ``state``), chained after ``heads`` (the customers' stored heads), which end as the new
+    heads. The one place both recorders hash a batch's links (:func:`link_hash`, without
+    parsing each hex id into a UUID: its 16 bytes are the hex's)."""
+    sha256, pack, fromhex = hashlib.sha256, _VERSION.pack, bytes.fromhex
+    for position, stream, event, customer in zip(positions, streams, events, customers, strict=True):
+        version = event.originator_version
         prev = heads.get(customer, GENESIS)
-        # link_hash without parsing the hex into a UUID: its 16 bytes are the hex's.
-        digest = sha256(prev + bytes.fromhex(stream) + pack(version) + state).digest()
+        digest = sha256(prev + fromhex(stream) + pack(version) + event.state).digest()
         heads[customer] = digest
-        links.append(Link(position, customer, stream, version, prev, digest))
-    return links
+        yield position, customer, stream, version, prev, digest
+
+
+def links_for(positions: Sequence[int], events: Sequence[Any],
+              facts: Iterable[tuple[str, str, str, int]] | None,
+              read_heads: Callable[[list[str]], Mapping[str, bytes]]) -> list[Link]:
+    """The links of a batch of just-inserted events (stored events: originator id, version,
+    state), given their positions; ``read_heads`` returns the stored heads of the customers it
+    is asked for."""
+    owner = {(s, v): c for _, c, s, v in (facts or ())}
+    streams = [_uuid_hex(e.originator_id) for e in events]
+    customers = [owner.get((stream, e.originator_version), stream)
+                 for stream, e in zip(streams, events, strict=True)]
+    heads = dict(read_heads(sorted(set(customers))))
+    return [Link(*link) for link in _hashed(positions, streams, events, customers, heads)]
 
 
 def _heads_of(links: Sequence[Link]) -> dict[str, tuple[int, bytes]]:
@@ -166,21 +172,14 @@ def sqlite_write(cursor: Any, positions: Sequence[int], stored_events: Sequence[
     heads = dict(read_heads(sorted(set(customers))))
     last: dict[str, tuple[int, bytes]] = {}
     rows: list[tuple[int, bytes | None, bytes | None, bytes, int, bytes | None, bytes, bytes]] = []
-    sha256, pack, fromhex = hashlib.sha256, _VERSION.pack, bytes.fromhex
-    for position, s, stream, f, customer in zip(positions, stored_events, streams, per_event, customers,
-                                               strict=True):
-        version = s.originator_version
-        stream_bytes = fromhex(stream)
-        prev = heads.get(customer, GENESIS)
-        digest = sha256(prev + stream_bytes + pack(version) + s.state).digest()  # link_hash
-        heads[customer] = digest
+    for (position, customer, stream, version, prev, digest), f in zip(
+            _hashed(positions, streams, stored_events, customers, heads), per_event, strict=True):
         last[customer] = (position, digest)
         if f is None:
-            rows.append((position, None, None, stream_bytes, version, None, prev, digest))
+            rows.append((position, None, None, bytes.fromhex(stream), version, None, prev, digest))
         else:
-            eid = f[0]
-            rows.append((position, fromhex(eid.replace("-", "")), fromhex(customer), stream_bytes, version,
-                         digests.get(eid), prev, digest))
+            rows.append((position, event_id_bytes(f[0]), bytes.fromhex(customer), bytes.fromhex(stream),
+                         version, digests.get(f[0]), prev, digest))
     cursor.executemany("INSERT INTO journey_log VALUES (?,?,?,?,?,?,?,?)", rows)
     cursor.executemany(
         "INSERT INTO journey_chain_heads VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE "
@@ -231,8 +230,7 @@ def postgres_write(cursor: Any, schema: str, positions: Sequence[int], stored_ev
         cursor.execute(_pg(schema, _PG_READ_HEADS), ([UUID(c) for c in customers],))
         return {r["customer_id"].hex: bytes(r["hash"]) for r in cursor.fetchall()}
 
-    links = links_for(positions, [(s.originator_id, s.originator_version, s.state) for s in stored_events],
-                      facts, read_heads)
+    links = links_for(positions, stored_events, facts, read_heads)
     cursor.execute(_pg(schema, _PG_INSERT_LINKS), (orjson.dumps([
         {"p": k.position, "c": k.customer_id, "s": k.stream_id, "v": k.stream_version,
          "ph": k.prev_hash.hex(), "h": k.hash.hex()} for k in links]).decode(),))

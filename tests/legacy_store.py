@@ -107,8 +107,7 @@ class LegacyRecorder(JourneySQLiteRecorder):
                       f"({','.join('?' * len(customers))})", customers)
             return {r[0]: bytes(r[1]) for r in c.fetchall()}
 
-        links = chain.links_for(positions, [(s.originator_id, s.originator_version, s.state)
-                                            for s in stored_events], facts, read_heads)
+        links = chain.links_for(positions, stored_events, facts, read_heads)
         c.executemany("INSERT INTO journey_chain VALUES (?,?,?,?,?,?)", [
             (k.position, k.customer_id, k.stream_id, k.stream_version, k.prev_hash, k.hash) for k in links])
         heads = {k.customer_id: (k.position, k.hash) for k in links}
