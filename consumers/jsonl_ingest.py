@@ -476,6 +476,14 @@ def _judged(items: Iterator[Numbered], parse: FactParser, batch_size: int,
 
 
 def _judge_here(items: Iterable[Numbered], parse: FactParser) -> Iterator[Judged]:
+    return _each(items, lambda raw: (parse(raw), None))
+
+
+def _each(items: Iterable[Numbered],
+          judge: Callable[[Line], tuple[catalogue.Fact, bytes | None]]) -> Iterator[Judged]:
+    """Each line as judged, in order: cut off, refused before, blank (skipped), or ``judge``'s
+    fact and content bytes (it raises :class:`InvalidFact` for a line it refuses). One walk
+    for the lines judged here and for the verdicts of a parse process."""
     for number, raw in items:
         if isinstance(raw, OverlongLine):
             yield _overlong(number, raw)
@@ -483,11 +491,11 @@ def _judge_here(items: Iterable[Numbered], parse: FactParser) -> Iterator[Judged
             yield RejectedLine(number, raw.reason, "")
         elif raw.strip():
             try:
-                fact = parse(raw)
+                fact, content = judge(raw)
             except InvalidFact as error:
                 yield RejectedLine(number, str(error), reject_text(raw))
                 continue
-            yield number, fact, None, _text(raw)
+            yield number, fact, content, _text(raw)
 
 
 def _judge_there(items: Iterator[Numbered], process: parse_pool.ParseProcess, parse: FactParser,
@@ -538,17 +546,14 @@ def _merged(chunk: list[Numbered], facts: list[catalogue.Fact | None], extras: l
             ) -> Iterator[Judged]:
     """A chunk's lines with the parse process's verdicts, as :func:`_judge_here` gives them."""
     verdicts = iter(zip(facts, extras, strict=True))
-    for number, raw in chunk:
-        if isinstance(raw, OverlongLine):
-            yield _overlong(number, raw)
-        elif isinstance(raw, RefusedFact):
-            yield RejectedLine(number, raw.reason, "")
-        elif raw.strip():
-            fact, extra = next(verdicts)
-            if fact is None:
-                yield RejectedLine(number, str(extra), reject_text(raw))
-            else:
-                yield number, fact, extra if isinstance(extra, bytes) else None, _text(raw)
+
+    def verdict(raw: Line) -> tuple[catalogue.Fact, bytes | None]:
+        fact, extra = next(verdicts)
+        if fact is None:
+            raise InvalidFact(str(extra))
+        return fact, extra if isinstance(extra, bytes) else None
+
+    return _each(chunk, verdict)
 
 
 def _text(raw: Line) -> str:
