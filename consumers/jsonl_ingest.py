@@ -403,7 +403,7 @@ def ingest(
     """
     summary = IngestSummary()
     started = time.monotonic()
-    texts: dict[int, str] = {}
+    texts: dict[int, Line] = {}  # each fact's line, decoded only for a rejection
     batch: list[tuple[int, catalogue.Fact]] = []
     contents: list[bytes] = []
     known = True  # every fact of the batch came with its content bytes
@@ -427,9 +427,9 @@ def ingest(
             if isinstance(judged, RejectedLine):
                 summary.rejected.append(judged)
                 continue
-            number, fact, content, text = judged
+            number, fact, content, raw = judged
             batch.append((number, fact))
-            texts[number] = text
+            texts[number] = raw
             if content is None:
                 known = False
             elif known:
@@ -447,8 +447,8 @@ def ingest(
 
 
 #: A line as judged, in input order: rejected with its reason, or its number, fact, content
-#: bytes (None: the writer works them out) and text (for a rejection the writer makes).
-Judged = RejectedLine | tuple[int, catalogue.Fact, bytes | None, str]
+#: bytes (None: the writer works them out) and line (its text, should the writer reject it).
+Judged = RejectedLine | tuple[int, catalogue.Fact, bytes | None, Line]
 Numbered = tuple[int, Line | OverlongLine | RefusedFact]
 
 
@@ -495,7 +495,7 @@ def _each(items: Iterable[Numbered],
             except InvalidFact as error:
                 yield RejectedLine(number, str(error), reject_text(raw))
                 continue
-            yield number, fact, content, _text(raw)
+            yield number, fact, content, raw
 
 
 def _judge_there(items: Iterator[Numbered], process: parse_pool.ParseProcess, parse: FactParser,
@@ -577,7 +577,7 @@ def _cut(head: bytes, size: int) -> str:
             + f" [... cut: the line has {size:,} bytes, only the first {REJECT_TEXT_BYTES:,} are kept]")
 
 
-def _account(summary: IngestSummary, result: BatchResult, texts: dict[int, str]) -> None:
+def _account(summary: IngestSummary, result: BatchResult, texts: dict[int, Line]) -> None:
     summary.recorded += result.recorded
     summary.duplicates += result.duplicates
     summary.derived += result.derived
@@ -585,5 +585,6 @@ def _account(summary: IngestSummary, result: BatchResult, texts: dict[int, str])
         summary.rejected.append(_rejected(rejection, texts))
 
 
-def _rejected(rejection: Rejection, texts: dict[int, str]) -> RejectedLine:
-    return RejectedLine(rejection.line, rejection.reason, texts.get(rejection.line, ""))
+def _rejected(rejection: Rejection, texts: dict[int, Line]) -> RejectedLine:
+    raw = texts.get(rejection.line)
+    return RejectedLine(rejection.line, rejection.reason, "" if raw is None else _text(raw))
